@@ -1,0 +1,202 @@
+//! Upload requests: a one-time upload URL handed to someone without a key. The first complete
+//! upload turns it into a share owned by the requester; every later upload is refused.
+
+use std::time::Duration;
+
+use crate::share::{add, validate_content_type};
+use crate::{
+    BlobKey, DomainError, Filename, Instant, KeyId, RequestId, Sha256Digest, Share, ShareId,
+    SharePolicy, ShareState,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRequest {
+    pub id: RequestId,
+    pub owner: KeyId,
+    /// A name fixed by the requester; otherwise the uploader's name is used.
+    pub filename: Option<Filename>,
+    pub max_size: u64,
+    /// How the share created by the upload behaves.
+    pub max_downloads: u32,
+    pub share_expires_in: Duration,
+    pub created_at: Instant,
+    pub expires_at: Instant,
+    /// Set once, by the first complete upload.
+    pub share_id: Option<ShareId>,
+    pub fulfilled_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestSpec {
+    pub filename: Option<String>,
+    pub max_size: Option<u64>,
+    pub expires_in: Option<Duration>,
+    pub max_downloads: Option<u32>,
+    pub share_expires_in: Option<Duration>,
+}
+
+/// Limits for upload requests; share limits come from the [`SharePolicy`].
+#[derive(Debug, Clone)]
+pub struct RequestPolicy {
+    pub default_expires_in: Duration,
+}
+
+impl Default for RequestPolicy {
+    fn default() -> Self {
+        Self {
+            default_expires_in: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl RequestPolicy {
+    pub fn new_request(
+        &self,
+        spec: &RequestSpec,
+        shares: &SharePolicy,
+        owner: KeyId,
+        now: Instant,
+    ) -> Result<UploadRequest, DomainError> {
+        let filename = spec.filename.as_deref().map(Filename::parse).transpose()?;
+        let max_size = spec.max_size.unwrap_or(shares.max_size);
+        if max_size == 0 {
+            return Err(DomainError::InvalidSize(
+                "max_size must be at least 1 byte".into(),
+            ));
+        }
+        shares.check_size(Some(max_size))?;
+        let expires_in =
+            shares.check_expires_in(Some(spec.expires_in.unwrap_or(self.default_expires_in)))?;
+        let share_expires_in = shares.check_expires_in(spec.share_expires_in)?;
+        let max_downloads = shares.check_max_downloads(spec.max_downloads)?;
+        Ok(UploadRequest {
+            id: RequestId::generate(),
+            owner,
+            filename,
+            max_size,
+            max_downloads,
+            share_expires_in,
+            created_at: now,
+            expires_at: add(now, expires_in),
+            share_id: None,
+            fulfilled_at: None,
+        })
+    }
+}
+
+/// What arrived with an upload to a request URL.
+#[derive(Debug, Clone)]
+pub struct ReceivedUpload {
+    pub filename_hint: Option<String>,
+    pub content_type: Option<String>,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    pub blob_key: BlobKey,
+}
+
+impl UploadRequest {
+    pub fn upload_refusal(&self, now: Instant) -> Option<DomainError> {
+        if self.share_id.is_some() {
+            Some(DomainError::SlotUsed)
+        } else if now >= self.expires_at {
+            Some(DomainError::UploadExpired)
+        } else {
+            None
+        }
+    }
+
+    /// The published share that a complete upload to this request becomes.
+    pub fn share_for(
+        &self,
+        share_id: ShareId,
+        upload: ReceivedUpload,
+        now: Instant,
+    ) -> Result<Share, DomainError> {
+        let filename = match (&self.filename, upload.filename_hint.as_deref()) {
+            (Some(fixed), _) => fixed.clone(),
+            (None, Some(hint)) => Filename::parse(hint)?,
+            (None, None) => Filename::parse("upload.bin")?,
+        };
+        Ok(Share {
+            id: share_id,
+            owner: Some(self.owner.clone()),
+            filename,
+            content_type: validate_content_type(upload.content_type.as_deref())?,
+            size: Some(upload.size),
+            sha256: Some(upload.sha256),
+            max_downloads: self.max_downloads,
+            downloads_left: self.max_downloads,
+            state: ShareState::Ready,
+            created_at: now,
+            expires_at: add(now, self.share_expires_in),
+            upload_expires_at: now,
+            published_at: Some(now),
+            lease_until: None,
+            blob_key: Some(upload.blob_key),
+            request_id: Some(self.id.clone()),
+            upload_attempts: 1,
+            preview_hits: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Instant {
+        time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn request() -> UploadRequest {
+        let spec = RequestSpec {
+            max_size: Some(100),
+            ..RequestSpec::default()
+        };
+        RequestPolicy::default()
+            .new_request(&spec, &SharePolicy::default(), KeyId::generate(), now())
+            .unwrap()
+    }
+
+    #[test]
+    fn request_accepts_until_fulfilled_or_expired() {
+        let mut request = request();
+        assert_eq!(request.upload_refusal(now()), None);
+        assert_eq!(
+            request.upload_refusal(request.expires_at),
+            Some(DomainError::UploadExpired)
+        );
+        request.share_id = Some(ShareId::generate());
+        assert_eq!(request.upload_refusal(now()), Some(DomainError::SlotUsed));
+    }
+
+    #[test]
+    fn zero_max_size_is_refused() {
+        let spec = RequestSpec {
+            max_size: Some(0),
+            ..RequestSpec::default()
+        };
+        let error = RequestPolicy::default()
+            .new_request(&spec, &SharePolicy::default(), KeyId::generate(), now())
+            .unwrap_err();
+        assert_eq!(error.code(), "invalid_size");
+    }
+
+    #[test]
+    fn fulfilled_request_becomes_a_ready_share_of_the_requester() {
+        let request = request();
+        let share_id = ShareId::generate();
+        let upload = ReceivedUpload {
+            filename_hint: Some("../photo.jpg".into()),
+            content_type: Some("image/jpeg".into()),
+            size: 42,
+            sha256: Sha256Digest([0; 32]),
+            blob_key: BlobKey::for_attempt(&share_id),
+        };
+        let share = request.share_for(share_id, upload, now()).unwrap();
+        assert_eq!(share.state, ShareState::Ready);
+        assert_eq!(share.owner.as_ref(), Some(&request.owner));
+        assert_eq!(share.filename.as_str(), "photo.jpg");
+        assert_eq!(share.request_id.as_ref(), Some(&request.id));
+    }
+}

@@ -1,0 +1,405 @@
+//! The share state machine.
+//!
+//! ```text
+//! Pending --first complete upload--> Ready --claims use up downloads_left--> (consumed)
+//!    |                                 |  \--expires_at passes--> (expired)
+//!    \--upload window closes, reaped    \--owner revokes--> Revoked
+//! any of them --reaper removes the bytes--> Gone (a tombstone, so the link keeps answering 410)
+//! ```
+//! Consumed and expired are not stored states: they follow from the counters and clocks, so a
+//! claim can be decided by one conditional write in the store.
+
+use std::time::Duration;
+
+use crate::{BlobKey, DomainError, Filename, Instant, KeyId, RequestId, ShareId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareState {
+    /// Waiting for its one upload.
+    Pending,
+    /// Published: claimable while downloads are left and it has not expired.
+    Ready,
+    /// Revoked by the owner; bytes are deleted by the reaper.
+    Revoked,
+    /// The reaper removed the bytes; the row stays as a tombstone.
+    Gone,
+}
+
+impl ShareState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareState::Pending => "pending",
+            ShareState::Ready => "ready",
+            ShareState::Revoked => "revoked",
+            ShareState::Gone => "gone",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => ShareState::Pending,
+            "ready" => ShareState::Ready,
+            "revoked" => ShareState::Revoked,
+            "gone" => ShareState::Gone,
+            _ => return None,
+        })
+    }
+}
+
+/// What a recipient would find right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    AwaitingUpload,
+    Available,
+    Consumed,
+    Expired,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    pub fn parse_hex(text: &str) -> Result<Self, DomainError> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| DomainError::InvalidSha256)?;
+        Ok(Self(bytes))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub id: ShareId,
+    /// The key that created the share (or asked for it through an upload request).
+    pub owner: Option<KeyId>,
+    pub filename: Filename,
+    pub content_type: String,
+    /// Declared size before the upload (None for a streamed upload of unknown length), the
+    /// exact size once published.
+    pub size: Option<u64>,
+    pub sha256: Option<Sha256Digest>,
+    pub max_downloads: u32,
+    pub downloads_left: u32,
+    pub state: ShareState,
+    pub created_at: Instant,
+    pub expires_at: Instant,
+    /// The upload ticket's own clock, separate from the share's expiry.
+    pub upload_expires_at: Instant,
+    pub published_at: Option<Instant>,
+    /// End of the resume window opened by the latest claim.
+    pub lease_until: Option<Instant>,
+    pub blob_key: Option<BlobKey>,
+    pub request_id: Option<RequestId>,
+    pub upload_attempts: u32,
+    pub preview_hits: u32,
+}
+
+impl Share {
+    pub fn availability(&self, now: Instant) -> Availability {
+        match self.state {
+            ShareState::Revoked => Availability::Revoked,
+            ShareState::Pending if now >= self.upload_expires_at => Availability::Expired,
+            ShareState::Pending => Availability::AwaitingUpload,
+            _ if self.downloads_left == 0 => Availability::Consumed,
+            _ if now >= self.expires_at => Availability::Expired,
+            // Gone with downloads left can only mean expired or revoked before the bytes went.
+            ShareState::Gone => Availability::Expired,
+            ShareState::Ready => Availability::Available,
+        }
+    }
+
+    /// Why a claim of this share would be refused, if it would.
+    pub fn claim_refusal(&self, now: Instant) -> Option<DomainError> {
+        match self.availability(now) {
+            Availability::Available => None,
+            Availability::AwaitingUpload => Some(DomainError::ShareNotReady),
+            Availability::Consumed => Some(DomainError::ShareConsumed),
+            Availability::Expired => Some(DomainError::ShareExpired),
+            Availability::Revoked => Some(DomainError::ShareRevoked),
+        }
+    }
+
+    /// Why an upload to this share's ticket would be refused, if it would.
+    pub fn upload_refusal(&self, now: Instant) -> Option<DomainError> {
+        match self.state {
+            ShareState::Pending if now >= self.upload_expires_at => {
+                Some(DomainError::UploadExpired)
+            }
+            ShareState::Pending => None,
+            _ => Some(DomainError::SlotUsed),
+        }
+    }
+
+    pub fn lease_active(&self, now: Instant) -> bool {
+        self.lease_until.is_some_and(|until| now < until)
+    }
+}
+
+/// What a client asks for when it creates a share.
+#[derive(Debug, Clone, Default)]
+pub struct ShareSpec {
+    pub filename: String,
+    pub size: Option<u64>,
+    pub content_type: Option<String>,
+    pub max_downloads: Option<u32>,
+    pub expires_in: Option<Duration>,
+    pub sha256: Option<String>,
+}
+
+/// Server-side limits that every new share is checked against.
+#[derive(Debug, Clone)]
+pub struct SharePolicy {
+    pub default_expires_in: Duration,
+    pub max_expires_in: Duration,
+    pub max_downloads_limit: u32,
+    pub max_size: u64,
+    pub upload_window: Duration,
+}
+
+impl Default for SharePolicy {
+    fn default() -> Self {
+        Self {
+            default_expires_in: Duration::from_secs(7 * 24 * 3600),
+            max_expires_in: Duration::from_secs(30 * 24 * 3600),
+            max_downloads_limit: 1000,
+            max_size: 10 * 1024 * 1024 * 1024,
+            upload_window: Duration::from_secs(600),
+        }
+    }
+}
+
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// Content types are echoed in a response header, so only a plain `type/subtype[; params]`
+/// made of visible ASCII is accepted.
+pub fn validate_content_type(raw: Option<&str>) -> Result<String, DomainError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT_CONTENT_TYPE.to_owned());
+    };
+    let plausible = raw.len() <= 255
+        && raw.contains('/')
+        && raw.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if plausible {
+        Ok(raw.to_owned())
+    } else {
+        Err(DomainError::InvalidContentType)
+    }
+}
+
+pub fn add(now: Instant, duration: Duration) -> Instant {
+    now + time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4))
+}
+
+impl SharePolicy {
+    pub fn check_expires_in(&self, expires_in: Option<Duration>) -> Result<Duration, DomainError> {
+        let expires_in = expires_in.unwrap_or(self.default_expires_in);
+        if expires_in.is_zero() {
+            return Err(DomainError::InvalidExpiry(
+                "expires_in must be at least 1 second".into(),
+            ));
+        }
+        if expires_in > self.max_expires_in {
+            return Err(DomainError::InvalidExpiry(format!(
+                "expires_in must be at most {} seconds",
+                self.max_expires_in.as_secs()
+            )));
+        }
+        Ok(expires_in)
+    }
+
+    pub fn check_max_downloads(&self, max_downloads: Option<u32>) -> Result<u32, DomainError> {
+        match max_downloads.unwrap_or(1) {
+            n if n >= 1 && n <= self.max_downloads_limit => Ok(n),
+            _ => Err(DomainError::InvalidMaxDownloads(self.max_downloads_limit)),
+        }
+    }
+
+    pub fn check_size(&self, size: Option<u64>) -> Result<(), DomainError> {
+        match size {
+            Some(size) if size > self.max_size => Err(DomainError::TooLarge {
+                limit: self.max_size,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Validates a request and builds the pending share it describes.
+    pub fn new_share(
+        &self,
+        spec: &ShareSpec,
+        owner: Option<KeyId>,
+        now: Instant,
+    ) -> Result<Share, DomainError> {
+        let filename = Filename::parse(&spec.filename)?;
+        self.check_size(spec.size)?;
+        let max_downloads = self.check_max_downloads(spec.max_downloads)?;
+        let expires_in = self.check_expires_in(spec.expires_in)?;
+        let content_type = validate_content_type(spec.content_type.as_deref())?;
+        let sha256 = spec
+            .sha256
+            .as_deref()
+            .map(Sha256Digest::parse_hex)
+            .transpose()?;
+        Ok(Share {
+            id: ShareId::generate(),
+            owner,
+            filename,
+            content_type,
+            size: spec.size,
+            sha256,
+            max_downloads,
+            downloads_left: max_downloads,
+            state: ShareState::Pending,
+            created_at: now,
+            expires_at: add(now, expires_in),
+            upload_expires_at: add(now, self.upload_window),
+            published_at: None,
+            lease_until: None,
+            blob_key: None,
+            request_id: None,
+            upload_attempts: 0,
+            preview_hits: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Instant {
+        time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn spec() -> ShareSpec {
+        ShareSpec {
+            filename: "report.pdf".into(),
+            size: Some(10),
+            ..ShareSpec::default()
+        }
+    }
+
+    fn ready_share() -> Share {
+        let mut share = SharePolicy::default()
+            .new_share(&spec(), None, now())
+            .unwrap();
+        share.state = ShareState::Ready;
+        share
+    }
+
+    #[test]
+    fn new_share_is_pending_single_use_with_default_expiry() {
+        let share = SharePolicy::default()
+            .new_share(&spec(), None, now())
+            .unwrap();
+        assert_eq!(share.state, ShareState::Pending);
+        assert_eq!(share.downloads_left, 1);
+        assert_eq!(share.expires_at, now() + time::Duration::days(7));
+        assert_eq!(share.upload_expires_at, now() + time::Duration::minutes(10));
+        assert_eq!(share.content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(share.availability(now()), Availability::AwaitingUpload);
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_their_own_codes() {
+        let policy = SharePolicy::default();
+        let cases = [
+            (
+                ShareSpec {
+                    filename: "..".into(),
+                    ..spec()
+                },
+                "invalid_filename",
+            ),
+            (
+                ShareSpec {
+                    max_downloads: Some(0),
+                    ..spec()
+                },
+                "invalid_max_downloads",
+            ),
+            (
+                ShareSpec {
+                    expires_in: Some(Duration::ZERO),
+                    ..spec()
+                },
+                "invalid_expiry",
+            ),
+            (
+                ShareSpec {
+                    expires_in: Some(Duration::from_secs(365 * 86400)),
+                    ..spec()
+                },
+                "invalid_expiry",
+            ),
+            (
+                ShareSpec {
+                    size: Some(u64::MAX),
+                    ..spec()
+                },
+                "too_large",
+            ),
+            (
+                ShareSpec {
+                    sha256: Some("zz".into()),
+                    ..spec()
+                },
+                "invalid_sha256",
+            ),
+            (
+                ShareSpec {
+                    content_type: Some("text/html\r\nX: y".into()),
+                    ..spec()
+                },
+                "invalid_content_type",
+            ),
+        ];
+        for (case, code) in cases {
+            assert_eq!(
+                policy.new_share(&case, None, now()).unwrap_err().code(),
+                code
+            );
+        }
+    }
+
+    #[test]
+    fn ready_share_is_claimable_until_used_up_or_expired() {
+        let mut share = ready_share();
+        assert_eq!(share.claim_refusal(now()), None);
+        share.downloads_left = 0;
+        assert_eq!(share.claim_refusal(now()), Some(DomainError::ShareConsumed));
+        let mut share = ready_share();
+        let later = share.expires_at;
+        assert_eq!(share.claim_refusal(later), Some(DomainError::ShareExpired));
+        share.state = ShareState::Revoked;
+        assert_eq!(share.claim_refusal(now()), Some(DomainError::ShareRevoked));
+    }
+
+    #[test]
+    fn upload_slot_is_used_once_and_closes_on_its_own_clock() {
+        let mut share = SharePolicy::default()
+            .new_share(&spec(), None, now())
+            .unwrap();
+        assert_eq!(share.upload_refusal(now()), None);
+        assert_eq!(
+            share.upload_refusal(share.upload_expires_at),
+            Some(DomainError::UploadExpired)
+        );
+        share.state = ShareState::Ready;
+        assert_eq!(share.upload_refusal(now()), Some(DomainError::SlotUsed));
+    }
+
+    #[test]
+    fn lease_is_active_only_before_its_end() {
+        let mut share = ready_share();
+        assert!(!share.lease_active(now()));
+        share.lease_until = Some(now() + time::Duration::minutes(5));
+        assert!(share.lease_active(now()));
+        assert!(!share.lease_active(now() + time::Duration::minutes(5)));
+    }
+}
