@@ -1,0 +1,193 @@
+//! The `once` binary: the server (`serve`, `reap`, `keys`) and the client (`send`, `get`,
+//! `request`, `requests`, `status`, `revoke`) in one executable.
+
+mod client;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use once_server::config::ServerArgs;
+
+#[derive(Parser)]
+#[command(name = "once", version, about = "Share a file once: one-time links on signed, expiring URLs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the client finds the server and its key: flags > `ONCE_SERVER`/`ONCE_KEY` > the client
+/// config file (`$XDG_CONFIG_HOME/once/client.toml` or `~/.config/once/client.toml`).
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Base URL of the once server [default: http://127.0.0.1:8080]
+    #[arg(long, env = "ONCE_SERVER", global = true)]
+    pub server: Option<String>,
+    /// API key, `KEYID.SECRET`
+    #[arg(long, env = "ONCE_KEY", global = true, hide_env_values = true)]
+    pub key: Option<String>,
+    /// Client config file (TOML with `server` and `key`)
+    #[arg(long, env = "ONCE_CLIENT_CONFIG", global = true)]
+    pub client_config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server
+    Serve(ServerArgs),
+    /// Delete served, expired, revoked and abandoned data once, then exit (for cron)
+    Reap(ServerArgs),
+    /// Manage API keys (talks to the metadata store directly)
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Upload a file and print its one-time link
+    Send(SendArgs),
+    /// Download a one-time link (resumes an interrupted download within the lease)
+    Get(GetArgs),
+    /// Create a one-time upload URL for someone else
+    Request(RequestArgs),
+    /// List your upload requests and the links of files uploaded to them
+    Requests(ClientOnly),
+    /// Show the owner's view of a share
+    Status(ShareRef),
+    /// Revoke a share now
+    Revoke(ShareRef),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (it is shown only once)
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (ids and names, never secrets)
+    List,
+    /// Revoke a key by id
+    Revoke { id: String },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientOnly {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SendArgs {
+    /// The file to share
+    pub file: PathBuf,
+    /// How many recipients may download it
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub downloads: u32,
+    /// How long the link lives, e.g. `1h`, `2d` [default: the server's]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires: Option<Duration>,
+    /// Name shown to the recipient [default: the file's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also print the link as a QR code
+    #[arg(long)]
+    pub qr: bool,
+    /// No progress bar
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GetArgs {
+    /// The link (`https://host/s/ID`)
+    pub link: String,
+    /// Where to write the file [default: the sender's file name in the current directory;
+    /// `-` for standard output]
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RequestArgs {
+    /// Largest file accepted, e.g. `100MB`, `2GiB` [default: the server's limit]
+    #[arg(long)]
+    pub max_size: Option<bytesize::ByteSize>,
+    /// How long the upload URL stays open, e.g. `1d`
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires: Option<Duration>,
+    /// Fix the file name of the upload
+    #[arg(long)]
+    pub filename: Option<String>,
+    /// How many downloads the resulting share allows
+    #[arg(long, short = 'n')]
+    pub downloads: Option<u32>,
+    /// Also print the URL as a QR code
+    #[arg(long)]
+    pub qr: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ShareRef {
+    /// Share id or link
+    pub share: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(run(cli.command));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("once: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => once_server::serve(args).await,
+        Command::Reap(args) => once_server::reap_once(args).await,
+        Command::Keys { command, server } => match command {
+            KeysCommand::Create { name } => {
+                let token = once_server::keys::create(server, &name).await?;
+                println!("{token}");
+                eprintln!("Store this key now: it is not shown again.");
+                Ok(())
+            }
+            KeysCommand::List => {
+                for key in once_server::keys::list(server).await? {
+                    let revoked = key
+                        .revoked_at
+                        .map(|at| format!("  revoked {at}"))
+                        .unwrap_or_default();
+                    println!("{}  {}  created {}{}", key.id, key.name, key.created_at, revoked);
+                }
+                Ok(())
+            }
+            KeysCommand::Revoke { id } => once_server::keys::revoke(server, &id).await,
+        },
+        Command::Send(args) => client::send::run(args).await,
+        Command::Get(args) => client::get::run(args).await,
+        Command::Request(args) => client::request::run(args).await,
+        Command::Requests(args) => client::request::list(args).await,
+        Command::Status(args) => client::share::status(args).await,
+        Command::Revoke(args) => client::share::revoke(args).await,
+    }
+}

@@ -1,0 +1,543 @@
+//! The `MetaStore` conformance suite: the same checks, run unchanged against every backend
+//! (see `tests/`). Each check takes a fresh, empty store and panics on a violation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use once_domain::share::add;
+use once_domain::{
+    ApiToken, BlobKey, KeyRecord, RequestPolicy, RequestSpec, Sha256Digest, Share, SharePolicy,
+    ShareSpec, ShareState,
+};
+
+use futures::future::join_all;
+
+use crate::{FulfilOutcome, MetaError, MetaStore, PublishOutcome, StoredKey};
+
+/// Every check in the suite, by name, for backends to run in a loop.
+pub const CHECKS: &[&str] = &[
+    "keys_round_trip_and_revoke",
+    "duplicate_key_id_is_refused",
+    "signature_is_accepted_once",
+    "share_round_trips",
+    "first_publish_wins",
+    "publish_after_upload_window_is_refused",
+    "claims_stop_at_max_downloads",
+    "expired_share_cannot_be_claimed",
+    "claim_race_yields_exactly_max_downloads",
+    "revoke_needs_the_owner",
+    "request_is_fulfilled_once",
+    "expired_request_is_not_fulfilled",
+    "reaper_takes_only_what_is_due",
+    "racing_reapers_never_take_the_same_share",
+    "purge_removes_old_tombstones_and_signatures",
+];
+
+pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
+    let store = store.as_ref();
+    match check {
+        "keys_round_trip_and_revoke" => keys_round_trip_and_revoke(store).await,
+        "duplicate_key_id_is_refused" => duplicate_key_id_is_refused(store).await,
+        "signature_is_accepted_once" => signature_is_accepted_once(store).await,
+        "share_round_trips" => share_round_trips(store).await,
+        "first_publish_wins" => first_publish_wins(store).await,
+        "publish_after_upload_window_is_refused" => {
+            publish_after_upload_window_is_refused(store).await
+        }
+        "claims_stop_at_max_downloads" => claims_stop_at_max_downloads(store).await,
+        "expired_share_cannot_be_claimed" => expired_share_cannot_be_claimed(store).await,
+        "claim_race_yields_exactly_max_downloads" => {
+            claim_race_yields_exactly_max_downloads(store).await
+        }
+        "revoke_needs_the_owner" => revoke_needs_the_owner(store).await,
+        "request_is_fulfilled_once" => request_is_fulfilled_once(store).await,
+        "expired_request_is_not_fulfilled" => expired_request_is_not_fulfilled(store).await,
+        "reaper_takes_only_what_is_due" => reaper_takes_only_what_is_due(store).await,
+        "racing_reapers_never_take_the_same_share" => {
+            racing_reapers_never_take_the_same_share(store).await
+        }
+        "purge_removes_old_tombstones_and_signatures" => {
+            purge_removes_old_tombstones_and_signatures(store).await
+        }
+        other => panic!("unknown conformance check {other}"),
+    }
+}
+
+fn t0() -> once_domain::Instant {
+    time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn stored_key(name: &str) -> (ApiToken, StoredKey) {
+    let token = ApiToken::generate();
+    let key = StoredKey {
+        record: KeyRecord {
+            id: token.id.clone(),
+            name: name.into(),
+            created_at: t0(),
+            revoked_at: None,
+        },
+        secret_hash: token.secret.hash().to_vec(),
+        sealed_secret: vec![1, 2, 3],
+    };
+    (token, key)
+}
+
+fn pending_share(max_downloads: u32) -> Share {
+    let spec = ShareSpec {
+        filename: "naïve \"file\".txt".into(),
+        size: Some(5),
+        max_downloads: Some(max_downloads),
+        expires_in: Some(secs(3600)),
+        ..ShareSpec::default()
+    };
+    SharePolicy::default().new_share(&spec, None, t0()).unwrap()
+}
+
+async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
+    let share = pending_share(max_downloads);
+    store.insert_share(&share).await.unwrap();
+    let key = BlobKey::for_attempt(&share.id);
+    match store
+        .publish_share(&share.id, &key, 5, Sha256Digest([7; 32]), t0())
+        .await
+        .unwrap()
+    {
+        PublishOutcome::Published(published) => published,
+        other => panic!("publish failed: {other:?}"),
+    }
+}
+
+async fn keys_round_trip_and_revoke(store: &dyn MetaStore) {
+    let (token, key) = stored_key("ci");
+    store.insert_key(&key).await.unwrap();
+    let found = store
+        .find_key(&token.id)
+        .await
+        .unwrap()
+        .expect("key is found");
+    assert_eq!(found.record, key.record);
+    assert!(token.secret.matches_hash(&found.secret_hash));
+    assert_eq!(found.sealed_secret, vec![1, 2, 3]);
+    assert_eq!(store.list_keys().await.unwrap(), vec![key.record.clone()]);
+    assert!(store.revoke_key(&token.id, t0()).await.unwrap());
+    assert!(
+        !store.revoke_key(&token.id, t0()).await.unwrap(),
+        "second revoke is a no-op"
+    );
+    let revoked = store.find_key(&token.id).await.unwrap().unwrap();
+    assert_eq!(revoked.record.revoked_at, Some(t0()));
+    assert!(
+        store
+            .find_key(&ApiToken::generate().id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn duplicate_key_id_is_refused(store: &dyn MetaStore) {
+    let (_, key) = stored_key("one");
+    store.insert_key(&key).await.unwrap();
+    assert!(matches!(
+        store.insert_key(&key).await,
+        Err(MetaError::KeyExists)
+    ));
+}
+
+async fn signature_is_accepted_once(store: &dyn MetaStore) {
+    let (token, _) = stored_key("k");
+    let until = add(t0(), secs(600));
+    assert!(
+        store
+            .record_signature(&token.id, "sig-a", until)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_signature(&token.id, "sig-a", until)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_signature(&token.id, "sig-b", until)
+            .await
+            .unwrap()
+    );
+}
+
+async fn share_round_trips(store: &dyn MetaStore) {
+    let share = pending_share(2);
+    store.insert_share(&share).await.unwrap();
+    assert_eq!(
+        store.get_share(&share.id).await.unwrap(),
+        Some(share.clone())
+    );
+    store.count_upload_attempt(&share.id).await.unwrap();
+    store.count_preview(&share.id).await.unwrap();
+    store.count_preview(&share.id).await.unwrap();
+    let counted = store.get_share(&share.id).await.unwrap().unwrap();
+    assert_eq!((counted.upload_attempts, counted.preview_hits), (1, 2));
+    assert!(
+        store
+            .get_share(&pending_share(1).id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn first_publish_wins(store: &dyn MetaStore) {
+    let share = pending_share(1);
+    store.insert_share(&share).await.unwrap();
+    let first = BlobKey::for_attempt(&share.id);
+    let second = BlobKey::for_attempt(&share.id);
+    let outcome = store
+        .publish_share(&share.id, &first, 5, Sha256Digest([1; 32]), t0())
+        .await
+        .unwrap();
+    let PublishOutcome::Published(published) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(published.state, ShareState::Ready);
+    assert_eq!(published.blob_key.as_ref(), Some(&first));
+    assert_eq!(published.published_at, Some(t0()));
+    let again = store
+        .publish_share(&share.id, &second, 9, Sha256Digest([2; 32]), t0())
+        .await
+        .unwrap();
+    assert_eq!(again, PublishOutcome::SlotUsed);
+    let stored = store.get_share(&share.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.blob_key, stored.size),
+        (Some(first), Some(5)),
+        "loser changed nothing"
+    );
+    let missing = pending_share(1);
+    let outcome = store
+        .publish_share(&missing.id, &second, 1, Sha256Digest([0; 32]), t0())
+        .await
+        .unwrap();
+    assert_eq!(outcome, PublishOutcome::NotFound);
+}
+
+async fn publish_after_upload_window_is_refused(store: &dyn MetaStore) {
+    let share = pending_share(1);
+    store.insert_share(&share).await.unwrap();
+    let key = BlobKey::for_attempt(&share.id);
+    let late = share.upload_expires_at;
+    let outcome = store
+        .publish_share(&share.id, &key, 5, Sha256Digest([1; 32]), late)
+        .await
+        .unwrap();
+    assert_eq!(outcome, PublishOutcome::UploadExpired);
+    assert_eq!(
+        store.get_share(&share.id).await.unwrap().unwrap().state,
+        ShareState::Pending
+    );
+}
+
+async fn claims_stop_at_max_downloads(store: &dyn MetaStore) {
+    let share = ready_share(store, 3).await;
+    let pending = pending_share(1);
+    store.insert_share(&pending).await.unwrap();
+    assert!(
+        store
+            .claim_share(&pending.id, t0(), add(t0(), secs(60)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for left in [2, 1, 0] {
+        let lease = add(t0(), secs(60));
+        let claimed = store
+            .claim_share(&share.id, t0(), lease)
+            .await
+            .unwrap()
+            .expect("claim");
+        assert_eq!(claimed.downloads_left, left);
+        assert_eq!(claimed.lease_until, Some(lease));
+    }
+    assert!(
+        store
+            .claim_share(&share.id, t0(), add(t0(), secs(60)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stored = store.get_share(&share.id).await.unwrap().unwrap();
+    assert_eq!(stored.downloads_left, 0);
+}
+
+async fn expired_share_cannot_be_claimed(store: &dyn MetaStore) {
+    let share = ready_share(store, 1).await;
+    let at_expiry = share.expires_at;
+    assert!(
+        store
+            .claim_share(&share.id, at_expiry, add(at_expiry, secs(60)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .get_share(&share.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .downloads_left,
+        1
+    );
+}
+
+async fn claim_race_yields_exactly_max_downloads(store: &dyn MetaStore) {
+    let share = ready_share(store, 5).await;
+    let lease = add(t0(), secs(60));
+    let claims = (0..100).map(|_| store.claim_share(&share.id, t0(), lease));
+    let results = join_all(claims).await;
+    let won = results
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(won, 5);
+}
+
+async fn revoke_needs_the_owner(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let (stranger, _) = stored_key("stranger");
+    let mut share = pending_share(1);
+    share.owner = Some(owner.id.clone());
+    store.insert_share(&share).await.unwrap();
+    assert!(!store.revoke_share(&share.id, &stranger.id).await.unwrap());
+    assert!(store.revoke_share(&share.id, &owner.id).await.unwrap());
+    assert!(!store.revoke_share(&share.id, &owner.id).await.unwrap());
+    let stored = store.get_share(&share.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, ShareState::Revoked);
+}
+
+fn new_request(owner: &ApiToken) -> once_domain::UploadRequest {
+    let spec = RequestSpec {
+        max_size: Some(100),
+        expires_in: Some(secs(3600)),
+        ..RequestSpec::default()
+    };
+    RequestPolicy::default()
+        .new_request(&spec, &SharePolicy::default(), owner.id.clone(), t0())
+        .unwrap()
+}
+
+fn upload_for(share_id: &once_domain::ShareId) -> once_domain::request::ReceivedUpload {
+    once_domain::request::ReceivedUpload {
+        filename_hint: Some("upload.txt".into()),
+        content_type: None,
+        size: 3,
+        sha256: Sha256Digest([3; 32]),
+        blob_key: BlobKey::for_attempt(share_id),
+    }
+}
+
+async fn request_is_fulfilled_once(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let request = new_request(&owner);
+    store.insert_request(&request).await.unwrap();
+    assert_eq!(
+        store.get_request(&request.id).await.unwrap(),
+        Some(request.clone())
+    );
+    let first_id = once_domain::ShareId::generate();
+    let first = request
+        .share_for(first_id.clone(), upload_for(&first_id), t0())
+        .unwrap();
+    let outcome = store
+        .fulfil_request(&request.id, &first, t0())
+        .await
+        .unwrap();
+    assert_eq!(outcome, FulfilOutcome::Fulfilled(first.clone()));
+    let second_id = once_domain::ShareId::generate();
+    let second = request
+        .share_for(second_id.clone(), upload_for(&second_id), t0())
+        .unwrap();
+    assert_eq!(
+        store
+            .fulfil_request(&request.id, &second, t0())
+            .await
+            .unwrap(),
+        FulfilOutcome::SlotUsed
+    );
+    assert!(
+        store.get_share(&second_id).await.unwrap().is_none(),
+        "loser inserted no share"
+    );
+    assert_eq!(store.get_share(&first_id).await.unwrap(), Some(first));
+    let stored = store.get_request(&request.id).await.unwrap().unwrap();
+    assert_eq!(stored.share_id, Some(first_id));
+    assert_eq!(stored.fulfilled_at, Some(t0()));
+    assert_eq!(store.list_requests(&owner.id).await.unwrap(), vec![stored]);
+}
+
+async fn expired_request_is_not_fulfilled(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let request = new_request(&owner);
+    store.insert_request(&request).await.unwrap();
+    let share_id = once_domain::ShareId::generate();
+    let share = request
+        .share_for(share_id.clone(), upload_for(&share_id), t0())
+        .unwrap();
+    let outcome = store
+        .fulfil_request(&request.id, &share, request.expires_at)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FulfilOutcome::Expired);
+    assert!(store.get_share(&share_id).await.unwrap().is_none());
+}
+
+async fn reaper_takes_only_what_is_due(store: &dyn MetaStore) {
+    let live = ready_share(store, 1).await;
+    let used = ready_share(store, 1).await;
+    let lease_end = add(t0(), secs(60));
+    store
+        .claim_share(&used.id, t0(), lease_end)
+        .await
+        .unwrap()
+        .unwrap();
+    let abandoned = pending_share(1);
+    store.insert_share(&abandoned).await.unwrap();
+    let hold = add(t0(), secs(30));
+
+    // During the lease nothing is due.
+    assert!(
+        store
+            .take_reap_batch(t0(), hold, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // After the lease (and the upload window) the used and abandoned shares are due.
+    let later = add(t0(), secs(601));
+    let mut taken: Vec<_> = store
+        .take_reap_batch(later, add(later, secs(30)), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|candidate| candidate.share_id)
+        .collect();
+    taken.sort();
+    let mut expected = vec![used.id.clone(), abandoned.id.clone()];
+    expected.sort();
+    assert_eq!(taken, expected);
+    // Held: a second reaper does not get them again.
+    assert!(
+        store
+            .take_reap_batch(later, add(later, secs(30)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Tombstones stay answerable and are never taken again.
+    assert!(
+        store
+            .mark_gone(&used.id, used.blob_key.as_ref())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_gone(&used.id, used.blob_key.as_ref())
+            .await
+            .unwrap()
+    );
+    let gone = store.get_share(&used.id).await.unwrap().unwrap();
+    assert_eq!((gone.state, gone.blob_key), (ShareState::Gone, None));
+    assert!(
+        !store
+            .blob_referenced(used.blob_key.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .blob_referenced(live.blob_key.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+
+    // After expiry the live share is due as well; after the hold the abandoned one comes back.
+    let expired = add(live.expires_at, secs(60));
+    let taken: Vec<_> = store
+        .take_reap_batch(expired, add(expired, secs(30)), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|candidate| candidate.share_id)
+        .collect();
+    assert!(taken.contains(&live.id) && taken.contains(&abandoned.id) && !taken.contains(&used.id));
+}
+
+async fn racing_reapers_never_take_the_same_share(store: &dyn MetaStore) {
+    for _ in 0..20 {
+        let share = ready_share(store, 1).await;
+        store
+            .revoke_share(&share.id, &once_domain::KeyId::generate())
+            .await
+            .unwrap();
+        let (owner, _) = stored_key("x");
+        let mut owned = pending_share(1);
+        owned.owner = Some(owner.id.clone());
+        store.insert_share(&owned).await.unwrap();
+        assert!(store.revoke_share(&owned.id, &owner.id).await.unwrap());
+    }
+    let now = add(t0(), secs(1));
+    let hold = add(now, secs(60));
+    let batches = join_all((0..4).map(|_| store.take_reap_batch(now, hold, 7))).await;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for batch in batches {
+        for candidate in batch.unwrap() {
+            total += 1;
+            assert!(seen.insert(candidate.share_id), "a share was taken twice");
+        }
+    }
+    assert_eq!(total, 20, "every revoked share is taken once");
+}
+
+async fn purge_removes_old_tombstones_and_signatures(store: &dyn MetaStore) {
+    let share = ready_share(store, 1).await;
+    let (token, _) = stored_key("k");
+    assert!(
+        store
+            .record_signature(&token.id, "s", add(t0(), secs(600)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_gone(&share.id, share.blob_key.as_ref())
+            .await
+            .unwrap()
+    );
+    // Not yet old enough: nothing goes.
+    assert_eq!(store.purge(t0(), t0()).await.unwrap(), 0);
+    assert!(
+        !store
+            .record_signature(&token.id, "s", add(t0(), secs(600)))
+            .await
+            .unwrap()
+    );
+    let much_later = add(share.expires_at, secs(3600));
+    assert!(store.purge(much_later, much_later).await.unwrap() >= 2);
+    assert!(store.get_share(&share.id).await.unwrap().is_none());
+    assert!(
+        store
+            .record_signature(&token.id, "s", add(much_later, secs(600)))
+            .await
+            .unwrap()
+    );
+}

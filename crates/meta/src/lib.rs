@@ -1,0 +1,156 @@
+//! The metadata seam. Every decision that must hold across instances (a claim, the first
+//! complete upload, a replayed signature, reaper work) is one conditional write behind
+//! [`MetaStore`], never a read-then-write in Rust. Backends: [`sqlite::SqliteMetaStore`] (the
+//! embedded default); PostgreSQL slots in behind the same trait.
+
+pub mod conformance;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use once_domain::{
+    BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId, UploadRequest,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata store error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("metadata migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("a key with this id already exists")]
+    KeyExists,
+    #[error("corrupt row in the metadata store: {0}")]
+    Corrupt(String),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+/// A key as stored: the record plus what authentication needs.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub record: KeyRecord,
+    /// SHA-256 of the secret text.
+    pub secret_hash: Vec<u8>,
+    /// The secret sealed under the master secret (needed to verify HMAC-signed requests).
+    pub sealed_secret: Vec<u8>,
+}
+
+/// Outcome of the attempt to publish a pending share with an uploaded blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// This upload won: the share is now ready.
+    Published(Share),
+    /// Another upload won first, or the share left `pending` some other way.
+    SlotUsed,
+    /// The upload window closed before the upload finished.
+    UploadExpired,
+    NotFound,
+}
+
+/// Outcome of the attempt to turn an upload request into a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FulfilOutcome {
+    Fulfilled(Share),
+    SlotUsed,
+    Expired,
+    NotFound,
+}
+
+/// A share whose bytes the reaper should delete, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapCandidate {
+    pub share_id: ShareId,
+    pub blob_key: Option<BlobKey>,
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> MetaResult<()>;
+
+    // ---- keys -------------------------------------------------------------------------------
+
+    /// Stores a new key; `MetaError::KeyExists` if the id is taken.
+    async fn insert_key(&self, key: &StoredKey) -> MetaResult<()>;
+    async fn find_key(&self, id: &KeyId) -> MetaResult<Option<StoredKey>>;
+    async fn list_keys(&self) -> MetaResult<Vec<KeyRecord>>;
+    /// Marks the key revoked; false if there is no such active key.
+    async fn revoke_key(&self, id: &KeyId, now: Instant) -> MetaResult<bool>;
+    /// Records a used request signature until `keep_until`. Returns false when that signature
+    /// was already recorded (a replay). Atomic: of two racing callers exactly one gets true.
+    async fn record_signature(
+        &self,
+        key: &KeyId,
+        signature: &str,
+        keep_until: Instant,
+    ) -> MetaResult<bool>;
+
+    // ---- shares -----------------------------------------------------------------------------
+
+    /// Inserts a new (pending) share.
+    async fn insert_share(&self, share: &Share) -> MetaResult<()>;
+    async fn get_share(&self, id: &ShareId) -> MetaResult<Option<Share>>;
+    /// Counts an upload attempt (shown to the owner).
+    async fn count_upload_attempt(&self, id: &ShareId) -> MetaResult<()>;
+    /// Counts a link preview or landing-page view (shown to the owner).
+    async fn count_preview(&self, id: &ShareId) -> MetaResult<()>;
+    /// Publishes a pending share with the blob of a complete upload, in one conditional write:
+    /// only a share still `pending` whose `upload_expires_at > now` is published. `size` and
+    /// `sha256` are what was actually received.
+    async fn publish_share(
+        &self,
+        id: &ShareId,
+        blob_key: &BlobKey,
+        size: u64,
+        sha256: Sha256Digest,
+        now: Instant,
+    ) -> MetaResult<PublishOutcome>;
+    /// The claim: one conditional write that decrements `downloads_left` of a `ready`,
+    /// unexpired share with downloads left, and extends its lease to at least `lease_until`.
+    /// Returns the share after the claim, or None if nothing was claimed.
+    async fn claim_share(
+        &self,
+        id: &ShareId,
+        now: Instant,
+        lease_until: Instant,
+    ) -> MetaResult<Option<Share>>;
+    /// Revokes a pending or ready share owned by `owner`. False if there was nothing to revoke.
+    async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool>;
+
+    // ---- upload requests --------------------------------------------------------------------
+
+    async fn insert_request(&self, request: &UploadRequest) -> MetaResult<()>;
+    async fn get_request(&self, id: &RequestId) -> MetaResult<Option<UploadRequest>>;
+    /// Requests of one owner, newest first.
+    async fn list_requests(&self, owner: &KeyId) -> MetaResult<Vec<UploadRequest>>;
+    /// In one transaction: marks the request fulfilled by `share` (only if it still has no
+    /// share and `expires_at > now`) and inserts the (ready) share.
+    async fn fulfil_request(
+        &self,
+        id: &RequestId,
+        share: &Share,
+        now: Instant,
+    ) -> MetaResult<FulfilOutcome>;
+
+    // ---- reaper -----------------------------------------------------------------------------
+
+    /// Takes up to `limit` shares whose bytes may be deleted now, so that no other reaper takes
+    /// them until `hold_until`: revoked; ready but used up with the lease over; expired with no
+    /// active lease; pending past `upload_expires_at`. Tombstones (`gone`) are never returned.
+    /// One conditional write: two reapers racing never take the same share.
+    async fn take_reap_batch(
+        &self,
+        now: Instant,
+        hold_until: Instant,
+        limit: u32,
+    ) -> MetaResult<Vec<ReapCandidate>>;
+    /// After the blob is deleted: turns the share into a tombstone (state `gone`, no blob key),
+    /// only if it still has `blob_key`. True if this call did it (so exactly one of several
+    /// racing reapers reports the share).
+    async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool>;
+    /// True if any share references this blob key (the orphan sweep asks before deleting).
+    async fn blob_referenced(&self, blob_key: &BlobKey) -> MetaResult<bool>;
+    /// Deletes tombstones and fulfilled/expired requests older than `before`, and signature
+    /// records past their `keep_until`. Returns the number of rows removed.
+    async fn purge(&self, now: Instant, before: Instant) -> MetaResult<u64>;
+}

@@ -1,0 +1,536 @@
+//! The embedded default: SQLite in WAL mode through sqlx. Every decision is a single
+//! conditional statement (or an immediate transaction), so several processes on one database
+//! file (`once serve` and a cron `once reap`) stay correct.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use once_domain::{
+    BlobKey, Filename, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId,
+    ShareState, UploadRequest,
+};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use crate::{
+    FulfilOutcome, MetaError, MetaResult, MetaStore, PublishOutcome, ReapCandidate, StoredKey,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteMetaStore {
+    pool: SqlitePool,
+}
+
+impl SqliteMetaStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> MetaResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode survives a process crash; only power loss can drop the last
+            // commits, which is the documented trade-off of the embedded store.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        Self::connect(options).await
+    }
+
+    /// Opens a `sqlite:` URL (`sqlite://path/to/once.db`).
+    pub async fn open_url(url: &str) -> MetaResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> MetaResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn secs(instant: Instant) -> i64 {
+    instant.unix_timestamp()
+}
+
+fn instant(seconds: i64) -> MetaResult<Instant> {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| MetaError::Corrupt(format!("timestamp {seconds} out of range")))
+}
+
+fn opt_instant(seconds: Option<i64>) -> MetaResult<Option<Instant>> {
+    seconds.map(instant).transpose()
+}
+
+fn corrupt(what: &str) -> MetaError {
+    MetaError::Corrupt(what.to_owned())
+}
+
+fn to_u32(value: i64, what: &str) -> MetaResult<u32> {
+    u32::try_from(value).map_err(|_| corrupt(what))
+}
+
+const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, size, sha256, max_downloads, \
+     downloads_left, state, created_at, expires_at, upload_expires_at, published_at, lease_until, \
+     blob_key, request_id, upload_attempts, preview_hits";
+
+fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
+    let sha256: Option<Vec<u8>> = row.try_get("sha256")?;
+    let sha256 = sha256
+        .map(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).map(Sha256Digest))
+        .transpose()
+        .map_err(|_| corrupt("sha256"))?;
+    let size: Option<i64> = row.try_get("size")?;
+    Ok(Share {
+        id: ShareId::parse(row.try_get("id")?).map_err(|_| corrupt("share id"))?,
+        owner: row
+            .try_get::<Option<&str>, _>("owner_key")?
+            .map(KeyId::parse)
+            .transpose()
+            .map_err(|_| corrupt("owner key"))?,
+        filename: Filename::parse(row.try_get("filename")?).map_err(|_| corrupt("filename"))?,
+        content_type: row.try_get("content_type")?,
+        size: size
+            .map(|s| u64::try_from(s).map_err(|_| corrupt("size")))
+            .transpose()?,
+        sha256,
+        max_downloads: to_u32(row.try_get("max_downloads")?, "max_downloads")?,
+        downloads_left: to_u32(row.try_get("downloads_left")?, "downloads_left")?,
+        state: ShareState::parse(row.try_get("state")?).ok_or_else(|| corrupt("state"))?,
+        created_at: instant(row.try_get("created_at")?)?,
+        expires_at: instant(row.try_get("expires_at")?)?,
+        upload_expires_at: instant(row.try_get("upload_expires_at")?)?,
+        published_at: opt_instant(row.try_get("published_at")?)?,
+        lease_until: opt_instant(row.try_get("lease_until")?)?,
+        blob_key: row
+            .try_get::<Option<&str>, _>("blob_key")?
+            .map(BlobKey::parse)
+            .transpose()
+            .map_err(|_| corrupt("blob key"))?,
+        request_id: row
+            .try_get::<Option<&str>, _>("request_id")?
+            .map(RequestId::parse)
+            .transpose()
+            .map_err(|_| corrupt("request id"))?,
+        upload_attempts: to_u32(row.try_get("upload_attempts")?, "upload_attempts")?,
+        preview_hits: to_u32(row.try_get("preview_hits")?, "preview_hits")?,
+    })
+}
+
+fn request_from_row(row: &SqliteRow) -> MetaResult<UploadRequest> {
+    Ok(UploadRequest {
+        id: RequestId::parse(row.try_get("id")?).map_err(|_| corrupt("request id"))?,
+        owner: KeyId::parse(row.try_get("owner_key")?).map_err(|_| corrupt("owner key"))?,
+        filename: row
+            .try_get::<Option<&str>, _>("filename")?
+            .map(Filename::parse)
+            .transpose()
+            .map_err(|_| corrupt("filename"))?,
+        max_size: u64::try_from(row.try_get::<i64, _>("max_size")?)
+            .map_err(|_| corrupt("max_size"))?,
+        max_downloads: to_u32(row.try_get("max_downloads")?, "max_downloads")?,
+        share_expires_in: Duration::from_secs(
+            u64::try_from(row.try_get::<i64, _>("share_expires_in")?)
+                .map_err(|_| corrupt("share_expires_in"))?,
+        ),
+        created_at: instant(row.try_get("created_at")?)?,
+        expires_at: instant(row.try_get("expires_at")?)?,
+        share_id: row
+            .try_get::<Option<&str>, _>("share_id")?
+            .map(ShareId::parse)
+            .transpose()
+            .map_err(|_| corrupt("share id"))?,
+        fulfilled_at: opt_instant(row.try_get("fulfilled_at")?)?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> MetaResult<StoredKey> {
+    Ok(StoredKey {
+        record: key_record_from_row(row)?,
+        secret_hash: row.try_get("secret_hash")?,
+        sealed_secret: row.try_get("sealed_secret")?,
+    })
+}
+
+fn key_record_from_row(row: &SqliteRow) -> MetaResult<KeyRecord> {
+    Ok(KeyRecord {
+        id: KeyId::parse(row.try_get("id")?).map_err(|_| corrupt("key id"))?,
+        name: row.try_get("name")?,
+        created_at: instant(row.try_get("created_at")?)?,
+        revoked_at: opt_instant(row.try_get("revoked_at")?)?,
+    })
+}
+
+fn size_param(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
+async fn insert_share_with<'e, E>(executor: E, share: &Share) -> MetaResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(&format!(
+        "INSERT INTO shares ({SHARE_COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(share.id.as_str())
+    .bind(share.owner.as_ref().map(KeyId::as_str))
+    .bind(share.filename.as_str())
+    .bind(&share.content_type)
+    .bind(share.size.map(size_param))
+    .bind(share.sha256.map(|digest| digest.0.to_vec()))
+    .bind(i64::from(share.max_downloads))
+    .bind(i64::from(share.downloads_left))
+    .bind(share.state.as_str())
+    .bind(secs(share.created_at))
+    .bind(secs(share.expires_at))
+    .bind(secs(share.upload_expires_at))
+    .bind(share.published_at.map(secs))
+    .bind(share.lease_until.map(secs))
+    .bind(share.blob_key.as_ref().map(BlobKey::as_str))
+    .bind(share.request_id.as_ref().map(RequestId::as_str))
+    .bind(i64::from(share.upload_attempts))
+    .bind(i64::from(share.preview_hits))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl MetaStore for SqliteMetaStore {
+    async fn ping(&self) -> MetaResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_key(&self, key: &StoredKey) -> MetaResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO api_keys (id, name, secret_hash, sealed_secret, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key.record.id.as_str())
+        .bind(&key.record.name)
+        .bind(&key.secret_hash)
+        .bind(&key.sealed_secret)
+        .bind(secs(key.record.created_at))
+        .bind(key.record.revoked_at.map(secs))
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(MetaError::KeyExists);
+        }
+        Ok(())
+    }
+
+    async fn find_key(&self, id: &KeyId) -> MetaResult<Option<StoredKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
+    async fn list_keys(&self) -> MetaResult<Vec<KeyRecord>> {
+        sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_record_from_row)
+            .collect()
+    }
+
+    async fn revoke_key(&self, id: &KeyId, now: Instant) -> MetaResult<bool> {
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(secs(now))
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn record_signature(
+        &self,
+        key: &KeyId,
+        signature: &str,
+        keep_until: Instant,
+    ) -> MetaResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO used_signatures (key_id, signature, keep_until) VALUES (?, ?, ?) \
+             ON CONFLICT (key_id, signature) DO NOTHING",
+        )
+        .bind(key.as_str())
+        .bind(signature)
+        .bind(secs(keep_until))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_share(&self, share: &Share) -> MetaResult<()> {
+        insert_share_with(&self.pool, share).await
+    }
+
+    async fn get_share(&self, id: &ShareId) -> MetaResult<Option<Share>> {
+        sqlx::query(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(share_from_row)
+            .transpose()
+    }
+
+    async fn count_upload_attempt(&self, id: &ShareId) -> MetaResult<()> {
+        sqlx::query("UPDATE shares SET upload_attempts = upload_attempts + 1 WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_preview(&self, id: &ShareId) -> MetaResult<()> {
+        sqlx::query("UPDATE shares SET preview_hits = preview_hits + 1 WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn publish_share(
+        &self,
+        id: &ShareId,
+        blob_key: &BlobKey,
+        size: u64,
+        sha256: Sha256Digest,
+        now: Instant,
+    ) -> MetaResult<PublishOutcome> {
+        let published = sqlx::query(&format!(
+            "UPDATE shares SET state = 'ready', blob_key = ?, size = ?, sha256 = ?, published_at = ? \
+             WHERE id = ? AND state = 'pending' AND upload_expires_at > ? \
+             RETURNING {SHARE_COLUMNS}"
+        ))
+        .bind(blob_key.as_str())
+        .bind(size_param(size))
+        .bind(sha256.0.to_vec())
+        .bind(secs(now))
+        .bind(id.as_str())
+        .bind(secs(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = published {
+            return Ok(PublishOutcome::Published(share_from_row(&row)?));
+        }
+        // Nothing was written; explain why from the current row.
+        Ok(match self.get_share(id).await? {
+            None => PublishOutcome::NotFound,
+            Some(share) if share.state == ShareState::Pending => PublishOutcome::UploadExpired,
+            Some(_) => PublishOutcome::SlotUsed,
+        })
+    }
+
+    async fn claim_share(
+        &self,
+        id: &ShareId,
+        now: Instant,
+        lease_until: Instant,
+    ) -> MetaResult<Option<Share>> {
+        sqlx::query(&format!(
+            "UPDATE shares SET downloads_left = downloads_left - 1, \
+                 lease_until = MAX(COALESCE(lease_until, 0), ?) \
+             WHERE id = ? AND state = 'ready' AND downloads_left > 0 AND expires_at > ? \
+             RETURNING {SHARE_COLUMNS}"
+        ))
+        .bind(secs(lease_until))
+        .bind(id.as_str())
+        .bind(secs(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(share_from_row)
+        .transpose()
+    }
+
+    async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool> {
+        let result = sqlx::query(
+            "UPDATE shares SET state = 'revoked' \
+             WHERE id = ? AND owner_key = ? AND state IN ('pending', 'ready')",
+        )
+        .bind(id.as_str())
+        .bind(owner.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_request(&self, request: &UploadRequest) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO upload_requests (id, owner_key, filename, max_size, max_downloads, \
+                 share_expires_in, created_at, expires_at, share_id, fulfilled_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(request.id.as_str())
+        .bind(request.owner.as_str())
+        .bind(request.filename.as_ref().map(Filename::as_str))
+        .bind(size_param(request.max_size))
+        .bind(i64::from(request.max_downloads))
+        .bind(size_param(request.share_expires_in.as_secs()))
+        .bind(secs(request.created_at))
+        .bind(secs(request.expires_at))
+        .bind(request.share_id.as_ref().map(ShareId::as_str))
+        .bind(request.fulfilled_at.map(secs))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_request(&self, id: &RequestId) -> MetaResult<Option<UploadRequest>> {
+        sqlx::query("SELECT * FROM upload_requests WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(request_from_row)
+            .transpose()
+    }
+
+    async fn list_requests(&self, owner: &KeyId) -> MetaResult<Vec<UploadRequest>> {
+        sqlx::query(
+            "SELECT * FROM upload_requests WHERE owner_key = ? ORDER BY created_at DESC, id",
+        )
+        .bind(owner.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(request_from_row)
+        .collect()
+    }
+
+    async fn fulfil_request(
+        &self,
+        id: &RequestId,
+        share: &Share,
+        now: Instant,
+    ) -> MetaResult<FulfilOutcome> {
+        let mut transaction = self.pool.begin().await?;
+        // The write comes first so the transaction takes the write lock before reading.
+        let claimed = sqlx::query(
+            "UPDATE upload_requests SET share_id = ?, fulfilled_at = ? \
+             WHERE id = ? AND share_id IS NULL AND expires_at > ?",
+        )
+        .bind(share.id.as_str())
+        .bind(secs(now))
+        .bind(id.as_str())
+        .bind(secs(now))
+        .execute(&mut *transaction)
+        .await?;
+        if claimed.rows_affected() == 1 {
+            insert_share_with(&mut *transaction, share).await?;
+            transaction.commit().await?;
+            return Ok(FulfilOutcome::Fulfilled(share.clone()));
+        }
+        transaction.rollback().await?;
+        Ok(match self.get_request(id).await? {
+            None => FulfilOutcome::NotFound,
+            Some(request) if request.share_id.is_some() => FulfilOutcome::SlotUsed,
+            Some(_) => FulfilOutcome::Expired,
+        })
+    }
+
+    async fn take_reap_batch(
+        &self,
+        now: Instant,
+        hold_until: Instant,
+        limit: u32,
+    ) -> MetaResult<Vec<ReapCandidate>> {
+        let rows = sqlx::query(
+            "UPDATE shares SET reaper_until = ?1 \
+             WHERE id IN ( \
+                 SELECT id FROM shares \
+                 WHERE state != 'gone' AND (reaper_until IS NULL OR reaper_until <= ?2) AND ( \
+                     state = 'revoked' \
+                     OR (state = 'pending' AND upload_expires_at <= ?2) \
+                     OR (state = 'ready' AND downloads_left = 0 AND COALESCE(lease_until, 0) <= ?2) \
+                     OR (state = 'ready' AND expires_at <= ?2 AND COALESCE(lease_until, 0) <= ?2)) \
+                 LIMIT ?3) \
+             RETURNING id, blob_key",
+        )
+        .bind(secs(hold_until))
+        .bind(secs(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReapCandidate {
+                    share_id: ShareId::parse(row.try_get("id")?)
+                        .map_err(|_| corrupt("share id"))?,
+                    blob_key: row
+                        .try_get::<Option<&str>, _>("blob_key")?
+                        .map(BlobKey::parse)
+                        .transpose()
+                        .map_err(|_| corrupt("blob key"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool> {
+        let result = sqlx::query(
+            "UPDATE shares SET state = 'gone', blob_key = NULL, reaper_until = NULL \
+             WHERE id = ? AND state != 'gone' AND blob_key IS ?",
+        )
+        .bind(id.as_str())
+        .bind(blob_key.map(BlobKey::as_str))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn blob_referenced(&self, blob_key: &BlobKey) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM shares WHERE blob_key = ? LIMIT 1")
+            .bind(blob_key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn purge(&self, now: Instant, before: Instant) -> MetaResult<u64> {
+        let mut removed = 0;
+        removed += sqlx::query("DELETE FROM used_signatures WHERE keep_until <= ?")
+            .bind(secs(now))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        removed += sqlx::query("DELETE FROM shares WHERE state = 'gone' AND expires_at <= ?")
+            .bind(secs(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        removed += sqlx::query(
+            "DELETE FROM upload_requests WHERE expires_at <= ? \
+             AND (share_id IS NULL OR share_id NOT IN (SELECT id FROM shares))",
+        )
+        .bind(secs(before))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(removed)
+    }
+}
