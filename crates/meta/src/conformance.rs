@@ -12,7 +12,7 @@ use once_domain::{
 
 use futures::future::join_all;
 
-use crate::{FulfilOutcome, MetaError, MetaStore, PublishOutcome, StoredKey};
+use crate::{CompletedUpload, FulfilOutcome, MetaError, MetaStore, PublishOutcome, StoredKey};
 
 /// Every check in the suite, by name, for backends to run in a loop.
 pub const CHECKS: &[&str] = &[
@@ -97,12 +97,21 @@ fn pending_share(max_downloads: u32) -> Share {
     SharePolicy::default().new_share(&spec, None, t0()).unwrap()
 }
 
+fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
+    CompletedUpload {
+        blob_key,
+        size,
+        sha256: Sha256Digest([fill; 32]),
+        started_at: t0(),
+    }
+}
+
 async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
     let share = pending_share(max_downloads);
     store.insert_share(&share).await.unwrap();
     let key = BlobKey::for_attempt(&share.id);
     match store
-        .publish_share(&share.id, &key, 5, Sha256Digest([7; 32]), t0())
+        .publish_share(&share.id, &completed(key, 5, 7), t0())
         .await
         .unwrap()
     {
@@ -198,7 +207,7 @@ async fn first_publish_wins(store: &dyn MetaStore) {
     let first = BlobKey::for_attempt(&share.id);
     let second = BlobKey::for_attempt(&share.id);
     let outcome = store
-        .publish_share(&share.id, &first, 5, Sha256Digest([1; 32]), t0())
+        .publish_share(&share.id, &completed(first.clone(), 5, 1), t0())
         .await
         .unwrap();
     let PublishOutcome::Published(published) = outcome else {
@@ -208,7 +217,7 @@ async fn first_publish_wins(store: &dyn MetaStore) {
     assert_eq!(published.blob_key.as_ref(), Some(&first));
     assert_eq!(published.published_at, Some(t0()));
     let again = store
-        .publish_share(&share.id, &second, 9, Sha256Digest([2; 32]), t0())
+        .publish_share(&share.id, &completed(second.clone(), 9, 2), t0())
         .await
         .unwrap();
     assert_eq!(again, PublishOutcome::SlotUsed);
@@ -220,7 +229,7 @@ async fn first_publish_wins(store: &dyn MetaStore) {
     );
     let missing = pending_share(1);
     let outcome = store
-        .publish_share(&missing.id, &second, 1, Sha256Digest([0; 32]), t0())
+        .publish_share(&missing.id, &completed(second, 1, 0), t0())
         .await
         .unwrap();
     assert_eq!(outcome, PublishOutcome::NotFound);
@@ -230,16 +239,24 @@ async fn publish_after_upload_window_is_refused(store: &dyn MetaStore) {
     let share = pending_share(1);
     store.insert_share(&share).await.unwrap();
     let key = BlobKey::for_attempt(&share.id);
-    let late = share.upload_expires_at;
+    let mut late = completed(key.clone(), 5, 1);
+    late.started_at = share.upload_expires_at;
+    let outcome = store.publish_share(&share.id, &late, t0()).await.unwrap();
+    assert_eq!(outcome, PublishOutcome::UploadExpired);
+    let stored = store.get_share(&share.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, ShareState::Pending);
+    // An upload that started inside the window may finish after the window closed.
+    let mut slow = completed(key, 5, 1);
+    slow.started_at = share.upload_expires_at - time::Duration::seconds(1);
+    let finished = add(share.upload_expires_at, secs(3600));
     let outcome = store
-        .publish_share(&share.id, &key, 5, Sha256Digest([1; 32]), late)
+        .publish_share(&share.id, &slow, finished)
         .await
         .unwrap();
-    assert_eq!(outcome, PublishOutcome::UploadExpired);
-    assert_eq!(
-        store.get_share(&share.id).await.unwrap().unwrap().state,
-        ShareState::Pending
-    );
+    let PublishOutcome::Published(published) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(published.published_at, Some(finished));
 }
 
 async fn claims_stop_at_max_downloads(store: &dyn MetaStore) {
@@ -413,7 +430,7 @@ async fn reaper_takes_only_what_is_due(store: &dyn MetaStore) {
     // During the lease nothing is due.
     assert!(
         store
-            .take_reap_batch(t0(), hold, 10)
+            .take_reap_batch(t0(), t0(), hold, 10)
             .await
             .unwrap()
             .is_empty()
@@ -422,7 +439,7 @@ async fn reaper_takes_only_what_is_due(store: &dyn MetaStore) {
     // After the lease (and the upload window) the used and abandoned shares are due.
     let later = add(t0(), secs(601));
     let mut taken: Vec<_> = store
-        .take_reap_batch(later, add(later, secs(30)), 10)
+        .take_reap_batch(later, later, add(later, secs(30)), 10)
         .await
         .unwrap()
         .into_iter()
@@ -435,7 +452,7 @@ async fn reaper_takes_only_what_is_due(store: &dyn MetaStore) {
     // Held: a second reaper does not get them again.
     assert!(
         store
-            .take_reap_batch(later, add(later, secs(30)), 10)
+            .take_reap_batch(later, later, add(later, secs(30)), 10)
             .await
             .unwrap()
             .is_empty()
@@ -472,7 +489,7 @@ async fn reaper_takes_only_what_is_due(store: &dyn MetaStore) {
     // After expiry the live share is due as well; after the hold the abandoned one comes back.
     let expired = add(live.expires_at, secs(60));
     let taken: Vec<_> = store
-        .take_reap_batch(expired, add(expired, secs(30)), 10)
+        .take_reap_batch(expired, expired, add(expired, secs(30)), 10)
         .await
         .unwrap()
         .into_iter()
@@ -496,7 +513,7 @@ async fn racing_reapers_never_take_the_same_share(store: &dyn MetaStore) {
     }
     let now = add(t0(), secs(1));
     let hold = add(now, secs(60));
-    let batches = join_all((0..4).map(|_| store.take_reap_batch(now, hold, 7))).await;
+    let batches = join_all((0..4).map(|_| store.take_reap_batch(now, now, hold, 7))).await;
     let mut seen = std::collections::HashSet::new();
     let mut total = 0;
     for batch in batches {

@@ -35,6 +35,16 @@ pub struct StoredKey {
     pub sealed_secret: Vec<u8>,
 }
 
+/// A complete, verified upload waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub blob_key: BlobKey,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    /// When the upload began; the window must have been open then.
+    pub started_at: Instant,
+}
+
 /// Outcome of the attempt to publish a pending share with an uploaded blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
@@ -95,14 +105,13 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Counts a link preview or landing-page view (shown to the owner).
     async fn count_preview(&self, id: &ShareId) -> MetaResult<()>;
     /// Publishes a pending share with the blob of a complete upload, in one conditional write:
-    /// only a share still `pending` whose `upload_expires_at > now` is published. `size` and
-    /// `sha256` are what was actually received.
+    /// only a share still `pending` whose upload window was open when the upload started
+    /// (`upload_expires_at > started_at`) is published; `published_at` becomes `now`. `size`
+    /// and `sha256` are what was actually received.
     async fn publish_share(
         &self,
         id: &ShareId,
-        blob_key: &BlobKey,
-        size: u64,
-        sha256: Sha256Digest,
+        upload: &CompletedUpload,
         now: Instant,
     ) -> MetaResult<PublishOutcome>;
     /// The claim: one conditional write that decrements `downloads_left` of a `ready`,
@@ -124,23 +133,26 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Requests of one owner, newest first.
     async fn list_requests(&self, owner: &KeyId) -> MetaResult<Vec<UploadRequest>>;
     /// In one transaction: marks the request fulfilled by `share` (only if it still has no
-    /// share and `expires_at > now`) and inserts the (ready) share.
+    /// share and was open when the upload started, `expires_at > started_at`) and inserts the
+    /// (ready) share. `fulfilled_at` is the share's `published_at`.
     async fn fulfil_request(
         &self,
         id: &RequestId,
         share: &Share,
-        now: Instant,
+        started_at: Instant,
     ) -> MetaResult<FulfilOutcome>;
 
     // ---- reaper -----------------------------------------------------------------------------
 
     /// Takes up to `limit` shares whose bytes may be deleted now, so that no other reaper takes
     /// them until `hold_until`: revoked; ready but used up with the lease over; expired with no
-    /// active lease; pending past `upload_expires_at`. Tombstones (`gone`) are never returned.
+    /// active lease; pending with `upload_expires_at <= abandoned_before` (the caller leaves a
+    /// grace period for uploads that started in time). Tombstones (`gone`) are never returned.
     /// One conditional write: two reapers racing never take the same share.
     async fn take_reap_batch(
         &self,
         now: Instant,
+        abandoned_before: Instant,
         hold_until: Instant,
         limit: u32,
     ) -> MetaResult<Vec<ReapCandidate>>;

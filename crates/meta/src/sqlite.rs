@@ -18,7 +18,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    FulfilOutcome, MetaError, MetaResult, MetaStore, PublishOutcome, ReapCandidate, StoredKey,
+    CompletedUpload, FulfilOutcome, MetaError, MetaResult, MetaStore, PublishOutcome,
+    ReapCandidate, StoredKey,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -316,9 +317,7 @@ impl MetaStore for SqliteMetaStore {
     async fn publish_share(
         &self,
         id: &ShareId,
-        blob_key: &BlobKey,
-        size: u64,
-        sha256: Sha256Digest,
+        upload: &CompletedUpload,
         now: Instant,
     ) -> MetaResult<PublishOutcome> {
         let published = sqlx::query(&format!(
@@ -326,12 +325,12 @@ impl MetaStore for SqliteMetaStore {
              WHERE id = ? AND state = 'pending' AND upload_expires_at > ? \
              RETURNING {SHARE_COLUMNS}"
         ))
-        .bind(blob_key.as_str())
-        .bind(size_param(size))
-        .bind(sha256.0.to_vec())
+        .bind(upload.blob_key.as_str())
+        .bind(size_param(upload.size))
+        .bind(upload.sha256.0.to_vec())
         .bind(secs(now))
         .bind(id.as_str())
-        .bind(secs(now))
+        .bind(secs(upload.started_at))
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = published {
@@ -426,7 +425,7 @@ impl MetaStore for SqliteMetaStore {
         &self,
         id: &RequestId,
         share: &Share,
-        now: Instant,
+        started_at: Instant,
     ) -> MetaResult<FulfilOutcome> {
         let mut transaction = self.pool.begin().await?;
         // The write comes first so the transaction takes the write lock before reading.
@@ -435,9 +434,9 @@ impl MetaStore for SqliteMetaStore {
              WHERE id = ? AND share_id IS NULL AND expires_at > ?",
         )
         .bind(share.id.as_str())
-        .bind(secs(now))
+        .bind(share.published_at.map(secs))
         .bind(id.as_str())
-        .bind(secs(now))
+        .bind(secs(started_at))
         .execute(&mut *transaction)
         .await?;
         if claimed.rows_affected() == 1 {
@@ -456,6 +455,7 @@ impl MetaStore for SqliteMetaStore {
     async fn take_reap_batch(
         &self,
         now: Instant,
+        abandoned_before: Instant,
         hold_until: Instant,
         limit: u32,
     ) -> MetaResult<Vec<ReapCandidate>> {
@@ -465,7 +465,7 @@ impl MetaStore for SqliteMetaStore {
                  SELECT id FROM shares \
                  WHERE state != 'gone' AND (reaper_until IS NULL OR reaper_until <= ?2) AND ( \
                      state = 'revoked' \
-                     OR (state = 'pending' AND upload_expires_at <= ?2) \
+                     OR (state = 'pending' AND upload_expires_at <= ?4) \
                      OR (state = 'ready' AND downloads_left = 0 AND COALESCE(lease_until, 0) <= ?2) \
                      OR (state = 'ready' AND expires_at <= ?2 AND COALESCE(lease_until, 0) <= ?2)) \
                  LIMIT ?3) \
@@ -474,6 +474,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(secs(hold_until))
         .bind(secs(now))
         .bind(i64::from(limit))
+        .bind(secs(abandoned_before))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
