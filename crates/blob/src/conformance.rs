@@ -1,0 +1,254 @@
+//! The `BlobStore` conformance suite: the same checks, run unchanged against every backend
+//! (see `tests/`). Each check takes a fresh, empty store and panics on a violation.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use once_domain::{BlobKey, Sha256Digest, ShareId};
+use sha2::{Digest, Sha256};
+
+use crate::{BlobError, BlobStore, ByteStream, PutLimits};
+
+pub const CHECKS: &[&str] = &[
+    "put_then_read_back_whole_and_by_range",
+    "empty_blob_round_trips",
+    "oversize_body_is_refused_and_nothing_stored",
+    "short_body_is_refused_and_nothing_stored",
+    "checksum_mismatch_is_refused_and_nothing_stored",
+    "interrupted_body_stores_nothing",
+    "delete_is_idempotent",
+    "unsatisfiable_range_is_refused",
+    "listing_finds_only_old_blobs",
+];
+
+pub async fn run(check: &str, store: Arc<dyn BlobStore>) {
+    let store = store.as_ref();
+    match check {
+        "put_then_read_back_whole_and_by_range" => {
+            put_then_read_back_whole_and_by_range(store).await
+        }
+        "empty_blob_round_trips" => empty_blob_round_trips(store).await,
+        "oversize_body_is_refused_and_nothing_stored" => oversize_body_is_refused(store).await,
+        "short_body_is_refused_and_nothing_stored" => short_body_is_refused(store).await,
+        "checksum_mismatch_is_refused_and_nothing_stored" => {
+            checksum_mismatch_is_refused(store).await
+        }
+        "interrupted_body_stores_nothing" => interrupted_body_stores_nothing(store).await,
+        "delete_is_idempotent" => delete_is_idempotent(store).await,
+        "unsatisfiable_range_is_refused" => unsatisfiable_range_is_refused(store).await,
+        "listing_finds_only_old_blobs" => listing_finds_only_old_blobs(store).await,
+        other => panic!("unknown conformance check {other}"),
+    }
+}
+
+fn key() -> BlobKey {
+    BlobKey::for_attempt(&ShareId::generate())
+}
+
+/// A deterministic body of `size` bytes, sent in uneven chunks.
+fn pattern(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn body_of(bytes: &[u8]) -> ByteStream {
+    let chunks: Vec<std::io::Result<Bytes>> = bytes
+        .chunks(7919)
+        .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+        .collect();
+    Box::pin(futures::stream::iter(chunks))
+}
+
+fn digest(bytes: &[u8]) -> Sha256Digest {
+    Sha256Digest(Sha256::digest(bytes).into())
+}
+
+fn exact(bytes: &[u8]) -> PutLimits {
+    PutLimits {
+        expected_size: Some(bytes.len() as u64),
+        max_size: u64::MAX,
+        sha256: Some(digest(bytes)),
+    }
+}
+
+async fn read_all(mut body: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+async fn put_then_read_back_whole_and_by_range(store: &dyn BlobStore) {
+    let bytes = pattern(100_000);
+    let key = key();
+    let info = store
+        .put(&key, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    assert_eq!(info.size, 100_000);
+    assert_eq!(info.sha256, digest(&bytes));
+    assert_eq!(store.size(&key).await.unwrap(), Some(100_000));
+    let whole = store.open(&key, None).await.unwrap();
+    assert_eq!(whole.total_size, 100_000);
+    assert_eq!(read_all(whole.body).await, bytes);
+    let part = store.open(&key, Some(50_000..=50_099)).await.unwrap();
+    assert_eq!(part.total_size, 100_000);
+    assert_eq!(read_all(part.body).await, bytes[50_000..=50_099]);
+    let tail = store.open(&key, Some(99_999..=99_999)).await.unwrap();
+    assert_eq!(read_all(tail.body).await, vec![bytes[99_999]]);
+}
+
+async fn empty_blob_round_trips(store: &dyn BlobStore) {
+    let key = key();
+    let info = store.put(&key, body_of(&[]), exact(&[])).await.unwrap();
+    assert_eq!(info.size, 0);
+    assert_eq!(
+        read_all(store.open(&key, None).await.unwrap().body).await,
+        Vec::<u8>::new()
+    );
+}
+
+async fn oversize_body_is_refused(store: &dyn BlobStore) {
+    let bytes = pattern(1000);
+    let key = key();
+    let declared = PutLimits {
+        expected_size: Some(999),
+        max_size: u64::MAX,
+        sha256: None,
+    };
+    let error = store
+        .put(&key, body_of(&bytes), declared)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, BlobError::TooLarge { limit: 999 }),
+        "{error:?}"
+    );
+    let capped = PutLimits {
+        expected_size: None,
+        max_size: 10,
+        sha256: None,
+    };
+    let error = store.put(&key, body_of(&bytes), capped).await.unwrap_err();
+    assert!(
+        matches!(error, BlobError::TooLarge { limit: 10 }),
+        "{error:?}"
+    );
+    assert_eq!(store.size(&key).await.unwrap(), None);
+}
+
+async fn short_body_is_refused(store: &dyn BlobStore) {
+    let bytes = pattern(1000);
+    let key = key();
+    let declared = PutLimits {
+        expected_size: Some(1001),
+        max_size: u64::MAX,
+        sha256: None,
+    };
+    let error = store
+        .put(&key, body_of(&bytes), declared)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BlobError::SizeMismatch {
+                expected: 1001,
+                actual: 1000
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(store.size(&key).await.unwrap(), None);
+}
+
+async fn checksum_mismatch_is_refused(store: &dyn BlobStore) {
+    let bytes = pattern(1000);
+    let key = key();
+    let wrong = PutLimits {
+        sha256: Some(digest(b"other")),
+        ..exact(&bytes)
+    };
+    let error = store.put(&key, body_of(&bytes), wrong).await.unwrap_err();
+    assert!(matches!(error, BlobError::ChecksumMismatch), "{error:?}");
+    assert_eq!(store.size(&key).await.unwrap(), None);
+}
+
+async fn interrupted_body_stores_nothing(store: &dyn BlobStore) {
+    let key = key();
+    let chunks: Vec<std::io::Result<Bytes>> = vec![
+        Ok(Bytes::from(pattern(5000))),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ];
+    let limits = PutLimits {
+        expected_size: Some(10_000),
+        max_size: u64::MAX,
+        sha256: None,
+    };
+    let error = store
+        .put(&key, Box::pin(futures::stream::iter(chunks)), limits)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, BlobError::Interrupted(_)), "{error:?}");
+    assert_eq!(store.size(&key).await.unwrap(), None);
+    assert!(matches!(
+        store.open(&key, None).await,
+        Err(BlobError::NotFound)
+    ));
+}
+
+async fn delete_is_idempotent(store: &dyn BlobStore) {
+    let bytes = pattern(10);
+    let key = key();
+    store
+        .put(&key, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    store.delete(&key).await.unwrap();
+    store.delete(&key).await.unwrap();
+    assert_eq!(store.size(&key).await.unwrap(), None);
+}
+
+async fn unsatisfiable_range_is_refused(store: &dyn BlobStore) {
+    let bytes = pattern(10);
+    let key = key();
+    store
+        .put(&key, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    let result = store.open(&key, Some(10..=20)).await;
+    assert!(matches!(
+        result,
+        Err(BlobError::RangeNotSatisfiable { size: 10 })
+    ));
+}
+
+async fn listing_finds_only_old_blobs(store: &dyn BlobStore) {
+    let bytes = pattern(10);
+    let key = key();
+    store
+        .put(&key, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    let long_ago = time::OffsetDateTime::UNIX_EPOCH;
+    assert!(
+        !store
+            .list_older_than(long_ago)
+            .await
+            .unwrap()
+            .contains(&key)
+    );
+    let tomorrow = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    assert!(
+        store
+            .list_older_than(tomorrow)
+            .await
+            .unwrap()
+            .contains(&key)
+    );
+    store.remove_stale_uploads(tomorrow).await.unwrap();
+}

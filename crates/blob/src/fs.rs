@@ -1,0 +1,236 @@
+//! The embedded store: one file per blob under `<data dir>/blobs`, written through
+//! `<data dir>/tmp` (write, fsync, rename, fsync the directory) so that a crash at any point
+//! leaves either the whole blob or no blob, plus a stale temporary file the reaper removes.
+
+use std::io::SeekFrom;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use once_domain::{BlobKey, Instant, Sha256Digest};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use crate::{BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, PutLimits};
+
+pub struct FsBlobStore {
+    blobs: PathBuf,
+    temp: PathBuf,
+}
+
+/// Removes a temporary file when an upload is abandoned, including when the request future is
+/// dropped because the client went away.
+struct TempFileGuard {
+    path: Option<PathBuf>,
+}
+
+impl TempFileGuard {
+    fn disarm(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for TempFileGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // A small synchronous unlink; the async runtime may already be gone here.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl FsBlobStore {
+    /// Uses (and creates) `<data_dir>/blobs` and `<data_dir>/tmp`.
+    pub async fn open(data_dir: &Path) -> BlobResult<Self> {
+        let blobs = data_dir.join("blobs");
+        let temp = data_dir.join("tmp");
+        tokio::fs::create_dir_all(&blobs).await?;
+        tokio::fs::create_dir_all(&temp).await?;
+        Ok(Self { blobs, temp })
+    }
+
+    /// The file of a blob. Blob keys are validated tokens, so the path stays inside `blobs`.
+    pub fn path_of(&self, key: &BlobKey) -> PathBuf {
+        self.blobs.join(key.as_str())
+    }
+
+    fn temp_path(&self, key: &BlobKey) -> PathBuf {
+        let mut nonce = [0u8; 8];
+        rand::rng().fill_bytes(&mut nonce);
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        self.temp.join(format!("{key}.{nonce}.part"))
+    }
+
+    async fn write_verified(
+        file: &mut tokio::fs::File,
+        mut body: ByteStream,
+        limits: PutLimits,
+    ) -> BlobResult<BlobInfo> {
+        let limit = limits
+            .expected_size
+            .map_or(limits.max_size, |size| size.min(limits.max_size));
+        let mut hasher = Sha256::new();
+        let mut written: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BlobError::Interrupted)?;
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(BlobError::TooLarge { limit });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        if let Some(expected) = limits.expected_size
+            && written != expected
+        {
+            return Err(BlobError::SizeMismatch {
+                expected,
+                actual: written,
+            });
+        }
+        let sha256 = Sha256Digest(hasher.finalize().into());
+        if limits.sha256.is_some_and(|declared| declared != sha256) {
+            return Err(BlobError::ChecksumMismatch);
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok(BlobInfo {
+            size: written,
+            sha256,
+        })
+    }
+}
+
+fn modified_before(metadata: &std::fs::Metadata, before: Instant) -> bool {
+    let cutoff = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(before.unix_timestamp()).unwrap_or(0));
+    metadata.modified().is_ok_and(|modified| modified < cutoff)
+}
+
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn ping(&self) -> BlobResult<()> {
+        tokio::fs::metadata(&self.blobs).await?;
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        limits: PutLimits,
+    ) -> BlobResult<BlobInfo> {
+        let temp = self.temp_path(key);
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await?;
+        let mut guard = TempFileGuard {
+            path: Some(temp.clone()),
+        };
+        let info = Self::write_verified(&mut file, body, limits).await?;
+        drop(file);
+        tokio::fs::rename(&temp, self.path_of(key)).await?;
+        guard.disarm();
+        // Make the rename itself durable before the caller publishes the share.
+        sync_dir(&self.blobs).await?;
+        Ok(info)
+    }
+
+    async fn open(
+        &self,
+        key: &BlobKey,
+        range: Option<RangeInclusive<u64>>,
+    ) -> BlobResult<BlobRead> {
+        let mut file = match tokio::fs::File::open(self.path_of(key)).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let total_size = file.metadata().await?.len();
+        let body: ByteStream = match &range {
+            None => Box::pin(ReaderStream::with_capacity(file, 64 * 1024)),
+            Some(range) => {
+                if range.start() > range.end() || *range.end() >= total_size {
+                    return Err(BlobError::RangeNotSatisfiable { size: total_size });
+                }
+                file.seek(SeekFrom::Start(*range.start())).await?;
+                let length = range.end() - range.start() + 1;
+                Box::pin(ReaderStream::with_capacity(file.take(length), 64 * 1024))
+            }
+        };
+        Ok(BlobRead {
+            total_size,
+            range,
+            body,
+        })
+    }
+
+    async fn size(&self, key: &BlobKey) -> BlobResult<Option<u64>> {
+        match tokio::fs::metadata(self.path_of(key)).await {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn list_older_than(&self, before: Instant) -> BlobResult<Vec<BlobKey>> {
+        let mut keys = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.blobs).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let Some(key) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| BlobKey::parse(name).ok())
+            else {
+                continue;
+            };
+            if entry
+                .metadata()
+                .await
+                .is_ok_and(|metadata| modified_before(&metadata, before))
+            {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn remove_stale_uploads(&self, before: Instant) -> BlobResult<u64> {
+        let mut removed = 0;
+        let mut entries = tokio::fs::read_dir(&self.temp).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            // A live upload keeps writing, so its modification time stays recent.
+            if entry
+                .metadata()
+                .await
+                .is_ok_and(|metadata| modified_before(&metadata, before))
+                && tokio::fs::remove_file(entry.path()).await.is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

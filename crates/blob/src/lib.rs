@@ -1,0 +1,129 @@
+//! The byte-storage seam. A [`BlobStore`] writes a blob atomically (nothing is visible until
+//! every byte arrived and matched what was declared), reads it back by range and deletes it
+//! idempotently. Stores that can hand out their own signed URLs (S3) say so through
+//! [`BlobStore::presign_upload`] / [`BlobStore::presign_download`]; the embedded file-system
+//! store does not, and the server then issues its own signed `/b/…` URLs.
+
+pub mod conformance;
+pub mod fs;
+
+use std::ops::RangeInclusive;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use once_domain::{BlobKey, Instant, Sha256Digest};
+
+/// A body on its way in or out, in chunks; never a whole file in memory.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The body was longer than allowed; the write was abandoned.
+    #[error("the body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The body ended before the declared size.
+    #[error("the body has {actual} bytes, {expected} were declared")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("the body does not match the declared sha256")]
+    ChecksumMismatch,
+    /// The client's stream failed (disconnect, reset): nothing was stored.
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(std::io::Error),
+    #[error("no such blob")]
+    NotFound,
+    #[error("the requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// The store itself failed.
+    #[error("blob store error: {0}")]
+    Storage(#[from] std::io::Error),
+}
+
+pub type BlobResult<T> = Result<T, BlobError>;
+
+/// What a write must satisfy; checked while streaming, before anything becomes visible.
+#[derive(Debug, Clone, Copy)]
+pub struct PutLimits {
+    /// The exact size promised, if one was.
+    pub expected_size: Option<u64>,
+    /// Never store more than this.
+    pub max_size: u64,
+    pub sha256: Option<Sha256Digest>,
+}
+
+/// What was actually stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub size: u64,
+    pub sha256: Sha256Digest,
+}
+
+/// A (possibly partial) read.
+pub struct BlobRead {
+    /// Size of the whole blob.
+    pub total_size: u64,
+    /// The bytes served, `None` for the whole blob.
+    pub range: Option<RangeInclusive<u64>>,
+    pub body: ByteStream,
+}
+
+/// An upload the client sends straight to the storage, bypassing the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectUpload {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Instant,
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Cheap reachability check for `/readyz`.
+    async fn ping(&self) -> BlobResult<()>;
+
+    /// Streams `body` into the blob `key`. Atomic: on any error (limits, checksum, interrupted
+    /// body, crash) no blob named `key` exists afterwards.
+    async fn put(&self, key: &BlobKey, body: ByteStream, limits: PutLimits)
+    -> BlobResult<BlobInfo>;
+
+    /// Reads the blob, or the inclusive byte `range` of it.
+    async fn open(&self, key: &BlobKey, range: Option<RangeInclusive<u64>>)
+    -> BlobResult<BlobRead>;
+
+    /// Size of the blob, or None when it does not exist.
+    async fn size(&self, key: &BlobKey) -> BlobResult<Option<u64>>;
+
+    /// Deletes the blob; deleting a missing blob is not an error.
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()>;
+
+    /// Complete blobs last written before `before` (the reaper's orphan sweep asks the
+    /// metadata store which of them are still referenced).
+    async fn list_older_than(&self, before: Instant) -> BlobResult<Vec<BlobKey>>;
+
+    /// Removes traces of uploads that stopped before `before` and never completed (temporary
+    /// files, pending multipart uploads). Returns how many were removed.
+    async fn remove_stale_uploads(&self, before: Instant) -> BlobResult<u64>;
+
+    /// A URL the client can upload to directly, if this store supports that.
+    fn presign_upload(
+        &self,
+        _key: &BlobKey,
+        _size: u64,
+        _content_type: &str,
+        _expires_at: Instant,
+    ) -> Option<DirectUpload> {
+        None
+    }
+
+    /// A URL the recipient can download from directly, if this store supports that.
+    fn presign_download(
+        &self,
+        _key: &BlobKey,
+        _content_disposition: &str,
+        _content_type: &str,
+        _expires_at: Instant,
+    ) -> Option<String> {
+        None
+    }
+}

@@ -1,0 +1,80 @@
+//! Runs the whole `BlobStore` conformance suite against the file-system store, plus the checks
+//! that only make sense for files on disk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use once_blob::conformance::{CHECKS, run};
+use once_blob::fs::FsBlobStore;
+use once_blob::{BlobStore, PutLimits};
+use once_domain::{BlobKey, ShareId};
+
+#[tokio::test]
+async fn fs_store_passes_the_conformance_suite() {
+    for check in CHECKS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).await.unwrap();
+        println!("fs: {check}");
+        run(check, Arc::new(store)).await;
+    }
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[tokio::test]
+async fn failed_and_dropped_uploads_leave_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).await.unwrap();
+    let key = BlobKey::for_attempt(&ShareId::generate());
+    let limits = PutLimits {
+        expected_size: Some(3),
+        max_size: 3,
+        sha256: None,
+    };
+    let body = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(
+        b"toolong",
+    ))]));
+    assert!(store.put(&key, body, limits).await.is_err());
+    assert_eq!(count_files(&dir.path().join("tmp")), 0);
+
+    // A request future dropped mid-body (the client went away) must clean up too.
+    let first: Vec<std::io::Result<Bytes>> = vec![Ok(Bytes::from_static(b"ab"))];
+    let never_ending = Box::pin(futures::stream::iter(first).chain(futures::stream::pending()));
+    let upload = store.put(
+        &key,
+        never_ending,
+        PutLimits {
+            expected_size: Some(10),
+            max_size: 10,
+            sha256: None,
+        },
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), upload)
+            .await
+            .is_err()
+    );
+    assert_eq!(count_files(&dir.path().join("tmp")), 0);
+    assert_eq!(count_files(&dir.path().join("blobs")), 0);
+}
+
+#[tokio::test]
+async fn stale_temporary_files_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).await.unwrap();
+    std::fs::write(dir.path().join("tmp").join("left-by-a-crash.part"), b"half").unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        store
+            .remove_stale_uploads(now - time::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    let later = now + time::Duration::seconds(2);
+    assert_eq!(store.remove_stale_uploads(later).await.unwrap(), 1);
+    assert_eq!(count_files(&dir.path().join("tmp")), 0);
+}
