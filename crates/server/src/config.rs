@@ -1,0 +1,327 @@
+//! Server configuration: one typed struct with defaults, filled from flags > `ONCE_*`
+//! environment variables > an optional TOML file (`--config`). `--print-config` shows the result
+//! with secrets redacted.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytesize::ByteSize;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Command-line flags; each one also reads its `ONCE_*` variable. Unset ones fall back to the
+/// config file, then to the defaults documented in `docs/configuration.md`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// TOML configuration file
+    #[arg(long = "config", env = "ONCE_CONFIG")]
+    pub config_file: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "ONCE_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Directory for the SQLite database, blobs and the master secret [default: ./once-data]
+    #[arg(long, env = "ONCE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL used in links, e.g. https://once.example.com when behind a proxy
+    /// [default: http://<Host header>]
+    #[arg(long, env = "ONCE_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+    /// Metadata store URL (`sqlite://path`) [default: sqlite in the data directory]
+    #[arg(long, env = "ONCE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// 64 hex characters shared by every instance; signs URLs and seals key secrets
+    /// [default: generated into <data dir>/master.key]
+    #[arg(long, env = "ONCE_MASTER_SECRET", hide_env_values = true)]
+    pub master_secret: Option<String>,
+    /// Ensure this API key (`KEYID.SECRET`) exists at start-up
+    #[arg(long, env = "ONCE_BOOTSTRAP_KEY", hide_env_values = true)]
+    pub bootstrap_key: Option<String>,
+    /// How long a claimant may resume a download [default: 10m]
+    #[arg(long, env = "ONCE_CLAIM_LEASE", value_parser = humantime::parse_duration)]
+    pub claim_lease: Option<Duration>,
+    /// Default share lifetime [default: 7d]
+    #[arg(long, env = "ONCE_DEFAULT_EXPIRES_IN", value_parser = humantime::parse_duration)]
+    pub default_expires_in: Option<Duration>,
+    /// Longest share lifetime a client may ask for [default: 30d]
+    #[arg(long, env = "ONCE_MAX_EXPIRES_IN", value_parser = humantime::parse_duration)]
+    pub max_expires_in: Option<Duration>,
+    /// How long an upload ticket stays valid [default: 10m]
+    #[arg(long, env = "ONCE_UPLOAD_EXPIRES_IN", value_parser = humantime::parse_duration)]
+    pub upload_expires_in: Option<Duration>,
+    /// Largest file accepted [default: 10 GiB]
+    #[arg(long, env = "ONCE_MAX_UPLOAD_SIZE")]
+    pub max_upload_size: Option<ByteSize>,
+    /// Most downloads one share may allow [default: 1000]
+    #[arg(long, env = "ONCE_MAX_DOWNLOADS")]
+    pub max_downloads: Option<u32>,
+    /// Time between reaper passes; 0s disables the built-in reaper [default: 1m]
+    #[arg(long, env = "ONCE_REAP_INTERVAL", value_parser = humantime::parse_duration)]
+    pub reap_interval: Option<Duration>,
+    /// Age after which unreferenced blobs and stale upload files are removed [default: 1h]
+    #[arg(long, env = "ONCE_ORPHAN_GRACE", value_parser = humantime::parse_duration)]
+    pub orphan_grace: Option<Duration>,
+    /// How long an upload that started in time may take to finish [default: 24h]
+    #[arg(long, env = "ONCE_UPLOAD_GRACE", value_parser = humantime::parse_duration)]
+    pub upload_grace: Option<Duration>,
+    /// How long in-flight requests may run after SIGINT/SIGTERM [default: 30s]
+    #[arg(long, env = "ONCE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "ONCE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Print the effective configuration (secrets redacted) and exit
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The TOML file: the same keys as the flags, in snake_case, all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<Url>,
+    database_url: Option<String>,
+    master_secret: Option<String>,
+    bootstrap_key: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    claim_lease: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    default_expires_in: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_expires_in: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    upload_expires_in: Option<Duration>,
+    max_upload_size: Option<ByteSize>,
+    max_downloads: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    reap_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    orphan_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    upload_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+    log_format: Option<LogFormat>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: Option<Url>,
+    pub database_url: Option<String>,
+    #[serde(serialize_with = "redact")]
+    pub master_secret: Option<String>,
+    #[serde(serialize_with = "redact")]
+    pub bootstrap_key: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub claim_lease: Duration,
+    #[serde(with = "humantime_serde")]
+    pub default_expires_in: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_expires_in: Duration,
+    #[serde(with = "humantime_serde")]
+    pub upload_expires_in: Duration,
+    pub max_upload_size: ByteSize,
+    pub max_downloads: u32,
+    #[serde(with = "humantime_serde")]
+    pub reap_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub orphan_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub upload_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+fn redact<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("once-data"),
+            public_url: None,
+            database_url: None,
+            master_secret: None,
+            bootstrap_key: None,
+            claim_lease: Duration::from_secs(600),
+            default_expires_in: Duration::from_secs(7 * 86400),
+            max_expires_in: Duration::from_secs(30 * 86400),
+            upload_expires_in: Duration::from_secs(600),
+            max_upload_size: ByteSize::gib(10),
+            max_downloads: 1000,
+            reap_interval: Duration::from_secs(60),
+            orphan_grace: Duration::from_secs(3600),
+            upload_grace: Duration::from_secs(86400),
+            shutdown_grace: Duration::from_secs(30),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    /// Merges flags/env (already merged by clap) over the optional file over the defaults.
+    pub fn load(args: &ServerArgs) -> anyhow::Result<Self> {
+        let file = match &args.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Config::default();
+        macro_rules! pick {
+            ($field:ident) => {
+                args.$field
+                    .clone()
+                    .or(file.$field.clone())
+                    .unwrap_or(defaults.$field)
+            };
+            (optional $field:ident) => {
+                args.$field.clone().or(file.$field.clone())
+            };
+        }
+        let config = Config {
+            bind: pick!(bind),
+            data_dir: pick!(data_dir),
+            public_url: pick!(optional public_url),
+            database_url: pick!(optional database_url),
+            master_secret: pick!(optional master_secret),
+            bootstrap_key: pick!(optional bootstrap_key),
+            claim_lease: pick!(claim_lease),
+            default_expires_in: pick!(default_expires_in),
+            max_expires_in: pick!(max_expires_in),
+            upload_expires_in: pick!(upload_expires_in),
+            max_upload_size: pick!(max_upload_size),
+            max_downloads: pick!(max_downloads),
+            reap_interval: pick!(reap_interval),
+            orphan_grace: pick!(orphan_grace),
+            upload_grace: pick!(upload_grace),
+            shutdown_grace: pick!(shutdown_grace),
+            log_format: pick!(log_format),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.claim_lease.is_zero(),
+            "claim_lease must be longer than 0s"
+        );
+        anyhow::ensure!(
+            !self.upload_expires_in.is_zero(),
+            "upload_expires_in must be longer than 0s"
+        );
+        anyhow::ensure!(
+            self.default_expires_in <= self.max_expires_in,
+            "default_expires_in must not exceed max_expires_in"
+        );
+        anyhow::ensure!(self.max_downloads >= 1, "max_downloads must be at least 1");
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https") && url.host().is_some(),
+                "public_url must be an http(s) URL with a host"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}"))
+    }
+
+    pub fn share_policy(&self) -> once_domain::SharePolicy {
+        once_domain::SharePolicy {
+            default_expires_in: self.default_expires_in,
+            max_expires_in: self.max_expires_in,
+            max_downloads_limit: self.max_downloads,
+            max_size: self.max_upload_size.as_u64(),
+            upload_window: self.upload_expires_in,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_gives_the_documented_defaults() {
+        let config = Config::load(&ServerArgs::default()).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("once-data"));
+        assert_eq!(config.upload_expires_in, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("once.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9000\"\nclaim_lease = \"2m\"\nmax_upload_size = \"5 MiB\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config_file: Some(path),
+            bind: Some("127.0.0.1:9100".parse().unwrap()),
+            ..ServerArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(config.claim_lease, Duration::from_secs(120));
+        assert_eq!(config.max_upload_size, ByteSize::mib(5));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("once.toml");
+        std::fs::write(&path, "bnid = \"127.0.0.1:9000\"\n").unwrap();
+        let args = ServerArgs {
+            config_file: Some(path),
+            ..ServerArgs::default()
+        };
+        assert!(Config::load(&args).is_err());
+        let args = ServerArgs {
+            claim_lease: Some(Duration::ZERO),
+            ..ServerArgs::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn printed_config_redacts_secrets() {
+        let args = ServerArgs {
+            master_secret: Some("ab".repeat(32)),
+            ..ServerArgs::default()
+        };
+        let printed = Config::load(&args).unwrap().to_toml();
+        assert!(printed.contains("<redacted>"));
+        assert!(!printed.contains(&"ab".repeat(32)));
+    }
+}

@@ -1,0 +1,90 @@
+//! API authentication middleware: `Authorization: Bearer KEYID.SECRET`, or an HMAC-signed
+//! request (`X-Once-Key`, `X-Once-Timestamp`, `X-Once-Signature`). A streamed upload signs the
+//! hash it announces in `X-Once-Content-Sha256`, which the upload then enforces; any other body
+//! is read (at most 1 MiB) and hashed here.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use once_domain::DomainError;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiResult;
+
+pub const CONTENT_SHA256: &str = "x-once-content-sha256";
+const SIGNED_BODY_LIMIT: usize = 1024 * 1024;
+
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+pub async fn require_key(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> ApiResult<Response> {
+    let now = once_domain::now();
+    let (caller, mut request) = if let Some(value) = request.headers().get(AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(DomainError::InvalidCredentials)?;
+        (app.service.authenticate_bearer(token).await?, request)
+    } else if let Some(key_id) = header(&request, "x-once-key") {
+        let key_id = key_id.to_owned();
+        let timestamp = header(&request, "x-once-timestamp")
+            .and_then(|value| value.parse::<i64>().ok())
+            .ok_or(DomainError::BadRequestSignature)?;
+        let signature = header(&request, "x-once-signature")
+            .ok_or(DomainError::BadRequestSignature)?
+            .to_owned();
+        let method = request.method().as_str().to_owned();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_default();
+        let (body_hash, request) = match header(&request, CONTENT_SHA256) {
+            Some(announced) => {
+                once_domain::Sha256Digest::parse_hex(announced)?;
+                (announced.to_ascii_lowercase(), request)
+            }
+            None => {
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, SIGNED_BODY_LIMIT)
+                    .await
+                    .map_err(|_| DomainError::TooLarge {
+                        limit: SIGNED_BODY_LIMIT as u64,
+                    })?;
+                let hash = hex::encode(Sha256::digest(&bytes));
+                (hash, Request::from_parts(parts, Body::from(bytes)))
+            }
+        };
+        let caller = app
+            .service
+            .authenticate_signed(
+                &key_id,
+                timestamp,
+                &signature,
+                &method,
+                &path_and_query,
+                &body_hash,
+                now,
+            )
+            .await?;
+        (caller, request)
+    } else {
+        return Err(DomainError::MissingCredentials.into());
+    };
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}

@@ -1,0 +1,115 @@
+//! `/b/dl/…`: the embedded store's signed, expiring download URLs (what a presigned S3 GET is
+//! for the S3 store). The signature covers the blob key, the file name and the content type, so
+//! the response headers cannot be chosen by whoever holds the URL. Supports `Range` so an
+//! interrupted download can resume while the claim's lease lasts.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use once_blob::BlobError;
+use once_domain::share::validate_content_type;
+use once_domain::{BlobKey, DomainError, Filename};
+
+use super::AppState;
+use super::error::ApiResult;
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    // Every value here was validated (file names have no control characters, content types
+    // are visible ASCII); the fallback only guards against a future mistake.
+    HeaderValue::from_str(text)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+pub async fn download(
+    State(app): State<Arc<AppState>>,
+    Path((blob_key, filename)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let query = uri.query().unwrap_or_default();
+    app.service
+        .signer
+        .verify("GET", uri.path(), query, once_domain::now())?;
+    let blob_key = BlobKey::parse(&blob_key).map_err(|_| DomainError::BadUrlSignature)?;
+    let filename = Filename::parse(&filename)?;
+    let content_type = validate_content_type(query_param(query, "ct").as_deref())?;
+
+    let Some(size) = app.service.blob.size(&blob_key).await? else {
+        return Err(DomainError::ShareConsumed.into());
+    };
+    let range = match headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+    {
+        None => None,
+        Some(text) => match http_range_header::parse_range_header(text)
+            .and_then(|parsed| parsed.validate(size))
+        {
+            // Several ranges are legal but no client of ours asks for them: serve the first.
+            Ok(ranges) => ranges.into_iter().next(),
+            Err(_) => return Ok(unsatisfiable(size)),
+        },
+    };
+    let read = match app.service.blob.open(&blob_key, range).await {
+        Ok(read) => read,
+        Err(BlobError::RangeNotSatisfiable { size }) => return Ok(unsatisfiable(size)),
+        Err(error) => return Err(error.into()),
+    };
+
+    let (status, length) = match &read.range {
+        Some(range) => (StatusCode::PARTIAL_CONTENT, range.end() - range.start() + 1),
+        None => (StatusCode::OK, read.total_size),
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, header_value(&content_type))
+        .header(
+            header::CONTENT_DISPOSITION,
+            header_value(&filename.content_disposition()),
+        )
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "no-referrer");
+    if let Some(range) = &read.range {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!(
+                "bytes {}-{}/{}",
+                range.start(),
+                range.end(),
+                read.total_size
+            ),
+        );
+    }
+    Ok(response
+        .body(Body::from_stream(read.body))
+        .expect("valid response parts"))
+}
+
+fn unsatisfiable(size: u64) -> Response {
+    let mut response = super::error::json_error(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range_not_satisfiable",
+        "the requested range is outside the file",
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        response.headers_mut().insert(header::CONTENT_RANGE, value);
+    }
+    response.into_response()
+}

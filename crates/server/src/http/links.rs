@@ -1,0 +1,147 @@
+//! `/s/{id}`: what a share link does depends on who opens it, so that link previews never burn
+//! a share. `HEAD`, preview bots and browsers (which get a landing page with a Download button
+//! that POSTs) consume nothing; download tools (curl, wget, the CLI) claim on a plain GET.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use once_domain::preview::{is_preview_agent, wants_html};
+use once_domain::{DomainError, ShareId};
+
+use super::error::{ApiError, status_of};
+use super::{AppState, header_text, pages};
+
+/// Who is asking, judged from the method and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opener {
+    Head,
+    Preview,
+    Browser,
+    Downloader,
+}
+
+fn classify(method: &Method, headers: &HeaderMap) -> Opener {
+    if method == Method::HEAD {
+        Opener::Head
+    } else if is_preview_agent(header_text(headers, header::USER_AGENT).unwrap_or_default()) {
+        Opener::Preview
+    } else if wants_html(header_text(headers, header::ACCEPT).unwrap_or_default()) {
+        Opener::Browser
+    } else {
+        Opener::Downloader
+    }
+}
+
+/// An error as the opener expects it: a page for people, JSON for programs.
+fn refusal(error: ApiError, html: bool) -> Response {
+    if html {
+        pages::problem(&error)
+    } else {
+        error.into_response()
+    }
+}
+
+pub async fn open(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    open_share(&app, &id, &method, &headers).await
+}
+
+pub async fn open_named(
+    State(app): State<Arc<AppState>>,
+    Path((id, _filename)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    open_share(&app, &id, &method, &headers).await
+}
+
+pub async fn claim(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    claim_share(&app, &id, &headers).await
+}
+
+pub async fn claim_named(
+    State(app): State<Arc<AppState>>,
+    Path((id, _filename)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    claim_share(&app, &id, &headers).await
+}
+
+async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderMap) -> Response {
+    let opener = classify(method, headers);
+    if opener == Opener::Downloader {
+        return claim_share(app, id, headers).await;
+    }
+    let html = opener != Opener::Head;
+    let now = once_domain::now();
+    let share = match ShareId::parse(id) {
+        Ok(id) => app.service.peek(&id).await.map_err(ApiError::from),
+        Err(_) => Err(ApiError::from(DomainError::ShareNotFound)),
+    };
+    let share = match share {
+        Ok(share) => share,
+        Err(error) => return refusal(error, html),
+    };
+    if let Some(reason) = share.claim_refusal(now) {
+        return refusal(ApiError::from(reason), html);
+    }
+    if let Err(error) = app.service.count_preview(&share.id).await {
+        tracing::warn!(error = %ApiError::from(error).parts().2, "could not count a preview");
+    }
+    match opener {
+        Opener::Head => {
+            let mut response = StatusCode::OK.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
+        Opener::Preview => pages::preview(&share),
+        _ => pages::landing(&share, now),
+    }
+}
+
+async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response {
+    let html = wants_html(header_text(headers, header::ACCEPT).unwrap_or_default());
+    let Ok(id) = ShareId::parse(id) else {
+        return refusal(DomainError::ShareNotFound.into(), html);
+    };
+    match app
+        .service
+        .claim(&id, &app.base_url(headers), once_domain::now())
+        .await
+    {
+        Ok(claim) => {
+            tracing::info!(share = %claim.share.id, downloads_left = claim.share.downloads_left, "share claimed");
+            // The body repeats the URL so that `curl` without `-L` still shows where the bytes are.
+            let mut response =
+                (StatusCode::SEE_OTHER, format!("{}\n", claim.download_url)).into_response();
+            let headers = response.headers_mut();
+            if let Ok(location) = HeaderValue::from_str(&claim.download_url) {
+                headers.insert(header::LOCATION, location);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            debug_assert!(status_of(once_domain::ErrorClass::Gone) == StatusCode::GONE);
+            refusal(error, html)
+        }
+    }
+}

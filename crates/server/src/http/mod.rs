@@ -1,0 +1,146 @@
+//! The HTTP layer: thin handlers that parse, call the [`Service`], and render. Routes follow
+//! `docs/api.md`.
+
+mod api;
+mod auth;
+mod blobs;
+pub mod error;
+mod links;
+mod pages;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use futures::TryStreamExt;
+use once_blob::ByteStream;
+
+use crate::service::{IncomingBody, Service};
+
+pub struct AppState {
+    pub service: Arc<Service>,
+    /// Configured public base URL without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+impl AppState {
+    /// The base for links in responses: the configured public URL, else the request's Host.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .filter(|host| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/shares", post(api::create_share))
+        .route(
+            "/shares/{id}",
+            get(api::get_share).delete(api::revoke_share),
+        )
+        .route("/shares/{id}/complete", post(api::complete_share))
+        .route("/files/{filename}", put(api::put_file))
+        .route(
+            "/requests",
+            post(api::create_request).get(api::list_requests),
+        )
+        .route("/requests/{id}", get(api::get_request))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api)
+        .route("/s/{id}", get(links::open).post(links::claim))
+        .route(
+            "/s/{id}/{filename}",
+            get(links::open_named).post(links::claim_named),
+        )
+        .route(
+            "/r/{id}",
+            get(uploads::request_page).put(uploads::put_request),
+        )
+        .route("/r/{id}/{filename}", put(uploads::put_request_named))
+        .route("/b/up/{id}", put(uploads::put_ticket))
+        .route("/b/dl/{blob_key}/{filename}", get(blobs::download))
+        .fallback(not_found)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error::json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when both stores answer.
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let meta = app.service.meta.ping().await;
+    let blob = app.service.blob.ping().await;
+    match (meta, blob) {
+        (Ok(()), Ok(())) => "ready\n".into_response(),
+        (meta, blob) => {
+            tracing::warn!(?meta, ?blob, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        }
+    }
+}
+
+/// Turns a request body into the store's stream type, with what the headers announced.
+pub(crate) fn incoming(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<IncomingBody, once_domain::DomainError> {
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let sha256 = headers
+        .get(auth::CONTENT_SHA256)
+        .map(|value| once_domain::Sha256Digest::parse_hex(value.to_str().unwrap_or_default()))
+        .transpose()?;
+    let body: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    Ok(IncomingBody {
+        body,
+        content_length,
+        sha256,
+    })
+}
+
+/// A header as text, if present and valid.
+pub(crate) fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: impl header::AsHeaderName,
+) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+pub(crate) fn rfc3339(instant: once_domain::Instant) -> String {
+    instant
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

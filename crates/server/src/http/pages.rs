@@ -1,0 +1,155 @@
+//! The few HTML pages `once` serves: home, the landing page of a share, the metadata-only page
+//! for link previewers, the upload page of an upload request, and error pages. Every dynamic
+//! value is HTML-escaped; every page forbids framing and sends no referrer (the URL is a secret).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use once_domain::{Instant, Share, UploadRequest};
+
+use super::error::ApiError;
+use super::rfc3339;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}\
+h1{font-size:1.4rem;word-break:break-word}.meta{color:#555}button{font-size:1.1rem;padding:.6rem 1.4rem;cursor:pointer}\
+.note{color:#666;font-size:.9rem}progress{width:100%}";
+
+fn page(status: StatusCode, title: &str, head_extra: &str, body: &str) -> Response {
+    let document = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex,nofollow\">\
+         <title>{}</title>{head_extra}<style>{STYLE}</style></head><body>{body}</body></html>\n",
+        text(title)
+    );
+    let mut response = (status, Html(document)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+/// Sizes for people: 1.5 MiB rather than 1572864.
+pub fn human_size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
+pub async fn home() -> Response {
+    page(
+        StatusCode::OK,
+        "once",
+        "",
+        "<h1>once</h1><p>Self-hosted one-time file sharing. Links made here work for one download \
+         (or a few), then the file is gone.</p><p class=\"note\">Use the <code>once</code> command \
+         line or the HTTP API to share a file; see the project documentation.</p>",
+    )
+}
+
+pub fn landing(share: &Share, now: Instant) -> Response {
+    let size = share
+        .size
+        .map(human_size)
+        .unwrap_or_else(|| "unknown size".into());
+    let remaining = if share.downloads_left == 1 {
+        "This link works for <strong>one</strong> download.".to_owned()
+    } else {
+        format!(
+            "This link works for {} more downloads.",
+            share.downloads_left
+        )
+    };
+    let _ = now;
+    let body = format!(
+        "<h1>{name}</h1><p class=\"meta\">{size} · expires {expires}</p><p>{remaining} \
+         Downloading uses it up; nothing has been used yet.</p>\
+         <form method=\"post\" action=\"/s/{id}\"><button type=\"submit\" id=\"download\">Download</button></form>\
+         <p class=\"note\">If the download breaks, the same link can resume it for a few minutes.</p>",
+        name = text(share.filename.as_str()),
+        expires = text(&rfc3339(share.expires_at)),
+        id = attr(share.id.as_str()),
+    );
+    page(StatusCode::OK, share.filename.as_str(), "", &body)
+}
+
+/// What chat apps and mail scanners get: a generic card. The file name stays out of it so a
+/// preview does not leak what was sent to the chat provider.
+pub fn preview(_share: &Share) -> Response {
+    let head = "<meta property=\"og:type\" content=\"website\">\
+        <meta property=\"og:site_name\" content=\"once\">\
+        <meta property=\"og:title\" content=\"A file was shared with you\">\
+        <meta property=\"og:description\" content=\"One-time download link. Open it in a browser to see the file; previews do not use it up.\">\
+        <meta name=\"twitter:card\" content=\"summary\">";
+    page(
+        StatusCode::OK,
+        "A file was shared with you",
+        head,
+        "<h1>A file was shared with you</h1><p>Open this link in a browser to download it.</p>",
+    )
+}
+
+pub fn problem(error: &ApiError) -> Response {
+    let (status, code, message) = error.parts();
+    let title = match status {
+        StatusCode::GONE => "This link has been used up",
+        StatusCode::NOT_FOUND => "Nothing here",
+        StatusCode::CONFLICT => "Already uploaded",
+        StatusCode::FORBIDDEN => "This link is no longer valid",
+        _ => "Something went wrong",
+    };
+    let body = format!(
+        "<h1>{}</h1><p>{}</p><p class=\"note\">code: <code>{}</code></p>",
+        text(title),
+        text(&message),
+        text(code)
+    );
+    page(status, title, "", &body)
+}
+
+pub fn upload_page(request: &UploadRequest) -> Response {
+    let fixed_name = request
+        .filename
+        .as_ref()
+        .map(|name| name.as_str().to_owned())
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Send a file</h1><p class=\"meta\">Up to {max} · open until {expires}</p>\
+         <p>This page accepts exactly one file. Once it has arrived, the link stops working.</p>\
+         <input type=\"file\" id=\"file\"> <button id=\"send\" type=\"button\">Upload</button>\
+         <p><progress id=\"progress\" max=\"1\" value=\"0\" hidden></progress></p><p id=\"status\" role=\"status\"></p>\
+         <script>\
+         const maxSize={max_bytes};const fixedName=\"{fixed}\";\
+         const status=document.getElementById('status');const bar=document.getElementById('progress');\
+         document.getElementById('send').addEventListener('click',()=>{{\
+           const file=document.getElementById('file').files[0];\
+           if(!file){{status.textContent='Choose a file first.';return;}}\
+           if(file.size>maxSize){{status.textContent='This file is larger than allowed.';return;}}\
+           const xhr=new XMLHttpRequest();xhr.open('PUT',location.pathname);\
+           xhr.setRequestHeader('X-Once-Filename',encodeURIComponent(fixedName||file.name));\
+           xhr.setRequestHeader('Accept','application/json');\
+           if(file.type)xhr.setRequestHeader('Content-Type',file.type);\
+           bar.hidden=false;xhr.upload.onprogress=e=>{{if(e.lengthComputable)bar.value=e.loaded/e.total;}};\
+           xhr.onload=()=>{{let body={{}};try{{body=JSON.parse(xhr.responseText);}}catch(e){{}}\
+             if(xhr.status===201){{bar.value=1;status.textContent='Uploaded. Thank you, you can close this page.';\
+               document.getElementById('send').disabled=true;}}\
+             else{{status.textContent='Upload failed: '+((body.error&&body.error.message)||xhr.status);}}}};\
+           xhr.onerror=()=>{{status.textContent='Upload failed: the connection broke. You can try again.';}};\
+           status.textContent='Uploading…';xhr.send(file);\
+         }});\
+         </script>",
+        max = text(&human_size(request.max_size)),
+        expires = text(&rfc3339(request.expires_at)),
+        max_bytes = request.max_size,
+        fixed = html_escape::encode_script_double_quoted_text(&fixed_name),
+    );
+    page(StatusCode::OK, "Send a file", "", &body)
+}

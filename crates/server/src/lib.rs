@@ -1,0 +1,11 @@
+//! The `once` service: configuration, start-up, the HTTP layer, the share service and the
+//! reaper. The binary (`crates/cli`) calls [`serve`], [`reap_once`] and [`keys`].
+
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod reaper;
+pub mod service;
+mod startup;
+
+pub use startup::{reap_once, serve};

@@ -1,0 +1,105 @@
+//! The reaper deletes what must not outlive its purpose: bytes of consumed (after the lease),
+//! expired, revoked and abandoned shares, blobs no share references, stale upload files, and old
+//! tombstones. Every step is idempotent and takes its work through conditional writes, so any
+//! number of reapers (built-in loops, `once reap` from cron) can run at once.
+
+use std::time::Duration;
+
+use once_domain::Instant;
+use once_domain::share::add;
+
+use crate::service::{Service, ServiceResult};
+
+/// Shares taken per batch; a reaper holds its batch this long before another may retry it.
+const BATCH: u32 = 100;
+const HOLD: Duration = Duration::from_secs(300);
+/// Tombstones answer 410 for this long after expiry, then the rows go.
+const TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 86400);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Shares whose bytes were deleted (or that never had any) and are now tombstones.
+    pub shares_reaped: u64,
+    /// Blobs deleted because no share referenced them.
+    pub orphans_deleted: u64,
+    /// Temporary files or pending uploads of interrupted uploads removed.
+    pub stale_uploads_removed: u64,
+    /// Old tombstones, requests and signature records deleted.
+    pub rows_purged: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReapSettings {
+    pub orphan_grace: Duration,
+    pub upload_grace: Duration,
+}
+
+fn before(now: Instant, duration: Duration) -> Instant {
+    now - time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4))
+}
+
+pub async fn reap_once(
+    service: &Service,
+    settings: ReapSettings,
+    now: Instant,
+) -> ServiceResult<ReapReport> {
+    let mut report = ReapReport::default();
+    let abandoned_before = before(now, settings.upload_grace);
+    loop {
+        let batch = service
+            .meta
+            .take_reap_batch(now, abandoned_before, add(now, HOLD), BATCH)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for candidate in batch {
+            if let Some(blob_key) = &candidate.blob_key {
+                service.blob.delete(blob_key).await?;
+            }
+            if service
+                .meta
+                .mark_gone(&candidate.share_id, candidate.blob_key.as_ref())
+                .await?
+            {
+                report.shares_reaped += 1;
+            }
+        }
+    }
+
+    let orphan_cutoff = before(now, settings.orphan_grace);
+    for blob_key in service.blob.list_older_than(orphan_cutoff).await? {
+        if !service.meta.blob_referenced(&blob_key).await? {
+            service.blob.delete(&blob_key).await?;
+            report.orphans_deleted += 1;
+        }
+    }
+    report.stale_uploads_removed = service.blob.remove_stale_uploads(orphan_cutoff).await?;
+    report.rows_purged = service
+        .meta
+        .purge(now, before(now, TOMBSTONE_RETENTION))
+        .await?;
+    Ok(report)
+}
+
+/// The built-in reaper: one pass every `interval` until `shutdown` fires.
+pub async fn run_loop(
+    service: std::sync::Arc<Service>,
+    settings: ReapSettings,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match reap_once(&service, settings, once_domain::now()).await {
+            Ok(report) if report != ReapReport::default() => tracing::info!(?report, "reaper pass"),
+            Ok(_) => tracing::debug!("reaper pass: nothing to do"),
+            Err(error) => tracing::error!(%error, "reaper pass failed; retrying next interval"),
+        }
+    }
+}

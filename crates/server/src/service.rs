@@ -1,0 +1,531 @@
+//! The share service: the rules of `once` applied to the two stores. HTTP handlers call into it
+//! and only translate; every decision that must be atomic is delegated to one conditional write
+//! in the [`MetaStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use once_blob::{BlobError, BlobStore, ByteStream, PutLimits};
+use once_domain::request::ReceivedUpload;
+use once_domain::share::add;
+use once_domain::signing::{REQUEST_SIGNATURE_WINDOW_SECS, verify_request_signature};
+use once_domain::{
+    ApiToken, BlobKey, DomainError, Instant, KeyId, KeyRecord, RequestId, RequestPolicy,
+    RequestSpec, SecretSealer, Sha256Digest, Share, ShareId, SharePolicy, ShareSpec, UploadRequest,
+    UrlSigner,
+};
+use once_meta::{CompletedUpload, FulfilOutcome, MetaError, MetaStore, PublishOutcome, StoredKey};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but unreserved characters is escaped in the path segments and query values we
+/// sign, so the signed text and the text on the wire are identical.
+const URL_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub fn url_escape(text: &str) -> String {
+    utf8_percent_encode(text, URL_ESCAPES).to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The rules refused the request; the client can fix it.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("blob store: {0}")]
+    Blob(BlobError),
+}
+
+impl From<BlobError> for ServiceError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::TooLarge { limit } => DomainError::TooLarge { limit }.into(),
+            BlobError::SizeMismatch { expected, actual } => {
+                DomainError::SizeMismatch { expected, actual }.into()
+            }
+            BlobError::ChecksumMismatch => DomainError::ChecksumMismatch.into(),
+            BlobError::Interrupted(error) => {
+                DomainError::InvalidRequest(format!("the upload was interrupted: {error}")).into()
+            }
+            BlobError::NotFound => DomainError::NotFound.into(),
+            other => ServiceError::Blob(other),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The authenticated key behind an API request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: KeyId,
+}
+
+/// How the client must send the bytes of a new share.
+#[derive(Debug, Clone)]
+pub struct UploadTicket {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Instant,
+    /// Set when the bytes go to the storage directly and the client must then report the
+    /// upload complete.
+    pub complete_url: Option<String>,
+}
+
+/// A successful claim: where the claimant fetches the bytes, and until when.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub share: Share,
+    pub download_url: String,
+    pub lease_until: Instant,
+}
+
+/// A body arriving through the server, with what its headers declared.
+pub struct IncomingBody {
+    pub body: ByteStream,
+    pub content_length: Option<u64>,
+    pub sha256: Option<Sha256Digest>,
+}
+
+pub struct Service {
+    pub meta: Arc<dyn MetaStore>,
+    pub blob: Arc<dyn BlobStore>,
+    pub signer: UrlSigner,
+    pub sealer: SecretSealer,
+    pub shares: SharePolicy,
+    pub requests: RequestPolicy,
+    pub claim_lease: Duration,
+}
+
+impl Service {
+    // ---- authentication -----------------------------------------------------------------
+
+    async fn active_key(&self, id: &KeyId) -> ServiceResult<StoredKey> {
+        match self.meta.find_key(id).await? {
+            Some(key) if key.record.is_active() => Ok(key),
+            _ => Err(DomainError::InvalidCredentials.into()),
+        }
+    }
+
+    pub async fn authenticate_bearer(&self, token: &str) -> ServiceResult<Caller> {
+        let token = ApiToken::parse(token)?;
+        let key = self.active_key(&token.id).await?;
+        if !token.secret.matches_hash(&key.secret_hash) {
+            return Err(DomainError::InvalidCredentials.into());
+        }
+        Ok(Caller { key_id: token.id })
+    }
+
+    /// Verifies an HMAC-signed request and burns its signature so it cannot be replayed,
+    /// on this or any other instance sharing the metadata store.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn authenticate_signed(
+        &self,
+        key_id: &str,
+        timestamp: i64,
+        signature: &str,
+        method: &str,
+        path_and_query: &str,
+        body_sha256_hex: &str,
+        now: Instant,
+    ) -> ServiceResult<Caller> {
+        let key_id = KeyId::parse(key_id)?;
+        let key = self.active_key(&key_id).await?;
+        let secret = self
+            .sealer
+            .open(key_id.as_str(), &key.sealed_secret)
+            .ok_or(DomainError::InvalidCredentials)?;
+        verify_request_signature(
+            &secret,
+            method,
+            path_and_query,
+            timestamp,
+            body_sha256_hex,
+            signature,
+            now,
+        )?;
+        // Keep the record for as long as the timestamp could still be accepted.
+        let keep_until = time::OffsetDateTime::from_unix_timestamp(
+            timestamp + REQUEST_SIGNATURE_WINDOW_SECS + 1,
+        )
+        .map_err(|_| DomainError::StaleTimestamp)?;
+        if !self
+            .meta
+            .record_signature(&key_id, signature, keep_until)
+            .await?
+        {
+            return Err(DomainError::ReplayedSignature.into());
+        }
+        Ok(Caller { key_id })
+    }
+
+    // ---- keys ---------------------------------------------------------------------------
+
+    async fn store_key(&self, token: &ApiToken, name: &str, now: Instant) -> ServiceResult<()> {
+        let name = once_domain::key::validate_key_name(name)?;
+        let key = StoredKey {
+            record: KeyRecord {
+                id: token.id.clone(),
+                name,
+                created_at: now,
+                revoked_at: None,
+            },
+            secret_hash: token.secret.hash().to_vec(),
+            sealed_secret: self.sealer.seal(token.id.as_str(), &token.secret),
+        };
+        match self.meta.insert_key(&key).await {
+            Err(MetaError::KeyExists) => Err(DomainError::KeyExists.into()),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn create_key(&self, name: &str, now: Instant) -> ServiceResult<ApiToken> {
+        let token = ApiToken::generate();
+        self.store_key(&token, name, now).await?;
+        Ok(token)
+    }
+
+    /// Makes sure `token` exists (for `ONCE_BOOTSTRAP_KEY`). A different secret under the same
+    /// id is an error rather than a silent overwrite.
+    pub async fn ensure_key(
+        &self,
+        token: &ApiToken,
+        name: &str,
+        now: Instant,
+    ) -> ServiceResult<()> {
+        match self.meta.find_key(&token.id).await? {
+            Some(existing) if token.secret.matches_hash(&existing.secret_hash) => Ok(()),
+            Some(_) => Err(DomainError::KeyExists.into()),
+            None => match self.store_key(token, name, now).await {
+                // Another instance bootstrapped it at the same moment.
+                Err(ServiceError::Rejected(DomainError::KeyExists)) => Ok(()),
+                other => other,
+            },
+        }
+    }
+
+    // ---- shares -------------------------------------------------------------------------
+
+    pub async fn create_share(
+        &self,
+        caller: &Caller,
+        spec: &ShareSpec,
+        now: Instant,
+    ) -> ServiceResult<Share> {
+        let share = self
+            .shares
+            .new_share(spec, Some(caller.key_id.clone()), now)?;
+        self.meta.insert_share(&share).await?;
+        Ok(share)
+    }
+
+    /// Where the bytes of a pending share go: a presigned storage URL when the store has one,
+    /// otherwise this server's own signed `/b/up/{id}` URL.
+    pub fn upload_ticket(&self, share: &Share, base: &str) -> UploadTicket {
+        let size = share.size.unwrap_or(0);
+        let attempt = BlobKey::for_attempt(&share.id);
+        if let Some(direct) =
+            self.blob
+                .presign_upload(&attempt, size, &share.content_type, share.upload_expires_at)
+        {
+            return UploadTicket {
+                method: direct.method,
+                url: direct.url,
+                headers: direct.headers,
+                expires_at: direct.expires_at,
+                complete_url: Some(format!("{base}/api/v1/shares/{}/complete", share.id)),
+            };
+        }
+        let path = format!("/b/up/{}", share.id);
+        let query = self
+            .signer
+            .signed_query("PUT", &path, &[], share.upload_expires_at);
+        let mut headers = Vec::new();
+        if let Some(size) = share.size {
+            headers.push(("Content-Length".to_owned(), size.to_string()));
+        }
+        UploadTicket {
+            method: "PUT".into(),
+            url: format!("{base}{path}?{query}"),
+            headers,
+            expires_at: share.upload_expires_at,
+            complete_url: None,
+        }
+    }
+
+    /// Streams an upload for a pending share into the blob store and publishes the share if
+    /// this upload is the first complete one. A refused or interrupted upload leaves the slot
+    /// as it was.
+    pub async fn receive_share_upload(
+        &self,
+        id: &ShareId,
+        incoming: IncomingBody,
+        started_at: Instant,
+    ) -> ServiceResult<Share> {
+        let share = self
+            .meta
+            .get_share(id)
+            .await?
+            .ok_or(DomainError::ShareNotFound)?;
+        if let Some(refusal) = share.upload_refusal(started_at) {
+            return Err(refusal.into());
+        }
+        let limit = share.size.unwrap_or(self.shares.max_size);
+        match (incoming.content_length, share.size) {
+            (Some(length), _) if length > limit => {
+                return Err(DomainError::TooLarge { limit }.into());
+            }
+            // A body announced shorter than declared can never complete: refuse before reading.
+            (Some(length), Some(expected)) if length < expected => {
+                return Err(DomainError::SizeMismatch {
+                    expected,
+                    actual: length,
+                }
+                .into());
+            }
+            _ => {}
+        }
+        self.meta.count_upload_attempt(id).await?;
+        let sha256 = match (share.sha256, incoming.sha256) {
+            (Some(declared), Some(header)) if declared != header => {
+                return Err(DomainError::ChecksumMismatch.into());
+            }
+            (declared, header) => declared.or(header),
+        };
+        let limits = PutLimits {
+            expected_size: share.size,
+            max_size: self.shares.max_size,
+            sha256,
+        };
+        let blob_key = BlobKey::for_attempt(id);
+        let info = self.blob.put(&blob_key, incoming.body, limits).await?;
+        let upload = CompletedUpload {
+            blob_key: blob_key.clone(),
+            size: info.size,
+            sha256: info.sha256,
+            started_at,
+        };
+        let outcome = self
+            .meta
+            .publish_share(id, &upload, once_domain::now())
+            .await;
+        let refusal = match outcome {
+            Ok(PublishOutcome::Published(share)) => return Ok(share),
+            Ok(PublishOutcome::SlotUsed) => DomainError::SlotUsed.into(),
+            Ok(PublishOutcome::UploadExpired) => DomainError::UploadExpired.into(),
+            Ok(PublishOutcome::NotFound) => DomainError::ShareNotFound.into(),
+            Err(error) => ServiceError::from(error),
+        };
+        // This upload lost (or could not be recorded): its bytes must never be served.
+        if let Err(error) = self.blob.delete(&blob_key).await {
+            tracing::warn!(%blob_key, %error, "could not delete the blob of a refused upload; the reaper will");
+        }
+        Err(refusal)
+    }
+
+    /// For stores with direct uploads the client reports completion here; on the embedded
+    /// store the upload itself publishes, so this only confirms the state.
+    pub async fn complete_share(&self, caller: &Caller, id: &ShareId) -> ServiceResult<Share> {
+        let share = self.share_for_owner(caller, id).await?;
+        match share.state {
+            once_domain::ShareState::Pending => Err(DomainError::InvalidRequest(
+                "no complete upload has been received for this share".into(),
+            )
+            .into()),
+            _ => Ok(share),
+        }
+    }
+
+    pub async fn share_for_owner(&self, caller: &Caller, id: &ShareId) -> ServiceResult<Share> {
+        match self.meta.get_share(id).await? {
+            // Someone else's share is reported as unknown, not as forbidden: ids are secrets.
+            Some(share) if share.owner.as_ref() == Some(&caller.key_id) => Ok(share),
+            _ => Err(DomainError::ShareNotFound.into()),
+        }
+    }
+
+    pub async fn revoke_share(&self, caller: &Caller, id: &ShareId) -> ServiceResult<()> {
+        let share = self.share_for_owner(caller, id).await?;
+        if self.meta.revoke_share(id, &caller.key_id).await? {
+            return Ok(());
+        }
+        // Already revoked, or gone: report what a recipient would see.
+        Err(share
+            .claim_refusal(once_domain::now())
+            .unwrap_or(DomainError::ShareRevoked)
+            .into())
+    }
+
+    /// A share as a recipient would find it, without consuming anything.
+    pub async fn peek(&self, id: &ShareId) -> ServiceResult<Share> {
+        Ok(self
+            .meta
+            .get_share(id)
+            .await?
+            .ok_or(DomainError::ShareNotFound)?)
+    }
+
+    pub async fn count_preview(&self, id: &ShareId) -> ServiceResult<()> {
+        Ok(self.meta.count_preview(id).await?)
+    }
+
+    /// The claim: one conditional write decides it; the winner gets a download URL that lives
+    /// as long as its lease.
+    pub async fn claim(&self, id: &ShareId, base: &str, now: Instant) -> ServiceResult<Claim> {
+        let lease_until = add(now, self.claim_lease);
+        let Some(share) = self.meta.claim_share(id, now, lease_until).await? else {
+            let share = self.peek(id).await?;
+            let refusal = share
+                .claim_refusal(now)
+                .unwrap_or(DomainError::ShareConsumed);
+            return Err(refusal.into());
+        };
+        let download_url = self.download_url(&share, base, lease_until)?;
+        Ok(Claim {
+            share,
+            download_url,
+            lease_until,
+        })
+    }
+
+    fn download_url(
+        &self,
+        share: &Share,
+        base: &str,
+        expires_at: Instant,
+    ) -> ServiceResult<String> {
+        let blob_key = share.blob_key.as_ref().ok_or(DomainError::ShareNotReady)?;
+        let disposition = share.filename.content_disposition();
+        if let Some(url) =
+            self.blob
+                .presign_download(blob_key, &disposition, &share.content_type, expires_at)
+        {
+            return Ok(url);
+        }
+        let path = format!("/b/dl/{blob_key}/{}", url_escape(share.filename.as_str()));
+        let content_type = url_escape(&share.content_type);
+        let query = self
+            .signer
+            .signed_query("GET", &path, &[("ct", &content_type)], expires_at);
+        Ok(format!("{base}{path}?{query}"))
+    }
+
+    // ---- upload requests ----------------------------------------------------------------
+
+    pub async fn create_request(
+        &self,
+        caller: &Caller,
+        spec: &RequestSpec,
+        now: Instant,
+    ) -> ServiceResult<UploadRequest> {
+        let request = self
+            .requests
+            .new_request(spec, &self.shares, caller.key_id.clone(), now)?;
+        self.meta.insert_request(&request).await?;
+        Ok(request)
+    }
+
+    pub async fn request_for_owner(
+        &self,
+        caller: &Caller,
+        id: &RequestId,
+    ) -> ServiceResult<(UploadRequest, Option<Share>)> {
+        match self.meta.get_request(id).await? {
+            Some(request) if request.owner == caller.key_id => {
+                let share = match &request.share_id {
+                    Some(share_id) => self.meta.get_share(share_id).await?,
+                    None => None,
+                };
+                Ok((request, share))
+            }
+            _ => Err(DomainError::RequestNotFound.into()),
+        }
+    }
+
+    pub async fn list_requests(
+        &self,
+        caller: &Caller,
+    ) -> ServiceResult<Vec<(UploadRequest, Option<Share>)>> {
+        let mut listed = Vec::new();
+        for request in self.meta.list_requests(&caller.key_id).await? {
+            let share = match &request.share_id {
+                Some(share_id) => self.meta.get_share(share_id).await?,
+                None => None,
+            };
+            listed.push((request, share));
+        }
+        Ok(listed)
+    }
+
+    /// The public view of an upload request (for its upload page).
+    pub async fn open_request(&self, id: &RequestId) -> ServiceResult<UploadRequest> {
+        Ok(self
+            .meta
+            .get_request(id)
+            .await?
+            .ok_or(DomainError::RequestNotFound)?)
+    }
+
+    /// Streams an upload to a request URL; the first complete one becomes the requester's share.
+    pub async fn receive_request_upload(
+        &self,
+        id: &RequestId,
+        filename_hint: Option<String>,
+        content_type: Option<String>,
+        incoming: IncomingBody,
+        started_at: Instant,
+    ) -> ServiceResult<Share> {
+        let request = self.open_request(id).await?;
+        if let Some(refusal) = request.upload_refusal(started_at) {
+            return Err(refusal.into());
+        }
+        if incoming
+            .content_length
+            .is_some_and(|length| length > request.max_size)
+        {
+            return Err(DomainError::TooLarge {
+                limit: request.max_size,
+            }
+            .into());
+        }
+        let share_id = ShareId::generate();
+        let blob_key = BlobKey::for_attempt(&share_id);
+        let limits = PutLimits {
+            expected_size: incoming.content_length,
+            max_size: request.max_size,
+            sha256: incoming.sha256,
+        };
+        let info = self.blob.put(&blob_key, incoming.body, limits).await?;
+        let upload = ReceivedUpload {
+            filename_hint,
+            content_type,
+            size: info.size,
+            sha256: info.sha256,
+            blob_key: blob_key.clone(),
+        };
+        let result = match request.share_for(share_id, upload, once_domain::now()) {
+            Ok(share) => self
+                .meta
+                .fulfil_request(id, &share, started_at)
+                .await
+                .map_err(ServiceError::from),
+            Err(error) => Err(error.into()),
+        };
+        let refusal = match result {
+            Ok(FulfilOutcome::Fulfilled(share)) => return Ok(share),
+            Ok(FulfilOutcome::SlotUsed) => DomainError::SlotUsed.into(),
+            Ok(FulfilOutcome::Expired) => DomainError::UploadExpired.into(),
+            Ok(FulfilOutcome::NotFound) => DomainError::RequestNotFound.into(),
+            Err(error) => error,
+        };
+        if let Err(error) = self.blob.delete(&blob_key).await {
+            tracing::warn!(%blob_key, %error, "could not delete the blob of a refused upload; the reaper will");
+        }
+        Err(refusal)
+    }
+}

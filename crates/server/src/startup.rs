@@ -1,0 +1,256 @@
+//! Start-up and shutdown: load the configuration, open the stores, make sure the master secret
+//! and the bootstrap key exist, run the HTTP server and the reaper, and on SIGINT/SIGTERM let
+//! in-flight transfers finish within the configured grace period.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use once_blob::fs::FsBlobStore;
+use once_domain::{ApiToken, MasterSecret, RequestPolicy};
+use once_meta::MetaStore;
+use once_meta::sqlite::SqliteMetaStore;
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{Config, LogFormat, ServerArgs};
+use crate::http::{self, AppState};
+use crate::reaper::{self, ReapSettings};
+use crate::service::Service;
+
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ONCE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests embedding the server) is harmless.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn open_meta(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+    match config.database_url.as_deref() {
+        None => {
+            let path = config.data_dir.join("once.db");
+            Ok(Arc::new(SqliteMetaStore::open(&path).await.with_context(
+                || format!("cannot open {}", path.display()),
+            )?))
+        }
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(
+            SqliteMetaStore::open_url(url)
+                .await
+                .context("cannot open the SQLite database")?,
+        )),
+        Some(url) => {
+            let scheme = url.split(':').next().unwrap_or_default();
+            anyhow::bail!("unsupported database_url scheme {scheme:?}: this build supports sqlite:")
+        }
+    }
+}
+
+/// The master secret from the configuration, else from `<data dir>/master.key`, created with
+/// mode 0600 on first start. Racing first starts agree: only one `create_new` succeeds.
+async fn master_secret(config: &Config) -> anyhow::Result<MasterSecret> {
+    if let Some(text) = &config.master_secret {
+        return MasterSecret::parse(text)
+            .map_err(|_| anyhow::anyhow!("master_secret must be 64 hexadecimal characters"));
+    }
+    let path = config.data_dir.join("master.key");
+    let fresh = MasterSecret::generate();
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(&path).await {
+        Ok(mut file) => {
+            file.write_all(format!("{}\n", fresh.to_hex()).as_bytes())
+                .await?;
+            file.sync_all().await?;
+            return Ok(fresh);
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot create {}", path.display()));
+        }
+    }
+    read_master_secret(&path).await
+}
+
+async fn read_master_secret(path: &Path) -> anyhow::Result<MasterSecret> {
+    // The creator may still be writing it.
+    for _ in 0..50 {
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if let Ok(secret) = MasterSecret::parse(&text) {
+            return Ok(secret);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    anyhow::bail!(
+        "{} does not hold a 64-hex-character master secret",
+        path.display()
+    )
+}
+
+/// Opens both stores and assembles the service from a loaded configuration.
+pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    let meta = open_meta(config).await?;
+    let blob = Arc::new(
+        FsBlobStore::open(&config.data_dir)
+            .await
+            .context("cannot open the blob directory")?,
+    );
+    let master = master_secret(config).await?;
+    Ok(Service {
+        meta,
+        blob,
+        signer: master.url_signer(),
+        sealer: master.sealer(),
+        shares: config.share_policy(),
+        requests: RequestPolicy {
+            default_expires_in: config.default_expires_in,
+        },
+        claim_lease: config.claim_lease,
+    })
+}
+
+pub(crate) async fn load(
+    args: &ServerArgs,
+    default_log_level: &str,
+) -> anyhow::Result<(Config, Service)> {
+    let config = Config::load(args)?;
+    init_tracing(config.log_format, default_log_level);
+    let service = build_service(&config).await?;
+    Ok((config, service))
+}
+
+fn reap_settings(config: &Config) -> ReapSettings {
+    ReapSettings {
+        orphan_grace: config.orphan_grace,
+        upload_grace: config.upload_grace,
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// `once serve`.
+pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    if args.print_config {
+        print!("{}", Config::load(&args)?.to_toml());
+        return Ok(());
+    }
+    let (config, service) = load(&args, "info,tower_http=warn,sqlx=warn").await?;
+    let service = Arc::new(service);
+    if let Some(token) = &config.bootstrap_key {
+        let token = ApiToken::parse(token)
+            .map_err(|_| anyhow::anyhow!("ONCE_BOOTSTRAP_KEY must be KEYID.SECRET"))?;
+        service
+            .ensure_key(&token, "bootstrap", once_domain::now())
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot ensure the bootstrap key: {error}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let local = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .as_ref()
+        .map(|url| url.as_str().trim_end_matches('/').to_owned());
+    let app = http::router(Arc::new(AppState {
+        service: service.clone(),
+        public_url,
+    }));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let reaper = (!config.reap_interval.is_zero()).then(|| {
+        tokio::spawn(reaper::run_loop(
+            service.clone(),
+            reap_settings(&config),
+            config.reap_interval,
+            shutdown_rx.clone(),
+        ))
+    });
+
+    // One plain line on stdout so scripts and tests can find the bound address.
+    println!("once listening on http://{local}");
+    tracing::info!(address = %local, data_dir = %config.data_dir.display(), "once is serving");
+    if service
+        .meta
+        .list_keys()
+        .await
+        .map(|keys| keys.is_empty())
+        .unwrap_or(false)
+    {
+        tracing::info!(
+            "no API keys yet: create one with `once keys create --name me` (same --data-dir)"
+        );
+    }
+
+    let mut stop = shutdown_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = &mut server => {
+            result.context("server task failed")?.context("server failed")?;
+            return Ok(());
+        }
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(result) => result
+            .context("server task failed")?
+            .context("server failed")?,
+        Err(_) => tracing::warn!("shutdown grace period over; dropping the remaining connections"),
+    }
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `once reap`: one reaper pass, then exit.
+pub async fn reap_once(args: ServerArgs) -> anyhow::Result<()> {
+    let (config, service) = load(&args, "warn").await?;
+    let report = reaper::reap_once(&service, reap_settings(&config), once_domain::now())
+        .await
+        .map_err(|error| anyhow::anyhow!("reaper pass failed: {error}"))?;
+    println!(
+        "reaped {} shares, {} orphaned blobs, {} stale uploads, {} old rows",
+        report.shares_reaped,
+        report.orphans_deleted,
+        report.stale_uploads_removed,
+        report.rows_purged
+    );
+    Ok(())
+}
