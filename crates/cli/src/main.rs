@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use once_server::config::ServerArgs;
 
 #[derive(Parser)]
-#[command(name = "once", version, about = "Share a file once: one-time links on signed, expiring URLs")]
+#[command(
+    name = "once",
+    version,
+    about = "Share a file once: one-time links on signed, expiring URLs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,8 +45,6 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Upload a file and print its one-time link
     Send(SendArgs),
@@ -64,11 +66,20 @@ enum KeysCommand {
     Create {
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// List keys (ids and names, never secrets)
-    List,
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Revoke a key by id
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -164,24 +175,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => once_server::serve(args).await,
         Command::Reap(args) => once_server::reap_once(args).await,
-        Command::Keys { command, server } => match command {
-            KeysCommand::Create { name } => {
+        Command::Keys { command } => match command {
+            KeysCommand::Create { name, server } => {
                 let token = once_server::keys::create(server, &name).await?;
                 println!("{token}");
                 eprintln!("Store this key now: it is not shown again.");
                 Ok(())
             }
-            KeysCommand::List => {
+            KeysCommand::List { server } => {
                 for key in once_server::keys::list(server).await? {
                     let revoked = key
                         .revoked_at
                         .map(|at| format!("  revoked {at}"))
                         .unwrap_or_default();
-                    println!("{}  {}  created {}{}", key.id, key.name, key.created_at, revoked);
+                    println!(
+                        "{}  {}  created {}{}",
+                        key.id, key.name, key.created_at, revoked
+                    );
                 }
                 Ok(())
             }
-            KeysCommand::Revoke { id } => once_server::keys::revoke(server, &id).await,
+            KeysCommand::Revoke { id, server } => once_server::keys::revoke(server, &id).await,
         },
         Command::Send(args) => client::send::run(args).await,
         Command::Get(args) => client::get::run(args).await,

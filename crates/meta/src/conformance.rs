@@ -115,7 +115,7 @@ async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
         .await
         .unwrap()
     {
-        PublishOutcome::Published(published) => published,
+        PublishOutcome::Published(published) => *published,
         other => panic!("publish failed: {other:?}"),
     }
 }
@@ -375,7 +375,7 @@ async fn request_is_fulfilled_once(store: &dyn MetaStore) {
         .fulfil_request(&request.id, &first, t0())
         .await
         .unwrap();
-    assert_eq!(outcome, FulfilOutcome::Fulfilled(first.clone()));
+    assert_eq!(outcome, FulfilOutcome::Fulfilled(Box::new(first.clone())));
     let second_id = once_domain::ShareId::generate();
     let second = request
         .share_for(second_id.clone(), upload_for(&second_id), t0())

@@ -49,7 +49,7 @@ pub struct CompletedUpload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
     /// This upload won: the share is now ready.
-    Published(Share),
+    Published(Box<Share>),
     /// Another upload won first, or the share left `pending` some other way.
     SlotUsed,
     /// The upload window closed before the upload finished.
@@ -60,7 +60,7 @@ pub enum PublishOutcome {
 /// Outcome of the attempt to turn an upload request into a share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FulfilOutcome {
-    Fulfilled(Share),
+    Fulfilled(Box<Share>),
     SlotUsed,
     Expired,
     NotFound,

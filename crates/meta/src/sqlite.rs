@@ -334,7 +334,7 @@ impl MetaStore for SqliteMetaStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = published {
-            return Ok(PublishOutcome::Published(share_from_row(&row)?));
+            return Ok(PublishOutcome::Published(Box::new(share_from_row(&row)?)));
         }
         // Nothing was written; explain why from the current row.
         Ok(match self.get_share(id).await? {
@@ -442,7 +442,7 @@ impl MetaStore for SqliteMetaStore {
         if claimed.rows_affected() == 1 {
             insert_share_with(&mut *transaction, share).await?;
             transaction.commit().await?;
-            return Ok(FulfilOutcome::Fulfilled(share.clone()));
+            return Ok(FulfilOutcome::Fulfilled(Box::new(share.clone())));
         }
         transaction.rollback().await?;
         Ok(match self.get_request(id).await? {

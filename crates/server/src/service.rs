@@ -315,7 +315,7 @@ impl Service {
             .publish_share(id, &upload, once_domain::now())
             .await;
         let refusal = match outcome {
-            Ok(PublishOutcome::Published(share)) => return Ok(share),
+            Ok(PublishOutcome::Published(share)) => return Ok(*share),
             Ok(PublishOutcome::SlotUsed) => DomainError::SlotUsed.into(),
             Ok(PublishOutcome::UploadExpired) => DomainError::UploadExpired.into(),
             Ok(PublishOutcome::NotFound) => DomainError::ShareNotFound.into(),
@@ -517,7 +517,7 @@ impl Service {
             Err(error) => Err(error.into()),
         };
         let refusal = match result {
-            Ok(FulfilOutcome::Fulfilled(share)) => return Ok(share),
+            Ok(FulfilOutcome::Fulfilled(share)) => return Ok(*share),
             Ok(FulfilOutcome::SlotUsed) => DomainError::SlotUsed.into(),
             Ok(FulfilOutcome::Expired) => DomainError::UploadExpired.into(),
             Ok(FulfilOutcome::NotFound) => DomainError::RequestNotFound.into(),

@@ -27,14 +27,14 @@ fn byte_progress(len: Option<u64>, quiet: bool, message: &str) -> ProgressBar {
     let bar = match len {
         Some(len) => ProgressBar::new(len).with_style(
             ProgressStyle::with_template(
-                "{msg:>9} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                "{msg:>11} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
         ),
         // Without a known length there is no bar or ETA to show, only how much arrived.
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg:>9} {bytes} {binary_bytes_per_sec}")
+            ProgressStyle::with_template("{spinner} {msg:>11} {bytes} {binary_bytes_per_sec}")
                 .expect("valid template"),
         ),
     };
@@ -47,7 +47,8 @@ fn byte_progress(len: Option<u64>, quiet: bool, message: &str) -> ProgressBar {
 /// from the usual dark terminal (as `qrencode -t UTF8` does).
 fn print_qr(text: &str) -> Result<()> {
     use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::new(text.as_bytes()).context("the link is too long for a QR code")?;
+    let code =
+        qrcode::QrCode::new(text.as_bytes()).context("the link is too long for a QR code")?;
     let image = code
         .render::<Dense1x2>()
         .dark_color(Dense1x2::Light)
@@ -76,7 +77,10 @@ fn parse_share_link(text: &str) -> Result<ShareLink> {
     if !matches!(url.scheme(), "http" | "https") {
         bail!("not an http(s) link: {text}");
     }
-    let segments: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
     let position = segments
         .iter()
         .position(|segment| *segment == "s")
@@ -89,9 +93,7 @@ fn parse_share_link(text: &str) -> Result<ShareLink> {
     let filename = segments
         .get(position + 2)
         .filter(|name| !name.is_empty())
-        .map(|name| {
-            percent_decode(name)
-        });
+        .map(|name| percent_decode(name));
     let mut canonical = url.clone();
     canonical.set_query(None);
     canonical.set_fragment(None);
@@ -158,10 +160,14 @@ fn describe_time(rfc3339: &str) -> String {
     }
 }
 
-/// `in 2h` for the future, `3d ago` for the past, in the largest whole unit.
+/// `in 2h` for the future, `3d ago` for the past, in the largest whole unit; `now` within the
+/// second (the server keeps whole seconds).
 fn relative(delta: time::Duration) -> String {
     let seconds = delta.whole_seconds();
     let magnitude = seconds.unsigned_abs();
+    if magnitude == 0 {
+        return "now".to_owned();
+    }
     let (amount, unit) = match magnitude {
         0..60 => (magnitude, "s"),
         60..3_600 => (magnitude / 60, "m"),
@@ -229,6 +235,7 @@ mod tests {
 
     #[test]
     fn relative_times_use_the_largest_unit() {
+        assert_eq!(relative(time::Duration::milliseconds(-300)), "now");
         assert_eq!(relative(time::Duration::seconds(5)), "in 5s");
         assert_eq!(relative(time::Duration::seconds(-125)), "2m ago");
         assert_eq!(relative(time::Duration::hours(3)), "in 3h");

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use once_domain::preview::{is_preview_agent, wants_html};
 use once_domain::{DomainError, ShareId};
 
-use super::error::{ApiError, status_of};
+use super::error::ApiError;
 use super::{AppState, header_text, pages};
 
 /// Who is asking, judged from the method and headers.
@@ -108,7 +108,7 @@ async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderM
             response
         }
         Opener::Preview => pages::preview(&share),
-        _ => pages::landing(&share, now),
+        _ => pages::landing(&share),
     }
 }
 
@@ -138,10 +138,6 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
             );
             response
         }
-        Err(error) => {
-            let error = ApiError::from(error);
-            debug_assert!(status_of(once_domain::ErrorClass::Gone) == StatusCode::GONE);
-            refusal(error, html)
-        }
+        Err(error) => refusal(error.into(), html),
     }
 }

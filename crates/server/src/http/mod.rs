@@ -50,18 +50,18 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/shares", post(api::create_share))
+        .route("/api/v1/shares", post(api::create_share))
         .route(
-            "/shares/{id}",
+            "/api/v1/shares/{id}",
             get(api::get_share).delete(api::revoke_share),
         )
-        .route("/shares/{id}/complete", post(api::complete_share))
-        .route("/files/{filename}", put(api::put_file))
+        .route("/api/v1/shares/{id}/complete", post(api::complete_share))
+        .route("/api/v1/files/{filename}", put(api::put_file))
         .route(
-            "/requests",
+            "/api/v1/requests",
             post(api::create_request).get(api::list_requests),
         )
-        .route("/requests/{id}", get(api::get_request))
+        .route("/api/v1/requests/{id}", get(api::get_request))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -71,7 +71,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/api/v1", api)
+        .merge(api)
         .route("/s/{id}", get(links::open).post(links::claim))
         .route(
             "/s/{id}/{filename}",
@@ -132,10 +132,7 @@ pub(crate) fn incoming(
 }
 
 /// A header as text, if present and valid.
-pub(crate) fn header_text<'a>(
-    headers: &'a HeaderMap,
-    name: impl header::AsHeaderName,
-) -> Option<&'a str> {
+pub(crate) fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 

@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
-use once_domain::{Instant, Share, UploadRequest};
+use once_domain::{Share, UploadRequest};
 
 use super::error::ApiError;
 use super::rfc3339;
@@ -55,7 +55,7 @@ pub async fn home() -> Response {
     )
 }
 
-pub fn landing(share: &Share, now: Instant) -> Response {
+pub fn landing(share: &Share) -> Response {
     let size = share
         .size
         .map(human_size)
@@ -68,7 +68,6 @@ pub fn landing(share: &Share, now: Instant) -> Response {
             share.downloads_left
         )
     };
-    let _ = now;
     let body = format!(
         "<h1>{name}</h1><p class=\"meta\">{size} · expires {expires}</p><p>{remaining} \
          Downloading uses it up; nothing has been used yet.</p>\

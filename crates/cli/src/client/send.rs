@@ -1,0 +1,458 @@
+//! `once send FILE`: hash the file, ask the server for a share and an upload ticket, stream the
+//! bytes to wherever the ticket says (the server itself or a presigned bucket URL), report the
+//! upload complete when the ticket asks for it, and print the one-time link.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::{Stream, StreamExt};
+use indicatif::ProgressBar;
+use once_domain::Filename;
+use reqwest::Method;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+use url::Url;
+
+use super::config::{Client, ensure_success};
+use super::{LARGE_FILE, byte_progress, describe_time, print_qr};
+use crate::SendArgs;
+
+#[derive(Serialize)]
+struct NewShare<'a> {
+    filename: &'a str,
+    size: u64,
+    max_downloads: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+struct CreatedShare {
+    id: String,
+    url: String,
+    #[serde(default)]
+    expires_at: Option<String>,
+    upload: UploadTicket,
+}
+
+/// Where and how to send the bytes. `fields` (a presigned form POST) is optional in the
+/// contract; `complete_url` is set when the server must be told the upload is done.
+#[derive(Deserialize)]
+struct UploadTicket {
+    #[serde(default = "default_method")]
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    fields: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    complete_url: Option<String>,
+}
+
+fn default_method() -> String {
+    "PUT".to_owned()
+}
+
+pub async fn run(args: SendArgs) -> Result<()> {
+    let client = Client::from_args(&args.client)?;
+    // Fail on a missing key before spending minutes hashing a large file.
+    client.settings.require_key()?;
+
+    let path = args.file.as_path();
+    let metadata = tokio::fs::metadata(path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !metadata.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let raw_name = match &args.name {
+        Some(name) => name.clone(),
+        None => path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .with_context(|| format!("{} has no file name; pass --name", path.display()))?,
+    };
+    let filename = Filename::parse(&raw_name)
+        .map_err(|error| anyhow!("{error}: choose another with --name"))?;
+
+    let (size, sha256) = hash_file(path, metadata.len(), args.quiet).await?;
+
+    let request = NewShare {
+        filename: filename.as_str(),
+        size,
+        max_downloads: args.downloads,
+        expires_in: args.expires.map(whole_seconds),
+        sha256: &sha256,
+        content_type: guess_content_type(filename.as_str()),
+    };
+    let created: CreatedShare = client
+        .send_json(
+            client.api(Method::POST, "/api/v1/shares")?.json(&request),
+            "cannot create the share",
+        )
+        .await?;
+
+    upload(
+        &client,
+        &created.upload,
+        path,
+        size,
+        &filename,
+        &sha256,
+        args.quiet,
+    )
+    .await?;
+
+    if let Some(complete) = &created.upload.complete_url {
+        let url = complete_url(&client, complete, &created.id)?;
+        let response = client
+            .api_at(Method::POST, url.as_str())?
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .context("cannot report the finished upload to the server")?;
+        ensure_success(response)
+            .await
+            .context("the server did not accept the finished upload")?;
+    }
+
+    println!("{}", created.url);
+    if args.qr {
+        print_qr(&created.url)?;
+    }
+    if !args.quiet {
+        let downloads = match args.downloads {
+            1 => "1 download".to_owned(),
+            n => format!("{n} downloads"),
+        };
+        match &created.expires_at {
+            Some(at) => eprintln!("{downloads}, expires {}", describe_time(at)),
+            None => eprintln!("{downloads}"),
+        }
+    }
+    Ok(())
+}
+
+/// `expires_in` is whole seconds; a fraction rounds up so `--expires 1500ms` is not `1`.
+fn whole_seconds(duration: std::time::Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// One pass over the file for its size and SHA-256, in constant memory. The size comes from
+/// what was read, not from `stat`, and must agree with it: a file that is still being written
+/// would otherwise be announced with one size and uploaded with another.
+async fn hash_file(path: &Path, stat_size: u64, quiet: bool) -> Result<(u64, String)> {
+    let bar = if stat_size >= LARGE_FILE {
+        byte_progress(Some(stat_size), quiet, "hashing")
+    } else {
+        ProgressBar::hidden()
+    };
+    let owned = path.to_owned();
+    let progress = bar.clone();
+    let (size, digest) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+        let mut file = std::fs::File::open(&owned)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            hasher.update(&buffer[..n]);
+            total += n as u64;
+            progress.inc(n as u64);
+        }
+        Ok((total, hex::encode(hasher.finalize())))
+    })
+    .await
+    .context("the hashing task failed")?
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    bar.finish_and_clear();
+    if size != stat_size {
+        bail!(
+            "{} changed while it was being read; send it once it is complete",
+            path.display()
+        );
+    }
+    Ok((size, digest))
+}
+
+/// Ticket URLs may be relative to the server.
+fn resolve(client: &Client, url: &str) -> Result<Url> {
+    let base = Url::parse(&format!("{}/", client.settings.server))?;
+    base.join(url)
+        .with_context(|| format!("the server gave an invalid URL: {url}"))
+}
+
+/// The bearer key only ever goes to our own server: a `complete_url` elsewhere is replaced by
+/// the contract's route on the configured server.
+fn complete_url(client: &Client, complete: &str, share_id: &str) -> Result<Url> {
+    let url = resolve(client, complete)?;
+    if client.is_our_server(&url) {
+        return Ok(url);
+    }
+    let id = once_domain::ShareId::parse(share_id)
+        .map_err(|_| anyhow!("the server returned a malformed share id {share_id:?}"))?;
+    resolve(client, &format!("/api/v1/shares/{id}/complete"))
+}
+
+/// Streams the file to the ticket's URL with the ticket's method and headers, with an explicit
+/// Content-Length (a streamed body would otherwise go out chunked, which presigned PUTs
+/// refuse). No credentials are sent: the ticket URL is itself the authorization.
+async fn upload(
+    client: &Client,
+    ticket: &UploadTicket,
+    path: &Path,
+    size: u64,
+    filename: &Filename,
+    sha256: &str,
+    quiet: bool,
+) -> Result<()> {
+    let url = resolve(client, &ticket.url)?;
+    let method =
+        Method::from_bytes(ticket.method.trim().to_ascii_uppercase().as_bytes()).map_err(|_| {
+            anyhow!(
+                "the server asked for an invalid upload method {:?}",
+                ticket.method
+            )
+        })?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
+
+    let bar = byte_progress(Some(size), quiet, "uploading");
+    let chunks = ReaderStream::with_capacity(file.take(size), 256 * 1024);
+    let file_stream = counted(chunks, size, bar.clone());
+
+    let mut request = client.http().request(method, url);
+    let fields = ticket.fields.as_ref().filter(|fields| !fields.is_empty());
+    let content_length = match fields {
+        None => {
+            request = request.body(reqwest::Body::wrap_stream(file_stream));
+            size
+        }
+        Some(fields) => {
+            // Presigned form POST: the fields first, the file last, as S3 requires.
+            let boundary = format!("once-{}", &sha256[..32]);
+            let content_type =
+                guess_content_type(filename.as_str()).unwrap_or("application/octet-stream");
+            let (head, tail) = multipart_frame(&boundary, fields, filename, content_type);
+            let length = head.len() as u64 + size + tail.len() as u64;
+            // `From::from` lets the chunk type (reqwest's `Bytes`) be inferred from the file
+            // stream, so the framing needs no dependency of its own.
+            let framed = futures::stream::once(async move { Ok(From::from(head.into_bytes())) })
+                .chain(file_stream)
+                .chain(futures::stream::once(async move {
+                    Ok(From::from(tail.into_bytes()))
+                }));
+            request = request
+                .header(
+                    CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(reqwest::Body::wrap_stream(framed));
+            length
+        }
+    };
+    for (name, value) in ticket.headers.iter().flatten() {
+        if name.eq_ignore_ascii_case("content-length") {
+            if value.trim().parse::<u64>().ok() != Some(content_length) {
+                bar.finish_and_clear();
+                bail!(
+                    "the upload ticket expects Content-Length {value} but the upload is \
+                     {content_length} bytes"
+                );
+            }
+            continue;
+        }
+        // The HTTP client sets Host from the URL; a second one would be rejected.
+        if name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.header(CONTENT_LENGTH, content_length).send().await;
+    bar.finish_and_clear();
+    let response = response.context("the upload failed")?;
+    ensure_success(response)
+        .await
+        .context("the upload was refused")?;
+    Ok(())
+}
+
+/// The file's chunks as a body stream of exactly `size` bytes that advances `bar`. The reader
+/// is already limited to `size` (a file that grew is cut there); a file that shrank fails the
+/// upload instead of leaving the server waiting for bytes that never come.
+fn counted<S, B>(
+    chunks: S,
+    size: u64,
+    bar: ProgressBar,
+) -> impl Stream<Item = std::io::Result<B>> + Send + 'static
+where
+    S: Stream<Item = std::io::Result<B>> + Send + Unpin + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+{
+    struct State<S> {
+        chunks: S,
+        sent: u64,
+        size: u64,
+        bar: ProgressBar,
+        done: bool,
+    }
+    let state = State {
+        chunks,
+        sent: 0,
+        size,
+        bar,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        match state.chunks.next().await {
+            Some(Ok(chunk)) => {
+                let len = chunk.as_ref().len() as u64;
+                state.sent += len;
+                state.bar.inc(len);
+                Some((Ok(chunk), state))
+            }
+            Some(Err(error)) => {
+                state.done = true;
+                Some((Err(error), state))
+            }
+            None if state.sent < state.size => {
+                state.done = true;
+                let error = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file shrank while uploading ({} of {} bytes)",
+                        state.sent, state.size
+                    ),
+                );
+                Some((Err(error), state))
+            }
+            None => None,
+        }
+    })
+}
+
+/// The `multipart/form-data` text before and after the file part.
+fn multipart_frame(
+    boundary: &str,
+    fields: &BTreeMap<String, String>,
+    filename: &Filename,
+    content_type: &str,
+) -> (String, String) {
+    let quote = |text: &str| text.replace(['"', '\r', '\n'], "_");
+    let mut head = String::new();
+    for (name, value) in fields {
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
+            quote(name)
+        ));
+    }
+    head.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+         Content-Type: {content_type}\r\n\r\n",
+        filename.ascii_fallback()
+    ));
+    (head, format!("\r\n--{boundary}--\r\n"))
+}
+
+/// A few common types so recipients' browsers can show them; anything else is left to the
+/// server (which defaults to `application/octet-stream`).
+fn guess_content_type(filename: &str) -> Option<&'static str> {
+    let (_, extension) = filename.rsplit_once('.')?;
+    Some(match extension.to_ascii_lowercase().as_str() {
+        "txt" | "log" | "md" => "text/plain",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "mp4" => "video/mp4",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_come_from_a_small_table() {
+        assert_eq!(guess_content_type("a.PDF"), Some("application/pdf"));
+        assert_eq!(guess_content_type("b.tar.gz"), Some("application/gzip"));
+        assert_eq!(guess_content_type("noext"), None);
+        assert_eq!(guess_content_type("x.html"), None);
+    }
+
+    #[test]
+    fn fractional_expiry_rounds_up() {
+        use std::time::Duration;
+        assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+    }
+
+    #[test]
+    fn multipart_frame_puts_fields_before_the_file() {
+        let fields = BTreeMap::from([
+            ("key".to_owned(), "abc".to_owned()),
+            ("policy".to_owned(), "p".to_owned()),
+        ]);
+        let name = Filename::parse("a \"b\".txt").unwrap();
+        let (head, tail) = multipart_frame("B", &fields, &name, "text/plain");
+        assert_eq!(
+            head,
+            "--B\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nabc\r\n\
+             --B\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\np\r\n\
+             --B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a _b_.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\n"
+        );
+        assert_eq!(tail, "\r\n--B--\r\n");
+    }
+
+    #[tokio::test]
+    async fn body_stops_at_size_and_fails_when_the_file_is_short() {
+        let dir = std::env::temp_dir().join(format!("once-send-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let chunks = ReaderStream::with_capacity(file.take(4), 3);
+        let bytes: Vec<u8> = counted(chunks, 4, ProgressBar::hidden())
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .flat_map(|chunk| chunk.unwrap().to_vec())
+            .collect();
+        assert_eq!(bytes, b"0123");
+
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let chunks = ReaderStream::new(file.take(20));
+        let items: Vec<_> = counted(chunks, 20, ProgressBar::hidden()).collect().await;
+        assert!(items.last().unwrap().is_err());
+
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
