@@ -402,3 +402,32 @@ async fn sigterm_lets_an_in_flight_download_finish_then_exits_cleanly() {
     let exit = server.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[tokio::test]
+async fn metrics_count_claims_and_bytes_through_the_server() {
+    let server = Server::start();
+    let share = share_bytes(&server, "m.bin", &payload(1000, 1), 1).await;
+    download(&share.url).await;
+    assert_eq!(claim(&share.url).await.status(), 410);
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "once_shares_created_total 1",
+        "once_claims_total{outcome=\"claimed\"} 1",
+        "once_claims_total{outcome=\"refused\"} 1",
+        "once_uploads_total{outcome=\"published\"} 1",
+        "once_bytes_received_total 1000",
+        "once_bytes_sent_total 1000",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "missing {expected:?} in:\n{text}"
+        );
+    }
+}

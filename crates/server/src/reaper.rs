@@ -97,9 +97,16 @@ pub async fn run_loop(
             _ = shutdown.changed() => return,
         }
         match reap_once(&service, settings, once_domain::now()).await {
-            Ok(report) if report != ReapReport::default() => tracing::info!(?report, "reaper pass"),
+            Ok(report) if report != ReapReport::default() => {
+                metrics::counter!("once_reaped_shares_total").increment(report.shares_reaped);
+                metrics::counter!("once_reaped_orphans_total").increment(report.orphans_deleted);
+                tracing::info!(?report, "reaper pass");
+            }
             Ok(_) => tracing::debug!("reaper pass: nothing to do"),
-            Err(error) => tracing::error!(%error, "reaper pass failed; retrying next interval"),
+            Err(error) => {
+                metrics::counter!("once_reaper_errors_total").increment(1);
+                tracing::error!(%error, "reaper pass failed; retrying next interval");
+            }
         }
     }
 }

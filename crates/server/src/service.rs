@@ -221,6 +221,7 @@ impl Service {
             .shares
             .new_share(spec, Some(caller.key_id.clone()), now)?;
         self.meta.insert_share(&share).await?;
+        metrics::counter!("once_shares_created_total").increment(1);
         Ok(share)
     }
 
@@ -315,7 +316,10 @@ impl Service {
             .publish_share(id, &upload, once_domain::now())
             .await;
         let refusal = match outcome {
-            Ok(PublishOutcome::Published(share)) => return Ok(*share),
+            Ok(PublishOutcome::Published(share)) => {
+                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+                return Ok(*share);
+            }
             Ok(PublishOutcome::SlotUsed) => DomainError::SlotUsed.into(),
             Ok(PublishOutcome::UploadExpired) => DomainError::UploadExpired.into(),
             Ok(PublishOutcome::NotFound) => DomainError::ShareNotFound.into(),
@@ -371,6 +375,7 @@ impl Service {
     }
 
     pub async fn count_preview(&self, id: &ShareId) -> ServiceResult<()> {
+        metrics::counter!("once_previews_total").increment(1);
         Ok(self.meta.count_preview(id).await?)
     }
 
@@ -379,12 +384,14 @@ impl Service {
     pub async fn claim(&self, id: &ShareId, base: &str, now: Instant) -> ServiceResult<Claim> {
         let lease_until = add(now, self.claim_lease);
         let Some(share) = self.meta.claim_share(id, now, lease_until).await? else {
+            metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);
             let share = self.peek(id).await?;
             let refusal = share
                 .claim_refusal(now)
                 .unwrap_or(DomainError::ShareConsumed);
             return Err(refusal.into());
         };
+        metrics::counter!("once_claims_total", "outcome" => "claimed").increment(1);
         let download_url = self.download_url(&share, base, lease_until)?;
         Ok(Claim {
             share,
@@ -517,7 +524,10 @@ impl Service {
             Err(error) => Err(error.into()),
         };
         let refusal = match result {
-            Ok(FulfilOutcome::Fulfilled(share)) => return Ok(*share),
+            Ok(FulfilOutcome::Fulfilled(share)) => {
+                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+                return Ok(*share);
+            }
             Ok(FulfilOutcome::SlotUsed) => DomainError::SlotUsed.into(),
             Ok(FulfilOutcome::Expired) => DomainError::UploadExpired.into(),
             Ok(FulfilOutcome::NotFound) => DomainError::RequestNotFound.into(),

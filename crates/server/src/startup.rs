@@ -182,9 +182,14 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .public_url
         .as_ref()
         .map(|url| url.as_str().trim_end_matches('/').to_owned());
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| tracing::warn!(%error, "metrics disabled"))
+        .ok();
     let app = http::router(Arc::new(AppState {
         service: service.clone(),
         public_url,
+        metrics,
     }));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
 use once_blob::BlobError;
 use once_domain::share::validate_content_type;
 use once_domain::{BlobKey, DomainError, Filename};
@@ -98,7 +99,9 @@ pub async fn download(
         );
     }
     Ok(response
-        .body(Body::from_stream(read.body))
+        .body(Body::from_stream(read.body.inspect_ok(|chunk| {
+            metrics::counter!("once_bytes_sent_total").increment(chunk.len() as u64)
+        })))
         .expect("valid response parts"))
 }
 

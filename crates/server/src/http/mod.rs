@@ -26,6 +26,8 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Configured public base URL without a trailing slash.
     pub public_url: Option<String>,
+    /// Renders `/metrics`; None when another recorder owns this process.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::home))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
         .merge(api)
         .route("/s/{id}", get(links::open).post(links::claim))
         .route(
@@ -110,6 +113,18 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// Prometheus text format.
+async fn render_metrics(State(app): State<Arc<AppState>>) -> Response {
+    match &app.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+    }
+}
+
 /// Turns a request body into the store's stream type, with what the headers announced.
 pub(crate) fn incoming(
     headers: &HeaderMap,
@@ -123,7 +138,13 @@ pub(crate) fn incoming(
         .get(auth::CONTENT_SHA256)
         .map(|value| once_domain::Sha256Digest::parse_hex(value.to_str().unwrap_or_default()))
         .transpose()?;
-    let body: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let body: ByteStream = Box::pin(
+        body.into_data_stream()
+            .map_err(std::io::Error::other)
+            .inspect_ok(|chunk| {
+                metrics::counter!("once_bytes_received_total").increment(chunk.len() as u64)
+            }),
+    );
     Ok(IncomingBody {
         body,
         content_length,
