@@ -6,6 +6,9 @@
 
 pub mod conformance;
 pub mod fs;
+pub mod s3;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::ops::RangeInclusive;
 use std::pin::Pin;
@@ -70,11 +73,45 @@ pub struct BlobRead {
 
 /// An upload the client sends straight to the storage, bypassing the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectUpload {
-    pub method: String,
+pub enum DirectUpload {
+    /// One request carrying the whole body, with exactly these headers (they are signed).
+    Single {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        expires_at: Instant,
+    },
+    /// A multipart upload: every part is sent to its own URL (each signed for its exact
+    /// length), then the client reports the parts' ETags to the server.
+    Multipart {
+        upload_id: String,
+        part_size: u64,
+        parts: Vec<PresignedPart>,
+        expires_at: Instant,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPart {
+    pub number: u16,
     pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub expires_at: Instant,
+    /// The exact `Content-Length` this part must have.
+    pub size: u64,
+}
+
+/// What the storage answered for one uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartReceipt {
+    pub number: u16,
+    pub etag: String,
+}
+
+/// What a direct upload left in the storage, as verified by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedBlob {
+    pub size: u64,
+    /// The storage's own SHA-256 of the object, where it keeps one.
+    pub sha256: Option<Sha256Digest>,
 }
 
 #[async_trait]
@@ -105,15 +142,53 @@ pub trait BlobStore: Send + Sync + 'static {
     /// files, pending multipart uploads). Returns how many were removed.
     async fn remove_stale_uploads(&self, before: Instant) -> BlobResult<u64>;
 
-    /// A URL the client can upload to directly, if this store supports that.
-    fn presign_upload(
+    /// True when clients upload straight to the storage (then [`Self::presign_upload`] gives
+    /// the ticket and [`Self::complete_upload`] verifies the result).
+    fn direct_uploads(&self) -> bool {
+        false
+    }
+
+    /// A ticket the client can upload to directly, if this store supports that. The ticket
+    /// binds the key, the exact size, the content type, the checksum (where given) and the
+    /// expiry, and cannot overwrite an existing object.
+    async fn presign_upload(
         &self,
         _key: &BlobKey,
         _size: u64,
         _content_type: &str,
+        _sha256: Option<Sha256Digest>,
         _expires_at: Instant,
-    ) -> Option<DirectUpload> {
-        None
+    ) -> BlobResult<Option<DirectUpload>> {
+        Ok(None)
+    }
+
+    /// Fresh URLs for some parts of a multipart upload (a long upload can outlive its first
+    /// URLs).
+    async fn presign_parts(
+        &self,
+        _key: &BlobKey,
+        _upload_id: &str,
+        _size: u64,
+        _numbers: &[u16],
+        _expires_at: Instant,
+    ) -> BlobResult<Vec<PresignedPart>> {
+        Err(BlobError::NotFound)
+    }
+
+    /// Checks (and for multipart, assembles) what a direct upload stored.
+    async fn complete_upload(
+        &self,
+        key: &BlobKey,
+        _upload_id: Option<&str>,
+        _parts: &[PartReceipt],
+    ) -> BlobResult<CompletedBlob> {
+        let size = self.size(key).await?.ok_or(BlobError::NotFound)?;
+        Ok(CompletedBlob { size, sha256: None })
+    }
+
+    /// Drops an unfinished multipart upload; a missing one is not an error.
+    async fn abort_upload(&self, _key: &BlobKey, _upload_id: &str) -> BlobResult<()> {
+        Ok(())
     }
 
     /// A URL the recipient can download from directly, if this store supports that.

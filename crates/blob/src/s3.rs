@@ -1,0 +1,783 @@
+//! The S3-compatible store. Clients move the bytes themselves through presigned URLs (signed
+//! with rusty-s3, never by hand): a single `PUT` signed for the exact `Content-Length`, content
+//! type, checksum and `If-None-Match: *` (so the bucket refuses a second upload), or a multipart
+//! upload whose parts are each signed for their exact length. Downloads are presigned `GET`s that
+//! carry the `Content-Disposition`. The server only talks to the bucket for small control calls,
+//! plus the uploads that arrive through it (`PUT /api/v1/files`, upload requests), which it
+//! streams in parts of bounded size.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use once_domain::{BlobKey, Instant, Sha256Digest};
+use reqwest::StatusCode;
+use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, CompletedBlob, DirectUpload,
+    PartReceipt, PresignedPart, PutLimits,
+};
+
+/// Lifetime of the URLs the server signs for its own calls.
+const CONTROL_URL_LIFETIME: Duration = Duration::from_secs(300);
+/// Parts of uploads that stream through the server; also the most memory one such upload holds.
+const SERVER_PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3 allows at most 10,000 parts; staying far below keeps tickets small.
+const MAX_TICKET_PARTS: u64 = 1000;
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub endpoint: url::Url,
+    pub bucket: String,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: Option<String>,
+    /// Prepended to every object key, e.g. `once/`.
+    pub prefix: String,
+    /// Direct uploads larger than this use multipart.
+    pub multipart_threshold: u64,
+    /// Skip the start-up probe that checks the bucket refuses overwrites.
+    pub trust_conditional_writes: bool,
+}
+
+pub struct S3BlobStore {
+    bucket: Bucket,
+    credentials: Credentials,
+    http: reqwest::Client,
+    prefix: String,
+    multipart_threshold: u64,
+}
+
+fn storage_error(what: impl std::fmt::Display) -> BlobError {
+    BlobError::Storage(std::io::Error::other(what.to_string()))
+}
+
+fn seconds_until(expires_at: Instant) -> Duration {
+    let now = time::OffsetDateTime::now_utc();
+    // S3 accepts 1 s to 7 days.
+    let seconds = (expires_at - now).whole_seconds().clamp(1, 7 * 86400);
+    Duration::from_secs(seconds as u64)
+}
+
+/// Turns a non-success answer into an error that says what S3 said.
+async fn check(response: reqwest::Response, what: &str) -> BlobResult<reqwest::Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let body: String = body.chars().take(500).collect();
+    Err(storage_error(format!(
+        "S3 {what} failed with {status}: {body}"
+    )))
+}
+
+impl S3BlobStore {
+    /// Connects, checks the bucket answers and, unless told to trust it, that it refuses to
+    /// overwrite an object under `If-None-Match: *` — the property "first upload wins" needs.
+    pub async fn connect(settings: S3Settings) -> BlobResult<Self> {
+        let style = if settings.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(
+            settings.endpoint.clone(),
+            style,
+            settings.bucket.clone(),
+            settings.region.clone(),
+        )
+        .map_err(|error| storage_error(format!("invalid S3 endpoint or bucket: {error:?}")))?;
+        let credentials = match &settings.session_token {
+            Some(token) => {
+                Credentials::new_with_token(&settings.access_key, &settings.secret_key, token)
+            }
+            None => Credentials::new(&settings.access_key, &settings.secret_key),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(storage_error)?;
+        let store = Self {
+            bucket,
+            credentials,
+            http,
+            prefix: settings.prefix.clone(),
+            multipart_threshold: settings.multipart_threshold.max(MIN_PART_SIZE),
+        };
+        store.ping().await?;
+        if !settings.trust_conditional_writes {
+            store.probe_conditional_writes().await?;
+        }
+        Ok(store)
+    }
+
+    fn object(&self, key: &BlobKey) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    async fn probe_conditional_writes(&self) -> BlobResult<()> {
+        let probe = format!(
+            "{}.once-probe-{}",
+            self.prefix,
+            once_domain::ShareId::generate()
+        );
+        let put = || {
+            let mut action = self.bucket.put_object(Some(&self.credentials), &probe);
+            action.headers_mut().insert("if-none-match", "*");
+            self.http
+                .put(action.sign(CONTROL_URL_LIFETIME))
+                .header("if-none-match", "*")
+                .header("content-length", "5")
+                .body("probe")
+                .timeout(Duration::from_secs(30))
+                .send()
+        };
+        check(put().await.map_err(storage_error)?, "probe PUT").await?;
+        let second = put().await.map_err(storage_error)?.status();
+        let _ = self.delete_object(&probe).await;
+        if second == StatusCode::PRECONDITION_FAILED {
+            return Ok(());
+        }
+        Err(storage_error(format!(
+            "the bucket accepted a second PUT with If-None-Match: * (answered {second}); once needs \
+             a store that refuses overwrites (AWS S3, MinIO, R2, Ceph RGW, …) so that only the \
+             first upload of a ticket counts. Use such a store, or set ONCE_S3_TRUST_CONDITIONAL_WRITES=true \
+             only if you know it enforces them."
+        )))
+    }
+
+    async fn delete_object(&self, object: &str) -> BlobResult<()> {
+        let url = self
+            .bucket
+            .delete_object(Some(&self.credentials), object)
+            .sign(CONTROL_URL_LIFETIME);
+        let response = self
+            .http
+            .delete(url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        check(response, "DELETE").await.map(|_| ())
+    }
+
+    async fn head(&self, key: &BlobKey) -> BlobResult<Option<(u64, Option<Sha256Digest>)>> {
+        let object = self.object(key);
+        let mut action = self.bucket.head_object(Some(&self.credentials), &object);
+        action
+            .headers_mut()
+            .insert("x-amz-checksum-mode", "ENABLED");
+        let response = self
+            .http
+            .head(action.sign(CONTROL_URL_LIFETIME))
+            .header("x-amz-checksum-mode", "ENABLED")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = check(response, "HEAD").await?;
+        let size = response
+            .headers()
+            .get("content-length")
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .ok_or_else(|| storage_error("S3 HEAD answered without Content-Length"))?;
+        let sha256 = response
+            .headers()
+            .get("x-amz-checksum-sha256")
+            .and_then(|value| STANDARD.decode(value.as_bytes()).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+            .map(Sha256Digest);
+        Ok(Some((size, sha256)))
+    }
+
+    fn part_size_for(&self, size: u64) -> u64 {
+        self.multipart_threshold
+            .max(size.div_ceil(MAX_TICKET_PARTS))
+            .max(MIN_PART_SIZE)
+    }
+
+    fn sign_part(
+        &self,
+        object: &str,
+        upload_id: &str,
+        number: u16,
+        size: u64,
+        lifetime: Duration,
+    ) -> String {
+        let length = size.to_string();
+        let mut action =
+            self.bucket
+                .upload_part(Some(&self.credentials), object, number, upload_id);
+        action.headers_mut().insert("content-length", length);
+        action.sign(lifetime).to_string()
+    }
+
+    /// The parts of an upload of `size` bytes in `part_size` pieces, as (number, length).
+    fn part_layout(size: u64, part_size: u64) -> impl Iterator<Item = (u16, u64)> {
+        let count = size.div_ceil(part_size).max(1);
+        (1..=count).map(move |n| (n as u16, part_size.min(size - (n - 1) * part_size)))
+    }
+
+    async fn create_multipart(
+        &self,
+        object: &str,
+        content_type: Option<&str>,
+    ) -> BlobResult<String> {
+        let mut action = self
+            .bucket
+            .create_multipart_upload(Some(&self.credentials), object);
+        if let Some(content_type) = content_type {
+            action
+                .headers_mut()
+                .insert("content-type", content_type.to_owned());
+        }
+        let mut request = self
+            .http
+            .post(action.sign(CONTROL_URL_LIFETIME))
+            .timeout(Duration::from_secs(30));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = check(
+            request.send().await.map_err(storage_error)?,
+            "CreateMultipartUpload",
+        )
+        .await?;
+        let text = response.text().await.map_err(storage_error)?;
+        let parsed = CreateMultipartUpload::parse_response(&text).map_err(storage_error)?;
+        Ok(parsed.upload_id().to_owned())
+    }
+
+    async fn complete_multipart(
+        &self,
+        object: &str,
+        upload_id: &str,
+        etags: &[String],
+    ) -> BlobResult<()> {
+        let action = self.bucket.complete_multipart_upload(
+            Some(&self.credentials),
+            object,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign(CONTROL_URL_LIFETIME);
+        let body = action.body();
+        let response = self
+            .http
+            .post(url)
+            .body(body)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let response = check(response, "CompleteMultipartUpload").await?;
+        // S3 may answer 200 with an error document when completion fails late.
+        let text = response.text().await.map_err(storage_error)?;
+        if text.contains("<Error>") {
+            return Err(storage_error(format!(
+                "S3 CompleteMultipartUpload failed: {text}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, object: &str, upload_id: &str) -> BlobResult<()> {
+        let url = self
+            .bucket
+            .abort_multipart_upload(Some(&self.credentials), object, upload_id)
+            .sign(CONTROL_URL_LIFETIME);
+        let response = self
+            .http
+            .delete(url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        check(response, "AbortMultipartUpload").await.map(|_| ())
+    }
+
+    async fn upload_part_bytes(
+        &self,
+        object: &str,
+        upload_id: &str,
+        number: u16,
+        bytes: Bytes,
+    ) -> BlobResult<String> {
+        let url = self.sign_part(
+            object,
+            upload_id,
+            number,
+            bytes.len() as u64,
+            CONTROL_URL_LIFETIME,
+        );
+        let response = self
+            .http
+            .put(url)
+            .header("content-length", bytes.len())
+            .body(bytes)
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let response = check(response, "UploadPart").await?;
+        response
+            .headers()
+            .get("etag")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| storage_error("S3 UploadPart answered without an ETag"))
+    }
+
+    async fn put_single(&self, object: &str, bytes: Bytes) -> BlobResult<()> {
+        let mut action = self.bucket.put_object(Some(&self.credentials), object);
+        action.headers_mut().insert("if-none-match", "*");
+        let response = self
+            .http
+            .put(action.sign(CONTROL_URL_LIFETIME))
+            .header("if-none-match", "*")
+            .header("content-length", bytes.len())
+            .body(bytes)
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        check(response, "PUT").await.map(|_| ())
+    }
+}
+
+/// Enforces the limits of a write while its bytes go by.
+struct Verifier {
+    limits: PutLimits,
+    limit: u64,
+    received: u64,
+    hasher: Sha256,
+}
+
+impl Verifier {
+    fn new(limits: PutLimits) -> Self {
+        let limit = limits
+            .expected_size
+            .map_or(limits.max_size, |size| size.min(limits.max_size));
+        Self {
+            limits,
+            limit,
+            received: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> BlobResult<()> {
+        self.received += chunk.len() as u64;
+        if self.received > self.limit {
+            return Err(BlobError::TooLarge { limit: self.limit });
+        }
+        self.hasher.update(chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> BlobResult<BlobInfo> {
+        if let Some(expected) = self.limits.expected_size
+            && self.received != expected
+        {
+            return Err(BlobError::SizeMismatch {
+                expected,
+                actual: self.received,
+            });
+        }
+        let sha256 = Sha256Digest(self.hasher.finalize().into());
+        if self
+            .limits
+            .sha256
+            .is_some_and(|declared| declared != sha256)
+        {
+            return Err(BlobError::ChecksumMismatch);
+        }
+        Ok(BlobInfo {
+            size: self.received,
+            sha256,
+        })
+    }
+}
+
+/// Reads the stream into `buffer` until it holds `SERVER_PART_SIZE` bytes or the stream ends.
+/// Returns false at the end of the stream.
+async fn fill(
+    body: &mut ByteStream,
+    buffer: &mut BytesMut,
+    verifier: &mut Verifier,
+) -> BlobResult<bool> {
+    while buffer.len() < SERVER_PART_SIZE {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(BlobError::Interrupted)?;
+                verifier.take(&chunk)?;
+                buffer.extend_from_slice(&chunk);
+            }
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn ping(&self) -> BlobResult<()> {
+        let url = self
+            .bucket
+            .head_bucket(Some(&self.credentials))
+            .sign(CONTROL_URL_LIFETIME);
+        let response = self
+            .http
+            .head(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        check(response, "HEAD bucket").await.map(|_| ())
+    }
+
+    /// Streams an upload that arrived through the server: one `PUT` when it fits in a part,
+    /// otherwise a multipart upload of `SERVER_PART_SIZE` parts. Everything is verified before
+    /// the object is completed; on any failure the multipart upload is aborted.
+    async fn put(
+        &self,
+        key: &BlobKey,
+        mut body: ByteStream,
+        limits: PutLimits,
+    ) -> BlobResult<BlobInfo> {
+        let object = self.object(key);
+        let mut verifier = Verifier::new(limits);
+        let mut buffer = BytesMut::with_capacity(SERVER_PART_SIZE);
+        if !fill(&mut body, &mut buffer, &mut verifier).await? {
+            let info = verifier.finish()?;
+            self.put_single(&object, buffer.freeze()).await?;
+            return Ok(info);
+        }
+        let upload_id = self.create_multipart(&object, None).await?;
+        let result: BlobResult<BlobInfo> = async {
+            let mut etags = Vec::new();
+            loop {
+                let more = fill(&mut body, &mut buffer, &mut verifier).await?;
+                if !buffer.is_empty() {
+                    let number = u16::try_from(etags.len() + 1)
+                        .map_err(|_| storage_error("too many parts"))?;
+                    let part = buffer.split().freeze();
+                    etags.push(
+                        self.upload_part_bytes(&object, &upload_id, number, part)
+                            .await?,
+                    );
+                }
+                if !more {
+                    break;
+                }
+            }
+            let info = verifier.finish()?;
+            self.complete_multipart(&object, &upload_id, &etags).await?;
+            Ok(info)
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.abort_multipart(&object, &upload_id).await;
+        }
+        result
+    }
+
+    async fn open(
+        &self,
+        key: &BlobKey,
+        range: Option<RangeInclusive<u64>>,
+    ) -> BlobResult<BlobRead> {
+        let (total_size, _) = self.head(key).await?.ok_or(BlobError::NotFound)?;
+        if let Some(range) = &range
+            && (range.start() > range.end() || *range.end() >= total_size)
+        {
+            return Err(BlobError::RangeNotSatisfiable { size: total_size });
+        }
+        let object = self.object(key);
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), &object)
+            .sign(CONTROL_URL_LIFETIME);
+        let mut request = self.http.get(url);
+        if let Some(range) = &range {
+            request = request.header("range", format!("bytes={}-{}", range.start(), range.end()));
+        }
+        let response = request.send().await.map_err(storage_error)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(BlobError::NotFound);
+        }
+        let response = check(response, "GET").await?;
+        let body: ByteStream = Box::pin(response.bytes_stream().map_err(std::io::Error::other));
+        Ok(BlobRead {
+            total_size,
+            range,
+            body,
+        })
+    }
+
+    async fn size(&self, key: &BlobKey) -> BlobResult<Option<u64>> {
+        Ok(self.head(key).await?.map(|(size, _)| size))
+    }
+
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        self.delete_object(&self.object(key)).await
+    }
+
+    async fn list_older_than(&self, before: Instant) -> BlobResult<Vec<BlobKey>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action: ListObjectsV2<'_> =
+                self.bucket.list_objects_v2(Some(&self.credentials));
+            if !self.prefix.is_empty() {
+                action.with_prefix(self.prefix.as_str());
+            }
+            if let Some(token) = &token {
+                action.with_continuation_token(token.clone());
+            }
+            let url = action.sign(CONTROL_URL_LIFETIME);
+            let response = self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await
+                .map_err(storage_error)?;
+            let text = check(response, "ListObjectsV2")
+                .await?
+                .text()
+                .await
+                .map_err(storage_error)?;
+            let listed = ListObjectsV2::parse_response(&text).map_err(storage_error)?;
+            for object in &listed.contents {
+                let Some(name) = object.key.strip_prefix(self.prefix.as_str()) else {
+                    continue;
+                };
+                let Ok(key) = BlobKey::parse(name) else {
+                    continue;
+                };
+                let modified = object.last_modified.as_deref().and_then(|text| {
+                    time::OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()
+                });
+                if modified.is_some_and(|modified| modified < before) {
+                    keys.push(key);
+                }
+            }
+            match listed.next_continuation_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Unfinished multipart uploads of abandoned shares are aborted through
+    /// [`BlobStore::abort_upload`] (their ids are recorded); uploads interrupted by a crash of
+    /// the server itself are left to the bucket's lifecycle rule (see `docs/storage.md`).
+    async fn remove_stale_uploads(&self, _before: Instant) -> BlobResult<u64> {
+        Ok(0)
+    }
+
+    fn direct_uploads(&self) -> bool {
+        true
+    }
+
+    async fn presign_upload(
+        &self,
+        key: &BlobKey,
+        size: u64,
+        content_type: &str,
+        sha256: Option<Sha256Digest>,
+        expires_at: Instant,
+    ) -> BlobResult<Option<DirectUpload>> {
+        let object = self.object(key);
+        let lifetime = seconds_until(expires_at);
+        if size > self.multipart_threshold {
+            let upload_id = self.create_multipart(&object, Some(content_type)).await?;
+            let part_size = self.part_size_for(size);
+            let parts = Self::part_layout(size, part_size)
+                .map(|(number, length)| PresignedPart {
+                    number,
+                    url: self.sign_part(&object, &upload_id, number, length, lifetime),
+                    size: length,
+                })
+                .collect();
+            return Ok(Some(DirectUpload::Multipart {
+                upload_id,
+                part_size,
+                parts,
+                expires_at,
+            }));
+        }
+        let mut headers = vec![
+            ("content-length".to_owned(), size.to_string()),
+            ("content-type".to_owned(), content_type.to_owned()),
+            ("if-none-match".to_owned(), "*".to_owned()),
+        ];
+        if let Some(digest) = sha256 {
+            headers.push((
+                "x-amz-checksum-sha256".to_owned(),
+                STANDARD.encode(digest.0),
+            ));
+        }
+        let mut action = self.bucket.put_object(Some(&self.credentials), &object);
+        for (name, value) in &headers {
+            action.headers_mut().insert(name.clone(), value.clone());
+        }
+        let url = action.sign(lifetime).to_string();
+        Ok(Some(DirectUpload::Single {
+            method: "PUT".into(),
+            url,
+            headers,
+            expires_at,
+        }))
+    }
+
+    async fn presign_parts(
+        &self,
+        key: &BlobKey,
+        upload_id: &str,
+        size: u64,
+        numbers: &[u16],
+        expires_at: Instant,
+    ) -> BlobResult<Vec<PresignedPart>> {
+        let object = self.object(key);
+        let lifetime = seconds_until(expires_at);
+        let layout: Vec<(u16, u64)> = Self::part_layout(size, self.part_size_for(size)).collect();
+        numbers
+            .iter()
+            .map(|number| {
+                let (_, length) = layout
+                    .iter()
+                    .find(|(n, _)| n == number)
+                    .copied()
+                    .ok_or(BlobError::NotFound)?;
+                Ok(PresignedPart {
+                    number: *number,
+                    url: self.sign_part(&object, upload_id, *number, length, lifetime),
+                    size: length,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &BlobKey,
+        upload_id: Option<&str>,
+        parts: &[PartReceipt],
+    ) -> BlobResult<CompletedBlob> {
+        if let Some(upload_id) = upload_id {
+            let mut sorted = parts.to_vec();
+            sorted.sort_by_key(|part| part.number);
+            let in_order = sorted
+                .iter()
+                .enumerate()
+                .all(|(index, part)| usize::from(part.number) == index + 1);
+            if sorted.is_empty() || !in_order {
+                return Err(storage_error(
+                    "the parts must be numbered 1..n without gaps",
+                ));
+            }
+            let etags: Vec<String> = sorted.into_iter().map(|part| part.etag).collect();
+            self.complete_multipart(&self.object(key), upload_id, &etags)
+                .await?;
+        }
+        let (size, sha256) = self.head(key).await?.ok_or(BlobError::NotFound)?;
+        Ok(CompletedBlob { size, sha256 })
+    }
+
+    async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> BlobResult<()> {
+        self.abort_multipart(&self.object(key), upload_id).await
+    }
+
+    fn presign_download(
+        &self,
+        key: &BlobKey,
+        content_disposition: &str,
+        content_type: &str,
+        expires_at: Instant,
+    ) -> Option<String> {
+        let object = self.object(key);
+        let mut action = self.bucket.get_object(Some(&self.credentials), &object);
+        action.query_mut().insert(
+            "response-content-disposition",
+            content_disposition.to_owned(),
+        );
+        action
+            .query_mut()
+            .insert("response-content-type", content_type.to_owned());
+        action
+            .query_mut()
+            .insert("response-cache-control", "private, no-store");
+        Some(action.sign(seconds_until(expires_at)).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_the_size_exactly() {
+        let layout: Vec<_> = S3BlobStore::part_layout(25, 10).collect();
+        assert_eq!(layout, vec![(1, 10), (2, 10), (3, 5)]);
+        let layout: Vec<_> = S3BlobStore::part_layout(20, 10).collect();
+        assert_eq!(layout, vec![(1, 10), (2, 10)]);
+    }
+
+    #[test]
+    fn verifier_enforces_declared_size_and_checksum() {
+        let limits = PutLimits {
+            expected_size: Some(3),
+            max_size: 100,
+            sha256: None,
+        };
+        let mut verifier = Verifier::new(limits);
+        assert!(matches!(
+            verifier.take(b"abcd"),
+            Err(BlobError::TooLarge { limit: 3 })
+        ));
+        let mut verifier = Verifier::new(limits);
+        verifier.take(b"ab").unwrap();
+        assert!(matches!(
+            verifier.finish(),
+            Err(BlobError::SizeMismatch {
+                expected: 3,
+                actual: 2
+            })
+        ));
+        let digest = Sha256Digest(Sha256::digest(b"abc").into());
+        let mut verifier = Verifier::new(PutLimits {
+            sha256: Some(digest),
+            ..limits
+        });
+        verifier.take(b"abc").unwrap();
+        assert_eq!(verifier.finish().unwrap().sha256, digest);
+    }
+}
