@@ -136,6 +136,7 @@ impl UploadRequest {
             request_id: Some(self.id.clone()),
             upload_attempts: 1,
             preview_hits: 0,
+            upload_session: None,
         })
     }
 }

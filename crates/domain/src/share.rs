@@ -97,6 +97,9 @@ pub struct Share {
     pub request_id: Option<RequestId>,
     pub upload_attempts: u32,
     pub preview_hits: u32,
+    /// The storage's id of an unfinished multipart direct upload (S3), so the upload can be
+    /// completed or, when abandoned, aborted by the reaper.
+    pub upload_session: Option<String>,
 }
 
 impl Share {
@@ -264,6 +267,7 @@ impl SharePolicy {
             request_id: None,
             upload_attempts: 0,
             preview_hits: 0,
+            upload_session: None,
         })
     }
 }

@@ -40,7 +40,9 @@ pub struct StoredKey {
 pub struct CompletedUpload {
     pub blob_key: BlobKey,
     pub size: u64,
-    pub sha256: Sha256Digest,
+    /// What was received, where it is known (a multipart upload to S3 has no whole-object
+    /// SHA-256).
+    pub sha256: Option<Sha256Digest>,
     /// When the upload began; the window must have been open then.
     pub started_at: Instant,
 }
@@ -71,6 +73,8 @@ pub enum FulfilOutcome {
 pub struct ReapCandidate {
     pub share_id: ShareId,
     pub blob_key: Option<BlobKey>,
+    /// An unfinished multipart upload to abort.
+    pub upload_session: Option<String>,
 }
 
 #[async_trait]

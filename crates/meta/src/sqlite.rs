@@ -87,7 +87,7 @@ fn to_u32(value: i64, what: &str) -> MetaResult<u32> {
 
 const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, size, sha256, max_downloads, \
      downloads_left, state, created_at, expires_at, upload_expires_at, published_at, lease_until, \
-     blob_key, request_id, upload_attempts, preview_hits";
+     blob_key, request_id, upload_attempts, preview_hits, upload_session";
 
 fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
     let sha256: Option<Vec<u8>> = row.try_get("sha256")?;
@@ -129,6 +129,7 @@ fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
             .map_err(|_| corrupt("request id"))?,
         upload_attempts: to_u32(row.try_get("upload_attempts")?, "upload_attempts")?,
         preview_hits: to_u32(row.try_get("preview_hits")?, "preview_hits")?,
+        upload_session: row.try_get("upload_session")?,
     })
 }
 
@@ -186,7 +187,7 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO shares ({SHARE_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(share.id.as_str())
     .bind(share.owner.as_ref().map(KeyId::as_str))
@@ -206,6 +207,7 @@ where
     .bind(share.request_id.as_ref().map(RequestId::as_str))
     .bind(i64::from(share.upload_attempts))
     .bind(i64::from(share.preview_hits))
+    .bind(share.upload_session.as_deref())
     .execute(executor)
     .await?;
     Ok(())
@@ -321,13 +323,14 @@ impl MetaStore for SqliteMetaStore {
         now: Instant,
     ) -> MetaResult<PublishOutcome> {
         let published = sqlx::query(&format!(
-            "UPDATE shares SET state = 'ready', blob_key = ?, size = ?, sha256 = ?, published_at = ? \
+            "UPDATE shares SET state = 'ready', blob_key = ?, size = ?, sha256 = COALESCE(?, sha256), \
+                 published_at = ?, upload_session = NULL \
              WHERE id = ? AND state = 'pending' AND upload_expires_at > ? \
              RETURNING {SHARE_COLUMNS}"
         ))
         .bind(upload.blob_key.as_str())
         .bind(size_param(upload.size))
-        .bind(upload.sha256.0.to_vec())
+        .bind(upload.sha256.map(|digest| digest.0.to_vec()))
         .bind(secs(now))
         .bind(id.as_str())
         .bind(secs(upload.started_at))
@@ -469,7 +472,7 @@ impl MetaStore for SqliteMetaStore {
                      OR (state = 'ready' AND downloads_left = 0 AND COALESCE(lease_until, 0) <= ?2) \
                      OR (state = 'ready' AND expires_at <= ?2 AND COALESCE(lease_until, 0) <= ?2)) \
                  LIMIT ?3) \
-             RETURNING id, blob_key",
+             RETURNING id, blob_key, upload_session",
         )
         .bind(secs(hold_until))
         .bind(secs(now))
@@ -487,6 +490,7 @@ impl MetaStore for SqliteMetaStore {
                         .map(BlobKey::parse)
                         .transpose()
                         .map_err(|_| corrupt("blob key"))?,
+                    upload_session: row.try_get("upload_session")?,
                 })
             })
             .collect()
@@ -494,7 +498,7 @@ impl MetaStore for SqliteMetaStore {
 
     async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool> {
         let result = sqlx::query(
-            "UPDATE shares SET state = 'gone', blob_key = NULL, reaper_until = NULL \
+            "UPDATE shares SET state = 'gone', blob_key = NULL, reaper_until = NULL, upload_session = NULL \
              WHERE id = ? AND state != 'gone' AND blob_key IS ?",
         )
         .bind(id.as_str())

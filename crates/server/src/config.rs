@@ -72,6 +72,27 @@ pub struct ServerArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "ONCE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// S3 bucket for the bytes; setting it switches from the data directory to S3
+    #[arg(long, env = "ONCE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint for S3-compatible stores [default: https://s3.<region>.amazonaws.com]
+    #[arg(long, env = "ONCE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<Url>,
+    /// S3 region [default: us-east-1]
+    #[arg(long, env = "ONCE_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style bucket URLs (MinIO, Garage, …) [default: true with a custom endpoint]
+    #[arg(long, env = "ONCE_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+    /// Prefix for every object key, e.g. `once/` [default: none]
+    #[arg(long, env = "ONCE_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Direct uploads above this size are multipart [default: 64 MiB]
+    #[arg(long, env = "ONCE_S3_MULTIPART_THRESHOLD")]
+    pub s3_multipart_threshold: Option<ByteSize>,
+    /// Skip the start-up check that the bucket refuses overwrites (If-None-Match) [default: false]
+    #[arg(long, env = "ONCE_S3_TRUST_CONDITIONAL_WRITES")]
+    pub s3_trust_conditional_writes: Option<bool>,
     /// Print the effective configuration (secrets redacted) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -114,6 +135,13 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
     log_format: Option<LogFormat>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<Url>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_prefix: Option<String>,
+    s3_multipart_threshold: Option<ByteSize>,
+    s3_trust_conditional_writes: Option<bool>,
 }
 
 /// The effective configuration.
@@ -146,6 +174,13 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<Url>,
+    pub s3_region: String,
+    pub s3_path_style: Option<bool>,
+    pub s3_prefix: String,
+    pub s3_multipart_threshold: ByteSize,
+    pub s3_trust_conditional_writes: bool,
 }
 
 fn redact<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -175,6 +210,13 @@ impl Default for Config {
             upload_grace: Duration::from_secs(86400),
             shutdown_grace: Duration::from_secs(30),
             log_format: LogFormat::Text,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_path_style: None,
+            s3_prefix: String::new(),
+            s3_multipart_threshold: ByteSize::mib(64),
+            s3_trust_conditional_writes: false,
         }
     }
 }
@@ -216,6 +258,13 @@ impl Config {
             upload_grace: pick!(upload_grace),
             shutdown_grace: pick!(shutdown_grace),
             log_format: pick!(log_format),
+            s3_bucket: pick!(optional s3_bucket),
+            s3_endpoint: pick!(optional s3_endpoint),
+            s3_region: pick!(s3_region),
+            s3_path_style: pick!(optional s3_path_style),
+            s3_prefix: pick!(s3_prefix),
+            s3_multipart_threshold: pick!(s3_multipart_threshold),
+            s3_trust_conditional_writes: pick!(s3_trust_conditional_writes),
         };
         config.validate()?;
         Ok(config)
@@ -244,6 +293,37 @@ impl Config {
         Ok(())
     }
 
+    /// The S3 settings when a bucket is configured. Credentials come from the usual AWS
+    /// places: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, else the
+    /// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`,
+    /// profile `AWS_PROFILE` or `default`).
+    pub fn s3_settings(&self) -> anyhow::Result<Option<once_blob::s3::S3Settings>> {
+        let Some(bucket) = &self.s3_bucket else {
+            anyhow::ensure!(
+                self.s3_endpoint.is_none(),
+                "s3_endpoint is set but s3_bucket is not"
+            );
+            return Ok(None);
+        };
+        let endpoint = match &self.s3_endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => format!("https://s3.{}.amazonaws.com", self.s3_region).parse()?,
+        };
+        let (access_key, secret_key, session_token) = aws_credentials()?;
+        Ok(Some(once_blob::s3::S3Settings {
+            endpoint,
+            bucket: bucket.clone(),
+            region: self.s3_region.clone(),
+            path_style: self.s3_path_style.unwrap_or(self.s3_endpoint.is_some()),
+            access_key,
+            secret_key,
+            session_token,
+            prefix: self.s3_prefix.clone(),
+            multipart_threshold: self.s3_multipart_threshold.as_u64(),
+            trust_conditional_writes: self.s3_trust_conditional_writes,
+        }))
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}"))
     }
@@ -257,6 +337,55 @@ impl Config {
             upload_window: self.upload_expires_in,
         }
     }
+}
+
+fn aws_credentials() -> anyhow::Result<(String, String, Option<String>)> {
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    if let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        return Ok((key, secret, env("AWS_SESSION_TOKEN")));
+    }
+    let path = env("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".aws/credentials")))
+        .context("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")?;
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or create {}",
+            path.display()
+        )
+    })?;
+    let values = profile_values(&text, &profile);
+    let get = |name: &str| {
+        values
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(key), Some(secret)) => Ok((key, secret, get("aws_session_token"))),
+        _ => anyhow::bail!(
+            "profile [{profile}] in {} has no aws_access_key_id/aws_secret_access_key",
+            path.display()
+        ),
+    }
+}
+
+/// The `key = value` lines of one `[profile]` section of an AWS credentials file.
+fn profile_values(text: &str, profile: &str) -> Vec<(String, String)> {
+    let mut in_profile = false;
+    let mut values = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            in_profile = section.trim() == profile;
+        } else if in_profile && let Some((key, value)) = line.split_once('=') {
+            values.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    values
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -312,6 +441,21 @@ mod tests {
             ..ServerArgs::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn credentials_file_profiles_are_read_by_name() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n[ci]\naws_access_key_id=C\naws_secret_access_key=D\n";
+        let ci = profile_values(text, "ci");
+        assert_eq!(
+            ci,
+            vec![
+                ("aws_access_key_id".into(), "C".into()),
+                ("aws_secret_access_key".into(), "D".into())
+            ]
+        );
+        assert_eq!(profile_values(text, "default")[0].1, "A");
+        assert!(profile_values(text, "missing").is_empty());
     }
 
     #[test]

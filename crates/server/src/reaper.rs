@@ -54,6 +54,15 @@ pub async fn reap_once(
             break;
         }
         for candidate in batch {
+            if let (Some(blob_key), Some(upload_id)) =
+                (&candidate.blob_key, &candidate.upload_session)
+            {
+                // An abandoned multipart upload; some stores refuse a second abort, so a failure
+                // here is reported but does not stop the pass (the lifecycle rule is the backstop).
+                if let Err(error) = service.blob.abort_upload(blob_key, upload_id).await {
+                    tracing::warn!(%blob_key, %error, "could not abort an abandoned multipart upload");
+                }
+            }
             if let Some(blob_key) = &candidate.blob_key {
                 service.blob.delete(blob_key).await?;
             }

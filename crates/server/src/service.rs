@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use once_blob::{BlobError, BlobStore, ByteStream, PutLimits};
+use once_blob::{
+    BlobError, BlobStore, ByteStream, DirectUpload, PartReceipt, PresignedPart, PutLimits,
+};
 use once_domain::request::ReceivedUpload;
 use once_domain::share::add;
 use once_domain::signing::{REQUEST_SIGNATURE_WINDOW_SECS, verify_request_signature};
@@ -24,6 +26,9 @@ const URL_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Direct uploads up to this size are read back and hashed when the store reports no checksum.
+const VERIFY_BY_READING_UP_TO: u64 = 64 * 1024 * 1024;
 
 pub fn url_escape(text: &str) -> String {
     utf8_percent_encode(text, URL_ESCAPES).to_string()
@@ -69,12 +74,22 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 pub struct UploadTicket {
     pub method: String,
-    pub url: String,
+    /// Where a single-request upload goes (None for multipart).
+    pub url: Option<String>,
     pub headers: Vec<(String, String)>,
     pub expires_at: Instant,
     /// Set when the bytes go to the storage directly and the client must then report the
     /// upload complete.
     pub complete_url: Option<String>,
+    pub multipart: Option<MultipartTicket>,
+}
+
+/// A multipart direct upload: each part to its own URL, then `complete` with the ETags.
+#[derive(Debug, Clone)]
+pub struct MultipartTicket {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub parts: Vec<PresignedPart>,
 }
 
 /// A successful claim: where the claimant fetches the bytes, and until when.
@@ -100,6 +115,8 @@ pub struct Service {
     pub shares: SharePolicy,
     pub requests: RequestPolicy,
     pub claim_lease: Duration,
+    /// How long after its ticket expired an upload that started in time may still finish.
+    pub upload_grace: Duration,
 }
 
 impl Service {
@@ -225,38 +242,92 @@ impl Service {
         Ok(share)
     }
 
-    /// Where the bytes of a pending share go: a presigned storage URL when the store has one,
-    /// otherwise this server's own signed `/b/up/{id}` URL.
-    pub fn upload_ticket(&self, share: &Share, base: &str) -> UploadTicket {
-        let size = share.size.unwrap_or(0);
-        let attempt = BlobKey::for_attempt(&share.id);
-        if let Some(direct) =
-            self.blob
-                .presign_upload(&attempt, size, &share.content_type, share.upload_expires_at)
-        {
-            return UploadTicket {
-                method: direct.method,
-                url: direct.url,
-                headers: direct.headers,
-                expires_at: direct.expires_at,
-                complete_url: Some(format!("{base}/api/v1/shares/{}/complete", share.id)),
-            };
-        }
-        let path = format!("/b/up/{}", share.id);
-        let query = self
-            .signer
-            .signed_query("PUT", &path, &[], share.upload_expires_at);
-        let mut headers = Vec::new();
-        if let Some(size) = share.size {
-            headers.push(("Content-Length".to_owned(), size.to_string()));
-        }
-        UploadTicket {
-            method: "PUT".into(),
-            url: format!("{base}{path}?{query}"),
-            headers,
-            expires_at: share.upload_expires_at,
-            complete_url: None,
-        }
+    /// Creates a share whose bytes the client sends itself, and the ticket that says how: a
+    /// presigned storage URL (or multipart set of URLs) when the store has them, otherwise this
+    /// server's own signed `/b/up/{id}` URL.
+    pub async fn create_share_with_ticket(
+        &self,
+        caller: &Caller,
+        spec: &ShareSpec,
+        now: Instant,
+        base: &str,
+    ) -> ServiceResult<(Share, UploadTicket)> {
+        let mut share = self
+            .shares
+            .new_share(spec, Some(caller.key_id.clone()), now)?;
+        let complete_url = format!("{base}/api/v1/shares/{}/complete", share.id);
+        let ticket = if self.blob.direct_uploads() {
+            // The object key is fixed per share, so the bucket's If-None-Match refuses a
+            // second upload to the same ticket.
+            let blob_key = BlobKey::for_attempt(&share.id);
+            let direct = self
+                .blob
+                .presign_upload(
+                    &blob_key,
+                    share.size.unwrap_or(0),
+                    &share.content_type,
+                    share.sha256,
+                    share.upload_expires_at,
+                )
+                .await?
+                .ok_or_else(|| ServiceError::Blob(BlobError::NotFound))?;
+            share.blob_key = Some(blob_key);
+            match direct {
+                DirectUpload::Single {
+                    method,
+                    url,
+                    headers,
+                    expires_at,
+                } => UploadTicket {
+                    method,
+                    url: Some(url),
+                    headers,
+                    expires_at,
+                    complete_url: Some(complete_url),
+                    multipart: None,
+                },
+                DirectUpload::Multipart {
+                    upload_id,
+                    part_size,
+                    parts,
+                    expires_at,
+                } => {
+                    share.upload_session = Some(upload_id.clone());
+                    UploadTicket {
+                        method: "PUT".into(),
+                        url: None,
+                        headers: Vec::new(),
+                        expires_at,
+                        complete_url: Some(complete_url),
+                        multipart: Some(MultipartTicket {
+                            upload_id,
+                            part_size,
+                            parts,
+                        }),
+                    }
+                }
+            }
+        } else {
+            let path = format!("/b/up/{}", share.id);
+            let query = self
+                .signer
+                .signed_query("PUT", &path, &[], share.upload_expires_at);
+            let headers = share
+                .size
+                .map(|size| vec![("Content-Length".to_owned(), size.to_string())])
+                .unwrap_or_default();
+            UploadTicket {
+                method: "PUT".into(),
+                url: Some(format!("{base}{path}?{query}")),
+                headers,
+                expires_at: share.upload_expires_at,
+                complete_url: None,
+                multipart: None,
+            }
+        };
+        self.meta.insert_share(&share).await?;
+        metrics::counter!("once_shares_created_total").increment(1);
+        Ok((share, ticket))
     }
 
     /// Streams an upload for a pending share into the blob store and publishes the share if
@@ -308,7 +379,7 @@ impl Service {
         let upload = CompletedUpload {
             blob_key: blob_key.clone(),
             size: info.size,
-            sha256: info.sha256,
+            sha256: Some(info.sha256),
             started_at,
         };
         let outcome = self
@@ -332,17 +403,132 @@ impl Service {
         Err(refusal)
     }
 
-    /// For stores with direct uploads the client reports completion here; on the embedded
-    /// store the upload itself publishes, so this only confirms the state.
-    pub async fn complete_share(&self, caller: &Caller, id: &ShareId) -> ServiceResult<Share> {
+    /// After a direct upload, the client reports it complete: the server checks what the
+    /// storage holds (size, and checksum where the store keeps one) and publishes the share
+    /// with one conditional write. On the embedded store the upload itself publishes, so this
+    /// only confirms the state.
+    pub async fn complete_share(
+        &self,
+        caller: &Caller,
+        id: &ShareId,
+        parts: &[PartReceipt],
+        now: Instant,
+    ) -> ServiceResult<Share> {
         let share = self.share_for_owner(caller, id).await?;
-        match share.state {
-            once_domain::ShareState::Pending => Err(DomainError::InvalidRequest(
+        if share.state != once_domain::ShareState::Pending {
+            return match share.claim_refusal(now) {
+                Some(DomainError::ShareRevoked) => Err(DomainError::ShareRevoked.into()),
+                // Completing twice is harmless: report the published share.
+                _ if share.published_at.is_some() => Ok(share),
+                _ => Err(DomainError::SlotUsed.into()),
+            };
+        }
+        let Some(blob_key) = share
+            .blob_key
+            .clone()
+            .filter(|_| self.blob.direct_uploads())
+        else {
+            return Err(DomainError::InvalidRequest(
                 "no complete upload has been received for this share".into(),
             )
-            .into()),
-            _ => Ok(share),
+            .into());
+        };
+        let completed = match self
+            .blob
+            .complete_upload(&blob_key, share.upload_session.as_deref(), parts)
+            .await
+        {
+            Ok(completed) => completed,
+            Err(BlobError::NotFound) => {
+                return Err(DomainError::InvalidRequest(
+                    "the storage holds no upload for this share yet".into(),
+                )
+                .into());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let stored_sha256 = match (share.sha256, completed.sha256) {
+            // The store keeps no checksum we can read: hash small objects ourselves, so a
+            // declared checksum is never taken on trust; larger ones rely on the signed lengths.
+            (Some(_), None) if completed.size <= VERIFY_BY_READING_UP_TO => {
+                Some(self.hash_blob(&blob_key).await?)
+            }
+            (_, stored) => stored,
+        };
+        let refusal = match (share.size, share.sha256, stored_sha256) {
+            (Some(expected), _, _) if completed.size != expected => {
+                Some(DomainError::SizeMismatch {
+                    expected,
+                    actual: completed.size,
+                })
+            }
+            (_, Some(declared), Some(stored)) if declared != stored => {
+                Some(DomainError::ChecksumMismatch)
+            }
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            // A wrong object must not block the slot: remove it so the ticket can be used again.
+            self.blob.delete(&blob_key).await?;
+            return Err(refusal.into());
         }
+        let upload = CompletedUpload {
+            blob_key: blob_key.clone(),
+            size: completed.size,
+            sha256: stored_sha256.or(share.sha256),
+            // The storage refused the upload if it started after the ticket expired.
+            started_at: now.min(share.upload_expires_at - time::Duration::seconds(1)),
+        };
+        match self.meta.publish_share(id, &upload, now).await? {
+            PublishOutcome::Published(share) => {
+                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+                Ok(*share)
+            }
+            PublishOutcome::SlotUsed => Err(DomainError::SlotUsed.into()),
+            PublishOutcome::UploadExpired => Err(DomainError::UploadExpired.into()),
+            PublishOutcome::NotFound => Err(DomainError::ShareNotFound.into()),
+        }
+    }
+
+    async fn hash_blob(&self, blob_key: &BlobKey) -> ServiceResult<Sha256Digest> {
+        use futures::StreamExt;
+        use sha2::Digest;
+        let mut read = self.blob.open(blob_key, None).await?;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = read.body.next().await {
+            hasher.update(chunk.map_err(BlobError::Storage)?);
+        }
+        Ok(Sha256Digest(hasher.finalize().into()))
+    }
+
+    /// Fresh part URLs for a multipart upload still in progress (its first URLs expire with
+    /// the ticket; a long upload may need more time, up to the upload grace period).
+    pub async fn refresh_parts(
+        &self,
+        caller: &Caller,
+        id: &ShareId,
+        numbers: &[u16],
+        now: Instant,
+    ) -> ServiceResult<Vec<PresignedPart>> {
+        let share = self.share_for_owner(caller, id).await?;
+        let (Some(blob_key), Some(upload_id), Some(size)) =
+            (&share.blob_key, &share.upload_session, share.size)
+        else {
+            return Err(
+                DomainError::InvalidRequest("this share has no multipart upload".into()).into(),
+            );
+        };
+        if share.state != once_domain::ShareState::Pending {
+            return Err(DomainError::SlotUsed.into());
+        }
+        if now >= add(share.upload_expires_at, self.upload_grace) {
+            return Err(DomainError::UploadExpired.into());
+        }
+        let expires_at = add(now, self.shares.upload_window);
+        Ok(self
+            .blob
+            .presign_parts(blob_key, upload_id, size, numbers, expires_at)
+            .await?)
     }
 
     pub async fn share_for_owner(&self, caller: &Caller, id: &ShareId) -> ServiceResult<Share> {

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use once_blob::BlobStore;
 use once_blob::fs::FsBlobStore;
+use once_blob::s3::S3BlobStore;
 use once_domain::{ApiToken, MasterSecret, RequestPolicy};
 use once_meta::MetaStore;
 use once_meta::sqlite::SqliteMetaStore;
@@ -106,11 +108,21 @@ pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
             )
         })?;
     let meta = open_meta(config).await?;
-    let blob = Arc::new(
-        FsBlobStore::open(&config.data_dir)
-            .await
-            .context("cannot open the blob directory")?,
-    );
+    let blob: Arc<dyn BlobStore> = match config.s3_settings()? {
+        Some(settings) => {
+            let bucket = settings.bucket.clone();
+            Arc::new(
+                S3BlobStore::connect(settings)
+                    .await
+                    .with_context(|| format!("cannot use the S3 bucket {bucket}"))?,
+            )
+        }
+        None => Arc::new(
+            FsBlobStore::open(&config.data_dir)
+                .await
+                .context("cannot open the blob directory")?,
+        ),
+    };
     let master = master_secret(config).await?;
     Ok(Service {
         meta,
@@ -122,6 +134,7 @@ pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
             default_expires_in: config.default_expires_in,
         },
         claim_lease: config.claim_lease,
+        upload_grace: config.upload_grace,
     })
 }
 

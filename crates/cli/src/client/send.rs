@@ -49,13 +49,36 @@ struct CreatedShare {
 struct UploadTicket {
     #[serde(default = "default_method")]
     method: String,
-    url: String,
+    /// Absent for a multipart ticket.
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    multipart: Option<MultipartTicket>,
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     fields: Option<BTreeMap<String, String>>,
     #[serde(default)]
     complete_url: Option<String>,
+}
+
+/// A multipart direct upload: each part goes to its own presigned URL, signed for its length.
+#[derive(Deserialize)]
+struct MultipartTicket {
+    part_size: u64,
+    parts: Vec<PartTicket>,
+}
+
+#[derive(Deserialize, Clone)]
+struct PartTicket {
+    number: u16,
+    url: String,
+    size: u64,
+}
+
+#[derive(Deserialize)]
+struct RefreshedParts {
+    parts: Vec<PartTicket>,
 }
 
 fn default_method() -> String {
@@ -101,22 +124,39 @@ pub async fn run(args: SendArgs) -> Result<()> {
         )
         .await?;
 
-    upload(
-        &client,
-        &created.upload,
-        path,
-        size,
-        &filename,
-        &sha256,
-        args.quiet,
-    )
-    .await?;
+    let completed_parts = match &created.upload.multipart {
+        Some(multipart) => {
+            upload_parts(&client, &created.id, multipart, path, size, args.quiet).await?
+        }
+        None => {
+            upload(
+                &client,
+                &created.upload,
+                path,
+                size,
+                &filename,
+                &sha256,
+                args.quiet,
+            )
+            .await?;
+            Vec::new()
+        }
+    };
 
     if let Some(complete) = &created.upload.complete_url {
         let url = complete_url(&client, complete, &created.id)?;
+        let parts: Vec<serde_json::Value> = completed_parts
+            .iter()
+            .map(|(number, etag)| serde_json::json!({ "part_number": number, "etag": etag }))
+            .collect();
+        let body = if parts.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "parts": parts })
+        };
         let response = client
             .api_at(Method::POST, url.as_str())?
-            .json(&serde_json::json!({}))
+            .json(&body)
             .send()
             .await
             .context("cannot report the finished upload to the server")?;
@@ -220,7 +260,13 @@ async fn upload(
     sha256: &str,
     quiet: bool,
 ) -> Result<()> {
-    let url = resolve(client, &ticket.url)?;
+    let url = resolve(
+        client,
+        ticket
+            .url
+            .as_deref()
+            .context("the upload ticket has no URL")?,
+    )?;
     let method =
         Method::from_bytes(ticket.method.trim().to_ascii_uppercase().as_bytes()).map_err(|_| {
             anyhow!(
@@ -290,6 +336,125 @@ async fn upload(
         .await
         .context("the upload was refused")?;
     Ok(())
+}
+
+/// Parts in flight at once: enough to fill a link, few enough to keep memory and sockets small.
+const PARALLEL_PARTS: usize = 4;
+/// Attempts per part before the upload gives up.
+const PART_ATTEMPTS: u32 = 4;
+
+/// Uploads every part of a multipart ticket, a few at a time, each straight from its range of
+/// the file. A failed part is retried (with a fresh URL when the old one was refused, e.g.
+/// because it expired); returns the parts' ETags for the completion call.
+async fn upload_parts(
+    client: &Client,
+    share_id: &str,
+    ticket: &MultipartTicket,
+    path: &Path,
+    size: u64,
+    quiet: bool,
+) -> Result<Vec<(u16, String)>> {
+    let covered: u64 = ticket.parts.iter().map(|part| part.size).sum();
+    if covered != size {
+        bail!("the multipart ticket covers {covered} bytes but the file has {size}");
+    }
+    let bar = byte_progress(Some(size), quiet, "uploading");
+    let results: Vec<Result<(u16, String)>> = futures::stream::iter(ticket.parts.iter().cloned())
+        .map(|part| {
+            let bar = bar.clone();
+            async move {
+                let offset = (u64::from(part.number) - 1) * ticket.part_size;
+                upload_one_part(client, share_id, part, path, offset, &bar).await
+            }
+        })
+        .buffer_unordered(PARALLEL_PARTS)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut etags = results.into_iter().collect::<Result<Vec<_>>>()?;
+    etags.sort_by_key(|(number, _)| *number);
+    Ok(etags)
+}
+
+async fn upload_one_part(
+    client: &Client,
+    share_id: &str,
+    mut part: PartTicket,
+    path: &Path,
+    offset: u64,
+    bar: &ProgressBar,
+) -> Result<(u16, String)> {
+    let mut last_error = None;
+    for attempt in 1..=PART_ATTEMPTS {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset)).await?;
+        let sent = ProgressBar::hidden();
+        let body = counted(
+            ReaderStream::with_capacity(file.take(part.size), 256 * 1024),
+            part.size,
+            sent.clone(),
+        );
+        let response = client
+            .http()
+            .put(&part.url)
+            .header(CONTENT_LENGTH, part.size)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status().is_success() => {
+                let etag = response
+                    .headers()
+                    .get("etag")
+                    .and_then(|value| value.to_str().ok())
+                    .context("the storage answered a part without an ETag")?
+                    .to_owned();
+                bar.inc(part.size);
+                return Ok((part.number, etag));
+            }
+            Ok(response) => {
+                let status = response.status();
+                let refused = status == reqwest::StatusCode::FORBIDDEN;
+                last_error = Some(
+                    ensure_success(response)
+                        .await
+                        .err()
+                        .unwrap_or_else(|| anyhow!("HTTP {status}")),
+                );
+                if refused {
+                    part = refresh_part(client, share_id, part.number).await?;
+                }
+            }
+            Err(error) => last_error = Some(error.into()),
+        }
+        if attempt < PART_ATTEMPTS {
+            tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow!("no attempt made"))
+        .context(format!("part {} could not be uploaded", part.number)))
+}
+
+/// Asks the server for a new URL for one part (the old one expired or was refused).
+async fn refresh_part(client: &Client, share_id: &str, number: u16) -> Result<PartTicket> {
+    let id = once_domain::ShareId::parse(share_id)
+        .map_err(|_| anyhow!("the server returned a malformed share id {share_id:?}"))?;
+    let refreshed: RefreshedParts = client
+        .send_json(
+            client
+                .api(Method::POST, &format!("/api/v1/shares/{id}/parts"))?
+                .json(&serde_json::json!({ "part_numbers": [number] })),
+            "cannot refresh an upload URL",
+        )
+        .await?;
+    refreshed
+        .parts
+        .into_iter()
+        .find(|part| part.number == number)
+        .context("the server did not refresh the part")
 }
 
 /// The file's chunks as a body stream of exactly `size` bytes that advances `bar`. The reader

@@ -37,7 +37,9 @@ CREATE TABLE shares (
     upload_attempts   INTEGER NOT NULL DEFAULT 0,
     preview_hits      INTEGER NOT NULL DEFAULT 0,
     -- a reaper that took this row holds it until then
-    reaper_until      INTEGER
+    reaper_until      INTEGER,
+    -- the storage's id of an unfinished multipart direct upload
+    upload_session    TEXT
 );
 CREATE INDEX shares_by_state_expiry ON shares (state, expires_at);
 CREATE INDEX shares_by_blob_key ON shares (blob_key);

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 use super::error::ApiResult;
 use super::{AppState, header_text, incoming, rfc3339};
+use once_blob::{PartReceipt, PresignedPart};
+
 use crate::service::{Caller, UploadTicket};
 
 /// Parses a JSON body into our error format instead of axum's plain-text rejection.
@@ -60,7 +62,19 @@ fn ticket_json(ticket: &UploadTicket) -> Value {
         "headers": headers,
         "expires_at": rfc3339(ticket.expires_at),
         "complete_url": ticket.complete_url,
+        "multipart": ticket.multipart.as_ref().map(|multipart| json!({
+            "upload_id": multipart.upload_id,
+            "part_size": multipart.part_size,
+            "parts": parts_json(&multipart.parts),
+        })),
     })
+}
+
+fn parts_json(parts: &[PresignedPart]) -> Value {
+    parts
+        .iter()
+        .map(|part| json!({ "number": part.number, "url": part.url, "size": part.size }))
+        .collect()
 }
 
 fn parse_share_id(id: &str) -> Result<ShareId, DomainError> {
@@ -94,10 +108,13 @@ pub async fn create_share(
         sha256: body.sha256,
     };
     let now = once_domain::now();
-    let share = app.service.create_share(&caller, &spec, now).await?;
     let base = app.base_url(&headers);
+    let (share, ticket) = app
+        .service
+        .create_share_with_ticket(&caller, &spec, now, &base)
+        .await?;
     let mut view = share_json(&share, &base, now);
-    view["upload"] = ticket_json(&app.service.upload_ticket(&share, &base));
+    view["upload"] = ticket_json(&ticket);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -129,21 +146,72 @@ pub async fn revoke_share(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    #[serde(default)]
+    parts: Vec<CompletedPart>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompletedPart {
+    part_number: u16,
+    etag: String,
+}
+
 pub async fn complete_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Json<Value>> {
+    let body: CompleteBody = if body.is_empty() {
+        CompleteBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let parts: Vec<PartReceipt> = body
+        .parts
+        .into_iter()
+        .map(|part| PartReceipt {
+            number: part.part_number,
+            etag: part.etag,
+        })
+        .collect();
+    let now = once_domain::now();
     let share = app
         .service
-        .complete_share(&caller, &parse_share_id(&id)?)
+        .complete_share(&caller, &parse_share_id(&id)?, &parts, now)
         .await?;
-    Ok(Json(share_json(
-        &share,
-        &app.base_url(&headers),
-        once_domain::now(),
-    )))
+    Ok(Json(share_json(&share, &app.base_url(&headers), now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartsBody {
+    part_numbers: Vec<u16>,
+}
+
+/// Fresh URLs for parts of a multipart upload that outlived its first ones.
+pub async fn refresh_parts(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: PartsBody = parse_json(&body)?;
+    let parts = app
+        .service
+        .refresh_parts(
+            &caller,
+            &parse_share_id(&id)?,
+            &body.part_numbers,
+            once_domain::now(),
+        )
+        .await?;
+    Ok(Json(json!({ "parts": parts_json(&parts) })))
 }
 
 fn numeric_header<T: std::str::FromStr>(

@@ -58,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(api::get_share).delete(api::revoke_share),
         )
         .route("/api/v1/shares/{id}/complete", post(api::complete_share))
+        .route("/api/v1/shares/{id}/parts", post(api::refresh_parts))
         .route("/api/v1/files/{filename}", put(api::put_file))
         .route(
             "/api/v1/requests",
