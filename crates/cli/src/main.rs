@@ -41,6 +41,8 @@ enum Command {
     Serve(ServerArgs),
     /// Delete served, expired, revoked and abandoned data once, then exit (for cron)
     Reap(ServerArgs),
+    /// Apply pending database migrations, then exit (`serve` also applies them at start-up)
+    Migrate(ServerArgs),
     /// Manage API keys (talks to the metadata store directly)
     Keys {
         #[command(subcommand)]
@@ -175,6 +177,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => once_server::serve(args).await,
         Command::Reap(args) => once_server::reap_once(args).await,
+        Command::Migrate(args) => once_server::migrate(args).await,
         Command::Keys { command } => match command {
             KeysCommand::Create { name, server } => {
                 let token = once_server::keys::create(server, &name).await?;

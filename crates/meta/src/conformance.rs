@@ -31,6 +31,15 @@ pub const CHECKS: &[&str] = &[
     "reaper_takes_only_what_is_due",
     "racing_reapers_never_take_the_same_share",
     "purge_removes_old_tombstones_and_signatures",
+    "keys_are_listed_oldest_first",
+    "counters_on_a_missing_share_change_nothing",
+    "claims_keep_the_longest_lease_and_stop_at_expiry",
+    "publish_without_a_digest_keeps_the_declared_one",
+    "requests_are_listed_newest_first",
+    "racing_signatures_accept_exactly_one",
+    "racing_uploads_fulfil_a_request_once",
+    "mark_gone_needs_the_current_blob_key",
+    "concurrent_reaper_loops_take_every_due_share_once",
 ];
 
 pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
@@ -58,6 +67,23 @@ pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
         }
         "purge_removes_old_tombstones_and_signatures" => {
             purge_removes_old_tombstones_and_signatures(store).await
+        }
+        "keys_are_listed_oldest_first" => keys_are_listed_oldest_first(store).await,
+        "counters_on_a_missing_share_change_nothing" => {
+            counters_on_a_missing_share_change_nothing(store).await
+        }
+        "claims_keep_the_longest_lease_and_stop_at_expiry" => {
+            claims_keep_the_longest_lease_and_stop_at_expiry(store).await
+        }
+        "publish_without_a_digest_keeps_the_declared_one" => {
+            publish_without_a_digest_keeps_the_declared_one(store).await
+        }
+        "requests_are_listed_newest_first" => requests_are_listed_newest_first(store).await,
+        "racing_signatures_accept_exactly_one" => racing_signatures_accept_exactly_one(store).await,
+        "racing_uploads_fulfil_a_request_once" => racing_uploads_fulfil_a_request_once(store).await,
+        "mark_gone_needs_the_current_blob_key" => mark_gone_needs_the_current_blob_key(store).await,
+        "concurrent_reaper_loops_take_every_due_share_once" => {
+            concurrent_reaper_loops_take_every_due_share_once(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -557,4 +583,235 @@ async fn purge_removes_old_tombstones_and_signatures(store: &dyn MetaStore) {
             .await
             .unwrap()
     );
+}
+
+async fn keys_are_listed_oldest_first(store: &dyn MetaStore) {
+    assert!(store.list_keys().await.unwrap().is_empty());
+    let mut records = Vec::new();
+    for (name, offset) in [("middle", 10), ("first", 0), ("last", 20)] {
+        let (_, mut key) = stored_key(name);
+        key.record.created_at = add(t0(), secs(offset));
+        store.insert_key(&key).await.unwrap();
+        records.push(key.record);
+    }
+    records.sort_by_key(|record| record.created_at);
+    assert_eq!(store.list_keys().await.unwrap(), records);
+    assert!(
+        !store
+            .revoke_key(&ApiToken::generate().id, t0())
+            .await
+            .unwrap(),
+        "revoking an unknown key is a no-op"
+    );
+}
+
+async fn counters_on_a_missing_share_change_nothing(store: &dyn MetaStore) {
+    let missing = pending_share(1);
+    store.count_upload_attempt(&missing.id).await.unwrap();
+    store.count_preview(&missing.id).await.unwrap();
+    assert!(store.get_share(&missing.id).await.unwrap().is_none());
+    let share = pending_share(1);
+    store.insert_share(&share).await.unwrap();
+    store.count_preview(&missing.id).await.unwrap();
+    assert_eq!(store.get_share(&share.id).await.unwrap(), Some(share));
+}
+
+async fn claims_keep_the_longest_lease_and_stop_at_expiry(store: &dyn MetaStore) {
+    let share = ready_share(store, 3).await;
+    let long = add(t0(), secs(120));
+    let short = add(t0(), secs(60));
+    let first = store.claim_share(&share.id, t0(), long).await.unwrap();
+    assert_eq!(first.unwrap().lease_until, Some(long));
+    // A later claim with a shorter lease does not cut the earlier claimant's lease short.
+    let second = store.claim_share(&share.id, t0(), short).await.unwrap();
+    assert_eq!(second.unwrap().lease_until, Some(long));
+    // One second before expiry still counts; at expiry nothing does.
+    let last_second = share.expires_at - time::Duration::seconds(1);
+    let later = add(share.expires_at, secs(600));
+    let third = store
+        .claim_share(&share.id, last_second, later)
+        .await
+        .unwrap();
+    let third = third.expect("claim one second before expiry");
+    assert_eq!((third.downloads_left, third.lease_until), (0, Some(later)));
+}
+
+async fn publish_without_a_digest_keeps_the_declared_one(store: &dyn MetaStore) {
+    let mut share = pending_share(1);
+    share.sha256 = Some(Sha256Digest([9; 32]));
+    share.upload_session = Some("multipart-upload-id".into());
+    store.insert_share(&share).await.unwrap();
+    assert_eq!(
+        store.get_share(&share.id).await.unwrap(),
+        Some(share.clone())
+    );
+    let mut upload = completed(BlobKey::for_attempt(&share.id), 5, 0);
+    upload.sha256 = None;
+    let outcome = store.publish_share(&share.id, &upload, t0()).await.unwrap();
+    let PublishOutcome::Published(published) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(published.sha256, Some(Sha256Digest([9; 32])));
+    assert_eq!(
+        published.upload_session, None,
+        "publishing ends the session"
+    );
+    assert_eq!(store.get_share(&share.id).await.unwrap(), Some(*published));
+}
+
+async fn requests_are_listed_newest_first(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let (other, _) = stored_key("other");
+    assert!(store.list_requests(&owner.id).await.unwrap().is_empty());
+    let mut mine = Vec::new();
+    for offset in [10, 30, 20] {
+        let mut request = new_request(&owner);
+        request.created_at = add(t0(), secs(offset));
+        request.expires_at = add(request.created_at, secs(3600));
+        store.insert_request(&request).await.unwrap();
+        mine.push(request);
+    }
+    store.insert_request(&new_request(&other)).await.unwrap();
+    mine.sort_by_key(|request| std::cmp::Reverse(request.created_at));
+    assert_eq!(store.list_requests(&owner.id).await.unwrap(), mine);
+    assert_eq!(store.list_requests(&other.id).await.unwrap().len(), 1);
+}
+
+async fn racing_signatures_accept_exactly_one(store: &dyn MetaStore) {
+    let (token, _) = stored_key("k");
+    let until = add(t0(), secs(600));
+    let results = join_all((0..20).map(|_| store.record_signature(&token.id, "same", until))).await;
+    let accepted = results
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|accepted| *accepted)
+        .count();
+    assert_eq!(accepted, 1, "exactly one of 20 racing uses of a signature");
+}
+
+async fn racing_uploads_fulfil_a_request_once(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let request = new_request(&owner);
+    store.insert_request(&request).await.unwrap();
+    let shares: Vec<Share> = (0..20)
+        .map(|_| {
+            let id = once_domain::ShareId::generate();
+            request
+                .share_for(id.clone(), upload_for(&id), t0())
+                .unwrap()
+        })
+        .collect();
+    let outcomes = join_all(
+        shares
+            .iter()
+            .map(|share| store.fulfil_request(&request.id, share, t0())),
+    )
+    .await;
+    let mut winners = Vec::new();
+    for (share, outcome) in shares.iter().zip(outcomes) {
+        match outcome.unwrap() {
+            FulfilOutcome::Fulfilled(won) => {
+                assert_eq!(*won, *share);
+                winners.push(share.id.clone());
+            }
+            FulfilOutcome::SlotUsed => {
+                assert!(
+                    store.get_share(&share.id).await.unwrap().is_none(),
+                    "a loser inserted its share"
+                );
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 20 racing uploads wins");
+    let stored = store.get_request(&request.id).await.unwrap().unwrap();
+    assert_eq!(stored.share_id.as_ref(), Some(&winners[0]));
+    assert!(store.get_share(&winners[0]).await.unwrap().is_some());
+}
+
+async fn mark_gone_needs_the_current_blob_key(store: &dyn MetaStore) {
+    // An abandoned upload never had bytes: the tombstone is made with no blob key.
+    let abandoned = pending_share(1);
+    store.insert_share(&abandoned).await.unwrap();
+    assert!(store.mark_gone(&abandoned.id, None).await.unwrap());
+    assert!(!store.mark_gone(&abandoned.id, None).await.unwrap());
+    assert_eq!(
+        store.get_share(&abandoned.id).await.unwrap().unwrap().state,
+        ShareState::Gone
+    );
+    // A stale key (or none, for a share that has one) changes nothing.
+    let ready = ready_share(store, 1).await;
+    let stale = BlobKey::for_attempt(&ready.id);
+    assert!(!store.mark_gone(&ready.id, Some(&stale)).await.unwrap());
+    assert!(!store.mark_gone(&ready.id, None).await.unwrap());
+    assert_eq!(
+        store.get_share(&ready.id).await.unwrap(),
+        Some(ready.clone())
+    );
+    let missing = pending_share(1);
+    assert!(!store.mark_gone(&missing.id, None).await.unwrap());
+}
+
+/// Three reapers, each looping over small batches as the real reaper does, at the same time:
+/// every due share is taken by exactly one of them and reported gone exactly once.
+async fn concurrent_reaper_loops_take_every_due_share_once(store: &dyn MetaStore) {
+    let mut due = std::collections::HashSet::new();
+    for _ in 0..15 {
+        // Used up, lease over.
+        let used = ready_share(store, 1).await;
+        store
+            .claim_share(&used.id, t0(), add(t0(), secs(1)))
+            .await
+            .unwrap()
+            .unwrap();
+        due.insert(used.id);
+        // Expired unclaimed.
+        let mut expired = pending_share(1);
+        expired.expires_at = add(t0(), secs(30));
+        store.insert_share(&expired).await.unwrap();
+        let key = BlobKey::for_attempt(&expired.id);
+        let outcome = store
+            .publish_share(&expired.id, &completed(key, 5, 7), t0())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, PublishOutcome::Published(_)));
+        due.insert(expired.id);
+    }
+    let not_due = ready_share(store, 2).await;
+    store
+        .claim_share(&not_due.id, t0(), add(t0(), secs(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    // Lease over, expired ones expired, the rest live and no upload window closed.
+    let now = add(t0(), secs(60));
+    let reaper = |_: usize| async move {
+        let mut reported = Vec::new();
+        loop {
+            let batch = store
+                .take_reap_batch(now, t0(), add(now, secs(300)), 4)
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return reported;
+            }
+            for candidate in batch {
+                if store
+                    .mark_gone(&candidate.share_id, candidate.blob_key.as_ref())
+                    .await
+                    .unwrap()
+                {
+                    reported.push(candidate.share_id);
+                }
+            }
+        }
+    };
+    let reports = join_all((0..3).map(reaper)).await;
+    let mut seen = std::collections::HashSet::new();
+    for id in reports.into_iter().flatten() {
+        assert!(seen.insert(id), "a share was reported by two reapers");
+    }
+    assert_eq!(seen, due, "every due share, and only those, is reaped once");
+    let kept = store.get_share(&not_due.id).await.unwrap().unwrap();
+    assert_eq!(kept.state, ShareState::Ready);
 }

@@ -1,10 +1,12 @@
 //! The metadata seam. Every decision that must hold across instances (a claim, the first
 //! complete upload, a replayed signature, reaper work) is one conditional write behind
 //! [`MetaStore`], never a read-then-write in Rust. Backends: [`sqlite::SqliteMetaStore`] (the
-//! embedded default); PostgreSQL slots in behind the same trait.
+//! embedded default) and [`postgres::PostgresMetaStore`] (several instances on one database).
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use once_domain::{

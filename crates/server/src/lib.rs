@@ -8,4 +8,4 @@ pub mod reaper;
 pub mod service;
 mod startup;
 
-pub use startup::{reap_once, serve};
+pub use startup::{migrate, reap_once, serve};

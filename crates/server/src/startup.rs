@@ -11,6 +11,7 @@ use once_blob::fs::FsBlobStore;
 use once_blob::s3::S3BlobStore;
 use once_domain::{ApiToken, MasterSecret, RequestPolicy};
 use once_meta::MetaStore;
+use once_meta::postgres::PostgresMetaStore;
 use once_meta::sqlite::SqliteMetaStore;
 use tokio::io::AsyncWriteExt;
 
@@ -45,11 +46,68 @@ async fn open_meta(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
                 .await
                 .context("cannot open the SQLite database")?,
         )),
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(
+            PostgresMetaStore::open(url)
+                .await
+                .context("cannot open the PostgreSQL database")?,
+        )),
         Some(url) => {
             let scheme = url.split(':').next().unwrap_or_default();
-            anyhow::bail!("unsupported database_url scheme {scheme:?}: this build supports sqlite:")
+            anyhow::bail!(
+                "unsupported database_url scheme {scheme:?}: this build supports sqlite: and \
+                 postgres:// (or postgresql://)"
+            )
         }
     }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `once migrate`: applies pending schema migrations to the configured metadata store and says
+/// what it did. (`once serve` does the same at start-up; on PostgreSQL an advisory lock makes
+/// instances and `once migrate` starting together apply each migration once.)
+pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    init_tracing(config.log_format, "warn");
+    match config.database_url.as_deref() {
+        Some(url) if is_postgres_url(url) => {
+            let (_, report) = PostgresMetaStore::open_reporting(url)
+                .await
+                .context("cannot migrate the PostgreSQL database")?;
+            for migration in &report.applied_now {
+                println!(
+                    "applied migration {} ({})",
+                    migration.version, migration.description
+                );
+            }
+            let version = report
+                .current
+                .last()
+                .map_or(0, |migration| migration.version);
+            if report.applied_now.is_empty() {
+                println!("PostgreSQL schema already up to date (version {version})");
+            } else {
+                println!("PostgreSQL schema now at version {version}");
+            }
+        }
+        _ => {
+            if config.database_url.is_none() {
+                tokio::fs::create_dir_all(&config.data_dir)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot create the data directory {}",
+                            config.data_dir.display()
+                        )
+                    })?;
+            }
+            open_meta(&config).await?;
+            println!("SQLite schema up to date");
+        }
+    }
+    Ok(())
 }
 
 /// The master secret from the configuration, else from `<data dir>/master.key`, created with

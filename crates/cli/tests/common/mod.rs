@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 pub const BIN: &str = env!("CARGO_BIN_EXE_once");
 
 pub struct Server {
+    /// The S3-compatible server the blobs go to, when the suite runs with `ONCE_TEST_BLOB=s3`.
+    pub s3: Option<once_blob::testing::S3TestServer>,
     child: Option<Child>,
     pub base: String,
     pub addr: String,
@@ -36,8 +38,19 @@ impl Server {
             ("ONCE_BOOTSTRAP_KEY".to_owned(), token.clone()),
             ("ONCE_REAP_INTERVAL".to_owned(), "0s".to_owned()),
         ];
+        let s3 = match std::env::var("ONCE_TEST_BLOB").as_deref() {
+            Ok("s3") => Some(once_blob::testing::S3TestServer::start().expect(
+                "ONCE_TEST_BLOB=s3 needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary)",
+            )),
+            Ok("fs") | Err(_) => None,
+            Ok(other) => panic!("unknown ONCE_TEST_BLOB={other} (fs or s3)"),
+        };
+        if let Some(s3) = &s3 {
+            all_env.extend(s3.env());
+        }
         all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut server = Server {
+            s3,
             child: None,
             base: String::new(),
             addr: "127.0.0.1:0".into(),
@@ -138,12 +151,24 @@ impl Server {
             .expect("run once")
     }
 
-    pub fn blob_files(&self) -> Vec<PathBuf> {
-        files_in(&self.data_dir().join("blobs"))
+    pub fn is_s3(&self) -> bool {
+        self.s3.is_some()
     }
 
+    /// Stored blobs: files in the data directory, or objects in the bucket.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        match &self.s3 {
+            Some(s3) => s3.objects(),
+            None => files_in(&self.data_dir().join("blobs")),
+        }
+    }
+
+    /// Temporary files of uploads in progress (the S3 store keeps none on disk).
     pub fn temp_files(&self) -> Vec<PathBuf> {
-        files_in(&self.data_dir().join("tmp"))
+        match &self.s3 {
+            Some(_) => Vec::new(),
+            None => files_in(&self.data_dir().join("tmp")),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -227,8 +252,90 @@ pub async fn create_share(server: &Server, body: serde_json::Value) -> CreatedSh
     }
 }
 
-pub async fn upload(url: &str, bytes: Vec<u8>) -> reqwest::Response {
-    client().put(url).body(bytes).send().await.unwrap()
+/// Sends `bytes` as the ticket says (its URL and signed headers), then, when the ticket asks
+/// for it (S3), reports the upload complete. Ok, or the refusal's status and code (for a
+/// refusal by the bucket: `s3:<Code>` from its XML error).
+pub async fn send_to_ticket(
+    server: &Server,
+    share: &CreatedShare,
+    bytes: Vec<u8>,
+) -> Result<(), (u16, String)> {
+    send_to_url(server, share, &share.upload_url, bytes).await
+}
+
+/// Like [`send_to_ticket`] but to another (e.g. tampered) URL with the ticket's headers.
+pub async fn send_to_url(
+    server: &Server,
+    share: &CreatedShare,
+    url: &str,
+    bytes: Vec<u8>,
+) -> Result<(), (u16, String)> {
+    let length = bytes.len();
+    let mut request = client()
+        .put(url)
+        .header("content-length", length)
+        .body(bytes);
+    for (name, value) in share.json["upload"]["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if !name.eq_ignore_ascii_case("content-length") {
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    let response = request.send().await.unwrap();
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
+    }
+    complete(server, share).await
+}
+
+/// `POST complete_url` when the ticket has one.
+pub async fn complete(server: &Server, share: &CreatedShare) -> Result<(), (u16, String)> {
+    let Some(complete_url) = share.json["upload"]["complete_url"].as_str() else {
+        return Ok(());
+    };
+    let response = client()
+        .post(complete_url)
+        .header("Authorization", server.auth())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(refusal(response).await)
+    }
+}
+
+async fn refusal(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+        return (
+            status,
+            json["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let code = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Code>").next())
+        .unwrap_or_default();
+    (status, format!("s3:{code}"))
+}
+
+/// The URL with its last character (part of the signature on both stores) changed.
+pub fn tamper_signature(url: &str) -> String {
+    let mut tampered = url.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    tampered
 }
 
 /// Creates a share for `bytes` and uploads them; returns the share.
@@ -246,13 +353,9 @@ pub async fn share_bytes(
         }),
     )
     .await;
-    let response = upload(&share.upload_url, bytes.to_vec()).await;
-    assert_eq!(
-        response.status(),
-        201,
-        "upload: {}",
-        response.text().await.unwrap()
-    );
+    send_to_ticket(server, &share, bytes.to_vec())
+        .await
+        .expect("upload");
     share
 }
 
@@ -323,8 +426,9 @@ pub fn cut_off_upload(url: &str, declared: usize, send: &[u8]) {
     drop(stream);
 }
 
-/// Starts a raw GET and reads the headers plus `body_bytes` of the body, then returns the
-/// still-open stream (drop it to cut the download off).
+/// Starts a raw GET and reads the headers plus at least `body_bytes` of the body (everything
+/// read so far is returned), then returns the still-open stream (drop it to cut the download
+/// off).
 pub fn partial_get(url: &str, body_bytes: usize) -> (TcpStream, Vec<u8>) {
     let parsed = url::Url::parse(url).unwrap();
     let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
@@ -346,7 +450,6 @@ pub fn partial_get(url: &str, body_bytes: usize) -> (TcpStream, Vec<u8>) {
                 assert!(n > 0, "connection closed early");
                 body.extend_from_slice(&buffer[..n]);
             }
-            body.truncate(body_bytes);
             return (stream, body);
         }
     }
