@@ -89,13 +89,13 @@ async fn put_then_read_back_whole_and_by_range(store: &dyn BlobStore) {
     assert_eq!(info.size, 100_000);
     assert_eq!(info.sha256, digest(&bytes));
     assert_eq!(store.size(&key).await.unwrap(), Some(100_000));
-    let whole = store.open(&key, None).await.unwrap();
+    let whole = store.open(&key, None, None).await.unwrap();
     assert_eq!(whole.total_size, 100_000);
     assert_eq!(read_all(whole.body).await, bytes);
-    let part = store.open(&key, Some(50_000..=50_099)).await.unwrap();
+    let part = store.open(&key, None, Some(50_000..=50_099)).await.unwrap();
     assert_eq!(part.total_size, 100_000);
     assert_eq!(read_all(part.body).await, bytes[50_000..=50_099]);
-    let tail = store.open(&key, Some(99_999..=99_999)).await.unwrap();
+    let tail = store.open(&key, None, Some(99_999..=99_999)).await.unwrap();
     assert_eq!(read_all(tail.body).await, vec![bytes[99_999]]);
 }
 
@@ -104,7 +104,7 @@ async fn empty_blob_round_trips(store: &dyn BlobStore) {
     let info = store.put(&key, body_of(&[]), exact(&[])).await.unwrap();
     assert_eq!(info.size, 0);
     assert_eq!(
-        read_all(store.open(&key, None).await.unwrap().body).await,
+        read_all(store.open(&key, None, None).await.unwrap().body).await,
         Vec::<u8>::new()
     );
 }
@@ -196,7 +196,7 @@ async fn interrupted_body_stores_nothing(store: &dyn BlobStore) {
     assert!(matches!(error, BlobError::Interrupted(_)), "{error:?}");
     assert_eq!(store.size(&key).await.unwrap(), None);
     assert!(matches!(
-        store.open(&key, None).await,
+        store.open(&key, None, None).await,
         Err(BlobError::NotFound)
     ));
 }
@@ -220,7 +220,7 @@ async fn unsatisfiable_range_is_refused(store: &dyn BlobStore) {
         .put(&key, body_of(&bytes), exact(&bytes))
         .await
         .unwrap();
-    let result = store.open(&key, Some(10..=20)).await;
+    let result = store.open(&key, None, Some(10..=20)).await;
     assert!(matches!(
         result,
         Err(BlobError::RangeNotSatisfiable { size: 10 })

@@ -148,9 +148,11 @@ impl BlobStore for FsBlobStore {
         Ok(info)
     }
 
+    /// Blobs here have a single version: `_version` is never set by a direct upload.
     async fn open(
         &self,
         key: &BlobKey,
+        _version: Option<&str>,
         range: Option<RangeInclusive<u64>>,
     ) -> BlobResult<BlobRead> {
         let mut file = match tokio::fs::File::open(self.path_of(key)).await {

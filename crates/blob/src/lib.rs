@@ -107,11 +107,14 @@ pub struct PartReceipt {
 }
 
 /// What a direct upload left in the storage, as verified by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedBlob {
     pub size: u64,
     /// The storage's own SHA-256 of the object, where it keeps one.
     pub sha256: Option<Sha256Digest>,
+    /// The object version to serve, on a store that keeps versions instead of refusing
+    /// overwrites; reads and downloads of this blob must name it.
+    pub version: Option<String>,
 }
 
 #[async_trait]
@@ -124,9 +127,14 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put(&self, key: &BlobKey, body: ByteStream, limits: PutLimits)
     -> BlobResult<BlobInfo>;
 
-    /// Reads the blob, or the inclusive byte `range` of it.
-    async fn open(&self, key: &BlobKey, range: Option<RangeInclusive<u64>>)
-    -> BlobResult<BlobRead>;
+    /// Reads the blob (the given `version` of it, where the store keeps versions), or the
+    /// inclusive byte `range` of it.
+    async fn open(
+        &self,
+        key: &BlobKey,
+        version: Option<&str>,
+        range: Option<RangeInclusive<u64>>,
+    ) -> BlobResult<BlobRead>;
 
     /// Size of the blob, or None when it does not exist.
     async fn size(&self, key: &BlobKey) -> BlobResult<Option<u64>>;
@@ -183,7 +191,11 @@ pub trait BlobStore: Send + Sync + 'static {
         _parts: &[PartReceipt],
     ) -> BlobResult<CompletedBlob> {
         let size = self.size(key).await?.ok_or(BlobError::NotFound)?;
-        Ok(CompletedBlob { size, sha256: None })
+        Ok(CompletedBlob {
+            size,
+            sha256: None,
+            version: None,
+        })
     }
 
     /// Drops an unfinished multipart upload; a missing one is not an error.
@@ -195,6 +207,7 @@ pub trait BlobStore: Send + Sync + 'static {
     fn presign_download(
         &self,
         _key: &BlobKey,
+        _version: Option<&str>,
         _content_disposition: &str,
         _content_type: &str,
         _expires_at: Instant,

@@ -5,6 +5,11 @@
 //! carry the `Content-Disposition`. The server only talks to the bucket for small control calls,
 //! plus the uploads that arrive through it (`PUT /api/v1/files`, upload requests), which it
 //! streams in parts of bounded size.
+//!
+//! "First upload wins" needs the bucket's help, because a presigned `PUT` can be replayed until
+//! it expires. Either the bucket refuses a second `PUT` under `If-None-Match: *` (conditional
+//! writes), or it keeps every version of an object and the server records and serves only the
+//! first one (versioning). [`WriteGuard`] says which; `connect` checks it before serving.
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -17,7 +22,8 @@ use futures::{StreamExt, TryStreamExt};
 use once_domain::{BlobKey, Instant, Sha256Digest};
 use reqwest::StatusCode;
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::{Bucket, Credentials, Method, S3Action, UrlStyle};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -46,8 +52,63 @@ pub struct S3Settings {
     pub prefix: String,
     /// Direct uploads larger than this use multipart.
     pub multipart_threshold: u64,
-    /// Skip the start-up probe that checks the bucket refuses overwrites.
-    pub trust_conditional_writes: bool,
+    /// How a second upload to one ticket is kept from replacing the first.
+    pub write_guard: WriteGuard,
+}
+
+/// How the bucket keeps a ticket's first upload from being replaced by a replayed URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteGuard {
+    /// Probe at start-up: conditional writes when the bucket refuses an overwrite, else
+    /// versioning when it is enabled on the bucket, else refuse to start.
+    #[default]
+    Auto,
+    /// The bucket refuses a second `PUT` under `If-None-Match: *`; trusted without probing.
+    ConditionalWrites,
+    /// The bucket keeps every version; the server records the first complete version of each
+    /// object and serves only that one. Checked at start-up.
+    Versioning,
+}
+
+/// One entry of `ListObjectVersions`, in the bucket's order (per key, newest first).
+#[derive(Debug, Clone)]
+struct ObjectVersion {
+    version_id: String,
+    delete_marker: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListVersionsResult {
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextKeyMarker")]
+    next_key_marker: Option<String>,
+    #[serde(rename = "NextVersionIdMarker")]
+    next_version_id_marker: Option<String>,
+    #[serde(rename = "$value", default)]
+    entries: Vec<ListVersionsEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+enum ListVersionsEntry {
+    Version(VersionEntry),
+    DeleteMarker(VersionEntry),
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionEntry {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "VersionId")]
+    version_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersioningConfiguration {
+    #[serde(rename = "Status")]
+    status: Option<String>,
 }
 
 pub struct S3BlobStore {
@@ -56,6 +117,9 @@ pub struct S3BlobStore {
     http: reqwest::Client,
     prefix: String,
     multipart_threshold: u64,
+    /// Versioning mode (see [`WriteGuard`]): uploads are not conditional, the first version
+    /// is recorded and served, deletes remove every version.
+    versioning: bool,
 }
 
 fn storage_error(what: impl std::fmt::Display) -> BlobError {
@@ -82,9 +146,58 @@ async fn check(response: reqwest::Response, what: &str) -> BlobResult<reqwest::R
     )))
 }
 
+/// Sends a control call to the bucket with a deadline.
+async fn send(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> BlobResult<reqwest::Response> {
+    request.timeout(timeout).send().await.map_err(storage_error)
+}
+
+/// Sends a control call and insists on success.
+async fn call(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    what: &str,
+) -> BlobResult<reqwest::Response> {
+    check(send(request, timeout).await?, what).await
+}
+
+/// Like [`call`], but "no such object or upload" (404) is `None`: deleting or aborting what is
+/// already gone is not an error.
+async fn call_unless_missing(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    what: &str,
+) -> BlobResult<Option<reqwest::Response>> {
+    let response = send(request, timeout).await?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    check(response, what).await.map(Some)
+}
+
+/// [`call`], then the answer's body as text (XML listings and results).
+async fn call_text(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    what: &str,
+) -> BlobResult<String> {
+    call(request, timeout, what)
+        .await?
+        .text()
+        .await
+        .map_err(storage_error)
+}
+
+const SHORT_CALL: Duration = Duration::from_secs(30);
+const LISTING_CALL: Duration = Duration::from_secs(60);
+/// Calls that carry up to a part of bytes, or make the bucket assemble an object.
+const LONG_CALL: Duration = Duration::from_secs(300);
+
 impl S3BlobStore {
-    /// Connects, checks the bucket answers and, unless told to trust it, that it refuses to
-    /// overwrite an object under `If-None-Match: *` — the property "first upload wins" needs.
+    /// Connects, checks the bucket answers and settles the [`WriteGuard`]: the property
+    /// "first upload wins" needs, so the store refuses to start without one.
     pub async fn connect(settings: S3Settings) -> BlobResult<Self> {
         let style = if settings.path_style {
             UrlStyle::Path
@@ -115,19 +228,145 @@ impl S3BlobStore {
             http,
             prefix: settings.prefix.clone(),
             multipart_threshold: settings.multipart_threshold.max(MIN_PART_SIZE),
+            versioning: false,
         };
         store.ping().await?;
-        if !settings.trust_conditional_writes {
-            store.probe_conditional_writes().await?;
+        let versioning = match settings.write_guard {
+            WriteGuard::ConditionalWrites => false,
+            WriteGuard::Versioning => {
+                if !store.versioning_enabled().await? {
+                    return Err(storage_error(format!(
+                        "ONCE_S3_WRITE_GUARD=versioning, but versioning is not enabled on bucket \
+                         {:?}; enable it (PutBucketVersioning Status=Enabled) or use a store \
+                         that honours If-None-Match",
+                        settings.bucket
+                    )));
+                }
+                true
+            }
+            WriteGuard::Auto => {
+                if store.refuses_overwrites().await? {
+                    false
+                } else if store.versioning_enabled().await? {
+                    true
+                } else {
+                    return Err(storage_error(format!(
+                        "bucket {:?} accepted a second PUT with If-None-Match: * and has no \
+                         versioning, so a replayed upload URL could replace a file after it \
+                         was published. Use a store that refuses overwrites (AWS S3, MinIO, \
+                         R2, Ceph RGW, …) or enable versioning on the bucket \
+                         (ONCE_S3_WRITE_GUARD=versioning).",
+                        settings.bucket
+                    )));
+                }
+            }
+        };
+        Ok(Self {
+            versioning,
+            ..store
+        })
+    }
+
+    /// The guard in force after start-up checks: never `Auto`.
+    pub fn write_guard(&self) -> WriteGuard {
+        if self.versioning {
+            WriteGuard::Versioning
+        } else {
+            WriteGuard::ConditionalWrites
         }
-        Ok(store)
+    }
+
+    /// Signs a request on the bucket itself with sub-resource query parameters rusty-s3 has no
+    /// action for (`?versioning`, `?versions`).
+    fn sign_bucket_request(&self, method: Method, query: &[(&str, &str)]) -> url::Url {
+        rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            method,
+            self.bucket.base_url().clone(),
+            self.credentials.key(),
+            self.credentials.secret(),
+            self.credentials.token(),
+            self.bucket.region(),
+            CONTROL_URL_LIFETIME.as_secs(),
+            query.iter().copied(),
+            std::iter::empty(),
+        )
+    }
+
+    async fn versioning_enabled(&self) -> BlobResult<bool> {
+        let url = self.sign_bucket_request(Method::Get, &[("versioning", "")]);
+        let response = send(self.http.get(url), SHORT_CALL).await?;
+        // Stores without versioning may not know the call at all.
+        if response.status() == StatusCode::NOT_IMPLEMENTED {
+            return Ok(false);
+        }
+        let text = check(response, "GetBucketVersioning")
+            .await?
+            .text()
+            .await
+            .map_err(storage_error)?;
+        let parsed: VersioningConfiguration =
+            quick_xml::de::from_str(&text).map_err(storage_error)?;
+        Ok(parsed.status.as_deref() == Some("Enabled"))
+    }
+
+    /// Every version and delete marker of exactly `object`, newest first.
+    async fn list_versions(&self, object: &str) -> BlobResult<Vec<ObjectVersion>> {
+        let mut found = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = vec![("versions", ""), ("prefix", object)];
+            if let Some((key, version)) = &markers {
+                query.push(("key-marker", key));
+                query.push(("version-id-marker", version));
+            }
+            let url = self.sign_bucket_request(Method::Get, &query);
+            let text = call_text(self.http.get(url), LISTING_CALL, "ListObjectVersions").await?;
+            let listed: ListVersionsResult =
+                quick_xml::de::from_str(&text).map_err(storage_error)?;
+            for entry in listed.entries {
+                let (entry, delete_marker) = match entry {
+                    ListVersionsEntry::Version(entry) => (entry, false),
+                    ListVersionsEntry::DeleteMarker(entry) => (entry, true),
+                    ListVersionsEntry::Other => continue,
+                };
+                // The prefix also matches longer keys; only this object counts.
+                if entry.key == object {
+                    found.push(ObjectVersion {
+                        version_id: entry.version_id,
+                        delete_marker,
+                    });
+                }
+            }
+            match (
+                listed.is_truncated,
+                listed.next_key_marker,
+                listed.next_version_id_marker,
+            ) {
+                (true, Some(key), Some(version)) => markers = Some((key, version)),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// The first complete version of `object`: the oldest one that is not a delete marker.
+    async fn first_version(&self, object: &str) -> BlobResult<Option<String>> {
+        Ok(self
+            .list_versions(object)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|version| !version.delete_marker)
+            .map(|version| version.version_id))
     }
 
     fn object(&self, key: &BlobKey) -> String {
         format!("{}{}", self.prefix, key)
     }
 
-    async fn probe_conditional_writes(&self) -> BlobResult<()> {
+    /// Writes a probe object twice under `If-None-Match: *`: true when the second is refused.
+    async fn refuses_overwrites(&self) -> BlobResult<bool> {
         let probe = format!(
             "{}.once-probe-{}",
             self.prefix,
@@ -136,64 +375,64 @@ impl S3BlobStore {
         let put = || {
             let mut action = self.bucket.put_object(Some(&self.credentials), &probe);
             action.headers_mut().insert("if-none-match", "*");
-            self.http
+            let request = self
+                .http
                 .put(action.sign(CONTROL_URL_LIFETIME))
                 .header("if-none-match", "*")
                 .header("content-length", "5")
-                .body("probe")
-                .timeout(Duration::from_secs(30))
-                .send()
+                .body("probe");
+            send(request, SHORT_CALL)
         };
-        check(put().await.map_err(storage_error)?, "probe PUT").await?;
-        let second = put().await.map_err(storage_error)?.status();
-        let _ = self.delete_object(&probe).await;
-        if second == StatusCode::PRECONDITION_FAILED {
-            return Ok(());
+        check(put().await?, "probe PUT").await?;
+        let second = put().await?.status();
+        // On a versioned bucket the writes left versions: remove them all.
+        if self.delete_every_version(&probe).await.is_err() {
+            let _ = self.delete_object(&probe, None).await;
         }
-        Err(storage_error(format!(
-            "the bucket accepted a second PUT with If-None-Match: * (answered {second}); once needs \
-             a store that refuses overwrites (AWS S3, MinIO, R2, Ceph RGW, …) so that only the \
-             first upload of a ticket counts. Use such a store, or set ONCE_S3_TRUST_CONDITIONAL_WRITES=true \
-             only if you know it enforces them."
-        )))
+        Ok(second == StatusCode::PRECONDITION_FAILED)
     }
 
-    async fn delete_object(&self, object: &str) -> BlobResult<()> {
-        let url = self
-            .bucket
-            .delete_object(Some(&self.credentials), object)
-            .sign(CONTROL_URL_LIFETIME);
-        let response = self
-            .http
-            .delete(url)
-            .timeout(Duration::from_secs(30))
-            .send()
+    /// Deletes every version and delete marker of `object`; on a bucket without versioning
+    /// the listing holds the object itself (version id `null`), or nothing.
+    async fn delete_every_version(&self, object: &str) -> BlobResult<()> {
+        for version in self.list_versions(object).await? {
+            self.delete_object(object, Some(&version.version_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_object(&self, object: &str, version: Option<&str>) -> BlobResult<()> {
+        let mut action = self.bucket.delete_object(Some(&self.credentials), object);
+        if let Some(version) = version {
+            action.query_mut().insert("versionId", version.to_owned());
+        }
+        let request = self.http.delete(action.sign(CONTROL_URL_LIFETIME));
+        call_unless_missing(request, SHORT_CALL, "DELETE")
             .await
-            .map_err(storage_error)?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        check(response, "DELETE").await.map(|_| ())
+            .map(|_| ())
     }
 
-    async fn head(&self, key: &BlobKey) -> BlobResult<Option<(u64, Option<Sha256Digest>)>> {
+    async fn head(
+        &self,
+        key: &BlobKey,
+        version: Option<&str>,
+    ) -> BlobResult<Option<(u64, Option<Sha256Digest>)>> {
         let object = self.object(key);
         let mut action = self.bucket.head_object(Some(&self.credentials), &object);
+        if let Some(version) = version {
+            action.query_mut().insert("versionId", version.to_owned());
+        }
         action
             .headers_mut()
             .insert("x-amz-checksum-mode", "ENABLED");
-        let response = self
+        let request = self
             .http
             .head(action.sign(CONTROL_URL_LIFETIME))
-            .header("x-amz-checksum-mode", "ENABLED")
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(storage_error)?;
-        if response.status() == StatusCode::NOT_FOUND {
+            .header("x-amz-checksum-mode", "ENABLED");
+        let Some(response) = call_unless_missing(request, SHORT_CALL, "HEAD").await? else {
             return Ok(None);
-        }
-        let response = check(response, "HEAD").await?;
+        };
         let size = response
             .headers()
             .get("content-length")
@@ -249,19 +488,11 @@ impl S3BlobStore {
                 .headers_mut()
                 .insert("content-type", content_type.to_owned());
         }
-        let mut request = self
-            .http
-            .post(action.sign(CONTROL_URL_LIFETIME))
-            .timeout(Duration::from_secs(30));
+        let mut request = self.http.post(action.sign(CONTROL_URL_LIFETIME));
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        let response = check(
-            request.send().await.map_err(storage_error)?,
-            "CreateMultipartUpload",
-        )
-        .await?;
-        let text = response.text().await.map_err(storage_error)?;
+        let text = call_text(request, SHORT_CALL, "CreateMultipartUpload").await?;
         let parsed = CreateMultipartUpload::parse_response(&text).map_err(storage_error)?;
         Ok(parsed.upload_id().to_owned())
     }
@@ -280,17 +511,9 @@ impl S3BlobStore {
         );
         let url = action.sign(CONTROL_URL_LIFETIME);
         let body = action.body();
-        let response = self
-            .http
-            .post(url)
-            .body(body)
-            .timeout(Duration::from_secs(120))
-            .send()
-            .await
-            .map_err(storage_error)?;
-        let response = check(response, "CompleteMultipartUpload").await?;
+        let request = self.http.post(url).body(body);
+        let text = call_text(request, LONG_CALL, "CompleteMultipartUpload").await?;
         // S3 may answer 200 with an error document when completion fails late.
-        let text = response.text().await.map_err(storage_error)?;
         if text.contains("<Error>") {
             return Err(storage_error(format!(
                 "S3 CompleteMultipartUpload failed: {text}"
@@ -304,17 +527,9 @@ impl S3BlobStore {
             .bucket
             .abort_multipart_upload(Some(&self.credentials), object, upload_id)
             .sign(CONTROL_URL_LIFETIME);
-        let response = self
-            .http
-            .delete(url)
-            .timeout(Duration::from_secs(30))
-            .send()
+        call_unless_missing(self.http.delete(url), SHORT_CALL, "AbortMultipartUpload")
             .await
-            .map_err(storage_error)?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        check(response, "AbortMultipartUpload").await.map(|_| ())
+            .map(|_| ())
     }
 
     async fn upload_part_bytes(
@@ -331,16 +546,12 @@ impl S3BlobStore {
             bytes.len() as u64,
             CONTROL_URL_LIFETIME,
         );
-        let response = self
+        let request = self
             .http
             .put(url)
             .header("content-length", bytes.len())
-            .body(bytes)
-            .timeout(Duration::from_secs(300))
-            .send()
-            .await
-            .map_err(storage_error)?;
-        let response = check(response, "UploadPart").await?;
+            .body(bytes);
+        let response = call(request, LONG_CALL, "UploadPart").await?;
         response
             .headers()
             .get("etag")
@@ -351,18 +562,15 @@ impl S3BlobStore {
 
     async fn put_single(&self, object: &str, bytes: Bytes) -> BlobResult<()> {
         let mut action = self.bucket.put_object(Some(&self.credentials), object);
-        action.headers_mut().insert("if-none-match", "*");
-        let response = self
-            .http
-            .put(action.sign(CONTROL_URL_LIFETIME))
-            .header("if-none-match", "*")
-            .header("content-length", bytes.len())
-            .body(bytes)
-            .timeout(Duration::from_secs(300))
-            .send()
-            .await
-            .map_err(storage_error)?;
-        check(response, "PUT").await.map(|_| ())
+        if !self.versioning {
+            action.headers_mut().insert("if-none-match", "*");
+        }
+        let mut request = self.http.put(action.sign(CONTROL_URL_LIFETIME));
+        if !self.versioning {
+            request = request.header("if-none-match", "*");
+        }
+        let request = request.header("content-length", bytes.len()).body(bytes);
+        call(request, LONG_CALL, "PUT").await.map(|_| ())
     }
 }
 
@@ -447,14 +655,9 @@ impl BlobStore for S3BlobStore {
             .bucket
             .head_bucket(Some(&self.credentials))
             .sign(CONTROL_URL_LIFETIME);
-        let response = self
-            .http
-            .head(url)
-            .timeout(Duration::from_secs(10))
-            .send()
+        call(self.http.head(url), Duration::from_secs(10), "HEAD bucket")
             .await
-            .map_err(storage_error)?;
-        check(response, "HEAD bucket").await.map(|_| ())
+            .map(|_| ())
     }
 
     /// Streams an upload that arrived through the server: one `PUT` when it fits in a part,
@@ -506,20 +709,21 @@ impl BlobStore for S3BlobStore {
     async fn open(
         &self,
         key: &BlobKey,
+        version: Option<&str>,
         range: Option<RangeInclusive<u64>>,
     ) -> BlobResult<BlobRead> {
-        let (total_size, _) = self.head(key).await?.ok_or(BlobError::NotFound)?;
+        let (total_size, _) = self.head(key, version).await?.ok_or(BlobError::NotFound)?;
         if let Some(range) = &range
             && (range.start() > range.end() || *range.end() >= total_size)
         {
             return Err(BlobError::RangeNotSatisfiable { size: total_size });
         }
         let object = self.object(key);
-        let url = self
-            .bucket
-            .get_object(Some(&self.credentials), &object)
-            .sign(CONTROL_URL_LIFETIME);
-        let mut request = self.http.get(url);
+        let mut action = self.bucket.get_object(Some(&self.credentials), &object);
+        if let Some(version) = version {
+            action.query_mut().insert("versionId", version.to_owned());
+        }
+        let mut request = self.http.get(action.sign(CONTROL_URL_LIFETIME));
         if let Some(range) = &range {
             request = request.header("range", format!("bytes={}-{}", range.start(), range.end()));
         }
@@ -537,11 +741,17 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn size(&self, key: &BlobKey) -> BlobResult<Option<u64>> {
-        Ok(self.head(key).await?.map(|(size, _)| size))
+        Ok(self.head(key, None).await?.map(|(size, _)| size))
     }
 
+    /// In versioning mode every version goes, including those a replayed URL left behind.
     async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
-        self.delete_object(&self.object(key)).await
+        let object = self.object(key);
+        if self.versioning {
+            self.delete_every_version(&object).await
+        } else {
+            self.delete_object(&object, None).await
+        }
     }
 
     async fn list_older_than(&self, before: Instant) -> BlobResult<Vec<BlobKey>> {
@@ -557,18 +767,7 @@ impl BlobStore for S3BlobStore {
                 action.with_continuation_token(token.clone());
             }
             let url = action.sign(CONTROL_URL_LIFETIME);
-            let response = self
-                .http
-                .get(url)
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await
-                .map_err(storage_error)?;
-            let text = check(response, "ListObjectsV2")
-                .await?
-                .text()
-                .await
-                .map_err(storage_error)?;
+            let text = call_text(self.http.get(url), LISTING_CALL, "ListObjectsV2").await?;
             let listed = ListObjectsV2::parse_response(&text).map_err(storage_error)?;
             for object in &listed.contents {
                 let Some(name) = object.key.strip_prefix(self.prefix.as_str()) else {
@@ -637,8 +836,10 @@ impl BlobStore for S3BlobStore {
         let mut headers = vec![
             ("content-length".to_owned(), size.to_string()),
             ("content-type".to_owned(), content_type.to_owned()),
-            ("if-none-match".to_owned(), "*".to_owned()),
         ];
+        if !self.versioning {
+            headers.push(("if-none-match".to_owned(), "*".to_owned()));
+        }
         if let Some(digest) = sha256 {
             headers.push((
                 "x-amz-checksum-sha256".to_owned(),
@@ -708,8 +909,26 @@ impl BlobStore for S3BlobStore {
             self.complete_multipart(&self.object(key), upload_id, &etags)
                 .await?;
         }
-        let (size, sha256) = self.head(key).await?.ok_or(BlobError::NotFound)?;
-        Ok(CompletedBlob { size, sha256 })
+        // In versioning mode a replayed PUT may have added versions: the oldest one is the
+        // upload that completed first, and the only one that will ever be served.
+        let version = if self.versioning {
+            Some(
+                self.first_version(&self.object(key))
+                    .await?
+                    .ok_or(BlobError::NotFound)?,
+            )
+        } else {
+            None
+        };
+        let (size, sha256) = self
+            .head(key, version.as_deref())
+            .await?
+            .ok_or(BlobError::NotFound)?;
+        Ok(CompletedBlob {
+            size,
+            sha256,
+            version,
+        })
     }
 
     async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> BlobResult<()> {
@@ -719,12 +938,16 @@ impl BlobStore for S3BlobStore {
     fn presign_download(
         &self,
         key: &BlobKey,
+        version: Option<&str>,
         content_disposition: &str,
         content_type: &str,
         expires_at: Instant,
     ) -> Option<String> {
         let object = self.object(key);
         let mut action = self.bucket.get_object(Some(&self.credentials), &object);
+        if let Some(version) = version {
+            action.query_mut().insert("versionId", version.to_owned());
+        }
         action.query_mut().insert(
             "response-content-disposition",
             content_disposition.to_owned(),

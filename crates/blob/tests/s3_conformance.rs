@@ -183,6 +183,7 @@ async fn multipart_ticket_assembles_parts_and_signs_each_length() {
     let url = store
         .presign_download(
             &target,
+            None,
             "attachment; filename=\"x.bin\"",
             "application/octet-stream",
             in_seconds(60),

@@ -133,6 +133,7 @@ impl UploadRequest {
             published_at: Some(now),
             lease_until: None,
             blob_key: Some(upload.blob_key),
+            blob_version: None,
             request_id: Some(self.id.clone()),
             upload_attempts: 1,
             preview_hits: 0,

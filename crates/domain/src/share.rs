@@ -94,6 +94,9 @@ pub struct Share {
     /// End of the resume window opened by the latest claim.
     pub lease_until: Option<Instant>,
     pub blob_key: Option<BlobKey>,
+    /// The object version to serve, where the storage keeps versions instead of refusing
+    /// overwrites (S3 versioning mode): the first complete upload.
+    pub blob_version: Option<String>,
     pub request_id: Option<RequestId>,
     pub upload_attempts: u32,
     pub preview_hits: u32,
@@ -264,6 +267,7 @@ impl SharePolicy {
             published_at: None,
             lease_until: None,
             blob_key: None,
+            blob_version: None,
             request_id: None,
             upload_attempts: 0,
             preview_hits: 0,

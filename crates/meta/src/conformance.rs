@@ -126,6 +126,7 @@ fn pending_share(max_downloads: u32) -> Share {
 fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
     CompletedUpload {
         blob_key,
+        blob_version: None,
         size,
         sha256: Some(Sha256Digest([fill; 32])),
         started_at: t0(),
@@ -647,6 +648,7 @@ async fn publish_without_a_digest_keeps_the_declared_one(store: &dyn MetaStore) 
     );
     let mut upload = completed(BlobKey::for_attempt(&share.id), 5, 0);
     upload.sha256 = None;
+    upload.blob_version = Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into());
     let outcome = store.publish_share(&share.id, &upload, t0()).await.unwrap();
     let PublishOutcome::Published(published) = outcome else {
         panic!("{outcome:?}")
@@ -655,6 +657,11 @@ async fn publish_without_a_digest_keeps_the_declared_one(store: &dyn MetaStore) 
     assert_eq!(
         published.upload_session, None,
         "publishing ends the session"
+    );
+    assert_eq!(
+        published.blob_version.as_deref(),
+        Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
+        "the version to serve is recorded"
     );
     assert_eq!(store.get_share(&share.id).await.unwrap(), Some(*published));
 }

@@ -41,6 +41,8 @@ pub struct StoredKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedUpload {
     pub blob_key: BlobKey,
+    /// The storage's version of the blob to serve, where it keeps versions.
+    pub blob_version: Option<String>,
     pub size: u64,
     /// What was received, where it is known (a multipart upload to S3 has no whole-object
     /// SHA-256).

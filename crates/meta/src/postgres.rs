@@ -180,7 +180,7 @@ fn size_param(size: u64) -> i64 {
 
 const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, size, sha256, max_downloads, \
      downloads_left, state, created_at, expires_at, upload_expires_at, published_at, lease_until, \
-     blob_key, request_id, upload_attempts, preview_hits, upload_session";
+     blob_key, request_id, upload_attempts, preview_hits, upload_session, blob_version";
 
 fn share_from_row(row: &PgRow) -> MetaResult<Share> {
     let sha256: Option<Vec<u8>> = row.try_get("sha256")?;
@@ -223,6 +223,7 @@ fn share_from_row(row: &PgRow) -> MetaResult<Share> {
         upload_attempts: to_u32(row.try_get("upload_attempts")?, "upload_attempts")?,
         preview_hits: to_u32(row.try_get("preview_hits")?, "preview_hits")?,
         upload_session: row.try_get("upload_session")?,
+        blob_version: row.try_get("blob_version")?,
     })
 }
 
@@ -277,7 +278,7 @@ where
     sqlx::query(&format!(
         "INSERT INTO shares ({SHARE_COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-                 $19)"
+                 $19, $20)"
     ))
     .bind(share.id.as_str())
     .bind(share.owner.as_ref().map(KeyId::as_str))
@@ -298,6 +299,7 @@ where
     .bind(i64::from(share.upload_attempts))
     .bind(i64::from(share.preview_hits))
     .bind(share.upload_session.as_deref())
+    .bind(share.blob_version.as_deref())
     .execute(executor)
     .await?;
     Ok(())
@@ -415,7 +417,8 @@ impl MetaStore for PostgresMetaStore {
     ) -> MetaResult<PublishOutcome> {
         let published = sqlx::query(&format!(
             "UPDATE shares SET state = 'ready', blob_key = $1, size = $2, \
-                 sha256 = COALESCE($3, sha256), published_at = $4, upload_session = NULL \
+                 sha256 = COALESCE($3, sha256), published_at = $4, upload_session = NULL, \
+                 blob_version = $7 \
              WHERE id = $5 AND state = 'pending' AND upload_expires_at > $6 \
              RETURNING {SHARE_COLUMNS}"
         ))
@@ -425,6 +428,7 @@ impl MetaStore for PostgresMetaStore {
         .bind(secs(now))
         .bind(id.as_str())
         .bind(secs(upload.started_at))
+        .bind(upload.blob_version.as_deref())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = published {
@@ -594,8 +598,8 @@ impl MetaStore for PostgresMetaStore {
 
     async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool> {
         let result = sqlx::query(
-            "UPDATE shares SET state = 'gone', blob_key = NULL, reaper_until = NULL, \
-                 upload_session = NULL \
+            "UPDATE shares SET state = 'gone', blob_key = NULL, blob_version = NULL, \
+                 reaper_until = NULL, upload_session = NULL \
              WHERE id = $1 AND state != 'gone' AND blob_key IS NOT DISTINCT FROM $2",
         )
         .bind(id.as_str())

@@ -87,7 +87,7 @@ fn to_u32(value: i64, what: &str) -> MetaResult<u32> {
 
 const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, size, sha256, max_downloads, \
      downloads_left, state, created_at, expires_at, upload_expires_at, published_at, lease_until, \
-     blob_key, request_id, upload_attempts, preview_hits, upload_session";
+     blob_key, request_id, upload_attempts, preview_hits, upload_session, blob_version";
 
 fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
     let sha256: Option<Vec<u8>> = row.try_get("sha256")?;
@@ -130,6 +130,7 @@ fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
         upload_attempts: to_u32(row.try_get("upload_attempts")?, "upload_attempts")?,
         preview_hits: to_u32(row.try_get("preview_hits")?, "preview_hits")?,
         upload_session: row.try_get("upload_session")?,
+        blob_version: row.try_get("blob_version")?,
     })
 }
 
@@ -187,7 +188,7 @@ where
 {
     sqlx::query(&format!(
         "INSERT INTO shares ({SHARE_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(share.id.as_str())
     .bind(share.owner.as_ref().map(KeyId::as_str))
@@ -208,6 +209,7 @@ where
     .bind(i64::from(share.upload_attempts))
     .bind(i64::from(share.preview_hits))
     .bind(share.upload_session.as_deref())
+    .bind(share.blob_version.as_deref())
     .execute(executor)
     .await?;
     Ok(())
@@ -324,7 +326,7 @@ impl MetaStore for SqliteMetaStore {
     ) -> MetaResult<PublishOutcome> {
         let published = sqlx::query(&format!(
             "UPDATE shares SET state = 'ready', blob_key = ?, size = ?, sha256 = COALESCE(?, sha256), \
-                 published_at = ?, upload_session = NULL \
+                 published_at = ?, upload_session = NULL, blob_version = ? \
              WHERE id = ? AND state = 'pending' AND upload_expires_at > ? \
              RETURNING {SHARE_COLUMNS}"
         ))
@@ -332,6 +334,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(size_param(upload.size))
         .bind(upload.sha256.map(|digest| digest.0.to_vec()))
         .bind(secs(now))
+        .bind(upload.blob_version.as_deref())
         .bind(id.as_str())
         .bind(secs(upload.started_at))
         .fetch_optional(&self.pool)
@@ -498,7 +501,8 @@ impl MetaStore for SqliteMetaStore {
 
     async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool> {
         let result = sqlx::query(
-            "UPDATE shares SET state = 'gone', blob_key = NULL, reaper_until = NULL, upload_session = NULL \
+            "UPDATE shares SET state = 'gone', blob_key = NULL, blob_version = NULL, reaper_until = NULL, \
+                 upload_session = NULL \
              WHERE id = ? AND state != 'gone' AND blob_key IS ?",
         )
         .bind(id.as_str())

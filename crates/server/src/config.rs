@@ -90,9 +90,10 @@ pub struct ServerArgs {
     /// Direct uploads above this size are multipart [default: 64 MiB]
     #[arg(long, env = "ONCE_S3_MULTIPART_THRESHOLD")]
     pub s3_multipart_threshold: Option<ByteSize>,
-    /// Skip the start-up check that the bucket refuses overwrites (If-None-Match) [default: false]
-    #[arg(long, env = "ONCE_S3_TRUST_CONDITIONAL_WRITES")]
-    pub s3_trust_conditional_writes: Option<bool>,
+    /// How a replayed upload URL is kept from replacing a file: auto (probe at start-up),
+    /// conditional-writes (trust If-None-Match without probing) or versioning [default: auto]
+    #[arg(long, env = "ONCE_S3_WRITE_GUARD")]
+    pub s3_write_guard: Option<S3WriteGuard>,
     /// Print the effective configuration (secrets redacted) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -104,6 +105,27 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// How the bucket keeps the first upload of a ticket from being replaced (see `docs/storage.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum S3WriteGuard {
+    /// Conditional writes if the bucket refuses an overwrite, else versioning if enabled.
+    #[default]
+    Auto,
+    ConditionalWrites,
+    Versioning,
+}
+
+impl From<S3WriteGuard> for once_blob::s3::WriteGuard {
+    fn from(guard: S3WriteGuard) -> Self {
+        match guard {
+            S3WriteGuard::Auto => Self::Auto,
+            S3WriteGuard::ConditionalWrites => Self::ConditionalWrites,
+            S3WriteGuard::Versioning => Self::Versioning,
+        }
+    }
 }
 
 /// The TOML file: the same keys as the flags, in snake_case, all optional.
@@ -141,7 +163,7 @@ struct FileConfig {
     s3_path_style: Option<bool>,
     s3_prefix: Option<String>,
     s3_multipart_threshold: Option<ByteSize>,
-    s3_trust_conditional_writes: Option<bool>,
+    s3_write_guard: Option<S3WriteGuard>,
 }
 
 /// The effective configuration.
@@ -180,7 +202,7 @@ pub struct Config {
     pub s3_path_style: Option<bool>,
     pub s3_prefix: String,
     pub s3_multipart_threshold: ByteSize,
-    pub s3_trust_conditional_writes: bool,
+    pub s3_write_guard: S3WriteGuard,
 }
 
 fn redact<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -216,7 +238,7 @@ impl Default for Config {
             s3_path_style: None,
             s3_prefix: String::new(),
             s3_multipart_threshold: ByteSize::mib(64),
-            s3_trust_conditional_writes: false,
+            s3_write_guard: S3WriteGuard::Auto,
         }
     }
 }
@@ -264,7 +286,7 @@ impl Config {
             s3_path_style: pick!(optional s3_path_style),
             s3_prefix: pick!(s3_prefix),
             s3_multipart_threshold: pick!(s3_multipart_threshold),
-            s3_trust_conditional_writes: pick!(s3_trust_conditional_writes),
+            s3_write_guard: pick!(s3_write_guard),
         };
         config.validate()?;
         Ok(config)
@@ -320,7 +342,7 @@ impl Config {
             session_token,
             prefix: self.s3_prefix.clone(),
             multipart_threshold: self.s3_multipart_threshold.as_u64(),
-            trust_conditional_writes: self.s3_trust_conditional_writes,
+            write_guard: self.s3_write_guard.into(),
         }))
     }
 

@@ -378,6 +378,7 @@ impl Service {
         let info = self.blob.put(&blob_key, incoming.body, limits).await?;
         let upload = CompletedUpload {
             blob_key: blob_key.clone(),
+            blob_version: None,
             size: info.size,
             sha256: Some(info.sha256),
             started_at,
@@ -450,9 +451,10 @@ impl Service {
         let stored_sha256 = match (share.sha256, completed.sha256) {
             // The store keeps no checksum we can read: hash small objects ourselves, so a
             // declared checksum is never taken on trust; larger ones rely on the signed lengths.
-            (Some(_), None) if completed.size <= VERIFY_BY_READING_UP_TO => {
-                Some(self.hash_blob(&blob_key).await?)
-            }
+            (Some(_), None) if completed.size <= VERIFY_BY_READING_UP_TO => Some(
+                self.hash_blob(&blob_key, completed.version.as_deref())
+                    .await?,
+            ),
             (_, stored) => stored,
         };
         let refusal = match (share.size, share.sha256, stored_sha256) {
@@ -474,6 +476,7 @@ impl Service {
         }
         let upload = CompletedUpload {
             blob_key: blob_key.clone(),
+            blob_version: completed.version,
             size: completed.size,
             sha256: stored_sha256.or(share.sha256),
             // The storage refused the upload if it started after the ticket expired.
@@ -490,10 +493,14 @@ impl Service {
         }
     }
 
-    async fn hash_blob(&self, blob_key: &BlobKey) -> ServiceResult<Sha256Digest> {
+    async fn hash_blob(
+        &self,
+        blob_key: &BlobKey,
+        version: Option<&str>,
+    ) -> ServiceResult<Sha256Digest> {
         use futures::StreamExt;
         use sha2::Digest;
-        let mut read = self.blob.open(blob_key, None).await?;
+        let mut read = self.blob.open(blob_key, version, None).await?;
         let mut hasher = sha2::Sha256::new();
         while let Some(chunk) = read.body.next().await {
             hasher.update(chunk.map_err(BlobError::Storage)?);
@@ -594,10 +601,13 @@ impl Service {
     ) -> ServiceResult<String> {
         let blob_key = share.blob_key.as_ref().ok_or(DomainError::ShareNotReady)?;
         let disposition = share.filename.content_disposition();
-        if let Some(url) =
-            self.blob
-                .presign_download(blob_key, &disposition, &share.content_type, expires_at)
-        {
+        if let Some(url) = self.blob.presign_download(
+            blob_key,
+            share.blob_version.as_deref(),
+            &disposition,
+            &share.content_type,
+            expires_at,
+        ) {
             return Ok(url);
         }
         let path = format!("/b/dl/{blob_key}/{}", url_escape(share.filename.as_str()));

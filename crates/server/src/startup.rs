@@ -169,11 +169,11 @@ pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
     let blob: Arc<dyn BlobStore> = match config.s3_settings()? {
         Some(settings) => {
             let bucket = settings.bucket.clone();
-            Arc::new(
-                S3BlobStore::connect(settings)
-                    .await
-                    .with_context(|| format!("cannot use the S3 bucket {bucket}"))?,
-            )
+            let store = S3BlobStore::connect(settings)
+                .await
+                .with_context(|| format!("cannot use the S3 bucket {bucket}"))?;
+            tracing::info!(%bucket, write_guard = ?store.write_guard(), "using S3 storage");
+            Arc::new(store)
         }
         None => Arc::new(
             FsBlobStore::open(&config.data_dir)

@@ -434,6 +434,10 @@ pub fn partial_get(url: &str, body_bytes: usize) -> (TcpStream, Vec<u8>) {
     let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
     let path = format!("{}?{}", parsed.path(), parsed.query().unwrap_or_default());
     let mut stream = TcpStream::connect(&host).unwrap();
+    // A stalled transfer fails the test instead of hanging it.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
     let mut received = Vec::new();
     let mut buffer = [0u8; 8192];

@@ -57,15 +57,18 @@ pub async fn download(
         .and_then(|value| value.to_str().ok())
     {
         None => None,
-        Some(text) => match http_range_header::parse_range_header(text)
-            .and_then(|parsed| parsed.validate(size))
-        {
-            // Several ranges are legal but no client of ours asks for them: serve the first.
-            Ok(ranges) => ranges.into_iter().next(),
-            Err(_) => return Ok(unsatisfiable(size)),
+        // A Range header we cannot parse is ignored, as HTTP allows: the whole body is served.
+        Some(text) => match http_range_header::parse_range_header(text) {
+            Err(_) => None,
+            Ok(parsed) => match parsed.validate(size) {
+                // Several ranges are legal but no client of ours asks for them: serve the first.
+                Ok(ranges) => ranges.into_iter().next(),
+                Err(_) => return Ok(unsatisfiable(size)),
+            },
         },
     };
-    let read = match app.service.blob.open(&blob_key, range).await {
+    // Blobs served here come from the embedded store, which keeps one version.
+    let read = match app.service.blob.open(&blob_key, None, range).await {
         Ok(read) => read,
         Err(BlobError::RangeNotSatisfiable { size }) => return Ok(unsatisfiable(size)),
         Err(error) => return Err(error.into()),
