@@ -119,6 +119,10 @@ impl S3TestServer {
         server_env(&self.endpoint, BUCKET)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Object files in the bucket (s3s-fs keeps its metadata as hidden JSON files beside them).
     pub fn objects(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();

@@ -3,39 +3,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-fn once_client(server: &Server, dir: &Path, args: &[&str]) -> Output {
-    client_command(server, dir, args)
-        .output()
-        .expect("run once")
-}
-
-fn client_command(server: &Server, dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("ONCE_SERVER", &server.base)
-        .env("ONCE_KEY", &server.token)
-        .env("HOME", dir)
-        .stdin(Stdio::null());
-    command
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "once failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
 
 #[tokio::test]
 async fn send_then_get_round_trips_and_the_link_is_dead_after() {

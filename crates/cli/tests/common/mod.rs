@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use once_domain::ApiToken;
@@ -13,9 +13,39 @@ use sha2::{Digest, Sha256};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_once");
 
+/// Where a test server keeps the bytes.
+pub enum Storage {
+    /// The embedded default: files in the data directory.
+    Disk,
+    /// s3s-fs, which checks signatures, expiry, lengths and conditional writes.
+    S3(once_blob::testing::S3TestServer),
+    /// moto with a versioned bucket, the server in versioning mode.
+    Versioned(once_blob::testing::VersionedS3TestServer),
+}
+
+impl Storage {
+    /// What `ONCE_TEST_BLOB` asks the whole suite to run on: `fs` (default) or `s3`.
+    pub fn from_env() -> Self {
+        match std::env::var("ONCE_TEST_BLOB").as_deref() {
+            Ok("s3") => Storage::S3(once_blob::testing::S3TestServer::start().expect(
+                "ONCE_TEST_BLOB=s3 needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary)",
+            )),
+            Ok("fs") | Err(_) => Storage::Disk,
+            Ok(other) => panic!("unknown ONCE_TEST_BLOB={other} (fs or s3)"),
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Storage::Disk => Vec::new(),
+            Storage::S3(s3) => s3.env(),
+            Storage::Versioned(moto) => moto.env(),
+        }
+    }
+}
+
 pub struct Server {
-    /// The S3-compatible server the blobs go to, when the suite runs with `ONCE_TEST_BLOB=s3`.
-    pub s3: Option<once_blob::testing::S3TestServer>,
+    pub storage: Storage,
     child: Option<Child>,
     pub base: String,
     pub addr: String,
@@ -32,25 +62,22 @@ impl Server {
     /// Starts `once serve` with extra `ONCE_*` variables; the built-in reaper is off unless a
     /// test asks for it, so tests decide when reaping happens.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_on(Storage::from_env(), env)
+    }
+
+    /// Starts `once serve` on the given storage; `env` comes last, so it can override the
+    /// storage's settings (e.g. point the S3 endpoint at a proxy).
+    pub fn start_on(storage: Storage, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let token = ApiToken::generate().reveal();
         let mut all_env = vec![
             ("ONCE_BOOTSTRAP_KEY".to_owned(), token.clone()),
             ("ONCE_REAP_INTERVAL".to_owned(), "0s".to_owned()),
         ];
-        let s3 = match std::env::var("ONCE_TEST_BLOB").as_deref() {
-            Ok("s3") => Some(once_blob::testing::S3TestServer::start().expect(
-                "ONCE_TEST_BLOB=s3 needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary)",
-            )),
-            Ok("fs") | Err(_) => None,
-            Ok(other) => panic!("unknown ONCE_TEST_BLOB={other} (fs or s3)"),
-        };
-        if let Some(s3) = &s3 {
-            all_env.extend(s3.env());
-        }
+        all_env.extend(storage.env());
         all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut server = Server {
-            s3,
+            storage,
             child: None,
             base: String::new(),
             addr: "127.0.0.1:0".into(),
@@ -152,22 +179,31 @@ impl Server {
     }
 
     pub fn is_s3(&self) -> bool {
-        self.s3.is_some()
+        !matches!(self.storage, Storage::Disk)
     }
 
-    /// Stored blobs: files in the data directory, or objects in the bucket.
+    /// Stored blobs: files in the data directory, or objects in the s3s-fs bucket.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        match &self.s3 {
-            Some(s3) => s3.objects(),
-            None => files_in(&self.data_dir().join("blobs")),
+        match &self.storage {
+            Storage::Disk => files_in(&self.data_dir().join("blobs")),
+            Storage::S3(s3) => s3.objects(),
+            Storage::Versioned(_) => panic!("count versions with versioned_bucket()"),
+        }
+    }
+
+    /// The moto server of a versioning-mode test.
+    pub fn versioned_bucket(&self) -> &once_blob::testing::VersionedS3TestServer {
+        match &self.storage {
+            Storage::Versioned(moto) => moto,
+            _ => panic!("not a versioning-mode server"),
         }
     }
 
     /// Temporary files of uploads in progress (the S3 store keeps none on disk).
     pub fn temp_files(&self) -> Vec<PathBuf> {
-        match &self.s3 {
-            Some(_) => Vec::new(),
-            None => files_in(&self.data_dir().join("tmp")),
+        match &self.storage {
+            Storage::Disk => files_in(&self.data_dir().join("tmp")),
+            _ => Vec::new(),
         }
     }
 
@@ -184,6 +220,36 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs the `once` client in `dir` against `server`, with a clean environment.
+pub fn once_client(server: &Server, dir: &Path, args: &[&str]) -> Output {
+    client_command(server, dir, args)
+        .output()
+        .expect("run once")
+}
+
+pub fn client_command(server: &Server, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("ONCE_SERVER", &server.base)
+        .env("ONCE_KEY", &server.token)
+        .env("HOME", dir)
+        .stdin(Stdio::null());
+    command
+}
+
+/// The output of a client command that must have succeeded.
+pub fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "once failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -247,7 +313,11 @@ pub async fn create_share(server: &Server, body: serde_json::Value) -> CreatedSh
     CreatedShare {
         id: json["id"].as_str().unwrap().to_owned(),
         url: json["url"].as_str().unwrap().to_owned(),
-        upload_url: json["upload"]["url"].as_str().unwrap().to_owned(),
+        // Multipart tickets have no single URL, only part URLs.
+        upload_url: json["upload"]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         json,
     }
 }
@@ -455,6 +525,129 @@ pub fn partial_get(url: &str, body_bytes: usize) -> (TcpStream, Vec<u8>) {
                 body.extend_from_slice(&buffer[..n]);
             }
             return (stream, body);
+        }
+    }
+}
+
+/// A TCP proxy in front of the bucket that cuts, once, the connection carrying the first
+/// request whose bytes contain `needle`, after passing `cut_after` more bytes of it: a real
+/// network failure in the middle of an upload. Everything else passes through untouched
+/// (presigned URLs stay valid: the Host header is forwarded as sent).
+pub struct CuttingProxy {
+    pub endpoint: String,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    pub fn start(upstream: &str, needle: &'static [u8], cut_after: usize) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let armed = Arc::new(AtomicBool::new(true));
+        let counter = cuts.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_back, mut server_back) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_back, &mut client_back);
+                    let _ = client_back.shutdown(std::net::Shutdown::Both);
+                });
+                let (armed, counter) = (armed.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    // The tail of what came before, so a needle split across reads is found.
+                    let mut window: Vec<u8> = Vec::new();
+                    let mut left_before_cut: Option<usize> = None;
+                    loop {
+                        let n = match client.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mut chunk = &buffer[..n];
+                        if left_before_cut.is_none() {
+                            window.extend_from_slice(chunk);
+                            if window.windows(needle.len()).any(|w| w == needle)
+                                && armed.swap(false, Ordering::SeqCst)
+                            {
+                                left_before_cut = Some(cut_after);
+                            }
+                            let keep = window.len().saturating_sub(needle.len());
+                            window.drain(..keep);
+                        }
+                        if let Some(left) = left_before_cut.as_mut() {
+                            if chunk.len() >= *left {
+                                chunk = &chunk[..*left];
+                                let _ = server.write_all(chunk);
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                let _ = client.shutdown(std::net::Shutdown::Both);
+                                let _ = server.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                            *left -= chunk.len();
+                        }
+                        if server.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { endpoint, cuts }
+    }
+
+    /// How many connections were cut so far.
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Bytes a process read and wrote through system calls (files and sockets alike), from
+/// `/proc/PID/io`.
+pub fn process_io_bytes(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("read /proc/PID/io");
+    text.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            matches!(name, "rchar" | "wchar").then(|| value.trim().parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// Writes a file of `mib` MiB quickly: one pseudo-random MiB, each copy stamped with its
+/// index so that misplaced parts are caught.
+pub fn write_big_file(path: &Path, mib: usize) {
+    let block = payload(1024 * 1024, 99);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for index in 0..mib {
+        file.write_all(&(index as u64).to_le_bytes()).unwrap();
+        file.write_all(&block[8..]).unwrap();
+    }
+    file.flush().unwrap();
+}
+
+/// True when the two files hold the same bytes (compared in chunks, not loaded whole).
+pub fn same_file_contents(a: &Path, b: &Path) -> bool {
+    let (mut a, mut b) = (
+        std::io::BufReader::new(std::fs::File::open(a).unwrap()),
+        std::io::BufReader::new(std::fs::File::open(b).unwrap()),
+    );
+    let (mut left, mut right) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut left).unwrap();
+        if n == 0 {
+            return b.read(&mut right).unwrap() == 0;
+        }
+        if b.read_exact(&mut right[..n]).is_err() || left[..n] != right[..n] {
+            return false;
         }
     }
 }

@@ -1,0 +1,149 @@
+//! What only the S3 store must show, end to end with the real binary: big files move through
+//! the bucket and not the server, a multipart upload survives a part cut off mid-way, and in
+//! versioning mode a replayed upload URL is never served and the reaper leaves the bucket
+//! empty. (The whole black-box suite also runs on S3 with `ONCE_TEST_BLOB=s3`.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use once_blob::testing::{S3TestServer, VersionedS3TestServer};
+use serde_json::json;
+
+const MIB: u64 = 1024 * 1024;
+
+#[tokio::test]
+async fn a_gibibyte_moves_through_the_bucket_while_the_server_sees_only_control_traffic() {
+    let Some(bucket) = S3TestServer::start() else {
+        return;
+    };
+    let bucket_pid = bucket.pid();
+    let server = Server::start_on(Storage::S3(bucket), &[]);
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("disk.img");
+    write_big_file(&original, 1024);
+
+    let (server_before, bucket_before) =
+        (process_io_bytes(server.pid()), process_io_bytes(bucket_pid));
+    let link = stdout(&once_client(&server, work.path(), &["send", "disk.img"]))
+        .trim()
+        .to_owned();
+    let inbox = tempfile::tempdir().unwrap();
+    stdout(&once_client(&server, inbox.path(), &["get", &link]));
+    let server_io = process_io_bytes(server.pid()) - server_before;
+    let bucket_io = process_io_bytes(bucket_pid) - bucket_before;
+
+    assert!(same_file_contents(
+        &original,
+        &inbox.path().join("disk.img")
+    ));
+    println!("1 GiB sent and fetched: server I/O {server_io} B, bucket I/O {bucket_io} B");
+    // The bucket read the upload from the network and wrote it to disk, then read and sent it.
+    assert!(bucket_io >= 2 * 1024 * MIB, "bucket I/O only {bucket_io} B");
+    // The server only signed URLs and checked the result: kilobytes, not gigabytes.
+    assert!(
+        server_io < 8 * MIB,
+        "the server moved {server_io} B for a 1 GiB transfer"
+    );
+}
+
+#[tokio::test]
+async fn a_multipart_upload_survives_a_part_cut_off_mid_way_and_arrives_byte_identical() {
+    let Some(bucket) = S3TestServer::start() else {
+        return;
+    };
+    // Part 2's connection is cut after 1 MiB of it; the client must retry that part.
+    let proxy = CuttingProxy::start(&bucket.endpoint, b"partNumber=2&", MIB as usize);
+    let server = Server::start_on(
+        Storage::S3(bucket),
+        &[
+            ("ONCE_S3_ENDPOINT", proxy.endpoint.as_str()),
+            ("ONCE_S3_MULTIPART_THRESHOLD", "32MiB"),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("video.mp4");
+    write_big_file(&original, 200);
+    let link = stdout(&once_client(&server, work.path(), &["send", "video.mp4"]))
+        .trim()
+        .to_owned();
+    assert_eq!(proxy.cuts(), 1, "the part upload was not cut");
+
+    let inbox = tempfile::tempdir().unwrap();
+    stdout(&once_client(&server, inbox.path(), &["get", &link]));
+    assert!(same_file_contents(
+        &original,
+        &inbox.path().join("video.mp4")
+    ));
+}
+
+/// PUTs `body` to the ticket's URL with its signed headers, without completing.
+async fn put_to_ticket(share: &CreatedShare, body: &'static [u8]) -> u16 {
+    let mut request = client().put(&share.upload_url).body(body);
+    for (name, value) in share.json["upload"]["headers"].as_object().unwrap() {
+        request = request.header(name.as_str(), value.as_str().unwrap());
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn versioning_mode_serves_only_the_first_upload_and_reap_empties_the_bucket() {
+    let Some(bucket) = VersionedS3TestServer::start() else {
+        return;
+    };
+    let server = Server::start_on(
+        Storage::Versioned(bucket),
+        &[
+            ("ONCE_S3_MULTIPART_THRESHOLD", "5MiB"),
+            ("ONCE_UPLOAD_EXPIRES_IN", "3s"),
+            ("ONCE_UPLOAD_GRACE", "0s"),
+            ("ONCE_CLAIM_LEASE", "1s"),
+        ],
+    );
+    assert!(
+        server.log().contains("Versioning"),
+        "the server reports its write guard: {}",
+        server.log()
+    );
+    // This bucket cannot refuse a replayed upload URL: all three uploads are stored.
+    let share = create_share(
+        &server,
+        json!({"filename": "a.txt", "size": 5, "max_downloads": 2}),
+    )
+    .await;
+    assert_eq!(put_to_ticket(&share, b"first").await, 200);
+    assert_eq!(put_to_ticket(&share, b"later").await, 200);
+    complete(&server, &share).await.unwrap();
+    assert_eq!(put_to_ticket(&share, b"after").await, 200);
+    assert_eq!(server.versioned_bucket().version_count(), 3);
+    // ...but both downloads get the first one.
+    for _ in 0..2 {
+        let (_, body) = download(&share.url).await;
+        assert_eq!(body, b"first");
+    }
+
+    // A multipart upload abandoned after its first part.
+    let abandoned = create_share(&server, json!({"filename": "big.bin", "size": 6 * MIB})).await;
+    let part = &abandoned.json["upload"]["multipart"]["parts"][0];
+    let response = client()
+        .put(part["url"].as_str().unwrap())
+        .body(vec![7u8; part["size"].as_u64().unwrap() as usize])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(server.versioned_bucket().pending_multipart_uploads(), 1);
+
+    // After the lease and the upload window, one reaper pass leaves nothing behind.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let output = server.once(&["reap"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(server.versioned_bucket().version_count(), 0);
+    assert_eq!(server.versioned_bucket().pending_multipart_uploads(), 0);
+    assert_eq!(claim(&share.url).await.status(), 410);
+}
