@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use once_domain::{BlobKey, Sha256Digest, ShareId};
+use once_domain::{BlobKey, Sha256Digest};
 use sha2::{Digest, Sha256};
 
 use crate::{BlobError, BlobStore, ByteStream, PutLimits};
@@ -43,7 +43,7 @@ pub async fn run(check: &str, store: Arc<dyn BlobStore>) {
 }
 
 fn key() -> BlobKey {
-    BlobKey::for_attempt(&ShareId::generate())
+    BlobKey::generate()
 }
 
 /// A deterministic body of `size` bytes, sent in uneven chunks.

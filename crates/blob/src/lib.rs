@@ -36,6 +36,9 @@ pub enum BlobError {
     Interrupted(std::io::Error),
     #[error("no such blob")]
     NotFound,
+    /// The parts reported for a multipart upload do not match what the storage holds.
+    #[error("the reported parts do not match the upload: {0}")]
+    InvalidParts(String),
     #[error("the requested range is not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
     /// The store itself failed.

@@ -105,6 +105,25 @@ struct VersionEntry {
     version_id: String,
 }
 
+/// `ListParts`, parsed leniently: some compatible stores list parts without their ETags.
+#[derive(Debug, Deserialize)]
+struct ListPartsResult {
+    #[serde(rename = "Part", default)]
+    parts: Vec<ListedPart>,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextPartNumberMarker")]
+    next_part_number_marker: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListedPart {
+    #[serde(rename = "PartNumber")]
+    number: u16,
+    #[serde(rename = "ETag")]
+    etag: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct VersioningConfiguration {
     #[serde(rename = "Status")]
@@ -131,6 +150,14 @@ fn seconds_until(expires_at: Instant) -> Duration {
     // S3 accepts 1 s to 7 days.
     let seconds = (expires_at - now).whole_seconds().clamp(1, 7 * 86400);
     Duration::from_secs(seconds as u64)
+}
+
+/// The `<Code>` of an S3 error document, or the document's start when it has none.
+fn s3_error_code(body: &str) -> String {
+    body.split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_owned())
+        .unwrap_or_else(|| body.chars().take(200).collect())
 }
 
 /// Turns a non-success answer into an error that says what S3 said.
@@ -511,8 +538,22 @@ impl S3BlobStore {
         );
         let url = action.sign(CONTROL_URL_LIFETIME);
         let body = action.body();
-        let request = self.http.post(url).body(body);
-        let text = call_text(request, LONG_CALL, "CompleteMultipartUpload").await?;
+        let response = send(self.http.post(url).body(body), LONG_CALL).await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(BlobError::NotFound);
+        }
+        if status == StatusCode::BAD_REQUEST {
+            // InvalidPart, InvalidPartOrder, EntityTooSmall: the client reported parts that
+            // are not what the storage holds.
+            let text = response.text().await.unwrap_or_default();
+            return Err(BlobError::InvalidParts(s3_error_code(&text)));
+        }
+        let text = check(response, "CompleteMultipartUpload")
+            .await?
+            .text()
+            .await
+            .map_err(storage_error)?;
         // S3 may answer 200 with an error document when completion fails late.
         if text.contains("<Error>") {
             return Err(storage_error(format!(
@@ -520,6 +561,34 @@ impl S3BlobStore {
             )));
         }
         Ok(())
+    }
+
+    /// The parts the storage holds for an unfinished multipart upload.
+    async fn uploaded_parts(&self, object: &str, upload_id: &str) -> BlobResult<Vec<ListedPart>> {
+        let mut parts = Vec::new();
+        let mut marker = None;
+        loop {
+            let mut action = self
+                .bucket
+                .list_parts(Some(&self.credentials), object, upload_id);
+            if let Some(marker) = marker {
+                action.set_part_number_marker(marker);
+            }
+            let url = action.sign(CONTROL_URL_LIFETIME);
+            let Some(response) =
+                call_unless_missing(self.http.get(url), LISTING_CALL, "ListParts").await?
+            else {
+                return Err(BlobError::NotFound);
+            };
+            let text = response.text().await.map_err(storage_error)?;
+            let listed: ListPartsResult = quick_xml::de::from_str(&text).map_err(storage_error)?;
+            parts.extend(listed.parts);
+            match listed.next_part_number_marker {
+                Some(next) if listed.is_truncated => marker = Some(next),
+                _ => break,
+            }
+        }
+        Ok(parts)
     }
 
     async fn abort_multipart(&self, object: &str, upload_id: &str) -> BlobResult<()> {
@@ -901,9 +970,32 @@ impl BlobStore for S3BlobStore {
                 .enumerate()
                 .all(|(index, part)| usize::from(part.number) == index + 1);
             if sorted.is_empty() || !in_order {
-                return Err(storage_error(
-                    "the parts must be numbered 1..n without gaps",
+                return Err(BlobError::InvalidParts(
+                    "the parts must be numbered 1..n without gaps".into(),
                 ));
+            }
+            // Check the report against the storage's own list first: AWS refuses a missing
+            // part or a wrong ETag with a clear error, but some compatible stores fail with
+            // 500 or do not check ETags at all (where they list none, only presence is checked).
+            let held = self.uploaded_parts(&self.object(key), upload_id).await?;
+            let unquoted = |etag: &str| etag.trim_matches('"').to_owned();
+            for part in &sorted {
+                let listed = held.iter().find(|listed| listed.number == part.number);
+                let refusal = match listed {
+                    None => Some("was never uploaded"),
+                    Some(ListedPart {
+                        etag: Some(etag), ..
+                    }) if unquoted(etag) != unquoted(&part.etag) => {
+                        Some("has another ETag in the storage")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(refusal) = refusal {
+                    return Err(BlobError::InvalidParts(format!(
+                        "part {} {refusal}",
+                        part.number
+                    )));
+                }
             }
             let etags: Vec<String> = sorted.into_iter().map(|part| part.etag).collect();
             self.complete_multipart(&self.object(key), upload_id, &etags)

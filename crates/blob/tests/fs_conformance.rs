@@ -8,7 +8,7 @@ use futures::StreamExt;
 use once_blob::conformance::{CHECKS, run};
 use once_blob::fs::FsBlobStore;
 use once_blob::{BlobStore, PutLimits};
-use once_domain::{BlobKey, ShareId};
+use once_domain::BlobKey;
 
 #[tokio::test]
 async fn fs_store_passes_the_conformance_suite() {
@@ -28,7 +28,7 @@ fn count_files(dir: &std::path::Path) -> usize {
 async fn failed_and_dropped_uploads_leave_no_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsBlobStore::open(dir.path()).await.unwrap();
-    let key = BlobKey::for_attempt(&ShareId::generate());
+    let key = BlobKey::generate();
     let limits = PutLimits {
         expected_size: Some(3),
         max_size: 3,

@@ -9,11 +9,11 @@ use once_blob::conformance::{CHECKS, run};
 use once_blob::s3::S3BlobStore;
 use once_blob::testing::S3TestServer;
 use once_blob::{BlobStore, DirectUpload, PartReceipt};
-use once_domain::{BlobKey, Sha256Digest, ShareId};
+use once_domain::{BlobKey, Sha256Digest};
 use sha2::{Digest, Sha256};
 
 fn key() -> BlobKey {
-    BlobKey::for_attempt(&ShareId::generate())
+    BlobKey::generate()
 }
 
 fn in_seconds(seconds: i64) -> once_domain::Instant {

@@ -9,7 +9,7 @@ use once_blob::conformance::{CHECKS, run};
 use once_blob::s3::{S3BlobStore, WriteGuard};
 use once_blob::testing::{UNVERSIONED_BUCKET, VersionedS3TestServer};
 use once_blob::{BlobStore, DirectUpload};
-use once_domain::{BlobKey, ShareId};
+use once_domain::BlobKey;
 
 fn in_seconds(seconds: i64) -> once_domain::Instant {
     time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds)
@@ -43,7 +43,7 @@ async fn replayed_uploads_are_kept_but_only_the_first_is_served_then_all_are_del
         return;
     };
     let store = S3BlobStore::connect(server.settings()).await.unwrap();
-    let key = BlobKey::for_attempt(&ShareId::generate());
+    let key = BlobKey::generate();
     let Some(DirectUpload::Single { url, headers, .. }) = store
         .presign_upload(&key, 5, "text/plain", None, in_seconds(60))
         .await

@@ -147,3 +147,77 @@ async fn versioning_mode_serves_only_the_first_upload_and_reap_empties_the_bucke
     assert_eq!(server.versioned_bucket().pending_multipart_uploads(), 0);
     assert_eq!(claim(&share.url).await.status(), 410);
 }
+
+#[tokio::test]
+async fn completing_with_wrong_parts_is_a_400_and_the_upload_can_still_finish() {
+    let Some(bucket) = S3TestServer::start() else {
+        return;
+    };
+    let server = Server::start_on(
+        Storage::S3(bucket),
+        &[("ONCE_S3_MULTIPART_THRESHOLD", "5MiB")],
+    );
+    let bytes = payload(6 * MIB as usize, 8);
+    let share = create_share(
+        &server,
+        json!({"filename": "two-parts.bin", "size": bytes.len()}),
+    )
+    .await;
+    // Only the first part is uploaded at first.
+    let parts = share.json["upload"]["multipart"]["parts"]
+        .as_array()
+        .unwrap();
+    assert_eq!(parts.len(), 2);
+    let put_part = |index: usize| {
+        let size = parts[0]["size"].as_u64().unwrap() as usize;
+        let chunk = bytes[index * size..(bytes.len()).min((index + 1) * size)].to_vec();
+        client()
+            .put(parts[index]["url"].as_str().unwrap())
+            .body(chunk)
+            .send()
+    };
+    let first = put_part(0).await.unwrap();
+    assert!(first.status().is_success());
+    let first_etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let complete_with = |parts: serde_json::Value| {
+        client()
+            .post(share.json["upload"]["complete_url"].as_str().unwrap())
+            .header("Authorization", server.auth())
+            .json(&json!({ "parts": parts }))
+            .send()
+    };
+    // Parts numbered with a gap, and a part the bucket never received, are the client's
+    // mistake: 400, and the share stays unpublished and completable.
+    let gap = complete_with(json!([{"part_number": 2, "etag": first_etag}]))
+        .await
+        .unwrap();
+    assert_eq!(error_code(gap).await, (400, "invalid_request".into()));
+    let missing = complete_with(json!([
+        {"part_number": 1, "etag": first_etag},
+        {"part_number": 2, "etag": "\"0123456789abcdef0123456789abcdef\""},
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(error_code(missing).await, (400, "invalid_request".into()));
+    assert_eq!(
+        error_code(claim(&share.url).await).await,
+        (404, "share_not_ready".into()),
+        "nothing was published"
+    );
+
+    let second = put_part(1).await.unwrap();
+    assert!(second.status().is_success());
+    let etags = [
+        first_etag,
+        second.headers()["etag"].to_str().unwrap().to_owned(),
+    ];
+    let right = complete_with(json!([
+        {"part_number": 1, "etag": etags[0]},
+        {"part_number": 2, "etag": etags[1]},
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(right.status(), 200, "{}", right.text().await.unwrap());
+    let (_, body) = download(&share.url).await;
+    assert!(body == bytes);
+}

@@ -71,32 +71,28 @@ token_id!(
     RequestId
 );
 
-/// Where a share's bytes live in the blob store. Never derived from a user-supplied filename:
-/// it is `{share id}.{attempt token}`, so concurrent upload attempts never write the same object
-/// and a key can never point outside the store.
+/// Where a share's bytes live in the blob store: two random tokens, `{token}.{token}`. Never
+/// derived from a user-supplied filename, so a key can never point outside the store; fresh
+/// for every upload attempt, so concurrent attempts never write the same object; and unrelated
+/// to the share id, so a download URL (which names the key) does not reveal the share's link.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobKey(String);
 
 impl BlobKey {
-    /// A fresh key for one upload attempt of `share`.
-    pub fn for_attempt(share: &ShareId) -> Self {
-        Self(format!("{share}.{}", random_token()))
+    /// A fresh key for one upload attempt.
+    pub fn generate() -> Self {
+        Self(format!("{}.{}", random_token(), random_token()))
     }
 
     pub fn parse(text: &str) -> Result<Self, DomainError> {
-        let Some((share, attempt)) = text.split_once('.') else {
+        let Some((first, second)) = text.split_once('.') else {
             return Err(DomainError::InvalidId);
         };
-        if is_token(share) && is_token(attempt) {
+        if is_token(first) && is_token(second) {
             Ok(Self(text.to_owned()))
         } else {
             Err(DomainError::InvalidId)
         }
-    }
-
-    /// The share this blob belongs to.
-    pub fn share_id(&self) -> ShareId {
-        ShareId(self.0[..22].to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -175,8 +171,9 @@ mod tests {
     #[test]
     fn blob_key_belongs_to_its_share_and_rejects_traversal() {
         let share = ShareId::generate();
-        let key = BlobKey::for_attempt(&share);
-        assert_eq!(key.share_id(), share);
+        let key = BlobKey::generate();
+        assert!(!key.as_str().contains(share.as_str()));
+        assert_ne!(BlobKey::generate(), key);
         assert_eq!(BlobKey::parse(key.as_str()).unwrap(), key);
         assert!(BlobKey::parse("../x.y").is_err());
         assert!(BlobKey::parse(share.as_str()).is_err());

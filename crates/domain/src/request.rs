@@ -193,7 +193,7 @@ mod tests {
             content_type: Some("image/jpeg".into()),
             size: 42,
             sha256: Sha256Digest([0; 32]),
-            blob_key: BlobKey::for_attempt(&share_id),
+            blob_key: BlobKey::generate(),
         };
         let share = request.share_for(share_id, upload, now()).unwrap();
         assert_eq!(share.state, ShareState::Ready);

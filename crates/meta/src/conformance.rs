@@ -136,7 +136,7 @@ fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
 async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
     let share = pending_share(max_downloads);
     store.insert_share(&share).await.unwrap();
-    let key = BlobKey::for_attempt(&share.id);
+    let key = BlobKey::generate();
     match store
         .publish_share(&share.id, &completed(key, 5, 7), t0())
         .await
@@ -231,8 +231,8 @@ async fn share_round_trips(store: &dyn MetaStore) {
 async fn first_publish_wins(store: &dyn MetaStore) {
     let share = pending_share(1);
     store.insert_share(&share).await.unwrap();
-    let first = BlobKey::for_attempt(&share.id);
-    let second = BlobKey::for_attempt(&share.id);
+    let first = BlobKey::generate();
+    let second = BlobKey::generate();
     let outcome = store
         .publish_share(&share.id, &completed(first.clone(), 5, 1), t0())
         .await
@@ -265,7 +265,7 @@ async fn first_publish_wins(store: &dyn MetaStore) {
 async fn publish_after_upload_window_is_refused(store: &dyn MetaStore) {
     let share = pending_share(1);
     store.insert_share(&share).await.unwrap();
-    let key = BlobKey::for_attempt(&share.id);
+    let key = BlobKey::generate();
     let mut late = completed(key.clone(), 5, 1);
     late.started_at = share.upload_expires_at;
     let outcome = store.publish_share(&share.id, &late, t0()).await.unwrap();
@@ -376,13 +376,13 @@ fn new_request(owner: &ApiToken) -> once_domain::UploadRequest {
         .unwrap()
 }
 
-fn upload_for(share_id: &once_domain::ShareId) -> once_domain::request::ReceivedUpload {
+fn received_upload() -> once_domain::request::ReceivedUpload {
     once_domain::request::ReceivedUpload {
         filename_hint: Some("upload.txt".into()),
         content_type: None,
         size: 3,
         sha256: Sha256Digest([3; 32]),
-        blob_key: BlobKey::for_attempt(share_id),
+        blob_key: BlobKey::generate(),
     }
 }
 
@@ -396,7 +396,7 @@ async fn request_is_fulfilled_once(store: &dyn MetaStore) {
     );
     let first_id = once_domain::ShareId::generate();
     let first = request
-        .share_for(first_id.clone(), upload_for(&first_id), t0())
+        .share_for(first_id.clone(), received_upload(), t0())
         .unwrap();
     let outcome = store
         .fulfil_request(&request.id, &first, t0())
@@ -405,7 +405,7 @@ async fn request_is_fulfilled_once(store: &dyn MetaStore) {
     assert_eq!(outcome, FulfilOutcome::Fulfilled(Box::new(first.clone())));
     let second_id = once_domain::ShareId::generate();
     let second = request
-        .share_for(second_id.clone(), upload_for(&second_id), t0())
+        .share_for(second_id.clone(), received_upload(), t0())
         .unwrap();
     assert_eq!(
         store
@@ -431,7 +431,7 @@ async fn expired_request_is_not_fulfilled(store: &dyn MetaStore) {
     store.insert_request(&request).await.unwrap();
     let share_id = once_domain::ShareId::generate();
     let share = request
-        .share_for(share_id.clone(), upload_for(&share_id), t0())
+        .share_for(share_id.clone(), received_upload(), t0())
         .unwrap();
     let outcome = store
         .fulfil_request(&request.id, &share, request.expires_at)
@@ -646,7 +646,7 @@ async fn publish_without_a_digest_keeps_the_declared_one(store: &dyn MetaStore) 
         store.get_share(&share.id).await.unwrap(),
         Some(share.clone())
     );
-    let mut upload = completed(BlobKey::for_attempt(&share.id), 5, 0);
+    let mut upload = completed(BlobKey::generate(), 5, 0);
     upload.sha256 = None;
     upload.blob_version = Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into());
     let outcome = store.publish_share(&share.id, &upload, t0()).await.unwrap();
@@ -704,7 +704,7 @@ async fn racing_uploads_fulfil_a_request_once(store: &dyn MetaStore) {
         .map(|_| {
             let id = once_domain::ShareId::generate();
             request
-                .share_for(id.clone(), upload_for(&id), t0())
+                .share_for(id.clone(), received_upload(), t0())
                 .unwrap()
         })
         .collect();
@@ -748,7 +748,7 @@ async fn mark_gone_needs_the_current_blob_key(store: &dyn MetaStore) {
     );
     // A stale key (or none, for a share that has one) changes nothing.
     let ready = ready_share(store, 1).await;
-    let stale = BlobKey::for_attempt(&ready.id);
+    let stale = BlobKey::generate();
     assert!(!store.mark_gone(&ready.id, Some(&stale)).await.unwrap());
     assert!(!store.mark_gone(&ready.id, None).await.unwrap());
     assert_eq!(
@@ -776,7 +776,7 @@ async fn concurrent_reaper_loops_take_every_due_share_once(store: &dyn MetaStore
         let mut expired = pending_share(1);
         expired.expires_at = add(t0(), secs(30));
         store.insert_share(&expired).await.unwrap();
-        let key = BlobKey::for_attempt(&expired.id);
+        let key = BlobKey::generate();
         let outcome = store
             .publish_share(&expired.id, &completed(key, 5, 7), t0())
             .await

@@ -57,6 +57,10 @@ impl From<BlobError> for ServiceError {
                 DomainError::InvalidRequest(format!("the upload was interrupted: {error}")).into()
             }
             BlobError::NotFound => DomainError::NotFound.into(),
+            BlobError::InvalidParts(reason) => {
+                DomainError::InvalidRequest(format!("the reported parts were refused: {reason}"))
+                    .into()
+            }
             other => ServiceError::Blob(other),
         }
     }
@@ -259,7 +263,7 @@ impl Service {
         let ticket = if self.blob.direct_uploads() {
             // The object key is fixed per share, so the bucket's If-None-Match refuses a
             // second upload to the same ticket.
-            let blob_key = BlobKey::for_attempt(&share.id);
+            let blob_key = BlobKey::generate();
             let direct = self
                 .blob
                 .presign_upload(
@@ -374,7 +378,7 @@ impl Service {
             max_size: self.shares.max_size,
             sha256,
         };
-        let blob_key = BlobKey::for_attempt(id);
+        let blob_key = BlobKey::generate();
         let info = self.blob.put(&blob_key, incoming.body, limits).await?;
         let upload = CompletedUpload {
             blob_key: blob_key.clone(),
@@ -697,7 +701,7 @@ impl Service {
             .into());
         }
         let share_id = ShareId::generate();
-        let blob_key = BlobKey::for_attempt(&share_id);
+        let blob_key = BlobKey::generate();
         let limits = PutLimits {
             expected_size: incoming.content_length,
             max_size: request.max_size,

@@ -1,7 +1,8 @@
 //! API authentication middleware: `Authorization: Bearer KEYID.SECRET`, or an HMAC-signed
-//! request (`X-Once-Key`, `X-Once-Timestamp`, `X-Once-Signature`). A streamed upload signs the
-//! hash it announces in `X-Once-Content-Sha256`, which the upload then enforces; any other body
-//! is read (at most 1 MiB) and hashed here.
+//! request (`X-Once-Key`, `X-Once-Timestamp`, `X-Once-Signature`). A streamed upload
+//! (`PUT /api/v1/files/…`) signs the hash it announces in `X-Once-Content-Sha256`, which the
+//! upload then enforces byte for byte; on every other route the header is not trusted: the body
+//! is read (at most 1 MiB) and hashed here, so a signature always covers the real body.
 
 use std::sync::Arc;
 
@@ -53,7 +54,11 @@ pub async fn require_key(
             .path_and_query()
             .map(|pq| pq.as_str().to_owned())
             .unwrap_or_default();
-        let (body_hash, request) = match header(&request, CONTENT_SHA256) {
+        // Only the file upload enforces the announced hash itself (while streaming).
+        let enforced_by_handler = request.method() == axum::http::Method::PUT
+            && request.uri().path().starts_with("/api/v1/files/");
+        let announced = header(&request, CONTENT_SHA256).filter(|_| enforced_by_handler);
+        let (body_hash, request) = match announced {
             Some(announced) => {
                 once_domain::Sha256Digest::parse_hex(announced)?;
                 (announced.to_ascii_lowercase(), request)
