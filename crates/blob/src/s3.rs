@@ -137,8 +137,11 @@ pub struct S3BlobStore {
     prefix: String,
     multipart_threshold: u64,
     /// Versioning mode (see [`WriteGuard`]): uploads are not conditional, the first version
-    /// is recorded and served, deletes remove every version.
+    /// is recorded and served.
     versioning: bool,
+    /// The bucket keeps versions (in either mode): a plain DELETE would only hide the bytes
+    /// behind a delete marker, so deletes remove every version.
+    bucket_versioned: bool,
 }
 
 fn storage_error(what: impl std::fmt::Display) -> BlobError {
@@ -256,12 +259,14 @@ impl S3BlobStore {
             prefix: settings.prefix.clone(),
             multipart_threshold: settings.multipart_threshold.max(MIN_PART_SIZE),
             versioning: false,
+            bucket_versioned: false,
         };
         store.ping().await?;
+        let bucket_versioned = store.versioning_enabled().await?;
         let versioning = match settings.write_guard {
             WriteGuard::ConditionalWrites => false,
             WriteGuard::Versioning => {
-                if !store.versioning_enabled().await? {
+                if !bucket_versioned {
                     return Err(storage_error(format!(
                         "ONCE_S3_WRITE_GUARD=versioning, but versioning is not enabled on bucket \
                          {:?}; enable it (PutBucketVersioning Status=Enabled) or use a store \
@@ -274,7 +279,7 @@ impl S3BlobStore {
             WriteGuard::Auto => {
                 if store.refuses_overwrites().await? {
                     false
-                } else if store.versioning_enabled().await? {
+                } else if bucket_versioned {
                     true
                 } else {
                     return Err(storage_error(format!(
@@ -290,6 +295,7 @@ impl S3BlobStore {
         };
         Ok(Self {
             versioning,
+            bucket_versioned,
             ..store
         })
     }
@@ -813,10 +819,10 @@ impl BlobStore for S3BlobStore {
         Ok(self.head(key, None).await?.map(|(size, _)| size))
     }
 
-    /// In versioning mode every version goes, including those a replayed URL left behind.
+    /// On a versioned bucket every version goes, including those a replayed URL left behind.
     async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
         let object = self.object(key);
-        if self.versioning {
+        if self.bucket_versioned {
             self.delete_every_version(&object).await
         } else {
             self.delete_object(&object, None).await

@@ -23,6 +23,18 @@ async fn put(url: &str, headers: &[(String, String)], body: &[u8]) -> reqwest::S
     request.send().await.unwrap().status()
 }
 
+/// A single-PUT ticket for a 5-byte text file: its URL and signed headers.
+async fn five_byte_ticket(store: &S3BlobStore, key: &BlobKey) -> (String, Vec<(String, String)>) {
+    match store
+        .presign_upload(key, 5, "text/plain", None, in_seconds(60))
+        .await
+        .unwrap()
+    {
+        Some(DirectUpload::Single { url, headers, .. }) => (url, headers),
+        other => panic!("expected a single PUT, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn versioned_store_passes_the_conformance_suite() {
     let Some(server) = VersionedS3TestServer::start() else {
@@ -44,13 +56,7 @@ async fn replayed_uploads_are_kept_but_only_the_first_is_served_then_all_are_del
     };
     let store = S3BlobStore::connect(server.settings()).await.unwrap();
     let key = BlobKey::generate();
-    let Some(DirectUpload::Single { url, headers, .. }) = store
-        .presign_upload(&key, 5, "text/plain", None, in_seconds(60))
-        .await
-        .unwrap()
-    else {
-        panic!("expected a single PUT");
-    };
+    let (url, headers) = five_byte_ticket(&store, &key).await;
     assert!(
         !headers.iter().any(|(name, _)| name == "if-none-match"),
         "versioning mode does not rely on conditional writes"
@@ -125,4 +131,25 @@ async fn versioning_mode_refuses_to_start_on_a_bucket_without_versioning() {
     settings.write_guard = WriteGuard::Auto;
     let store = S3BlobStore::connect(settings).await.unwrap();
     assert_eq!(store.write_guard(), WriteGuard::ConditionalWrites);
+}
+
+#[tokio::test]
+async fn conditional_writes_on_a_versioned_bucket_still_delete_every_version() {
+    let Some(server) = VersionedS3TestServer::start() else {
+        return;
+    };
+    let mut settings = server.settings();
+    settings.write_guard = WriteGuard::Auto;
+    let store = S3BlobStore::connect(settings).await.unwrap();
+    // moto refuses overwrites, so auto picks conditional writes even on a versioned bucket.
+    assert_eq!(store.write_guard(), WriteGuard::ConditionalWrites);
+    assert_eq!(server.version_count(), 0, "the start-up probe left nothing");
+    let key = BlobKey::generate();
+    let (url, headers) = five_byte_ticket(&store, &key).await;
+    assert_eq!(put(&url, &headers, b"bytes").await, 200);
+    assert_eq!(put(&url, &headers, b"again").await, 412);
+    assert_eq!(server.version_count(), 1);
+    // A plain DELETE would leave the bytes behind a delete marker.
+    store.delete(&key).await.unwrap();
+    assert_eq!(server.version_count(), 0);
 }

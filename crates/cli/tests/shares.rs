@@ -219,7 +219,11 @@ async fn unknown_share_is_404_and_malformed_id_too() {
 #[tokio::test]
 async fn revoked_share_answers_410_and_owner_sees_it() {
     let server = Server::start();
-    let share = share_bytes(&server, "a.txt", b"x", 1).await;
+    let share = share_bytes(&server, "a.txt", b"x", 2).await;
+    // A download URL handed out before the revocation dies with it: the bytes go at once.
+    let claimed = claim(&share.url).await;
+    assert_eq!(claimed.status(), 303);
+    let location = claimed.headers()["location"].to_str().unwrap().to_owned();
     let response = client()
         .delete(server.url(&format!("/api/v1/shares/{}", share.id)))
         .header("Authorization", server.auth())
@@ -235,6 +239,10 @@ async fn revoked_share_answers_410_and_owner_sees_it() {
         owner_view(&server, &share.id).await["availability"],
         "revoked"
     );
+    // 410 from the embedded store, 404 (NoSuchKey) from a bucket.
+    let late = client().get(&location).send().await.unwrap().status();
+    assert!(matches!(late.as_u16(), 404 | 410), "{late}");
+    assert!(server.blob_files().is_empty(), "revoked bytes still stored");
 }
 
 #[tokio::test]

@@ -183,7 +183,11 @@ async fn tampered_upload_ticket_gets_403() {
     let server = Server::start();
     let share = create_share(&server, json!({"filename": "a.txt", "size": 1})).await;
     let other = create_share(&server, json!({"filename": "b.txt", "size": 1})).await;
-    let stolen = share.upload_url.replace(&share.id, &other.id);
+    // One ticket's signature on another ticket's target.
+    let mut stolen = url::Url::parse(&share.upload_url).unwrap();
+    stolen.set_path(url::Url::parse(&other.upload_url).unwrap().path());
+    let stolen = stolen.to_string();
+    assert_ne!(stolen, share.upload_url);
     expect_refusal(
         &server,
         send_to_url(&server, &share, &stolen, b"x".to_vec()).await,
@@ -198,6 +202,36 @@ async fn tampered_upload_ticket_gets_403() {
         (403, ""),
     );
     assert!(server.blob_files().is_empty());
+}
+
+#[tokio::test]
+async fn wrong_methods_and_oversize_json_bodies_get_json_errors() {
+    let server = Server::start();
+    let wrong_method = client()
+        .delete(server.url("/api/v1/requests"))
+        .header("Authorization", server.auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(wrong_method).await,
+        (405, "method_not_allowed".into())
+    );
+    let huge = format!(r#"{{"filename": "{}"}}"#, "a".repeat(3 * 1024 * 1024));
+    let oversize = client()
+        .post(server.url("/api/v1/shares"))
+        .header("Authorization", server.auth())
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(oversize).await, (413, "too_large".into()));
+    let metrics = metrics_text(&server).await;
+    assert!(
+        !metrics.contains("once_shares_created_total"),
+        "a refused request created a share:\n{metrics}"
+    );
 }
 
 #[tokio::test]

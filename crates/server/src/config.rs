@@ -172,6 +172,7 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub public_url: Option<Url>,
+    #[serde(serialize_with = "redact_password")]
     pub database_url: Option<String>,
     #[serde(serialize_with = "redact")]
     pub master_secret: Option<String>,
@@ -209,6 +210,22 @@ fn redact<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S
     match value {
         Some(_) => s.serialize_str("<redacted>"),
         None => s.serialize_none(),
+    }
+}
+
+/// A database URL with its password (if any) replaced, so printed configs can be shared.
+fn redact_password<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        None => s.serialize_none(),
+        Some(text) => match Url::parse(text) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("redacted"));
+                s.serialize_str(url.as_str())
+            }
+            Ok(_) => s.serialize_str(text),
+            // Not a URL we can take apart: do not risk printing a secret in it.
+            Err(_) => s.serialize_str("<redacted>"),
+        },
     }
 }
 
@@ -484,10 +501,16 @@ mod tests {
     fn printed_config_redacts_secrets() {
         let args = ServerArgs {
             master_secret: Some("ab".repeat(32)),
+            database_url: Some("postgres://once:hunter2@db.internal:5432/once".into()),
             ..ServerArgs::default()
         };
         let printed = Config::load(&args).unwrap().to_toml();
         assert!(printed.contains("<redacted>"));
         assert!(!printed.contains(&"ab".repeat(32)));
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://once:redacted@db.internal:5432/once"),
+            "{printed}"
+        );
     }
 }

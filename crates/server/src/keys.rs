@@ -4,10 +4,10 @@
 use once_domain::{KeyId, KeyRecord};
 
 use crate::config::ServerArgs;
-use crate::startup::load;
+use crate::startup::{Role, load};
 
 pub async fn create(args: ServerArgs, name: &str) -> anyhow::Result<String> {
-    let (_, service) = load(&args, "warn").await?;
+    let (_, service) = load(&args, "warn", Role::Maintenance).await?;
     let token = service
         .create_key(name, once_domain::now())
         .await
@@ -16,12 +16,12 @@ pub async fn create(args: ServerArgs, name: &str) -> anyhow::Result<String> {
 }
 
 pub async fn list(args: ServerArgs) -> anyhow::Result<Vec<KeyRecord>> {
-    let (_, service) = load(&args, "warn").await?;
+    let (_, service) = load(&args, "warn", Role::Maintenance).await?;
     Ok(service.meta.list_keys().await?)
 }
 
 pub async fn revoke(args: ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (_, service) = load(&args, "warn").await?;
+    let (_, service) = load(&args, "warn", Role::Maintenance).await?;
     let id = KeyId::parse(id)
         .map_err(|_| anyhow::anyhow!("a key id is 16 lowercase hexadecimal characters"))?;
     anyhow::ensure!(

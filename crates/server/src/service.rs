@@ -553,6 +553,7 @@ impl Service {
     pub async fn revoke_share(&self, caller: &Caller, id: &ShareId) -> ServiceResult<()> {
         let share = self.share_for_owner(caller, id).await?;
         if self.meta.revoke_share(id, &caller.key_id).await? {
+            self.discard_bytes(id).await;
             return Ok(());
         }
         // Already revoked, or gone: report what a recipient would see.
@@ -560,6 +561,31 @@ impl Service {
             .claim_refusal(once_domain::now())
             .unwrap_or(DomainError::ShareRevoked)
             .into())
+    }
+
+    /// Deletes a revoked share's bytes right away, so download URLs already handed out (which
+    /// the storage would otherwise honour until they expire) stop working now. Best effort:
+    /// what fails here is retried by the reaper, which owns the final cleanup.
+    async fn discard_bytes(&self, id: &ShareId) {
+        let share = match self.meta.get_share(id).await {
+            Ok(Some(share)) => share,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read a revoked share; the reaper will clean up");
+                return;
+            }
+        };
+        let Some(blob_key) = &share.blob_key else {
+            return;
+        };
+        if let Some(upload_id) = &share.upload_session
+            && let Err(error) = self.blob.abort_upload(blob_key, upload_id).await
+        {
+            tracing::warn!(%blob_key, %error, "cannot abort the upload of a revoked share");
+        }
+        if let Err(error) = self.blob.delete(blob_key).await {
+            tracing::warn!(%blob_key, %error, "cannot delete the bytes of a revoked share");
+        }
     }
 
     /// A share as a recipient would find it, without consuming anything.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use once_blob::BlobStore;
 use once_blob::fs::FsBlobStore;
-use once_blob::s3::S3BlobStore;
+use once_blob::s3::{S3BlobStore, WriteGuard};
 use once_domain::{ApiToken, MasterSecret, RequestPolicy};
 use once_meta::MetaStore;
 use once_meta::postgres::PostgresMetaStore;
@@ -155,8 +155,17 @@ async fn read_master_secret(path: &Path) -> anyhow::Result<MasterSecret> {
     )
 }
 
+/// What a command will do with the stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `serve`: hands out upload tickets, so the bucket must prove it refuses overwrites.
+    Serve,
+    /// `reap`, `keys`: never issues a ticket, so it writes no probe objects.
+    Maintenance,
+}
+
 /// Opens both stores and assembles the service from a loaded configuration.
-pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
+pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result<Service> {
     tokio::fs::create_dir_all(&config.data_dir)
         .await
         .with_context(|| {
@@ -167,7 +176,10 @@ pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
         })?;
     let meta = open_meta(config).await?;
     let blob: Arc<dyn BlobStore> = match config.s3_settings()? {
-        Some(settings) => {
+        Some(mut settings) => {
+            if role == Role::Maintenance && settings.write_guard == WriteGuard::Auto {
+                settings.write_guard = WriteGuard::ConditionalWrites;
+            }
             let bucket = settings.bucket.clone();
             let store = S3BlobStore::connect(settings)
                 .await
@@ -199,10 +211,11 @@ pub(crate) async fn build_service(config: &Config) -> anyhow::Result<Service> {
 pub(crate) async fn load(
     args: &ServerArgs,
     default_log_level: &str,
+    role: Role,
 ) -> anyhow::Result<(Config, Service)> {
     let config = Config::load(args)?;
     init_tracing(config.log_format, default_log_level);
-    let service = build_service(&config).await?;
+    let service = build_service(&config, role).await?;
     Ok((config, service))
 }
 
@@ -235,7 +248,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         print!("{}", Config::load(&args)?.to_toml());
         return Ok(());
     }
-    let (config, service) = load(&args, "info,tower_http=warn,sqlx=warn").await?;
+    let (config, service) = load(&args, "info,tower_http=warn,sqlx=warn", Role::Serve).await?;
     let service = Arc::new(service);
     if let Some(token) = &config.bootstrap_key {
         let token = ApiToken::parse(token)
@@ -317,7 +330,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 
 /// `once reap`: one reaper pass, then exit.
 pub async fn reap_once(args: ServerArgs) -> anyhow::Result<()> {
-    let (config, service) = load(&args, "warn").await?;
+    let (config, service) = load(&args, "warn", Role::Maintenance).await?;
     let report = reaper::reap_once(&service, reap_settings(&config), once_domain::now())
         .await
         .map_err(|error| anyhow::anyhow!("reaper pass failed: {error}"))?;

@@ -222,6 +222,18 @@ impl Drop for Server {
     }
 }
 
+/// The server's `/metrics` text.
+pub async fn metrics_text(server: &Server) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Runs the `once` client in `dir` against `server`, with a clean environment.
 pub fn once_client(server: &Server, dir: &Path, args: &[&str]) -> Output {
     client_command(server, dir, args)

@@ -89,12 +89,39 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/b/up/{id}", put(uploads::put_ticket))
         .route("/b/dl/{blob_key}/{filename}", get(blobs::download))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(json_rejections))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn not_found() -> Response {
     error::json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> Response {
+    error::json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}
+
+/// Rejections by axum's extractors (a body over the limit of a JSON route) come as plain
+/// text; clients get the same JSON error shape as for every other refusal.
+async fn json_rejections(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return error::json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body exceeds the limit of this route",
+        );
+    }
+    response
 }
 
 async fn healthz() -> &'static str {

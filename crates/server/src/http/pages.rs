@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use html_escape::encode_text as text;
 use once_domain::{Share, UploadRequest};
 
 use super::error::ApiError;
@@ -71,11 +71,10 @@ pub fn landing(share: &Share) -> Response {
     let body = format!(
         "<h1>{name}</h1><p class=\"meta\">{size} · expires {expires}</p><p>{remaining} \
          Downloading uses it up; nothing has been used yet.</p>\
-         <form method=\"post\" action=\"/s/{id}\"><button type=\"submit\" id=\"download\">Download</button></form>\
+         <form method=\"post\"><button type=\"submit\" id=\"download\">Download</button></form>\
          <p class=\"note\">If the download breaks, the same link can resume it for a few minutes.</p>",
         name = text(share.filename.as_str()),
         expires = text(&rfc3339(share.expires_at)),
-        id = attr(share.id.as_str()),
     );
     page(StatusCode::OK, share.filename.as_str(), "", &body)
 }
