@@ -33,8 +33,11 @@ use crate::{
 
 /// Lifetime of the URLs the server signs for its own calls.
 const CONTROL_URL_LIFETIME: Duration = Duration::from_secs(300);
-/// Parts of uploads that stream through the server; also the most memory one such upload holds.
+/// Parts of uploads that stream through the server; also the most memory one such upload holds
+/// (more only for uploads so large that 10,000 parts of this size would not hold them).
 const SERVER_PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3's limit on the parts of one upload.
+const S3_MAX_PARTS: u64 = 10_000;
 /// S3 allows at most 10,000 parts; staying far below keeps tickets small.
 const MAX_TICKET_PARTS: u64 = 1000;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -703,14 +706,22 @@ impl Verifier {
     }
 }
 
-/// Reads the stream into `buffer` until it holds `SERVER_PART_SIZE` bytes or the stream ends.
+/// The part size for an upload through the server of at most `limit` bytes.
+fn server_part_size(limit: u64) -> usize {
+    usize::try_from(limit.div_ceil(S3_MAX_PARTS))
+        .unwrap_or(usize::MAX)
+        .max(SERVER_PART_SIZE)
+}
+
+/// Reads the stream into `buffer` until it holds `part_size` bytes or the stream ends.
 /// Returns false at the end of the stream.
 async fn fill(
     body: &mut ByteStream,
     buffer: &mut BytesMut,
+    part_size: usize,
     verifier: &mut Verifier,
 ) -> BlobResult<bool> {
-    while buffer.len() < SERVER_PART_SIZE {
+    while buffer.len() < part_size {
         match body.next().await {
             Some(chunk) => {
                 let chunk = chunk.map_err(BlobError::Interrupted)?;
@@ -736,7 +747,8 @@ impl BlobStore for S3BlobStore {
     }
 
     /// Streams an upload that arrived through the server: one `PUT` when it fits in a part,
-    /// otherwise a multipart upload of `SERVER_PART_SIZE` parts. Everything is verified before
+    /// otherwise a multipart upload of `SERVER_PART_SIZE` parts (larger when the upload may be
+    /// too big for 10,000 of them). Everything is verified before
     /// the object is completed; on any failure the multipart upload is aborted.
     async fn put(
         &self,
@@ -746,8 +758,9 @@ impl BlobStore for S3BlobStore {
     ) -> BlobResult<BlobInfo> {
         let object = self.object(key);
         let mut verifier = Verifier::new(limits);
-        let mut buffer = BytesMut::with_capacity(SERVER_PART_SIZE);
-        if !fill(&mut body, &mut buffer, &mut verifier).await? {
+        let part_size = server_part_size(verifier.limit);
+        let mut buffer = BytesMut::with_capacity(part_size);
+        if !fill(&mut body, &mut buffer, part_size, &mut verifier).await? {
             let info = verifier.finish()?;
             self.put_single(&object, buffer.freeze()).await?;
             return Ok(info);
@@ -756,7 +769,7 @@ impl BlobStore for S3BlobStore {
         let result: BlobResult<BlobInfo> = async {
             let mut etags = Vec::new();
             loop {
-                let more = fill(&mut body, &mut buffer, &mut verifier).await?;
+                let more = fill(&mut body, &mut buffer, part_size, &mut verifier).await?;
                 if !buffer.is_empty() {
                     let number = u16::try_from(etags.len() + 1)
                         .map_err(|_| storage_error("too many parts"))?;
@@ -1070,6 +1083,14 @@ mod tests {
         assert_eq!(layout, vec![(1, 10), (2, 10), (3, 5)]);
         let layout: Vec<_> = S3BlobStore::part_layout(20, 10).collect();
         assert_eq!(layout, vec![(1, 10), (2, 10)]);
+    }
+
+    #[test]
+    fn server_parts_grow_only_when_10000_would_not_hold_the_upload() {
+        assert_eq!(server_part_size(10 << 30), SERVER_PART_SIZE);
+        let huge = 200u64 << 30;
+        assert!(server_part_size(huge) as u64 * S3_MAX_PARTS >= huge);
+        assert!(server_part_size(huge) > SERVER_PART_SIZE);
     }
 
     #[test]

@@ -319,6 +319,7 @@ async fn killed_mid_download_the_claim_stays_claimed_and_resumes_after_restart()
     );
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn serve_with_no_configuration_starts_and_serves_in_an_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -367,6 +368,13 @@ async fn serve_with_no_configuration_starts_and_serves_in_an_empty_directory() {
         200
     );
     assert!(dir.path().join("once-data").join("once.db").exists());
+    // The data directory holds the master key and every file: its owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("once-data"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700, "data directory mode {mode:o}");
     let output = std::process::Command::new(BIN)
         .args(["keys", "create", "--name", "me"])
         .current_dir(dir.path())

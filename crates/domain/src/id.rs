@@ -43,6 +43,12 @@ macro_rules! token_id {
                 }
             }
 
+            /// The first characters only, for logs: the whole id is a capability (anyone
+            /// holding it can use the link), and logs are read by more people than links.
+            pub fn log_label(&self) -> String {
+                format!("{}…", &self.0[..6])
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -173,6 +179,9 @@ mod tests {
         let share = ShareId::generate();
         let key = BlobKey::generate();
         assert!(!key.as_str().contains(share.as_str()));
+        let label = share.log_label();
+        assert!(share.as_str().starts_with(label.trim_end_matches('…')));
+        assert!(label.chars().count() < 10, "a log label is no usable link");
         assert_ne!(BlobKey::generate(), key);
         assert_eq!(BlobKey::parse(key.as_str()).unwrap(), key);
         assert!(BlobKey::parse("../x.y").is_err());

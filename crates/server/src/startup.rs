@@ -94,14 +94,7 @@ pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
         }
         _ => {
             if config.database_url.is_none() {
-                tokio::fs::create_dir_all(&config.data_dir)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot create the data directory {}",
-                            config.data_dir.display()
-                        )
-                    })?;
+                create_data_dir(&config.data_dir).await?;
             }
             open_meta(&config).await?;
             println!("SQLite schema up to date");
@@ -155,6 +148,20 @@ async fn read_master_secret(path: &Path) -> anyhow::Result<MasterSecret> {
     )
 }
 
+/// Creates the data directory (and missing parents) readable by this user only: it holds the
+/// master key, the database and the files. An existing directory keeps the mode its operator
+/// chose.
+async fn create_data_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder
+        .create(path)
+        .await
+        .with_context(|| format!("cannot create the data directory {}", path.display()))
+}
+
 /// What a command will do with the stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -166,14 +173,7 @@ pub(crate) enum Role {
 
 /// Opens both stores and assembles the service from a loaded configuration.
 pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result<Service> {
-    tokio::fs::create_dir_all(&config.data_dir)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+    create_data_dir(&config.data_dir).await?;
     let meta = open_meta(config).await?;
     let blob: Arc<dyn BlobStore> = match config.s3_settings()? {
         Some(mut settings) => {

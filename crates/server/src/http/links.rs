@@ -123,7 +123,7 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
         .await
     {
         Ok(claim) => {
-            tracing::info!(share = %claim.share.id, downloads_left = claim.share.downloads_left, "share claimed");
+            tracing::info!(share = %claim.share.id.log_label(), downloads_left = claim.share.downloads_left, "share claimed");
             // The body repeats the URL so that `curl` without `-L` still shows where the bytes are.
             let mut response =
                 (StatusCode::SEE_OTHER, format!("{}\n", claim.download_url)).into_response();

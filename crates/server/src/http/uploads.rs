@@ -42,7 +42,7 @@ pub async fn put_ticket(
         .service
         .receive_share_upload(&id, incoming(&headers, body)?, started_at)
         .await?;
-    tracing::info!(share = %share.id, size = ?share.size, "share published");
+    tracing::info!(share = %share.id.log_label(), size = ?share.size, "share published");
     Ok((
         StatusCode::CREATED,
         Json(share_json(
@@ -142,7 +142,7 @@ async fn receive(
             started_at,
         )
         .await?;
-    tracing::info!(request = %id, share = %share.id, "upload request fulfilled");
+    tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     // The uploader learns that it worked, not the link: the share belongs to the requester.
     let view = json!({
         "status": "uploaded",
