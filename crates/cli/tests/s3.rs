@@ -221,3 +221,72 @@ async fn completing_with_wrong_parts_is_a_400_and_the_upload_can_still_finish() 
     let (_, body) = download(&share.url).await;
     assert!(body == bytes);
 }
+
+#[tokio::test]
+async fn once_get_checks_the_declared_sha256_that_only_the_recipient_can_check() {
+    let Some(bucket) = S3TestServer::start() else {
+        return;
+    };
+    // Above the read-back limit (64 MiB) a multipart upload's declared digest is taken as the
+    // sender's word: here it is wrong, and the recipient's client must notice.
+    let server = Server::start_on(
+        Storage::S3(bucket),
+        &[("ONCE_S3_MULTIPART_THRESHOLD", "16MiB")],
+    );
+    let bytes = payload(65 * MIB as usize, 5);
+    let share = create_share(
+        &server,
+        json!({
+            "filename": "claimed.bin", "size": bytes.len(), "max_downloads": 2,
+            "sha256": sha256_hex(b"something else entirely"),
+        }),
+    )
+    .await;
+    let parts = share.json["upload"]["multipart"]["parts"]
+        .as_array()
+        .unwrap();
+    let mut receipts = Vec::new();
+    let mut offset = 0;
+    for part in parts {
+        let size = part["size"].as_u64().unwrap() as usize;
+        let response = client()
+            .put(part["url"].as_str().unwrap())
+            .body(bytes[offset..offset + size].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        receipts.push(json!({
+            "part_number": part["number"],
+            "etag": response.headers()["etag"].to_str().unwrap(),
+        }));
+        offset += size;
+    }
+    let completed = client()
+        .post(share.json["upload"]["complete_url"].as_str().unwrap())
+        .header("Authorization", server.auth())
+        .json(&json!({ "parts": receipts }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(completed.status(), 200);
+
+    let inbox = tempfile::tempdir().unwrap();
+    let output = once_client(&server, inbox.path(), &["get", &share.url]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SHA-256 mismatch"), "{stderr}");
+    assert!(!inbox.path().join("claimed.bin").exists());
+    assert!(inbox.path().join("claimed.bin.corrupt").exists());
+    assert!(
+        !inbox.path().join("claimed.bin.part.once").exists(),
+        "a damaged download is not resumed"
+    );
+
+    let piped = once_client(&server, inbox.path(), &["get", &share.url, "-o", "-"]);
+    assert!(
+        !piped.status.success(),
+        "a mismatch on stdout fails the command"
+    );
+    assert_eq!(piped.stdout.len(), bytes.len());
+}

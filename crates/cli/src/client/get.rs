@@ -3,6 +3,8 @@
 //! breaks, and rename it into place once every byte is there. A sidecar `<output>.part.once`
 //! remembers the link and blob URL, so running the command again after a crash or Ctrl-C resumes
 //! within the lease instead of claiming (and possibly burning) the link a second time.
+//! When the server vouches for a SHA-256 of the file (`X-Once-Sha256` on the claim), the
+//! finished download is checked against it before it is moved into place.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -11,9 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use once_domain::{Filename, ShareId};
+use once_domain::{Filename, Sha256Digest, ShareId};
 use reqwest::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Response, StatusCode};
+use sha2::Digest;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use url::Url;
 
@@ -28,8 +31,10 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// instead of hanging forever (the client has no overall timeout).
 const STALL: Duration = Duration::from_secs(60);
 const SIDECAR_SUFFIX: &str = ".part.once";
-/// A sidecar holds two URLs; anything bigger is not ours.
+/// A sidecar holds two URLs and a digest; anything bigger is not ours.
 const MAX_SIDECAR: u64 = 16 * 1024;
+/// The claim's header with the SHA-256 of the file, as hex.
+const SHA256_HEADER: &str = "x-once-sha256";
 
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
@@ -65,10 +70,24 @@ enum Claimed {
     Direct(Response),
 }
 
+/// The SHA-256 the server announces for the file, if any.
+fn announced_sha256(response: &Response) -> Result<Option<Sha256Digest>> {
+    match response.headers().get(SHA256_HEADER) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| Sha256Digest::parse_hex(text).ok())
+            .map(Some)
+            .context("the server announced a malformed SHA-256; nothing was downloaded"),
+    }
+}
+
 /// Claims the share with one GET on the link. Redirects are not followed automatically: the
 /// blob URL is what makes resuming possible, and a permanent redirect (say http → https by a
 /// proxy) is reported rather than followed so nothing is claimed behind the user's back.
-async fn claim(client: &Client, link: &Url) -> Result<Claimed> {
+/// Returns the claim and the file's SHA-256 when the server announced one.
+async fn claim(client: &Client, link: &Url) -> Result<(Claimed, Option<Sha256Digest>)> {
     let response = client
         .http()
         .get(link.clone())
@@ -77,6 +96,7 @@ async fn claim(client: &Client, link: &Url) -> Result<Claimed> {
         .await
         .with_context(|| format!("cannot reach {}", link.origin().ascii_serialization()))?;
     let status = response.status();
+    let sha256 = announced_sha256(&response)?;
     let location = || {
         response
             .headers()
@@ -90,7 +110,7 @@ async fn claim(client: &Client, link: &Url) -> Result<Claimed> {
             let blob = link
                 .join(&location)
                 .with_context(|| format!("the server redirected to an invalid URL {location}"))?;
-            Ok(Claimed::Redirect(blob))
+            Ok((Claimed::Redirect(blob), sha256))
         }
         StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT => bail!(
             "{link} moved to {}; nothing was downloaded, use that link instead",
@@ -103,7 +123,7 @@ async fn claim(client: &Client, link: &Url) -> Result<Claimed> {
                      downloaded"
                 );
             }
-            Ok(Claimed::Direct(response))
+            Ok((Claimed::Direct(response), sha256))
         }
         _ => Err(error_from_response(response)
             .await
@@ -125,18 +145,51 @@ fn looks_like_a_page(response: &Response) -> bool {
 /// `-o -`: straight to stdout. No `.part` and no resuming across runs, but a broken connection
 /// is still resumed with Range within this run, since the bytes already written are known.
 async fn to_stdout(client: &Client, (url, _): &(Url, ShareLink), quiet: bool) -> Result<()> {
-    let (blob, first) = match claim(client, url).await? {
+    let (claimed, sha256) = claim(client, url).await?;
+    let (blob, first) = match claimed {
         Claimed::Redirect(blob) => (Some(blob), None),
         Claimed::Direct(response) => (None, Some(response)),
     };
-    let mut sink = Sink::Stdout(std::io::BufWriter::with_capacity(
-        256 * 1024,
-        std::io::stdout(),
-    ));
+    let mut sink = Sink::Stdout(
+        std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+        sha2::Sha256::new(),
+    );
     transfer(client, blob.as_ref(), first, &mut sink, 0, quiet)
         .await
         .map_err(|error| split_fatal(error).0)?;
-    sink.finish().await
+    sink.finish().await?;
+    // The bytes are already out; a mismatch can only be reported, through the exit status.
+    if let (Some(expected), Sink::Stdout(_, hasher)) = (sha256, sink) {
+        check_sha256(expected, Sha256Digest(hasher.finalize().into()))
+            .context("the bytes written to standard output are not the file that was sent")?;
+    }
+    Ok(())
+}
+
+fn check_sha256(expected: Sha256Digest, actual: Sha256Digest) -> Result<()> {
+    if expected != actual {
+        bail!(
+            "SHA-256 mismatch: the sender's file has {}, the download has {}",
+            expected.to_hex(),
+            actual.to_hex()
+        );
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a file, read in chunks on a blocking thread.
+async fn sha256_of_file(path: &Path) -> Result<Sha256Digest> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut hasher = sha2::Sha256::new();
+        std::io::copy(&mut file, &mut hasher)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Sha256Digest(hasher.finalize().into()))
+    })
+    .await
+    .context("the checksum task failed")?
 }
 
 /// `-o FILE`: refuse an existing file before claiming, resume from a sidecar when there is
@@ -163,13 +216,13 @@ async fn to_file(
                 with_suffix(output, ".part").display()
             );
         }
-        return resume(client, output, &saved.blob, quiet).await;
+        return resume(client, output, saved, quiet).await;
     }
 
     // Created before the claim, so an unwritable destination fails without using the link up.
     let part = with_suffix(output, ".part");
     let sink = Sink::create(&part).await?;
-    let claimed = match claim(client, url).await {
+    let (claimed, sha256) = match claim(client, url).await {
         Ok(claimed) => claimed,
         Err(error) => {
             let _ = std::fs::remove_file(&part);
@@ -178,7 +231,7 @@ async fn to_file(
     };
     let (blob, first) = match claimed {
         Claimed::Redirect(blob) => {
-            write_sidecar(&sidecar, &link.canonical, &blob)?;
+            write_sidecar(&sidecar, &link.canonical, &blob, sha256)?;
             (Some(blob), None)
         }
         Claimed::Direct(response) => (None, Some(response)),
@@ -190,6 +243,7 @@ async fn to_file(
             rename_if_taken: false,
             resumed: false,
             blob,
+            sha256,
             first,
             sink,
             have: 0,
@@ -207,7 +261,7 @@ async fn to_directory(
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
-    if let Some((name, blob)) = find_sidecar(dir.unwrap_or(Path::new(".")), link)? {
+    if let Some((name, saved)) = find_sidecar(dir.unwrap_or(Path::new(".")), link)? {
         let output = dir.map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
         if output.symlink_metadata().is_ok() {
             bail!(
@@ -217,10 +271,11 @@ async fn to_directory(
                 with_suffix(&output, ".part").display()
             );
         }
-        return resume(client, &output, &blob, quiet).await;
+        return resume(client, &output, saved, quiet).await;
     }
 
-    let (blob, first) = match claim(client, url).await? {
+    let (claimed, sha256) = claim(client, url).await?;
+    let (blob, first) = match claimed {
         Claimed::Redirect(blob) => {
             // The first blob request is made here because its headers carry the file name. If
             // it fails the download still goes on, under a name taken from the link.
@@ -242,7 +297,12 @@ async fn to_directory(
     let part = with_suffix(&output, ".part");
     let sink = Sink::create(&part).await?;
     if let Some(blob) = &blob {
-        write_sidecar(&with_suffix(&output, SIDECAR_SUFFIX), &link.canonical, blob)?;
+        write_sidecar(
+            &with_suffix(&output, SIDECAR_SUFFIX),
+            &link.canonical,
+            blob,
+            sha256,
+        )?;
     }
     finish_download(
         client,
@@ -251,6 +311,7 @@ async fn to_directory(
             rename_if_taken: true,
             resumed: false,
             blob,
+            sha256,
             first,
             sink,
             have: 0,
@@ -261,7 +322,7 @@ async fn to_directory(
 }
 
 /// Continues an interrupted download from its `.part` with the stored blob URL; no claim.
-async fn resume(client: &Client, output: &Path, blob: &Url, quiet: bool) -> Result<()> {
+async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> Result<()> {
     let part = with_suffix(output, ".part");
     let (sink, have) = Sink::append(&part).await?;
     if !quiet {
@@ -277,7 +338,8 @@ async fn resume(client: &Client, output: &Path, blob: &Url, quiet: bool) -> Resu
             output: output.to_owned(),
             rename_if_taken: false,
             resumed: true,
-            blob: Some(blob.clone()),
+            blob: Some(saved.blob),
+            sha256: saved.sha256,
             first: None,
             sink,
             have,
@@ -295,6 +357,8 @@ struct Download {
     /// Continued from a sidecar left by an earlier run.
     resumed: bool,
     blob: Option<Url>,
+    /// What the finished file must hash to, when the server said.
+    sha256: Option<Sha256Digest>,
     first: Option<Response>,
     sink: Sink,
     have: u64,
@@ -308,6 +372,7 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
         rename_if_taken,
         resumed,
         blob,
+        sha256,
         first,
         mut sink,
         have,
@@ -342,6 +407,22 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
         });
     }
     sink.finish().await?;
+    if let Some(expected) = sha256 {
+        if !quiet {
+            eprintln!("verifying SHA-256…");
+        }
+        if let Err(error) = check_sha256(expected, sha256_of_file(&part).await?) {
+            // The link is used up and these bytes are not the sender's: keep them for
+            // inspection under a name nobody mistakes for the file, and stop resuming.
+            let corrupt = with_suffix(&output, ".corrupt");
+            let _ = std::fs::rename(&part, &corrupt);
+            let _ = std::fs::remove_file(&sidecar);
+            return Err(error.context(format!(
+                "the download is damaged and was kept as {}; do not trust it",
+                corrupt.display()
+            )));
+        }
+    }
 
     if output.symlink_metadata().is_ok() {
         if !rename_if_taken {
@@ -377,7 +458,8 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
 /// enabled); it only holds up this one download.
 enum Sink {
     File(BufWriter<tokio::fs::File>),
-    Stdout(std::io::BufWriter<std::io::Stdout>),
+    /// Standard output cannot be read back, so what goes out is hashed on the way.
+    Stdout(std::io::BufWriter<std::io::Stdout>, sha2::Sha256),
 }
 
 impl Sink {
@@ -408,7 +490,8 @@ impl Sink {
     async fn write(&mut self, bytes: &[u8]) -> Result<()> {
         match self {
             Sink::File(file) => file.write_all(bytes).await.context("cannot write the file"),
-            Sink::Stdout(out) => {
+            Sink::Stdout(out, hasher) => {
+                hasher.update(bytes);
                 std::io::Write::write_all(out, bytes).context("cannot write to standard output")
             }
         }
@@ -424,7 +507,7 @@ impl Sink {
                 inner.seek(SeekFrom::Start(0)).await?;
                 Ok(())
             }
-            Sink::Stdout(_) => {
+            Sink::Stdout(..) => {
                 bail!("the server cannot resume the download and standard output cannot be rewound")
             }
         }
@@ -440,7 +523,7 @@ impl Sink {
                     .await
                     .context("cannot write the file")
             }
-            Sink::Stdout(out) => {
+            Sink::Stdout(out, _) => {
                 std::io::Write::flush(out).context("cannot write to standard output")
             }
         }
@@ -768,11 +851,12 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 struct Sidecar {
     link: ShareLink,
     blob: Url,
+    sha256: Option<Sha256Digest>,
 }
 
-/// Two lines: the share link, then the blob URL. The blob URL is a capability for the rest of
-/// the lease, so the file is private to the user.
-fn write_sidecar(path: &Path, link: &Url, blob: &Url) -> Result<()> {
+/// Lines: the share link, the blob URL, and the announced SHA-256 when there is one. The blob
+/// URL is a capability for the rest of the lease, so the file is private to the user.
+fn write_sidecar(path: &Path, link: &Url, blob: &Url, sha256: Option<Sha256Digest>) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -780,7 +864,8 @@ fn write_sidecar(path: &Path, link: &Url, blob: &Url) -> Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, format!("{link}\n{blob}\n").as_bytes())
+    let digest = sha256.map(|digest| digest.to_hex()).unwrap_or_default();
+    std::io::Write::write_all(&mut file, format!("{link}\n{blob}\n{digest}\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -811,12 +896,17 @@ fn parse_sidecar(text: &str) -> Result<Sidecar> {
     let mut lines = text.lines().map(str::trim);
     let link = parse_share_link(lines.next().unwrap_or_default())?;
     let blob = Url::parse(lines.next().unwrap_or_default()).context("no blob URL")?;
-    Ok(Sidecar { link, blob })
+    // Absent or empty in records of files the server announced no checksum for.
+    let sha256 = match lines.next().filter(|line| !line.is_empty()) {
+        Some(hex) => Some(Sha256Digest::parse_hex(hex).map_err(|_| anyhow!("bad SHA-256"))?),
+        None => None,
+    };
+    Ok(Sidecar { link, blob, sha256 })
 }
 
 /// Looks in `dir` for the sidecar of an unfinished download of the same share; returns the
-/// output's file name and the blob URL.
-fn find_sidecar(dir: &Path, link: &ShareLink) -> Result<Option<(String, Url)>> {
+/// output's file name and the record.
+fn find_sidecar(dir: &Path, link: &ShareLink) -> Result<Option<(String, Sidecar)>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for entry in entries.flatten() {
@@ -833,7 +923,7 @@ fn find_sidecar(dir: &Path, link: &ShareLink) -> Result<Option<(String, Url)>> {
             continue;
         };
         if saved.link.canonical == link.canonical {
-            return Ok(Some((output_name.to_owned(), saved.blob)));
+            return Ok(Some((output_name.to_owned(), saved)));
         }
     }
     Ok(None)
@@ -948,18 +1038,33 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let link = parse_share_link(&format!("https://h/s/{ID}/f.txt")).unwrap();
         let blob = Url::parse("https://h/b/key?sig=x&exp=1").unwrap();
-        write_sidecar(&dir.join("f.txt.part.once"), &link.canonical, &blob).unwrap();
+        let digest = Sha256Digest([7; 32]);
+        write_sidecar(
+            &dir.join("f.txt.part.once"),
+            &link.canonical,
+            &blob,
+            Some(digest),
+        )
+        .unwrap();
         std::fs::write(dir.join("junk.part.once"), b"garbage").unwrap();
 
         let same = parse_share_link(&format!("https://h/s/{ID}")).unwrap();
         let (output, found) = find_sidecar(&dir, &same).unwrap().unwrap();
         assert_eq!(output, "f.txt");
-        assert_eq!(found, blob);
+        assert_eq!((found.blob, found.sha256), (blob, Some(digest)));
 
         let other = parse_share_link("https://h/s/BBBBBBBBBBBBBBBBBBBBBA").unwrap();
         assert!(find_sidecar(&dir, &other).unwrap().is_none());
         assert!(read_sidecar(&dir.join("junk.part.once")).is_err());
         assert!(read_sidecar(&dir.join("none.part.once")).unwrap().is_none());
+        // Records without a digest (no checksum announced) still resume.
+        std::fs::write(
+            dir.join("old.part.once"),
+            format!("https://h/s/{ID}\nhttps://h/b/key?sig=y\n"),
+        )
+        .unwrap();
+        let old = read_sidecar(&dir.join("old.part.once")).unwrap().unwrap();
+        assert_eq!(old.sha256, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

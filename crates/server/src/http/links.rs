@@ -132,6 +132,13 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
                 headers.insert(header::LOCATION, location);
             }
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // Lets the recipient check the file end to end (`once get` does). For a large
+            // multipart upload this is the sender's declared digest, which nobody else checked.
+            if let Some(digest) = claim.share.sha256
+                && let Ok(value) = HeaderValue::from_str(&digest.to_hex())
+            {
+                headers.insert("x-once-sha256", value);
+            }
             headers.insert(
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
