@@ -265,11 +265,14 @@ impl S3BlobStore {
             bucket_versioned: false,
         };
         store.ping().await?;
-        let bucket_versioned = store.versioning_enabled().await?;
+        let status = store.versioning_status().await?;
+        let versioning_enabled = status.as_deref() == Some("Enabled");
+        // A suspended bucket still holds old versions: deletes must remove them too.
+        let bucket_versioned = status.is_some();
         let versioning = match settings.write_guard {
             WriteGuard::ConditionalWrites => false,
             WriteGuard::Versioning => {
-                if !bucket_versioned {
+                if !versioning_enabled {
                     return Err(storage_error(format!(
                         "ONCE_S3_WRITE_GUARD=versioning, but versioning is not enabled on bucket \
                          {:?}; enable it (PutBucketVersioning Status=Enabled) or use a store \
@@ -282,7 +285,7 @@ impl S3BlobStore {
             WriteGuard::Auto => {
                 if store.refuses_overwrites().await? {
                     false
-                } else if bucket_versioned {
+                } else if versioning_enabled {
                     true
                 } else {
                     return Err(storage_error(format!(
@@ -329,12 +332,14 @@ impl S3BlobStore {
         )
     }
 
-    async fn versioning_enabled(&self) -> BlobResult<bool> {
+    /// The bucket's versioning status: `Enabled`, `Suspended` (versions written before are
+    /// kept), or None for a bucket that never had versioning.
+    async fn versioning_status(&self) -> BlobResult<Option<String>> {
         let url = self.sign_bucket_request(Method::Get, &[("versioning", "")]);
         let response = send(self.http.get(url), SHORT_CALL).await?;
         // Stores without versioning may not know the call at all.
         if response.status() == StatusCode::NOT_IMPLEMENTED {
-            return Ok(false);
+            return Ok(None);
         }
         let text = check(response, "GetBucketVersioning")
             .await?
@@ -343,7 +348,7 @@ impl S3BlobStore {
             .map_err(storage_error)?;
         let parsed: VersioningConfiguration =
             quick_xml::de::from_str(&text).map_err(storage_error)?;
-        Ok(parsed.status.as_deref() == Some("Enabled"))
+        Ok(parsed.status)
     }
 
     /// Every version and delete marker of exactly `object`, newest first.

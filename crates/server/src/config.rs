@@ -218,11 +218,27 @@ fn redact_password<S: serde::Serializer>(value: &Option<String>, s: S) -> Result
     match value {
         None => s.serialize_none(),
         Some(text) => match Url::parse(text) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("redacted"));
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("redacted"));
+                }
+                // libpq also takes the password as a query parameter.
+                if url.query_pairs().any(|(name, _)| name == "password") {
+                    let pairs: Vec<(String, String)> = url
+                        .query_pairs()
+                        .map(|(name, value)| {
+                            let value = if name == "password" {
+                                "redacted".to_owned()
+                            } else {
+                                value.into_owned()
+                            };
+                            (name.into_owned(), value)
+                        })
+                        .collect();
+                    url.query_pairs_mut().clear().extend_pairs(pairs);
+                }
                 s.serialize_str(url.as_str())
             }
-            Ok(_) => s.serialize_str(text),
             // Not a URL we can take apart: do not risk printing a secret in it.
             Err(_) => s.serialize_str("<redacted>"),
         },
@@ -512,5 +528,12 @@ mod tests {
             printed.contains("postgres://once:redacted@db.internal:5432/once"),
             "{printed}"
         );
+        let args = ServerArgs {
+            database_url: Some("postgres://db/once?sslmode=require&password=hunter3".into()),
+            ..ServerArgs::default()
+        };
+        let printed = Config::load(&args).unwrap().to_toml();
+        assert!(!printed.contains("hunter3"), "{printed}");
+        assert!(printed.contains("sslmode=require"), "{printed}");
     }
 }
