@@ -54,7 +54,7 @@ async fn a_multipart_upload_survives_a_part_cut_off_mid_way_and_arrives_byte_ide
         return;
     };
     // Part 2's connection is cut after 1 MiB of it; the client must retry that part.
-    let proxy = CuttingProxy::start(&bucket.endpoint, b"partNumber=2&", MIB as usize);
+    let proxy = FaultyProxy::cutting(&bucket.endpoint, b"partNumber=2&", MIB as usize);
     let server = Server::start_on(
         Storage::S3(bucket),
         &[
@@ -289,4 +289,30 @@ async fn once_get_checks_the_declared_sha256_that_only_the_recipient_can_check()
         "a mismatch on stdout fails the command"
     );
     assert_eq!(piped.stdout.len(), bytes.len());
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_on_a_bucket_that_neither_refuses_overwrites_nor_keeps_versions() {
+    let Some(bucket) = S3TestServer::start() else {
+        return;
+    };
+    // s3s-fs has no versioning; behind this proxy it also seems to accept overwrites.
+    let proxy = FaultyProxy::ignoring_conditional_writes(&bucket.endpoint);
+    let data = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .envs(bucket.env())
+        .env("ONCE_S3_ENDPOINT", &proxy.endpoint)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "it never listened");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("accepted a second PUT") && stderr.contains("no versioning"),
+        "{stderr}"
+    );
+    assert!(bucket.objects().is_empty(), "the probe object was removed");
 }

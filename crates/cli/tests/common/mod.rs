@@ -541,17 +541,28 @@ pub fn partial_get(url: &str, body_bytes: usize) -> (TcpStream, Vec<u8>) {
     }
 }
 
-/// A TCP proxy in front of the bucket that cuts, once, the connection carrying the first
-/// request whose bytes contain `needle`, after passing `cut_after` more bytes of it: a real
-/// network failure in the middle of an upload. Everything else passes through untouched
-/// (presigned URLs stay valid: the Host header is forwarded as sent).
-pub struct CuttingProxy {
+/// A TCP proxy in front of the bucket that injects one kind of fault; everything else passes
+/// through untouched (presigned URLs stay valid: the Host header is forwarded as sent).
+pub struct FaultyProxy {
     pub endpoint: String,
     cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl CuttingProxy {
-    pub fn start(upstream: &str, needle: &'static [u8], cut_after: usize) -> Self {
+impl FaultyProxy {
+    /// Cuts, once, the connection carrying the first request whose bytes contain `needle`,
+    /// after passing `cut_after` more bytes of it: a real network failure mid-upload.
+    pub fn cutting(upstream: &str, needle: &'static [u8], cut_after: usize) -> Self {
+        Self::start(upstream, Some((needle, cut_after)), false)
+    }
+
+    /// Turns every `412 Precondition Failed` into `200 OK`: a store that ignores
+    /// `If-None-Match` and lets a second upload overwrite the first (as Garage does).
+    pub fn ignoring_conditional_writes(upstream: &str) -> Self {
+        Self::start(upstream, None, true)
+    }
+
+    fn start(upstream: &str, cut: Option<(&'static [u8], usize)>, hide_412: bool) -> Self {
+        let (needle, cut_after) = cut.unwrap_or((b"", 0));
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let upstream = upstream.trim_start_matches("http://").to_owned();
@@ -569,7 +580,21 @@ impl CuttingProxy {
                 let (mut client_back, mut server_back) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut server_back, &mut client_back);
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match server_back.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mut chunk = buffer[..n].to_vec();
+                        const REFUSED: &[u8] = b"HTTP/1.1 412 Precondition Failed\r\n";
+                        if hide_412 && chunk.starts_with(REFUSED) {
+                            chunk.splice(..REFUSED.len(), b"HTTP/1.1 200 OK\r\n".iter().copied());
+                        }
+                        if client_back.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
                     let _ = client_back.shutdown(std::net::Shutdown::Both);
                 });
                 let (armed, counter) = (armed.clone(), counter.clone());
@@ -584,7 +609,7 @@ impl CuttingProxy {
                             Ok(n) => n,
                         };
                         let mut chunk = &buffer[..n];
-                        if left_before_cut.is_none() {
+                        if left_before_cut.is_none() && !needle.is_empty() {
                             window.extend_from_slice(chunk);
                             if window.windows(needle.len()).any(|w| w == needle)
                                 && armed.swap(false, Ordering::SeqCst)
