@@ -153,6 +153,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// files, pending multipart uploads). Returns how many were removed.
     async fn remove_stale_uploads(&self, before: Instant) -> BlobResult<u64>;
 
+    /// Unfinished multipart uploads started before `before`, as (key, upload id), on stores
+    /// that keep them (S3). The reaper aborts those no share records: uploads through a server
+    /// that crashed half-way, whose ids were never written down.
+    async fn pending_uploads(&self, _before: Instant) -> BlobResult<Vec<(BlobKey, String)>> {
+        Ok(Vec::new())
+    }
+
     /// True when clients upload straight to the storage (then [`Self::presign_upload`] gives
     /// the ticket and [`Self::complete_upload`] verifies the result).
     fn direct_uploads(&self) -> bool {

@@ -127,6 +127,29 @@ struct ListedPart {
     etag: Option<String>,
 }
 
+/// `ListMultipartUploads`.
+#[derive(Debug, Deserialize)]
+struct ListMultipartUploadsResult {
+    #[serde(rename = "Upload", default)]
+    uploads: Vec<PendingUpload>,
+    #[serde(rename = "IsTruncated", default)]
+    is_truncated: bool,
+    #[serde(rename = "NextKeyMarker")]
+    next_key_marker: Option<String>,
+    #[serde(rename = "NextUploadIdMarker")]
+    next_upload_id_marker: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PendingUpload {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "UploadId")]
+    upload_id: String,
+    #[serde(rename = "Initiated")]
+    initiated: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct VersioningConfiguration {
     #[serde(rename = "Status")]
@@ -888,11 +911,64 @@ impl BlobStore for S3BlobStore {
         Ok(keys)
     }
 
-    /// Unfinished multipart uploads of abandoned shares are aborted through
-    /// [`BlobStore::abort_upload`] (their ids are recorded); uploads interrupted by a crash of
-    /// the server itself are left to the bucket's lifecycle rule (see `docs/storage.md`).
+    /// Nothing of an unfinished upload is visible in the bucket before it completes; pending
+    /// multipart uploads are found by [`BlobStore::pending_uploads`].
     async fn remove_stale_uploads(&self, _before: Instant) -> BlobResult<u64> {
         Ok(0)
+    }
+
+    async fn pending_uploads(&self, before: Instant) -> BlobResult<Vec<(BlobKey, String)>> {
+        let mut found = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = vec![("uploads", ""), ("prefix", self.prefix.as_str())];
+            if let Some((key, upload)) = &markers {
+                query.push(("key-marker", key));
+                query.push(("upload-id-marker", upload));
+            }
+            let url = self.sign_bucket_request(Method::Get, &query);
+            let response = send(self.http.get(url), LISTING_CALL).await?;
+            // Some stores (s3s-fs) cannot list uploads; the bucket's lifecycle rule remains.
+            if response.status() == StatusCode::NOT_IMPLEMENTED {
+                tracing::debug!("the store cannot list multipart uploads");
+                return Ok(found);
+            }
+            let text = check(response, "ListMultipartUploads")
+                .await?
+                .text()
+                .await
+                .map_err(storage_error)?;
+            let listed: ListMultipartUploadsResult =
+                quick_xml::de::from_str(&text).map_err(storage_error)?;
+            for upload in listed.uploads {
+                let Some(key) = upload
+                    .key
+                    .strip_prefix(self.prefix.as_str())
+                    .and_then(|name| BlobKey::parse(name).ok())
+                else {
+                    continue;
+                };
+                let initiated = upload.initiated.as_deref().and_then(|text| {
+                    time::OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()
+                });
+                if initiated.is_some_and(|initiated| initiated < before) {
+                    found.push((key, upload.upload_id));
+                }
+            }
+            match (
+                listed.is_truncated,
+                listed.next_key_marker,
+                listed.next_upload_id_marker,
+            ) {
+                (true, Some(key), Some(upload)) => markers = Some((key, upload)),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 
     fn direct_uploads(&self) -> bool {

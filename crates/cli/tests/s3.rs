@@ -316,3 +316,66 @@ async fn serve_refuses_to_start_on_a_bucket_that_neither_refuses_overwrites_nor_
     );
     assert!(bucket.objects().is_empty(), "the probe object was removed");
 }
+
+#[tokio::test]
+async fn reap_aborts_the_multipart_upload_of_a_server_that_crashed_mid_upload() {
+    let Some(bucket) = VersionedS3TestServer::start() else {
+        return;
+    };
+    let mut server = Server::start_on(
+        Storage::Versioned(bucket),
+        &[
+            ("ONCE_S3_MULTIPART_THRESHOLD", "5MiB"),
+            ("ONCE_UPLOAD_GRACE", "0s"),
+            ("ONCE_ORPHAN_GRACE", "0s"),
+        ],
+    );
+    // A ticket upload in progress: recorded by its share, so it must survive the reaper.
+    let ticket = create_share(&server, json!({"filename": "t.bin", "size": 6 * MIB})).await;
+    assert!(ticket.json["upload"]["multipart"].is_object());
+    assert_eq!(server.versioned_bucket().pending_multipart_uploads(), 1);
+
+    // An upload through the server, which streams it to the bucket in 8 MiB parts...
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "PUT /api/v1/files/big.bin HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
+             Content-Length: {}\r\n\r\n",
+            server.addr,
+            server.auth(),
+            32 * MIB
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut stream, &payload(12 * MIB as usize, 3)).unwrap();
+    for _ in 0..100 {
+        if server.versioned_bucket().pending_multipart_uploads() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.versioned_bucket().pending_multipart_uploads(), 2);
+    // ...until the server dies: nobody recorded that upload id.
+    server.kill();
+    drop(stream);
+
+    let output = server.once(&["reap"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 stale uploads"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        server.versioned_bucket().pending_multipart_uploads(),
+        1,
+        "only the ticket's upload, which its share records, is left"
+    );
+    assert_eq!(server.versioned_bucket().version_count(), 0);
+}

@@ -84,6 +84,15 @@ pub async fn reap_once(
         }
     }
     report.stale_uploads_removed = service.blob.remove_stale_uploads(orphan_cutoff).await?;
+    // Multipart uploads no share records (an upload through a server that crashed), once they
+    // are older than any upload may legitimately take.
+    let pending_cutoff = before(now, settings.upload_grace.max(settings.orphan_grace));
+    for (blob_key, upload_id) in service.blob.pending_uploads(pending_cutoff).await? {
+        if !service.meta.blob_referenced(&blob_key).await? {
+            service.blob.abort_upload(&blob_key, &upload_id).await?;
+            report.stale_uploads_removed += 1;
+        }
+    }
     report.rows_purged = service
         .meta
         .purge(now, before(now, TOMBSTONE_RETENTION))
