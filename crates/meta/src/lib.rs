@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod testing;
 

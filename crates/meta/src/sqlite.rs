@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use once_domain::{
-    BlobKey, Filename, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId,
-    ShareState, UploadRequest,
+    BlobKey, Filename, Instant, KeyId, KeyRecord, RequestId, Share, ShareId, ShareState,
+    UploadRequest,
 };
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::rows::{
+    SHARE_COLUMNS, key_from_row, key_record_from_row, reap_candidate_from_row, request_from_row,
+    secs, share_from_row, size_param,
+};
 use crate::{
     CompletedUpload, FulfilOutcome, MetaError, MetaResult, MetaStore, PublishOutcome,
     ReapCandidate, StoredKey,
@@ -62,124 +64,6 @@ impl SqliteMetaStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
-}
-
-fn secs(instant: Instant) -> i64 {
-    instant.unix_timestamp()
-}
-
-fn instant(seconds: i64) -> MetaResult<Instant> {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|_| MetaError::Corrupt(format!("timestamp {seconds} out of range")))
-}
-
-fn opt_instant(seconds: Option<i64>) -> MetaResult<Option<Instant>> {
-    seconds.map(instant).transpose()
-}
-
-fn corrupt(what: &str) -> MetaError {
-    MetaError::Corrupt(what.to_owned())
-}
-
-fn to_u32(value: i64, what: &str) -> MetaResult<u32> {
-    u32::try_from(value).map_err(|_| corrupt(what))
-}
-
-const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, size, sha256, max_downloads, \
-     downloads_left, state, created_at, expires_at, upload_expires_at, published_at, lease_until, \
-     blob_key, request_id, upload_attempts, preview_hits, upload_session, blob_version";
-
-fn share_from_row(row: &SqliteRow) -> MetaResult<Share> {
-    let sha256: Option<Vec<u8>> = row.try_get("sha256")?;
-    let sha256 = sha256
-        .map(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).map(Sha256Digest))
-        .transpose()
-        .map_err(|_| corrupt("sha256"))?;
-    let size: Option<i64> = row.try_get("size")?;
-    Ok(Share {
-        id: ShareId::parse(row.try_get("id")?).map_err(|_| corrupt("share id"))?,
-        owner: row
-            .try_get::<Option<&str>, _>("owner_key")?
-            .map(KeyId::parse)
-            .transpose()
-            .map_err(|_| corrupt("owner key"))?,
-        filename: Filename::parse(row.try_get("filename")?).map_err(|_| corrupt("filename"))?,
-        content_type: row.try_get("content_type")?,
-        size: size
-            .map(|s| u64::try_from(s).map_err(|_| corrupt("size")))
-            .transpose()?,
-        sha256,
-        max_downloads: to_u32(row.try_get("max_downloads")?, "max_downloads")?,
-        downloads_left: to_u32(row.try_get("downloads_left")?, "downloads_left")?,
-        state: ShareState::parse(row.try_get("state")?).ok_or_else(|| corrupt("state"))?,
-        created_at: instant(row.try_get("created_at")?)?,
-        expires_at: instant(row.try_get("expires_at")?)?,
-        upload_expires_at: instant(row.try_get("upload_expires_at")?)?,
-        published_at: opt_instant(row.try_get("published_at")?)?,
-        lease_until: opt_instant(row.try_get("lease_until")?)?,
-        blob_key: row
-            .try_get::<Option<&str>, _>("blob_key")?
-            .map(BlobKey::parse)
-            .transpose()
-            .map_err(|_| corrupt("blob key"))?,
-        request_id: row
-            .try_get::<Option<&str>, _>("request_id")?
-            .map(RequestId::parse)
-            .transpose()
-            .map_err(|_| corrupt("request id"))?,
-        upload_attempts: to_u32(row.try_get("upload_attempts")?, "upload_attempts")?,
-        preview_hits: to_u32(row.try_get("preview_hits")?, "preview_hits")?,
-        upload_session: row.try_get("upload_session")?,
-        blob_version: row.try_get("blob_version")?,
-    })
-}
-
-fn request_from_row(row: &SqliteRow) -> MetaResult<UploadRequest> {
-    Ok(UploadRequest {
-        id: RequestId::parse(row.try_get("id")?).map_err(|_| corrupt("request id"))?,
-        owner: KeyId::parse(row.try_get("owner_key")?).map_err(|_| corrupt("owner key"))?,
-        filename: row
-            .try_get::<Option<&str>, _>("filename")?
-            .map(Filename::parse)
-            .transpose()
-            .map_err(|_| corrupt("filename"))?,
-        max_size: u64::try_from(row.try_get::<i64, _>("max_size")?)
-            .map_err(|_| corrupt("max_size"))?,
-        max_downloads: to_u32(row.try_get("max_downloads")?, "max_downloads")?,
-        share_expires_in: Duration::from_secs(
-            u64::try_from(row.try_get::<i64, _>("share_expires_in")?)
-                .map_err(|_| corrupt("share_expires_in"))?,
-        ),
-        created_at: instant(row.try_get("created_at")?)?,
-        expires_at: instant(row.try_get("expires_at")?)?,
-        share_id: row
-            .try_get::<Option<&str>, _>("share_id")?
-            .map(ShareId::parse)
-            .transpose()
-            .map_err(|_| corrupt("share id"))?,
-        fulfilled_at: opt_instant(row.try_get("fulfilled_at")?)?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> MetaResult<StoredKey> {
-    Ok(StoredKey {
-        record: key_record_from_row(row)?,
-        secret_hash: row.try_get("secret_hash")?,
-        sealed_secret: row.try_get("sealed_secret")?,
-    })
-}
-
-fn key_record_from_row(row: &SqliteRow) -> MetaResult<KeyRecord> {
-    Ok(KeyRecord {
-        id: KeyId::parse(row.try_get("id")?).map_err(|_| corrupt("key id"))?,
-        name: row.try_get("name")?,
-        created_at: instant(row.try_get("created_at")?)?,
-        revoked_at: opt_instant(row.try_get("revoked_at")?)?,
-    })
-}
-
-fn size_param(size: u64) -> i64 {
-    i64::try_from(size).unwrap_or(i64::MAX)
 }
 
 async fn insert_share_with<'e, E>(executor: E, share: &Share) -> MetaResult<()>
@@ -483,20 +367,7 @@ impl MetaStore for SqliteMetaStore {
         .bind(secs(abandoned_before))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ReapCandidate {
-                    share_id: ShareId::parse(row.try_get("id")?)
-                        .map_err(|_| corrupt("share id"))?,
-                    blob_key: row
-                        .try_get::<Option<&str>, _>("blob_key")?
-                        .map(BlobKey::parse)
-                        .transpose()
-                        .map_err(|_| corrupt("blob key"))?,
-                    upload_session: row.try_get("upload_session")?,
-                })
-            })
-            .collect()
+        rows.iter().map(reap_candidate_from_row).collect()
     }
 
     async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool> {
