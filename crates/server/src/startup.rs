@@ -302,6 +302,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
 
     let mut stop = shutdown_rx.clone();
+    // Responses go out as a header write and a body write; with Nagle's algorithm the body of a
+    // small response waits for the client's delayed ACK (40 ms on Linux) on a reused connection.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop.changed().await;
     });
