@@ -921,7 +921,11 @@ impl BlobStore for S3BlobStore {
         let mut found = Vec::new();
         let mut markers: Option<(String, String)> = None;
         loop {
-            let mut query = vec![("uploads", ""), ("prefix", self.prefix.as_str())];
+            let mut query = vec![("uploads", "")];
+            // An empty `prefix=` is signed differently by some stores: leave it out.
+            if !self.prefix.is_empty() {
+                query.push(("prefix", self.prefix.as_str()));
+            }
             if let Some((key, upload)) = &markers {
                 query.push(("key-marker", key));
                 query.push(("upload-id-marker", upload));

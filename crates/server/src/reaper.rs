@@ -86,11 +86,20 @@ pub async fn reap_once(
     report.stale_uploads_removed = service.blob.remove_stale_uploads(orphan_cutoff).await?;
     // Multipart uploads no share records (an upload through a server that crashed), once they
     // are older than any upload may legitimately take.
+    // Best effort: without the listing permission the bucket's lifecycle rule still aborts
+    // them, so a refusal here must not stop the pass.
     let pending_cutoff = before(now, settings.upload_grace.max(settings.orphan_grace));
-    for (blob_key, upload_id) in service.blob.pending_uploads(pending_cutoff).await? {
-        if !service.meta.blob_referenced(&blob_key).await? {
-            service.blob.abort_upload(&blob_key, &upload_id).await?;
-            report.stale_uploads_removed += 1;
+    match service.blob.pending_uploads(pending_cutoff).await {
+        Ok(pending) => {
+            for (blob_key, upload_id) in pending {
+                if !service.meta.blob_referenced(&blob_key).await? {
+                    service.blob.abort_upload(&blob_key, &upload_id).await?;
+                    report.stale_uploads_removed += 1;
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot list pending multipart uploads; leaving them to the bucket's lifecycle rule");
         }
     }
     report.rows_purged = service
