@@ -271,3 +271,37 @@ async fn keys_are_created_once_listed_without_secrets_and_work() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn keys_are_managed_without_reaching_the_bucket() {
+    // A bucket nobody answers for: key administration needs only the database and the master
+    // key, so it works from a host that cannot (or must not) reach the storage.
+    let data = tempfile::tempdir().unwrap();
+    let once = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("ONCE_S3_BUCKET", "unreachable")
+            .env("ONCE_S3_ENDPOINT", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "AK")
+            .env("AWS_SECRET_ACCESS_KEY", "SK")
+            .output()
+            .unwrap()
+    };
+    let created = once(&["keys", "create", "--name", "ops"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let id = once_domain::ApiToken::parse(&token).unwrap().id;
+    let listed = once(&["keys", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(id.as_str()));
+    assert!(once(&["keys", "revoke", id.as_str()]).status.success());
+    // The reaper does need the bucket, and says which one it could not use.
+    let reap = once(&["reap"]);
+    assert!(!reap.status.success());
+    assert!(String::from_utf8_lossy(&reap.stderr).contains("unreachable"));
+}

@@ -1,31 +1,89 @@
-//! `once keys …`: key administration straight on the metadata store (no HTTP, no key needed),
-//! for whoever can read the server's configuration and data directory.
+//! API keys: creating them (sealed secret, hashed secret) needs only the metadata store and the
+//! sealer, so `once keys …` administers keys straight on the metadata store (no HTTP, no key,
+//! no blob store) for whoever can read the server's configuration and data directory.
 
-use once_domain::{KeyId, KeyRecord};
+use once_domain::{ApiToken, DomainError, Instant, KeyId, KeyRecord, SecretSealer};
+use once_meta::{MetaError, MetaStore, StoredKey};
 
 use crate::config::ServerArgs;
-use crate::startup::{Role, load};
+use crate::service::{ServiceError, ServiceResult};
+use crate::startup::load_key_stores;
+
+async fn store_key(
+    meta: &dyn MetaStore,
+    sealer: &SecretSealer,
+    token: &ApiToken,
+    name: &str,
+    now: Instant,
+) -> ServiceResult<()> {
+    let name = once_domain::key::validate_key_name(name)?;
+    let key = StoredKey {
+        record: KeyRecord {
+            id: token.id.clone(),
+            name,
+            created_at: now,
+            revoked_at: None,
+        },
+        secret_hash: token.secret.hash().to_vec(),
+        sealed_secret: sealer.seal(token.id.as_str(), &token.secret),
+    };
+    match meta.insert_key(&key).await {
+        Err(MetaError::KeyExists) => Err(DomainError::KeyExists.into()),
+        other => Ok(other?),
+    }
+}
+
+/// A fresh key named `name`; the token is shown once, only its hash and sealed form are kept.
+pub async fn new_key(
+    meta: &dyn MetaStore,
+    sealer: &SecretSealer,
+    name: &str,
+    now: Instant,
+) -> ServiceResult<ApiToken> {
+    let token = ApiToken::generate();
+    store_key(meta, sealer, &token, name, now).await?;
+    Ok(token)
+}
+
+/// Makes sure `token` exists. A different secret under the same id is an error rather than a
+/// silent overwrite.
+pub async fn ensure_key(
+    meta: &dyn MetaStore,
+    sealer: &SecretSealer,
+    token: &ApiToken,
+    name: &str,
+    now: Instant,
+) -> ServiceResult<()> {
+    match meta.find_key(&token.id).await? {
+        Some(existing) if token.secret.matches_hash(&existing.secret_hash) => Ok(()),
+        Some(_) => Err(DomainError::KeyExists.into()),
+        None => match store_key(meta, sealer, token, name, now).await {
+            // Another instance bootstrapped it at the same moment.
+            Err(ServiceError::Rejected(DomainError::KeyExists)) => Ok(()),
+            other => other,
+        },
+    }
+}
 
 pub async fn create(args: ServerArgs, name: &str) -> anyhow::Result<String> {
-    let (_, service) = load(&args, "warn", Role::Maintenance).await?;
-    let token = service
-        .create_key(name, once_domain::now())
+    let (meta, sealer) = load_key_stores(&args).await?;
+    let token = new_key(&*meta, &sealer, name, once_domain::now())
         .await
         .map_err(|error| anyhow::anyhow!("cannot create the key: {error}"))?;
     Ok(token.reveal())
 }
 
 pub async fn list(args: ServerArgs) -> anyhow::Result<Vec<KeyRecord>> {
-    let (_, service) = load(&args, "warn", Role::Maintenance).await?;
-    Ok(service.meta.list_keys().await?)
+    let (meta, _) = load_key_stores(&args).await?;
+    Ok(meta.list_keys().await?)
 }
 
 pub async fn revoke(args: ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (_, service) = load(&args, "warn", Role::Maintenance).await?;
+    let (meta, _) = load_key_stores(&args).await?;
     let id = KeyId::parse(id)
         .map_err(|_| anyhow::anyhow!("a key id is 16 lowercase hexadecimal characters"))?;
     anyhow::ensure!(
-        service.meta.revoke_key(&id, once_domain::now()).await?,
+        meta.revoke_key(&id, once_domain::now()).await?,
         "no active key {id}"
     );
     println!("revoked {id}");

@@ -12,9 +12,8 @@ use once_domain::request::ReceivedUpload;
 use once_domain::share::add;
 use once_domain::signing::{REQUEST_SIGNATURE_WINDOW_SECS, verify_request_signature};
 use once_domain::{
-    ApiToken, BlobKey, DomainError, Instant, KeyId, KeyRecord, RequestId, RequestPolicy,
-    RequestSpec, SecretSealer, Sha256Digest, Share, ShareId, SharePolicy, ShareSpec, UploadRequest,
-    UrlSigner,
+    ApiToken, BlobKey, DomainError, Instant, KeyId, RequestId, RequestPolicy, RequestSpec,
+    SecretSealer, Sha256Digest, Share, ShareId, SharePolicy, ShareSpec, UploadRequest, UrlSigner,
 };
 use once_meta::{CompletedUpload, FulfilOutcome, MetaError, MetaStore, PublishOutcome, StoredKey};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -187,47 +186,18 @@ impl Service {
 
     // ---- keys ---------------------------------------------------------------------------
 
-    async fn store_key(&self, token: &ApiToken, name: &str, now: Instant) -> ServiceResult<()> {
-        let name = once_domain::key::validate_key_name(name)?;
-        let key = StoredKey {
-            record: KeyRecord {
-                id: token.id.clone(),
-                name,
-                created_at: now,
-                revoked_at: None,
-            },
-            secret_hash: token.secret.hash().to_vec(),
-            sealed_secret: self.sealer.seal(token.id.as_str(), &token.secret),
-        };
-        match self.meta.insert_key(&key).await {
-            Err(MetaError::KeyExists) => Err(DomainError::KeyExists.into()),
-            other => Ok(other?),
-        }
-    }
-
     pub async fn create_key(&self, name: &str, now: Instant) -> ServiceResult<ApiToken> {
-        let token = ApiToken::generate();
-        self.store_key(&token, name, now).await?;
-        Ok(token)
+        crate::keys::new_key(&*self.meta, &self.sealer, name, now).await
     }
 
-    /// Makes sure `token` exists (for `ONCE_BOOTSTRAP_KEY`). A different secret under the same
-    /// id is an error rather than a silent overwrite.
+    /// Makes sure `token` exists (for `ONCE_BOOTSTRAP_KEY`).
     pub async fn ensure_key(
         &self,
         token: &ApiToken,
         name: &str,
         now: Instant,
     ) -> ServiceResult<()> {
-        match self.meta.find_key(&token.id).await? {
-            Some(existing) if token.secret.matches_hash(&existing.secret_hash) => Ok(()),
-            Some(_) => Err(DomainError::KeyExists.into()),
-            None => match self.store_key(token, name, now).await {
-                // Another instance bootstrapped it at the same moment.
-                Err(ServiceError::Rejected(DomainError::KeyExists)) => Ok(()),
-                other => other,
-            },
-        }
+        crate::keys::ensure_key(&*self.meta, &self.sealer, token, name, now).await
     }
 
     // ---- shares -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use anyhow::Context;
 use once_blob::BlobStore;
 use once_blob::fs::FsBlobStore;
 use once_blob::s3::{S3BlobStore, WriteGuard};
-use once_domain::{ApiToken, MasterSecret, RequestPolicy};
+use once_domain::{ApiToken, MasterSecret, RequestPolicy, SecretSealer};
 use once_meta::MetaStore;
 use once_meta::postgres::PostgresMetaStore;
 use once_meta::sqlite::SqliteMetaStore;
@@ -167,8 +167,21 @@ async fn create_data_dir(path: &Path) -> anyhow::Result<()> {
 pub(crate) enum Role {
     /// `serve`: hands out upload tickets, so the bucket must prove it refuses overwrites.
     Serve,
-    /// `reap`, `keys`: never issues a ticket, so it writes no probe objects.
+    /// `reap`: never issues a ticket, so it writes no probe objects.
     Maintenance,
+}
+
+/// What `once keys …` needs: the metadata store and the sealer for key secrets, no blob store
+/// (so keys can be managed where the bucket is not reachable).
+pub(crate) async fn load_key_stores(
+    args: &ServerArgs,
+) -> anyhow::Result<(Arc<dyn MetaStore>, SecretSealer)> {
+    let config = Config::load(args)?;
+    init_tracing(config.log_format, "warn");
+    create_data_dir(&config.data_dir).await?;
+    let meta = open_meta(&config).await?;
+    let sealer = master_secret(&config).await?.sealer();
+    Ok((meta, sealer))
 }
 
 /// Opens both stores and assembles the service from a loaded configuration.
