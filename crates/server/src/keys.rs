@@ -9,65 +9,63 @@ use crate::config::ServerArgs;
 use crate::service::{ServiceError, ServiceResult};
 use crate::startup::load_key_stores;
 
-async fn store_key(
-    meta: &dyn MetaStore,
-    sealer: &SecretSealer,
-    token: &ApiToken,
-    name: &str,
-    now: Instant,
-) -> ServiceResult<()> {
-    let name = once_domain::key::validate_key_name(name)?;
-    let key = StoredKey {
-        record: KeyRecord {
-            id: token.id.clone(),
-            name,
-            created_at: now,
-            revoked_at: None,
-        },
-        secret_hash: token.secret.hash().to_vec(),
-        sealed_secret: sealer.seal(token.id.as_str(), &token.secret),
-    };
-    match meta.insert_key(&key).await {
-        Err(MetaError::KeyExists) => Err(DomainError::KeyExists.into()),
-        other => Ok(other?),
+/// The stores a key is written to: its record and hashed secret in the metadata store, its
+/// secret sealed under the master secret.
+pub struct Keyring<'a> {
+    pub meta: &'a dyn MetaStore,
+    pub sealer: &'a SecretSealer,
+}
+
+impl Keyring<'_> {
+    async fn store(&self, token: &ApiToken, name: &str, now: Instant) -> ServiceResult<()> {
+        let name = once_domain::key::validate_key_name(name)?;
+        let key = StoredKey {
+            record: KeyRecord {
+                id: token.id.clone(),
+                name,
+                created_at: now,
+                revoked_at: None,
+            },
+            secret_hash: token.secret.hash().to_vec(),
+            sealed_secret: self.sealer.seal(token.id.as_str(), &token.secret),
+        };
+        match self.meta.insert_key(&key).await {
+            Err(MetaError::KeyExists) => Err(DomainError::KeyExists.into()),
+            other => Ok(other?),
+        }
     }
-}
 
-/// A fresh key named `name`; the token is shown once, only its hash and sealed form are kept.
-pub async fn new_key(
-    meta: &dyn MetaStore,
-    sealer: &SecretSealer,
-    name: &str,
-    now: Instant,
-) -> ServiceResult<ApiToken> {
-    let token = ApiToken::generate();
-    store_key(meta, sealer, &token, name, now).await?;
-    Ok(token)
-}
+    /// A fresh key named `name`; the token is shown once, only its hash and sealed form are
+    /// kept.
+    pub async fn create(&self, name: &str, now: Instant) -> ServiceResult<ApiToken> {
+        let token = ApiToken::generate();
+        self.store(&token, name, now).await?;
+        Ok(token)
+    }
 
-/// Makes sure `token` exists. A different secret under the same id is an error rather than a
-/// silent overwrite.
-pub async fn ensure_key(
-    meta: &dyn MetaStore,
-    sealer: &SecretSealer,
-    token: &ApiToken,
-    name: &str,
-    now: Instant,
-) -> ServiceResult<()> {
-    match meta.find_key(&token.id).await? {
-        Some(existing) if token.secret.matches_hash(&existing.secret_hash) => Ok(()),
-        Some(_) => Err(DomainError::KeyExists.into()),
-        None => match store_key(meta, sealer, token, name, now).await {
-            // Another instance bootstrapped it at the same moment.
-            Err(ServiceError::Rejected(DomainError::KeyExists)) => Ok(()),
-            other => other,
-        },
+    /// Makes sure `token` exists. A different secret under the same id is an error rather
+    /// than a silent overwrite.
+    pub async fn ensure(&self, token: &ApiToken, name: &str, now: Instant) -> ServiceResult<()> {
+        match self.meta.find_key(&token.id).await? {
+            Some(existing) if token.secret.matches_hash(&existing.secret_hash) => Ok(()),
+            Some(_) => Err(DomainError::KeyExists.into()),
+            None => match self.store(token, name, now).await {
+                // Another instance bootstrapped it at the same moment.
+                Err(ServiceError::Rejected(DomainError::KeyExists)) => Ok(()),
+                other => other,
+            },
+        }
     }
 }
 
 pub async fn create(args: ServerArgs, name: &str) -> anyhow::Result<String> {
     let (meta, sealer) = load_key_stores(&args).await?;
-    let token = new_key(&*meta, &sealer, name, once_domain::now())
+    let keyring = Keyring {
+        meta: &*meta,
+        sealer: &sealer,
+    };
+    let token = keyring
+        .create(name, once_domain::now())
         .await
         .map_err(|error| anyhow::anyhow!("cannot create the key: {error}"))?;
     Ok(token.reveal())

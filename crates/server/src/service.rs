@@ -186,8 +186,15 @@ impl Service {
 
     // ---- keys ---------------------------------------------------------------------------
 
+    fn keyring(&self) -> crate::keys::Keyring<'_> {
+        crate::keys::Keyring {
+            meta: &*self.meta,
+            sealer: &self.sealer,
+        }
+    }
+
     pub async fn create_key(&self, name: &str, now: Instant) -> ServiceResult<ApiToken> {
-        crate::keys::new_key(&*self.meta, &self.sealer, name, now).await
+        self.keyring().create(name, now).await
     }
 
     /// Makes sure `token` exists (for `ONCE_BOOTSTRAP_KEY`).
@@ -197,7 +204,7 @@ impl Service {
         name: &str,
         now: Instant,
     ) -> ServiceResult<()> {
-        crate::keys::ensure_key(&*self.meta, &self.sealer, token, name, now).await
+        self.keyring().ensure(token, name, now).await
     }
 
     // ---- shares -------------------------------------------------------------------------
