@@ -1,6 +1,8 @@
 //! Scale-out, black box: three real `once serve` processes on their own loopback ports share one
 //! fresh PostgreSQL database, one data directory (blobs and `master.key`) and one bootstrap key,
-//! as several instances behind a load balancer would. Each test gets its own database (see
+//! as several instances behind a load balancer would. One test runs them stateless instead:
+//! nothing shared on disk, only PostgreSQL, an S3 bucket and the master secret in the
+//! environment. Each test gets its own database (see
 //! `once_meta::testing`): without a reachable PostgreSQL the tests say
 //! `PostgreSQL suite did NOT run: …` and pass, unless `CI` or `ONCE_REQUIRE_POSTGRES=1` is set.
 //!
@@ -61,24 +63,39 @@ struct Cluster {
 impl Cluster {
     /// None when PostgreSQL is not there and not required (the reason is already printed).
     async fn start(test: &str) -> Option<Cluster> {
+        Self::start_with(test, Vec::new(), true).await
+    }
+
+    /// With `extra` environment; with `shared_disk` false each instance has its own data
+    /// directory, so only what `extra` and PostgreSQL provide is shared.
+    async fn start_with(
+        test: &str,
+        extra: Vec<(String, String)>,
+        shared_disk: bool,
+    ) -> Option<Cluster> {
         let lock = serialise_scale_out_tests();
         let database = TestDatabase::create(test).await?;
         let dir = tempfile::tempdir().expect("temp dir");
         let token = ApiToken::generate().reveal();
-        let env = vec![
+        let mut env = vec![
             ("ONCE_DATABASE_URL".to_owned(), database.url().to_owned()),
             ("ONCE_BOOTSTRAP_KEY".to_owned(), token.clone()),
             ("ONCE_REAP_INTERVAL".to_owned(), "0s".to_owned()),
         ];
-        let data = dir.path().join("data");
+        env.extend(extra);
         // All three start at the same moment: they race to migrate the empty database, to
         // create `master.key` and to insert the bootstrap key, as a fresh deployment would.
         let instances = std::thread::scope(|scope| {
             let starting: Vec<_> = (0..3)
                 .map(|n| {
                     let log = dir.path().join(format!("server-{n}.log"));
-                    let (env, data) = (&env, &data);
-                    scope.spawn(move || spawn_instance(&data.clone(), env, &log))
+                    let data = if shared_disk {
+                        dir.path().join("data")
+                    } else {
+                        dir.path().join(format!("data-{n}"))
+                    };
+                    let env = &env;
+                    scope.spawn(move || spawn_instance(&data, env, &log))
                 })
                 .collect();
             starting
@@ -149,20 +166,7 @@ impl Cluster {
             .unwrap();
         assert_eq!(response.status(), 201, "create share");
         let json: serde_json::Value = response.json().await.unwrap();
-        let mut upload = http
-            .put(json["upload"]["url"].as_str().unwrap())
-            .body(bytes.to_vec());
-        for (name, value) in json["upload"]["headers"].as_object().into_iter().flatten() {
-            if !name.eq_ignore_ascii_case("content-length") {
-                upload = upload.header(name.as_str(), value.as_str().unwrap());
-            }
-        }
-        let response = upload.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "upload: {}",
-            response.status()
-        );
+        put_to_ticket(&json, bytes.to_vec()).await;
         if let Some(complete) = json["upload"]["complete_url"].as_str() {
             let response = http
                 .post(complete)
@@ -200,6 +204,24 @@ impl Cluster {
             .spawn()
             .expect("run once")
     }
+}
+
+/// PUTs `body` to a created share's upload ticket with the headers it signed.
+async fn put_to_ticket(share: &serde_json::Value, body: Vec<u8>) {
+    let mut upload = client()
+        .put(share["upload"]["url"].as_str().unwrap())
+        .body(body);
+    for (name, value) in share["upload"]["headers"].as_object().into_iter().flatten() {
+        if !name.eq_ignore_ascii_case("content-length") {
+            upload = upload.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    let response = upload.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "upload: {}",
+        response.status()
+    );
 }
 
 fn spawn_instance(data: &Path, env: &[(String, String)], log: &Path) -> Instance {
@@ -559,4 +581,113 @@ async fn sigkill_of_one_instance_mid_storm_loses_no_answered_claim() {
     }
     // The survivors keep serving: the owner view comes from C as well.
     assert_eq!(cluster.owner_view(2, &id).await["downloads_left"], left);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_instances_share_only_postgres_and_a_bucket() {
+    let Some(bucket) = once_blob::testing::S3TestServer::start() else {
+        return;
+    };
+    let mut extra = bucket.env();
+    extra.extend([
+        // Nothing on a shared disk: the instances agree on URL signing and sealed keys only
+        // through this secret.
+        ("ONCE_MASTER_SECRET".to_owned(), "5e".repeat(32)),
+        ("ONCE_CLAIM_LEASE".to_owned(), "1s".to_owned()),
+    ]);
+    let Some(cluster) = Cluster::start_with(
+        "stateless_instances_share_only_postgres_and_a_bucket",
+        extra,
+        false,
+    )
+    .await
+    else {
+        return;
+    };
+    let http = client();
+    let bytes = payload(3 * 1024 * 1024 + 5, 21);
+    // Created on instance 0, uploaded to the bucket, completed on instance 1.
+    let response = http
+        .post(format!("{}/api/v1/shares", cluster.base(0)))
+        .header("Authorization", cluster.auth())
+        .json(&serde_json::json!({
+            "filename": "stateless.bin", "size": bytes.len(), "sha256": sha256_hex(&bytes),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let share: serde_json::Value = response.json().await.unwrap();
+    put_to_ticket(&share, bytes.clone()).await;
+    let id = share["id"].as_str().unwrap();
+    let complete = http
+        .post(format!("{}/api/v1/shares/{id}/complete", cluster.base(1)))
+        .header("Authorization", cluster.auth())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(complete.status(), 200);
+
+    // Claimed from all three at once: exactly one wins, on whichever instance.
+    let urls: Vec<String> = (0..60)
+        .map(|n| format!("{}/s/{id}", cluster.base(n)))
+        .collect();
+    let results = storm(urls).await;
+    assert_eq!(count(&results, 303), 1, "{results:?}\n{}", cluster.logs());
+    assert_eq!(count(&results, 410), 59, "{results:?}");
+
+    // A second share, created on instance 2 and claimed on instance 0, downloads straight
+    // from the bucket.
+    let response = http
+        .post(format!("{}/api/v1/shares", cluster.base(2)))
+        .header("Authorization", cluster.auth())
+        .json(&serde_json::json!({"filename": "b.bin", "size": 4}))
+        .send()
+        .await
+        .unwrap();
+    let second: serde_json::Value = response.json().await.unwrap();
+    put_to_ticket(&second, b"abcd".to_vec()).await;
+    let complete = http
+        .post(second["upload"]["complete_url"].as_str().unwrap())
+        .header("Authorization", cluster.auth())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(complete.status(), 200);
+    let claimed = http
+        .get(format!(
+            "{}/s/{}",
+            cluster.base(0),
+            second["id"].as_str().unwrap()
+        ))
+        .header("Accept", "*/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), 303);
+    let location = claimed.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&bucket.endpoint), "{location}");
+    assert_eq!(
+        &http
+            .get(&location)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()[..],
+        b"abcd"
+    );
+
+    // After the leases one reaper, started anywhere, empties the bucket.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let output = cluster.once(&["reap"]).wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(bucket.objects().is_empty(), "{:?}", bucket.objects());
 }
