@@ -1066,7 +1066,11 @@ impl BlobStore for S3BlobStore {
         upload_id: Option<&str>,
         parts: &[PartReceipt],
     ) -> BlobResult<CompletedBlob> {
-        if let Some(upload_id) = upload_id {
+        // A multipart ticket has no URL that writes the object itself, so an object already
+        // there means an earlier `complete` assembled it and its share was not published (say
+        // the database was briefly away): check it again instead of failing the retry.
+        let assembled_before = upload_id.is_some() && self.head(key, None).await?.is_some();
+        if let Some(upload_id) = upload_id.filter(|_| !assembled_before) {
             let mut sorted = parts.to_vec();
             sorted.sort_by_key(|part| part.number);
             let in_order = sorted

@@ -180,6 +180,12 @@ async fn multipart_ticket_assembles_parts_and_signs_each_length() {
         .await
         .unwrap();
     assert_eq!(completed.size, body.len() as u64);
+    // A retried `complete` (its first answer lost) finds the object assembled.
+    let again = store
+        .complete_upload(&target, Some(&upload_id), &receipts)
+        .await
+        .unwrap();
+    assert_eq!(again, completed);
     let url = store
         .presign_download(
             &target,
