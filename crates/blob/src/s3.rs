@@ -41,6 +41,8 @@ const S3_MAX_PARTS: u64 = 10_000;
 /// S3 allows at most 10,000 parts; staying far below keeps tickets small.
 const MAX_TICKET_PARTS: u64 = 1000;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// S3's largest part, and its largest single `PUT`.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct S3Settings {
@@ -283,7 +285,9 @@ impl S3BlobStore {
             credentials,
             http,
             prefix: settings.prefix.clone(),
-            multipart_threshold: settings.multipart_threshold.max(MIN_PART_SIZE),
+            multipart_threshold: settings
+                .multipart_threshold
+                .clamp(MIN_PART_SIZE, MAX_PART_SIZE),
             versioning: false,
             bucket_versioned: false,
         };
@@ -514,7 +518,7 @@ impl S3BlobStore {
     fn part_size_for(&self, size: u64) -> u64 {
         self.multipart_threshold
             .max(size.div_ceil(MAX_TICKET_PARTS))
-            .max(MIN_PART_SIZE)
+            .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
     }
 
     fn sign_part(

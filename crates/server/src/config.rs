@@ -339,6 +339,10 @@ impl Config {
             "default_expires_in must not exceed max_expires_in"
         );
         anyhow::ensure!(self.max_downloads >= 1, "max_downloads must be at least 1");
+        anyhow::ensure!(
+            self.s3_multipart_threshold.as_u64() <= once_blob::s3::MAX_PART_SIZE,
+            "s3_multipart_threshold must not exceed 5 GiB, S3's largest single upload and part"
+        );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 matches!(url.scheme(), "http" | "https") && url.host().is_some(),
@@ -511,6 +515,16 @@ mod tests {
         );
         assert_eq!(profile_values(text, "default")[0].1, "A");
         assert!(profile_values(text, "missing").is_empty());
+    }
+
+    #[test]
+    fn a_multipart_threshold_beyond_s3_limits_is_refused() {
+        let args = ServerArgs {
+            s3_multipart_threshold: Some(ByteSize::gib(6)),
+            ..ServerArgs::default()
+        };
+        let error = Config::load(&args).unwrap_err().to_string();
+        assert!(error.contains("5 GiB"), "{error}");
     }
 
     #[test]
