@@ -383,3 +383,24 @@ async fn reap_aborts_the_multipart_upload_of_a_server_that_crashed_mid_upload() 
     );
     assert_eq!(server.versioned_bucket().version_count(), 0);
 }
+
+#[tokio::test]
+async fn once_send_retries_a_complete_whose_connection_was_cut() {
+    let Some(bucket) = S3TestServer::start() else {
+        return;
+    };
+    let server = Server::start_on(Storage::S3(bucket), &[]);
+    // Between the client and the server: the first `complete` never arrives.
+    let proxy = FaultyProxy::cutting(&server.base, b"/complete", 0);
+    let work = tempfile::tempdir().unwrap();
+    let bytes = payload(300_000, 12);
+    std::fs::write(work.path().join("notes.txt"), &bytes).unwrap();
+    let output = client_command(&server, work.path(), &["send", "notes.txt"])
+        .env("ONCE_SERVER", &proxy.endpoint)
+        .output()
+        .unwrap();
+    let link = stdout(&output).trim().to_owned();
+    assert_eq!(proxy.cuts(), 1, "the complete was not cut");
+    let (_, body) = download(&link).await;
+    assert!(body == bytes);
+}

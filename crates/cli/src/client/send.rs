@@ -154,15 +154,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
         } else {
             serde_json::json!({ "parts": parts })
         };
-        let response = client
-            .api_at(Method::POST, url.as_str())?
-            .json(&body)
-            .send()
-            .await
-            .context("cannot report the finished upload to the server")?;
-        ensure_success(response)
-            .await
-            .context("the server did not accept the finished upload")?;
+        report_complete(&client, &url, &body).await?;
     }
 
     println!("{}", created.url);
@@ -234,6 +226,34 @@ fn resolve(client: &Client, url: &str) -> Result<Url> {
     let base = Url::parse(&format!("{}/", client.settings.server))?;
     base.join(url)
         .with_context(|| format!("the server gave an invalid URL: {url}"))
+}
+
+/// Reports the finished upload. The bytes are already in the storage and `complete` is
+/// idempotent (a retry after the object was assembled only checks and publishes it), so a lost
+/// connection or a server error here is retried instead of losing the upload.
+async fn report_complete(client: &Client, url: &Url, body: &serde_json::Value) -> Result<()> {
+    for attempt in 1..=COMPLETE_ATTEMPTS {
+        let sent = client
+            .api_at(Method::POST, url.as_str())?
+            .json(body)
+            .send()
+            .await;
+        let retryable = match &sent {
+            Err(_) => true,
+            Ok(response) => response.status().is_server_error(),
+        };
+        if retryable && attempt < COMPLETE_ATTEMPTS {
+            // Also moves an HMAC-signed retry to a new timestamp, so it is no replay.
+            tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1))).await;
+            continue;
+        }
+        let response = sent.context("cannot report the finished upload to the server")?;
+        return ensure_success(response)
+            .await
+            .map(|_| ())
+            .context("the server did not accept the finished upload");
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// The bearer key only ever goes to our own server: a `complete_url` elsewhere is replaced by
@@ -342,6 +362,8 @@ async fn upload(
 const PARALLEL_PARTS: usize = 4;
 /// Attempts per part before the upload gives up.
 const PART_ATTEMPTS: u32 = 4;
+/// Attempts at reporting a finished upload (waiting 1, 2, 4 s in between).
+const COMPLETE_ATTEMPTS: u32 = 4;
 
 /// Uploads every part of a multipart ticket, a few at a time, each straight from its range of
 /// the file. A failed part is retried (with a fresh URL when the old one was refused, e.g.
