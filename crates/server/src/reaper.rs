@@ -127,6 +127,8 @@ pub async fn run_loop(
             Ok(report) if report != ReapReport::default() => {
                 metrics::counter!("once_reaped_shares_total").increment(report.shares_reaped);
                 metrics::counter!("once_reaped_orphans_total").increment(report.orphans_deleted);
+                metrics::counter!("once_reaped_stale_uploads_total")
+                    .increment(report.stale_uploads_removed);
                 tracing::info!(?report, "reaper pass");
             }
             Ok(_) => tracing::debug!("reaper pass: nothing to do"),
