@@ -183,6 +183,16 @@ fn seconds_until(expires_at: Instant) -> Duration {
     Duration::from_secs(seconds as u64)
 }
 
+/// Whether an S3 listing's timestamp (RFC 3339) is before `before`. A missing or unreadable
+/// one counts as recent: a listing is never reason enough to delete something.
+fn stamped_before(timestamp: Option<&str>, before: Instant) -> bool {
+    timestamp
+        .and_then(|text| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_some_and(|stamp| stamp < before)
+}
+
 /// The `<Code>` of an S3 error document, or the document's start when it has none.
 fn s3_error_code(body: &str) -> String {
     body.split_once("<Code>")
@@ -280,7 +290,7 @@ impl S3BlobStore {
             .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(storage_error)?;
-        let store = Self {
+        let mut store = Self {
             bucket,
             credentials,
             http,
@@ -295,7 +305,7 @@ impl S3BlobStore {
         let status = store.versioning_status().await?;
         let versioning_enabled = status.as_deref() == Some("Enabled");
         // A suspended bucket still holds old versions: deletes must remove them too.
-        let bucket_versioned = status.is_some();
+        store.bucket_versioned = status.is_some();
         let versioning = match settings.write_guard {
             WriteGuard::ConditionalWrites => false,
             WriteGuard::Versioning => {
@@ -326,11 +336,8 @@ impl S3BlobStore {
                 }
             }
         };
-        Ok(Self {
-            versioning,
-            bucket_versioned,
-            ..store
-        })
+        store.versioning = versioning;
+        Ok(store)
     }
 
     /// The guard in force after start-up checks: never `Auto`.
@@ -453,15 +460,22 @@ impl S3BlobStore {
         };
         check(put().await?, "probe PUT").await?;
         let second = put().await?.status();
-        // On a versioned bucket the writes left versions: remove them all.
-        if self.delete_every_version(&probe).await.is_err() {
-            let _ = self.delete_object(&probe, None).await;
-        }
+        // On a versioned bucket both writes left versions: this removes them all.
+        let _ = self.remove_object(&probe).await;
         Ok(second == StatusCode::PRECONDITION_FAILED)
     }
 
-    /// Deletes every version and delete marker of `object`; on a bucket without versioning
-    /// the listing holds the object itself (version id `null`), or nothing.
+    /// Deletes `object`: on a versioned bucket every version and delete marker of it (a plain
+    /// DELETE would only hide the bytes behind a new marker).
+    async fn remove_object(&self, object: &str) -> BlobResult<()> {
+        if self.bucket_versioned {
+            self.delete_every_version(object).await
+        } else {
+            self.delete_object(object, None).await
+        }
+    }
+
+    /// Deletes every version and delete marker of `object`.
     async fn delete_every_version(&self, object: &str) -> BlobResult<()> {
         for version in self.list_versions(object).await? {
             self.delete_object(object, Some(&version.version_id))
@@ -866,12 +880,7 @@ impl BlobStore for S3BlobStore {
 
     /// On a versioned bucket every version goes, including those a replayed URL left behind.
     async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
-        let object = self.object(key);
-        if self.bucket_versioned {
-            self.delete_every_version(&object).await
-        } else {
-            self.delete_object(&object, None).await
-        }
+        self.remove_object(&self.object(key)).await
     }
 
     async fn list_older_than(&self, before: Instant) -> BlobResult<Vec<BlobKey>> {
@@ -896,14 +905,7 @@ impl BlobStore for S3BlobStore {
                 let Ok(key) = BlobKey::parse(name) else {
                     continue;
                 };
-                let modified = object.last_modified.as_deref().and_then(|text| {
-                    time::OffsetDateTime::parse(
-                        text,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .ok()
-                });
-                if modified.is_some_and(|modified| modified < before) {
+                if stamped_before(object.last_modified.as_deref(), before) {
                     keys.push(key);
                 }
             }
@@ -956,14 +958,7 @@ impl BlobStore for S3BlobStore {
                 else {
                     continue;
                 };
-                let initiated = upload.initiated.as_deref().and_then(|text| {
-                    time::OffsetDateTime::parse(
-                        text,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .ok()
-                });
-                if initiated.is_some_and(|initiated| initiated < before) {
+                if stamped_before(upload.initiated.as_deref(), before) {
                     found.push((key, upload.upload_id));
                 }
             }

@@ -71,12 +71,7 @@ async fn download_url_dies_with_the_lease_and_the_reaper_then_removes_the_bytes(
         (403, "url_expired".into())
     };
     assert_eq!(expired, expected);
-    let output = server.once(&["reap"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    server.reap();
     assert!(
         server.blob_files().is_empty(),
         "bytes still on disk after the lease"
@@ -105,21 +100,15 @@ async fn expired_share_gets_410_and_reap_removes_its_bytes() {
         error_code(claim(&share.url).await).await,
         (410, "share_expired".into())
     );
-    let output = server.once(&["reap"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("reaped 1 shares"));
+    let report = server.reap();
+    assert!(report.contains("reaped 1 shares"));
     assert!(server.blob_files().is_empty());
     assert_eq!(
         error_code(claim(&share.url).await).await,
         (410, "share_expired".into())
     );
     // Idempotent: a second pass finds nothing and fails on nothing.
-    let again = server.once(&["reap"]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("reaped 0 shares"));
+    assert!(server.reap().contains("reaped 0 shares"));
 }
 
 #[tokio::test]
@@ -279,8 +268,7 @@ async fn killed_mid_upload_the_restarted_server_serves_no_partial_file_and_the_t
     assert_eq!(server.temp_files().len(), 1);
     // Grace 0s means "older than now"; file times are compared at whole seconds.
     std::thread::sleep(Duration::from_millis(1100));
-    let output = server.once(&["reap"]);
-    assert!(output.status.success());
+    server.reap();
     assert!(
         server.temp_files().is_empty(),
         "reaper left the crashed upload's temporary file"

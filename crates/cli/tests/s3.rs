@@ -141,12 +141,7 @@ async fn versioning_mode_serves_only_the_first_upload_and_reap_empties_the_bucke
 
     // After the lease and the upload window, one reaper pass leaves nothing behind.
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    let output = server.once(&["reap"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    server.reap();
     assert_eq!(server.versioned_bucket().version_count(), 0);
     assert_eq!(server.versioned_bucket().pending_multipart_uploads(), 0);
     assert_eq!(claim(&share.url).await.status(), 410);
@@ -365,17 +360,8 @@ async fn reap_aborts_the_multipart_upload_of_a_server_that_crashed_mid_upload() 
     server.kill();
     drop(stream);
 
-    let output = server.once(&["reap"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("1 stale uploads"),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let report = server.reap();
+    assert!(report.contains("1 stale uploads"), "{report}");
     assert_eq!(
         server.versioned_bucket().pending_multipart_uploads(),
         1,

@@ -153,31 +153,45 @@ impl Cluster {
         max_downloads: u32,
         expires_in: u64,
     ) -> String {
-        let http = client();
-        let response = http
+        let json = self
+            .create_share(
+                n,
+                serde_json::json!({
+                    "filename": "scale.bin", "size": bytes.len(), "max_downloads": max_downloads,
+                    "expires_in": expires_in, "sha256": sha256_hex(bytes),
+                }),
+            )
+            .await;
+        put_to_ticket(&json, bytes.to_vec()).await;
+        if let Some(complete) = json["upload"]["complete_url"].as_str() {
+            self.complete(complete).await;
+        }
+        json["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /api/v1/shares` on instance `n`; returns the created share.
+    async fn create_share(&self, n: usize, body: serde_json::Value) -> serde_json::Value {
+        let response = client()
             .post(format!("{}/api/v1/shares", self.base(n)))
             .header("Authorization", self.auth())
-            .json(&serde_json::json!({
-                "filename": "scale.bin", "size": bytes.len(), "max_downloads": max_downloads,
-                "expires_in": expires_in, "sha256": sha256_hex(bytes),
-            }))
+            .json(&body)
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 201, "create share");
-        let json: serde_json::Value = response.json().await.unwrap();
-        put_to_ticket(&json, bytes.to_vec()).await;
-        if let Some(complete) = json["upload"]["complete_url"].as_str() {
-            let response = http
-                .post(complete)
-                .header("Authorization", self.auth())
-                .json(&serde_json::json!({}))
-                .send()
-                .await
-                .unwrap();
-            assert!(response.status().is_success(), "complete");
-        }
-        json["id"].as_str().unwrap().to_owned()
+        response.json().await.unwrap()
+    }
+
+    /// Reports a direct upload complete at `url` (any instance's `complete` route).
+    async fn complete(&self, url: &str) {
+        let response = client()
+            .post(url)
+            .header("Authorization", self.auth())
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "complete");
     }
 
     async fn owner_view(&self, n: usize, id: &str) -> serde_json::Value {
@@ -607,27 +621,19 @@ async fn stateless_instances_share_only_postgres_and_a_bucket() {
     let http = client();
     let bytes = payload(3 * 1024 * 1024 + 5, 21);
     // Created on instance 0, uploaded to the bucket, completed on instance 1.
-    let response = http
-        .post(format!("{}/api/v1/shares", cluster.base(0)))
-        .header("Authorization", cluster.auth())
-        .json(&serde_json::json!({
-            "filename": "stateless.bin", "size": bytes.len(), "sha256": sha256_hex(&bytes),
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let share: serde_json::Value = response.json().await.unwrap();
+    let share = cluster
+        .create_share(
+            0,
+            serde_json::json!({
+                "filename": "stateless.bin", "size": bytes.len(), "sha256": sha256_hex(&bytes),
+            }),
+        )
+        .await;
     put_to_ticket(&share, bytes.clone()).await;
     let id = share["id"].as_str().unwrap();
-    let complete = http
-        .post(format!("{}/api/v1/shares/{id}/complete", cluster.base(1)))
-        .header("Authorization", cluster.auth())
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(complete.status(), 200);
+    cluster
+        .complete(&format!("{}/api/v1/shares/{id}/complete", cluster.base(1)))
+        .await;
 
     // Claimed from all three at once: exactly one wins, on whichever instance.
     let urls: Vec<String> = (0..60)
@@ -639,23 +645,13 @@ async fn stateless_instances_share_only_postgres_and_a_bucket() {
 
     // A second share, created on instance 2 and claimed on instance 0, downloads straight
     // from the bucket.
-    let response = http
-        .post(format!("{}/api/v1/shares", cluster.base(2)))
-        .header("Authorization", cluster.auth())
-        .json(&serde_json::json!({"filename": "b.bin", "size": 4}))
-        .send()
-        .await
-        .unwrap();
-    let second: serde_json::Value = response.json().await.unwrap();
+    let second = cluster
+        .create_share(2, serde_json::json!({"filename": "b.bin", "size": 4}))
+        .await;
     put_to_ticket(&second, b"abcd".to_vec()).await;
-    let complete = http
-        .post(second["upload"]["complete_url"].as_str().unwrap())
-        .header("Authorization", cluster.auth())
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(complete.status(), 200);
+    cluster
+        .complete(second["upload"]["complete_url"].as_str().unwrap())
+        .await;
     let claimed = http
         .get(format!(
             "{}/s/{}",

@@ -178,6 +178,17 @@ impl Server {
             .expect("run once")
     }
 
+    /// One `once reap` pass, which must succeed; returns its report (stdout).
+    pub fn reap(&self) -> String {
+        let output = self.once(&["reap"]);
+        assert!(
+            output.status.success(),
+            "once reap failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     pub fn is_s3(&self) -> bool {
         !matches!(self.storage, Storage::Disk)
     }
