@@ -154,6 +154,8 @@ pub struct ShareSpec {
     pub content_type: Option<String>,
     pub max_downloads: Option<u32>,
     pub expires_in: Option<Duration>,
+    /// How long the upload ticket stays valid; at most the policy's `upload_window`.
+    pub upload_expires_in: Option<Duration>,
     pub sha256: Option<String>,
 }
 
@@ -164,6 +166,7 @@ pub struct SharePolicy {
     pub max_expires_in: Duration,
     pub max_downloads_limit: u32,
     pub max_size: u64,
+    /// The default and the longest lifetime of an upload ticket.
     pub upload_window: Duration,
 }
 
@@ -218,6 +221,26 @@ impl SharePolicy {
         Ok(expires_in)
     }
 
+    /// A client may ask for a shorter upload window than the default, never a longer one.
+    pub fn check_upload_expires_in(
+        &self,
+        upload_expires_in: Option<Duration>,
+    ) -> Result<Duration, DomainError> {
+        match upload_expires_in {
+            None => Ok(self.upload_window),
+            Some(window) if window.is_zero() => Err(DomainError::InvalidExpiry(
+                "upload_expires_in must be at least 1 second".into(),
+            )),
+            Some(window) if window > self.upload_window => {
+                Err(DomainError::InvalidExpiry(format!(
+                    "upload_expires_in must be at most {} seconds",
+                    self.upload_window.as_secs()
+                )))
+            }
+            Some(window) => Ok(window),
+        }
+    }
+
     pub fn check_max_downloads(&self, max_downloads: Option<u32>) -> Result<u32, DomainError> {
         match max_downloads.unwrap_or(1) {
             n if n >= 1 && n <= self.max_downloads_limit => Ok(n),
@@ -245,6 +268,7 @@ impl SharePolicy {
         self.check_size(spec.size)?;
         let max_downloads = self.check_max_downloads(spec.max_downloads)?;
         let expires_in = self.check_expires_in(spec.expires_in)?;
+        let upload_window = self.check_upload_expires_in(spec.upload_expires_in)?;
         let content_type = validate_content_type(spec.content_type.as_deref())?;
         let sha256 = spec
             .sha256
@@ -263,7 +287,7 @@ impl SharePolicy {
             state: ShareState::Pending,
             created_at: now,
             expires_at: add(now, expires_in),
-            upload_expires_at: add(now, self.upload_window),
+            upload_expires_at: add(now, upload_window),
             published_at: None,
             lease_until: None,
             blob_key: None,
@@ -409,5 +433,34 @@ mod tests {
         share.lease_until = Some(now() + time::Duration::minutes(5));
         assert!(share.lease_active(now()));
         assert!(!share.lease_active(now() + time::Duration::minutes(5)));
+    }
+
+    #[test]
+    fn a_client_may_shorten_the_upload_window_but_not_extend_it() {
+        let policy = SharePolicy::default();
+        let short = policy
+            .new_share(
+                &ShareSpec {
+                    upload_expires_in: Some(Duration::from_secs(30)),
+                    ..spec()
+                },
+                None,
+                now(),
+            )
+            .unwrap();
+        assert_eq!(short.upload_expires_at, now() + time::Duration::seconds(30));
+        for refused in [0, 601] {
+            let error = policy
+                .new_share(
+                    &ShareSpec {
+                        upload_expires_in: Some(Duration::from_secs(refused)),
+                        ..spec()
+                    },
+                    None,
+                    now(),
+                )
+                .unwrap_err();
+            assert_eq!(error.code(), "invalid_expiry", "{refused} s");
+        }
     }
 }

@@ -204,6 +204,25 @@ pub struct Config {
     pub s3_prefix: String,
     pub s3_multipart_threshold: ByteSize,
     pub s3_write_guard: S3WriteGuard,
+    // Connection and body limits (TEMPORARY until the settings land in one declaration).
+    #[serde(skip)]
+    pub header_read_timeout: Duration,
+    #[serde(skip)]
+    pub body_idle_timeout: Duration,
+    #[serde(skip)]
+    pub body_min_rate: ByteSize,
+    #[serde(skip)]
+    pub keepalive_timeout: Duration,
+    #[serde(skip)]
+    pub max_connections: u32,
+    #[serde(skip)]
+    pub max_connections_per_address: u32,
+    #[serde(skip)]
+    pub max_header_bytes: ByteSize,
+    #[serde(skip)]
+    pub max_headers: u32,
+    #[serde(skip)]
+    pub api_body_limit: ByteSize,
 }
 
 fn redact<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -272,6 +291,15 @@ impl Default for Config {
             s3_prefix: String::new(),
             s3_multipart_threshold: ByteSize::mib(64),
             s3_write_guard: S3WriteGuard::Auto,
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            body_min_rate: ByteSize::kib(1),
+            keepalive_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_connections_per_address: 64,
+            max_header_bytes: ByteSize::kib(32),
+            max_headers: 64,
+            api_body_limit: ByteSize::kib(64),
         }
     }
 }
@@ -320,6 +348,7 @@ impl Config {
             s3_prefix: pick!(s3_prefix),
             s3_multipart_threshold: pick!(s3_multipart_threshold),
             s3_write_guard: pick!(s3_write_guard),
+            ..Config::default()
         };
         config.validate()?;
         Ok(config)

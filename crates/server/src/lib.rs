@@ -2,6 +2,7 @@
 //! reaper. The binary (`crates/cli`) calls [`serve`], [`reap_once`] and [`keys`].
 
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod keys;
 pub mod reaper;

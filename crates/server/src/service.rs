@@ -73,6 +73,21 @@ pub struct Caller {
     pub key_id: KeyId,
 }
 
+/// An active key whose secret can check a request signature (see [`Service::signing_key`]).
+pub struct SigningKey {
+    key_id: KeyId,
+    secret: once_domain::KeySecret,
+}
+
+/// What an HMAC-signed request claims, from its headers.
+pub struct SignedRequest<'a> {
+    pub timestamp: i64,
+    pub signature: &'a str,
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub body_sha256_hex: &'a str,
+}
+
 /// How the client must send the bytes of a new share.
 #[derive(Debug, Clone)]
 pub struct UploadTicket {
@@ -141,47 +156,49 @@ impl Service {
         Ok(Caller { key_id: token.id })
     }
 
-    /// Verifies an HMAC-signed request and burns its signature so it cannot be replayed,
-    /// on this or any other instance sharing the metadata store.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn authenticate_signed(
-        &self,
-        key_id: &str,
-        timestamp: i64,
-        signature: &str,
-        method: &str,
-        path_and_query: &str,
-        body_sha256_hex: &str,
-        now: Instant,
-    ) -> ServiceResult<Caller> {
+    /// The first half of checking an HMAC-signed request, before a byte of its body is read:
+    /// the key must exist and be active, so a made-up key id costs no body buffering.
+    pub async fn signing_key(&self, key_id: &str) -> ServiceResult<SigningKey> {
         let key_id = KeyId::parse(key_id)?;
         let key = self.active_key(&key_id).await?;
         let secret = self
             .sealer
             .open(key_id.as_str(), &key.sealed_secret)
             .ok_or(DomainError::InvalidCredentials)?;
+        Ok(SigningKey { key_id, secret })
+    }
+
+    /// Verifies an HMAC-signed request and burns its signature so it cannot be replayed,
+    /// on this or any other instance sharing the metadata store.
+    pub async fn authenticate_signed(
+        &self,
+        key: SigningKey,
+        request: &SignedRequest<'_>,
+        now: Instant,
+    ) -> ServiceResult<Caller> {
         verify_request_signature(
-            &secret,
-            method,
-            path_and_query,
-            timestamp,
-            body_sha256_hex,
-            signature,
+            &key.secret,
+            request.method,
+            request.path_and_query,
+            request.timestamp,
+            request.body_sha256_hex,
+            request.signature,
             now,
         )?;
         // Keep the record for as long as the timestamp could still be accepted.
-        let keep_until = time::OffsetDateTime::from_unix_timestamp(
-            timestamp + REQUEST_SIGNATURE_WINDOW_SECS + 1,
-        )
-        .map_err(|_| DomainError::StaleTimestamp)?;
+        let keep_until = request
+            .timestamp
+            .checked_add(REQUEST_SIGNATURE_WINDOW_SECS + 1)
+            .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+            .ok_or(DomainError::StaleTimestamp)?;
         if !self
             .meta
-            .record_signature(&key_id, signature, keep_until)
+            .record_signature(&key.key_id, request.signature, keep_until)
             .await?
         {
             return Err(DomainError::ReplayedSignature.into());
         }
-        Ok(Caller { key_id })
+        Ok(Caller { key_id: key.key_id })
     }
 
     // ---- keys ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ use once_meta::sqlite::SqliteMetaStore;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, LogFormat, ServerArgs};
+use crate::connections::{self, ConnectionLimits};
 use crate::http::{self, AppState};
 use crate::reaper::{self, ReapSettings};
 use crate::service::Service;
@@ -23,8 +24,10 @@ use crate::service::Service;
 fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ONCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colour only for a person at a terminal; a log file or journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second initialisation (tests embedding the server) is harmless.
     let _ = match format {
@@ -287,6 +290,11 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         service: service.clone(),
         public_url,
         metrics,
+        body_pace: http::pace::BodyPace {
+            window: config.body_idle_timeout,
+            min_rate: config.body_min_rate.as_u64(),
+        },
+        api_body_limit: usize::try_from(config.api_body_limit.as_u64()).unwrap_or(usize::MAX),
     }));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -314,33 +322,25 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
-    let mut stop = shutdown_rx.clone();
-    // Responses go out as a header write and a body write; with Nagle's algorithm the body of a
-    // small response waits for the client's delayed ACK (40 ms on Linux) on a reused connection.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        result = &mut server => {
-            result.context("server task failed")?.context("server failed")?;
-            return Ok(());
-        }
-        _ = shutdown_signal() => {}
-    }
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections as usize,
+        max_connections_per_address: config.max_connections_per_address as usize,
+        header_read_timeout: config.header_read_timeout,
+        keepalive_timeout: config.keepalive_timeout,
+        max_header_bytes: usize::try_from(config.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
+        max_headers: config.max_headers as usize,
+    };
+    let server = tokio::spawn(connections::serve(
+        listener,
+        app,
+        limits,
+        shutdown_rx.clone(),
+        config.shutdown_grace,
+    ));
+    shutdown_signal().await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
     let _ = shutdown_tx.send(true);
-    match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(result) => result
-            .context("server task failed")?
-            .context("server failed")?,
-        Err(_) => tracing::warn!("shutdown grace period over; dropping the remaining connections"),
-    }
+    server.await.context("server task failed")?;
     if let Some(reaper) = reaper {
         reaper.abort();
     }

@@ -52,6 +52,8 @@ pub struct Server {
     pub token: String,
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// RLIMIT_NOFILE for the server process, where a test needs a small one.
+    fd_limit: Option<u32>,
 }
 
 impl Server {
@@ -84,8 +86,18 @@ impl Server {
             token,
             dir,
             env: all_env,
+            fd_limit: None,
         };
         server.spawn();
+        server
+    }
+
+    /// Like [`Server::start_with`], with the server's open-file limit lowered to `fd_limit`
+    /// (as `ulimit -n` would), so tests can show what happens when descriptors run short.
+    pub fn start_with_fd_limit(env: &[(&str, &str)], fd_limit: u32) -> Self {
+        let mut server = Self::start_with(env);
+        server.fd_limit = Some(fd_limit);
+        server.restart();
         server
     }
 
@@ -99,7 +111,15 @@ impl Server {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .expect("log file");
-        let mut command = Command::new(BIN);
+        // prlimit execs the server, so the child's pid stays the server's.
+        let mut command = match self.fd_limit {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={limit}")).arg("--").arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .args(["serve", "--bind", &self.addr, "--data-dir"])
             .arg(self.data_dir())

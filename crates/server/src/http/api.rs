@@ -89,6 +89,7 @@ pub struct CreateShareBody {
     content_type: Option<String>,
     max_downloads: Option<u32>,
     expires_in: Option<u64>,
+    upload_expires_in: Option<u64>,
     sha256: Option<String>,
 }
 
@@ -105,6 +106,7 @@ pub async fn create_share(
         content_type: body.content_type,
         max_downloads: body.max_downloads,
         expires_in: body.expires_in.map(Duration::from_secs),
+        upload_expires_in: body.upload_expires_in.map(Duration::from_secs),
         sha256: body.sha256,
     };
     let now = once_domain::now();
@@ -245,6 +247,7 @@ pub async fn put_file(
         content_type: header_text(&headers, header::CONTENT_TYPE).map(str::to_owned),
         max_downloads: numeric_header(&headers, "max-downloads")?,
         expires_in: max_days.map(|days| Duration::from_secs(days.saturating_mul(86400))),
+        upload_expires_in: None,
         sha256: incoming.sha256.map(|digest| digest.to_hex()),
     };
     let share = app.service.create_share(&caller, &spec, started_at).await?;
@@ -311,7 +314,10 @@ pub(super) fn request_json(
 pub struct CreateRequestBody {
     filename: Option<String>,
     max_size: Option<u64>,
+    /// How long the upload URL accepts an upload; `upload_expires_in` is the same window
+    /// under the name share tickets use.
     expires_in: Option<u64>,
+    upload_expires_in: Option<u64>,
     max_downloads: Option<u32>,
     share_expires_in: Option<u64>,
 }
@@ -327,10 +333,19 @@ pub async fn create_request(
     } else {
         parse_json(&body)?
     };
+    let expires_in = match (body.expires_in, body.upload_expires_in) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(DomainError::InvalidExpiry(
+                "expires_in and upload_expires_in name the same window; give one".into(),
+            )
+            .into());
+        }
+        (a, b) => a.or(b),
+    };
     let spec = RequestSpec {
         filename: body.filename,
         max_size: body.max_size,
-        expires_in: body.expires_in.map(Duration::from_secs),
+        expires_in: expires_in.map(Duration::from_secs),
         max_downloads: body.max_downloads,
         share_expires_in: body.share_expires_in.map(Duration::from_secs),
     };

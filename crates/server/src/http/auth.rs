@@ -2,7 +2,8 @@
 //! request (`X-Once-Key`, `X-Once-Timestamp`, `X-Once-Signature`). A streamed upload
 //! (`PUT /api/v1/files/…`) signs the hash it announces in `X-Once-Content-Sha256`, which the
 //! upload then enforces byte for byte; on every other route the header is not trusted: the body
-//! is read (at most 1 MiB) and hashed here, so a signature always covers the real body.
+//! is read (at most `api_body_limit`, and only once the key id is known to be real) and hashed
+//! here, so a signature always covers the real body.
 
 use std::sync::Arc;
 
@@ -16,9 +17,9 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiResult;
+use crate::service::SignedRequest;
 
 pub const CONTENT_SHA256: &str = "x-once-content-sha256";
-const SIGNED_BODY_LIMIT: usize = 1024 * 1024;
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
@@ -41,13 +42,14 @@ pub async fn require_key(
             .ok_or(DomainError::InvalidCredentials)?;
         (app.service.authenticate_bearer(token).await?, request)
     } else if let Some(key_id) = header(&request, "x-once-key") {
-        let key_id = key_id.to_owned();
         let timestamp = header(&request, "x-once-timestamp")
             .and_then(|value| value.parse::<i64>().ok())
             .ok_or(DomainError::BadRequestSignature)?;
         let signature = header(&request, "x-once-signature")
             .ok_or(DomainError::BadRequestSignature)?
             .to_owned();
+        // Before any body byte is read: an unknown key costs nothing but this lookup.
+        let key = app.service.signing_key(key_id).await?;
         let method = request.method().as_str().to_owned();
         let path_and_query = request
             .uri()
@@ -64,28 +66,26 @@ pub async fn require_key(
                 (announced.to_ascii_lowercase(), request)
             }
             None => {
+                let limit = app.api_body_limit;
                 let (parts, body) = request.into_parts();
-                let bytes = axum::body::to_bytes(body, SIGNED_BODY_LIMIT)
-                    .await
-                    .map_err(|_| DomainError::TooLarge {
-                        limit: SIGNED_BODY_LIMIT as u64,
-                    })?;
+                let bytes =
+                    axum::body::to_bytes(body, limit)
+                        .await
+                        .map_err(|_| DomainError::TooLarge {
+                            limit: limit as u64,
+                        })?;
                 let hash = hex::encode(Sha256::digest(&bytes));
                 (hash, Request::from_parts(parts, Body::from(bytes)))
             }
         };
-        let caller = app
-            .service
-            .authenticate_signed(
-                &key_id,
-                timestamp,
-                &signature,
-                &method,
-                &path_and_query,
-                &body_hash,
-                now,
-            )
-            .await?;
+        let signed = SignedRequest {
+            timestamp,
+            signature: &signature,
+            method: &method,
+            path_and_query: &path_and_query,
+            body_sha256_hex: &body_hash,
+        };
+        let caller = app.service.authenticate_signed(key, &signed, now).await?;
         (caller, request)
     } else {
         return Err(DomainError::MissingCredentials.into());

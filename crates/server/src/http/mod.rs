@@ -6,6 +6,7 @@ mod auth;
 mod blobs;
 pub mod error;
 mod links;
+pub mod pace;
 mod pages;
 mod uploads;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::TryStreamExt;
@@ -28,6 +29,10 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Renders `/metrics`; None when another recorder owns this process.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// How fast request bodies must keep arriving.
+    pub body_pace: pace::BodyPace,
+    /// Largest JSON body an API request may carry (read only once the key is known).
+    pub api_body_limit: usize,
 }
 
 impl AppState {
@@ -68,7 +73,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
-        ));
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit));
 
     Router::new()
         .route("/", get(pages::home))
@@ -91,6 +97,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_rejections))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.body_pace,
+            pace::pace_bodies,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -107,20 +118,46 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// Rejections by axum's extractors (a body over the limit of a JSON route) come as plain
-/// text; clients get the same JSON error shape as for every other refusal.
+/// Rejections by axum's extractors (a body over the limit of a JSON route, a path segment that
+/// is not valid percent-encoded UTF-8) come as plain text; clients get the same JSON error shape
+/// as for every other refusal. Our own handlers never answer these statuses in plain text.
 async fn json_rejections(response: Response) -> Response {
-    let is_json = response
+    let is_plain_text = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return error::json_error(
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !is_plain_text {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => error::json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             "the request body exceeds the limit of this route",
-        );
+        ),
+        StatusCode::BAD_REQUEST => error::json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "a part of the URL path is not valid (percent-encoded UTF-8 expected)",
+        ),
+        _ => response,
     }
+}
+
+/// Headers every answer carries unless its handler chose otherwise: answers hold capability
+/// URLs (share links, upload tickets), so nothing may cache them, sniff them into another type
+/// or leak them in a Referer.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
     response
 }
 
