@@ -68,7 +68,38 @@ settings! {
     /// How a replayed upload URL is kept from replacing a file: auto (probe at start-up),
     /// conditional-writes (trust If-None-Match without probing) or versioning
     s3_write_guard: S3WriteGuard = "auto", env "ONCE_S3_WRITE_GUARD";
+    /// A request's headers must all arrive within this time (slow-header clients)
+    header_read_timeout: Duration = "10s", env "ONCE_HEADER_READ_TIMEOUT", check positive;
+    /// A request body that delivers no byte for this long is aborted
+    body_idle_timeout: Duration = "30s", env "ONCE_BODY_IDLE_TIMEOUT", check positive;
+    /// Slowest average body rate, in bytes per second over a body_idle_timeout window;
+    /// slower bodies are aborted (one-byte drips)
+    body_min_rate: ByteSize = "1 KiB", env "ONCE_BODY_MIN_RATE", check positive;
+    /// An idle keep-alive connection is closed after this time
+    keepalive_timeout: Duration = "30s", env "ONCE_KEEPALIVE_TIMEOUT", check positive;
+    /// Most open connections in total; more are closed when accepted
+    max_connections: u32 = 512, env "ONCE_MAX_CONNECTIONS", check positive;
+    /// Most open connections from one client IP address
+    max_connections_per_address: u32 = 64, env "ONCE_MAX_CONNECTIONS_PER_ADDRESS",
+        check positive;
+    /// Largest request head (request line and headers); larger ones get 431 (at least 8 KiB)
+    max_header_bytes: ByteSize = "32 KiB", env "ONCE_MAX_HEADER_BYTES";
+    /// Most headers in one request; more get 431
+    max_headers: u32 = 64, env "ONCE_MAX_HEADERS", check positive;
+    /// Largest JSON body of an API request, read only once the key id is known
+    api_body_limit: ByteSize = "64 KiB", env "ONCE_API_BODY_LIMIT", check positive;
+    /// Disk space all unfinished uploads may hold at once; at least max_upload_size
+    max_pending_upload_bytes: ByteSize = "16 GiB", env "ONCE_MAX_PENDING_UPLOAD_BYTES";
+    /// Concurrent uploads to one upload-request URL
+    request_uploads_in_flight: u32 = 2, env "ONCE_REQUEST_UPLOADS_IN_FLIGHT", check positive;
+    /// Uploads stop when the data volume's free space would drop below this, so the
+    /// database can always commit claims
+    min_free_space: ByteSize = "128 MiB", env "ONCE_MIN_FREE_SPACE", check positive;
 }
+
+/// The smallest request-head buffer the HTTP/1 server accepts (hyper's own minimum); a smaller
+/// `max_header_bytes` would also refuse ordinary signed API requests.
+const MIN_HEADER_BYTES: ByteSize = ByteSize::kib(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -155,6 +186,18 @@ impl Config {
         anyhow::ensure!(
             self.s3_multipart_threshold.as_u64() <= once_blob::s3::MAX_PART_SIZE,
             "s3_multipart_threshold must not exceed 5 GiB, S3's largest single upload and part"
+        );
+        anyhow::ensure!(
+            self.max_header_bytes >= MIN_HEADER_BYTES,
+            "max_header_bytes must be at least {MIN_HEADER_BYTES}"
+        );
+        anyhow::ensure!(
+            self.max_pending_upload_bytes >= self.max_upload_size,
+            "max_pending_upload_bytes ({}) is less than max_upload_size ({}), so an upload of \
+             the largest allowed size could never finish: raise max_pending_upload_bytes or \
+             lower max_upload_size",
+            self.max_pending_upload_bytes,
+            self.max_upload_size
         );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
@@ -280,19 +323,15 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("once.toml");
-        std::fs::write(
-            &path,
-            "bind = \"127.0.0.1:9000\"\nclaim_lease = \"2m\"\nmax_upload_size = \"5 MiB\"\n",
-        )
-        .unwrap();
         let args = ServerArgs {
-            config_file: Some(path),
             bind: Some("127.0.0.1:9100".parse().unwrap()),
             ..ServerArgs::default()
         };
-        let config = Config::load(&args).unwrap();
+        let config = load_with_file(
+            "bind = \"127.0.0.1:9000\"\nclaim_lease = \"2m\"\nmax_upload_size = \"5 MiB\"\n",
+            args,
+        )
+        .unwrap();
         assert_eq!(config.bind, "127.0.0.1:9100".parse().unwrap());
         assert_eq!(config.claim_lease, Duration::from_secs(120));
         assert_eq!(config.max_upload_size, ByteSize::mib(5));
@@ -300,19 +339,23 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_and_bad_values_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("once.toml");
-        std::fs::write(&path, "bnid = \"127.0.0.1:9000\"\n").unwrap();
-        let args = ServerArgs {
-            config_file: Some(path),
-            ..ServerArgs::default()
-        };
-        assert!(Config::load(&args).is_err());
+        assert!(load_with_file("bnid = \"127.0.0.1:9000\"\n", ServerArgs::default()).is_err());
         let args = ServerArgs {
             claim_lease: Some(Duration::ZERO),
             ..ServerArgs::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    /// Loads `args` with `text` as the `--config` file.
+    fn load_with_file(text: &str, args: ServerArgs) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("once.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&ServerArgs {
+            config_file: Some(path),
+            ..args
+        })
     }
 
     /// `ServerArgs` as clap fills it from a command line (and the `ONCE_*` variables).
@@ -323,6 +366,10 @@ mod tests {
             .try_get_matches_from(std::iter::once("once").chain(flags.iter().copied()))
             .unwrap();
         ServerArgs::from_arg_matches(&matches).unwrap()
+    }
+
+    fn load_flags(flags: &[&str]) -> anyhow::Result<Config> {
+        Config::load(&parse_flags(flags))
     }
 
     #[test]
@@ -364,7 +411,6 @@ mod tests {
 
     #[test]
     fn the_printed_configuration_reads_back_as_the_same_configuration() {
-        let dir = tempfile::tempdir().unwrap();
         let args = ServerArgs {
             public_url: Some("https://once.example.com".parse().unwrap()),
             claim_lease: Some(Duration::from_secs(90)),
@@ -374,13 +420,83 @@ mod tests {
             ..ServerArgs::default()
         };
         let printed = Config::load(&args).unwrap().to_toml();
-        let path = dir.path().join("once.toml");
-        std::fs::write(&path, &printed).unwrap();
-        let args = ServerArgs {
-            config_file: Some(path),
-            ..ServerArgs::default()
-        };
-        assert_eq!(Config::load(&args).unwrap().to_toml(), printed);
+        let read_back = load_with_file(&printed, ServerArgs::default()).unwrap();
+        assert_eq!(read_back.to_toml(), printed);
+    }
+
+    #[test]
+    fn the_connection_and_upload_limits_default_to_their_documented_values() {
+        let config = Config::load(&ServerArgs::default()).unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.body_min_rate, ByteSize::kib(1));
+        assert_eq!(config.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_connections, 512);
+        assert_eq!(config.max_connections_per_address, 64);
+        assert_eq!(config.max_header_bytes, ByteSize::kib(32));
+        assert_eq!(config.max_headers, 64);
+        assert_eq!(config.api_body_limit, ByteSize::kib(64));
+        assert_eq!(config.max_pending_upload_bytes, ByteSize::gib(16));
+        assert_eq!(config.request_uploads_in_flight, 2);
+        assert_eq!(config.min_free_space, ByteSize::mib(128));
+    }
+
+    #[test]
+    fn the_connection_and_upload_limits_are_read_from_the_file() {
+        let config = load_with_file(
+            "header_read_timeout = \"5s\"\nbody_min_rate = \"10 KiB\"\nmax_connections = 100\n\
+             max_pending_upload_bytes = 21474836480\nmin_free_space = \"1 GiB\"\n",
+            ServerArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.body_min_rate, ByteSize::kib(10));
+        assert_eq!(config.max_connections, 100);
+        assert_eq!(config.max_pending_upload_bytes, ByteSize::gib(20));
+        assert_eq!(config.min_free_space, ByteSize::gib(1));
+    }
+
+    #[test]
+    fn a_zero_timeout_rate_limit_or_count_that_would_switch_a_protection_off_is_refused() {
+        let flags = [
+            ("--header-read-timeout", "0s"),
+            ("--body-idle-timeout", "0s"),
+            ("--body-min-rate", "0"),
+            ("--keepalive-timeout", "0s"),
+            ("--max-connections", "0"),
+            ("--max-connections-per-address", "0"),
+            ("--max-headers", "0"),
+            ("--api-body-limit", "0"),
+            ("--request-uploads-in-flight", "0"),
+            ("--min-free-space", "0"),
+        ];
+        for (flag, zero) in flags {
+            let error = load_flags(&[flag, zero]).unwrap_err().to_string();
+            let name = flag.trim_start_matches("--").replace('-', "_");
+            assert!(
+                error.starts_with(&format!("{name} must be ")),
+                "{flag}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_limit_below_hypers_smallest_buffer_is_refused() {
+        let error = load_flags(&["--max-header-bytes", "4 KiB"]).unwrap_err();
+        assert!(error.to_string().contains("max_header_bytes"), "{error}");
+        assert!(load_flags(&["--max-header-bytes", "8 KiB"]).is_ok());
+    }
+
+    #[test]
+    fn a_pending_upload_budget_smaller_than_the_largest_upload_is_refused() {
+        let error = load_flags(&["--max-upload-size", "20 GiB"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_pending_upload_bytes"), "{error}");
+        assert!(error.contains("max_upload_size"), "{error}");
+        let flags = ["--max-upload-size", "20 GiB"];
+        let budget = ["--max-pending-upload-bytes", "20 GiB"];
+        assert!(load_flags(&[flags, budget].concat()).is_ok());
     }
 
     #[test]
