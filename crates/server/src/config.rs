@@ -500,6 +500,44 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_is_documented_with_its_flag_variable_key_and_default() {
+        use clap::Args;
+        let docs = include_str!("../../../docs/configuration.md");
+        let command = ServerArgs::augment_args(clap::Command::new("once"));
+        let declared_defaults: toml::Table = Config::default().to_toml().parse().unwrap();
+        for arg in command.get_arguments() {
+            let (Some(flag), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let key = arg.get_id().as_str();
+            let key = if key == "config_file" {
+                "—".into()
+            } else {
+                format!("`{key}`")
+            };
+            let row = format!("| `--{flag}` | `{}` | {key} | ", env.to_string_lossy());
+            let documented = docs
+                .lines()
+                .find_map(|line| line.strip_prefix(&row))
+                .unwrap_or_else(|| panic!("no row for --{flag} in docs/configuration.md"));
+            // Optional settings write their "[default: …]" by hand; only declared ones count.
+            let help = arg.get_help().unwrap().to_string();
+            if declared_defaults.contains_key(arg.get_id().as_str())
+                && let Some((_, default)) = help.rsplit_once("[default: ")
+            {
+                let default = default.trim_end_matches(']');
+                let documented = documented.split(" | ").next().unwrap();
+                let expected = if default == "none" {
+                    "empty".into()
+                } else {
+                    format!("`{default}`")
+                };
+                assert_eq!(documented, expected, "default of --{flag}");
+            }
+        }
+    }
+
+    #[test]
     fn credentials_file_profiles_are_read_by_name() {
         let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n[ci]\naws_access_key_id=C\naws_secret_access_key=D\n";
         let ci = profile_values(text, "ci");
