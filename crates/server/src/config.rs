@@ -1,6 +1,9 @@
 //! Server configuration: one typed struct with defaults, filled from flags > `ONCE_*`
 //! environment variables > an optional TOML file (`--config`). `--print-config` shows the result
-//! with secrets redacted.
+//! with secrets redacted. Each setting is declared once, in `settings!` below; `setting.rs`
+//! turns the declarations into the flags, the file's keys, the defaults and the printer.
+
+mod setting;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,96 +11,95 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytesize::ByteSize;
-use clap::Args;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Command-line flags; each one also reads its `ONCE_*` variable. Unset ones fall back to the
-/// config file, then to the defaults documented in `docs/configuration.md`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct ServerArgs {
-    /// TOML configuration file
-    #[arg(long = "config", env = "ONCE_CONFIG")]
-    pub config_file: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "ONCE_BIND")]
-    pub bind: Option<SocketAddr>,
-    /// Directory for the SQLite database, blobs and the master secret [default: ./once-data]
-    #[arg(long, env = "ONCE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+use setting::{positive, settings};
+
+settings! {
+    /// Address to listen on
+    bind: SocketAddr = "127.0.0.1:8080", env "ONCE_BIND";
+    /// Directory for the SQLite database, blobs and the master secret
+    data_dir: PathBuf = "once-data", env "ONCE_DATA_DIR";
     /// Base URL used in links, e.g. https://once.example.com when behind a proxy
     /// [default: http://<Host header>]
-    #[arg(long, env = "ONCE_PUBLIC_URL")]
-    pub public_url: Option<Url>,
+    public_url: Url, env "ONCE_PUBLIC_URL";
     /// Metadata store URL (`sqlite://path`) [default: sqlite in the data directory]
-    #[arg(long, env = "ONCE_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    database_url: String, env "ONCE_DATABASE_URL", secret redact_password;
     /// 64 hex characters shared by every instance; signs URLs and seals key secrets
     /// [default: generated into <data dir>/master.key]
-    #[arg(long, env = "ONCE_MASTER_SECRET", hide_env_values = true)]
-    pub master_secret: Option<String>,
+    master_secret: String, env "ONCE_MASTER_SECRET", secret redact;
     /// Ensure this API key (`KEYID.SECRET`) exists at start-up
-    #[arg(long, env = "ONCE_BOOTSTRAP_KEY", hide_env_values = true)]
-    pub bootstrap_key: Option<String>,
-    /// How long a claimant may resume a download [default: 10m]
-    #[arg(long, env = "ONCE_CLAIM_LEASE", value_parser = humantime::parse_duration)]
-    pub claim_lease: Option<Duration>,
-    /// Default share lifetime [default: 7d]
-    #[arg(long, env = "ONCE_DEFAULT_EXPIRES_IN", value_parser = humantime::parse_duration)]
-    pub default_expires_in: Option<Duration>,
-    /// Longest share lifetime a client may ask for [default: 30d]
-    #[arg(long, env = "ONCE_MAX_EXPIRES_IN", value_parser = humantime::parse_duration)]
-    pub max_expires_in: Option<Duration>,
-    /// How long an upload ticket stays valid [default: 10m]
-    #[arg(long, env = "ONCE_UPLOAD_EXPIRES_IN", value_parser = humantime::parse_duration)]
-    pub upload_expires_in: Option<Duration>,
-    /// Largest file accepted [default: 10 GiB]
-    #[arg(long, env = "ONCE_MAX_UPLOAD_SIZE")]
-    pub max_upload_size: Option<ByteSize>,
-    /// Most downloads one share may allow [default: 1000]
-    #[arg(long, env = "ONCE_MAX_DOWNLOADS")]
-    pub max_downloads: Option<u32>,
-    /// Time between reaper passes; 0s disables the built-in reaper [default: 1m]
-    #[arg(long, env = "ONCE_REAP_INTERVAL", value_parser = humantime::parse_duration)]
-    pub reap_interval: Option<Duration>,
-    /// Age after which unreferenced blobs and stale upload files are removed [default: 1h]
-    #[arg(long, env = "ONCE_ORPHAN_GRACE", value_parser = humantime::parse_duration)]
-    pub orphan_grace: Option<Duration>,
-    /// How long an upload that started in time may take to finish [default: 24h]
-    #[arg(long, env = "ONCE_UPLOAD_GRACE", value_parser = humantime::parse_duration)]
-    pub upload_grace: Option<Duration>,
-    /// How long in-flight requests may run after SIGINT/SIGTERM [default: 30s]
-    #[arg(long, env = "ONCE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Option<Duration>,
-    /// Log format: text or json [default: text]
-    #[arg(long, env = "ONCE_LOG_FORMAT")]
-    pub log_format: Option<LogFormat>,
+    bootstrap_key: String, env "ONCE_BOOTSTRAP_KEY", secret redact;
+    /// How long a claimant may resume a download
+    claim_lease: Duration = "10m", env "ONCE_CLAIM_LEASE", check positive;
+    /// Default share lifetime
+    default_expires_in: Duration = "7d", env "ONCE_DEFAULT_EXPIRES_IN";
+    /// Longest share lifetime a client may ask for
+    max_expires_in: Duration = "30d", env "ONCE_MAX_EXPIRES_IN";
+    /// How long an upload ticket stays valid
+    upload_expires_in: Duration = "10m", env "ONCE_UPLOAD_EXPIRES_IN", check positive;
+    /// Largest file accepted
+    max_upload_size: ByteSize = "10 GiB", env "ONCE_MAX_UPLOAD_SIZE";
+    /// Most downloads one share may allow
+    max_downloads: u32 = 1000, env "ONCE_MAX_DOWNLOADS", check positive;
+    /// Time between reaper passes; 0s disables the built-in reaper
+    reap_interval: Duration = "1m", env "ONCE_REAP_INTERVAL";
+    /// Age after which unreferenced blobs and stale upload files are removed
+    orphan_grace: Duration = "1h", env "ONCE_ORPHAN_GRACE";
+    /// How long an upload that started in time may take to finish
+    upload_grace: Duration = "24h", env "ONCE_UPLOAD_GRACE";
+    /// How long in-flight requests may run after SIGINT/SIGTERM
+    shutdown_grace: Duration = "30s", env "ONCE_SHUTDOWN_GRACE";
+    /// Log format: text or json
+    log_format: LogFormat = "text", env "ONCE_LOG_FORMAT";
     /// S3 bucket for the bytes; setting it switches from the data directory to S3
-    #[arg(long, env = "ONCE_S3_BUCKET")]
-    pub s3_bucket: Option<String>,
+    s3_bucket: String, env "ONCE_S3_BUCKET";
     /// S3 endpoint for S3-compatible stores [default: https://s3.<region>.amazonaws.com]
-    #[arg(long, env = "ONCE_S3_ENDPOINT")]
-    pub s3_endpoint: Option<Url>,
-    /// S3 region [default: us-east-1]
-    #[arg(long, env = "ONCE_S3_REGION")]
-    pub s3_region: Option<String>,
+    s3_endpoint: Url, env "ONCE_S3_ENDPOINT";
+    /// S3 region
+    s3_region: String = "us-east-1", env "ONCE_S3_REGION";
     /// Path-style bucket URLs (MinIO, Garage, …) [default: true with a custom endpoint]
-    #[arg(long, env = "ONCE_S3_PATH_STYLE")]
-    pub s3_path_style: Option<bool>,
-    /// Prefix for every object key, e.g. `once/` [default: none]
-    #[arg(long, env = "ONCE_S3_PREFIX")]
-    pub s3_prefix: Option<String>,
-    /// Direct uploads above this size are multipart [default: 64 MiB]
-    #[arg(long, env = "ONCE_S3_MULTIPART_THRESHOLD")]
-    pub s3_multipart_threshold: Option<ByteSize>,
+    s3_path_style: bool, env "ONCE_S3_PATH_STYLE";
+    /// Prefix for every object key, e.g. `once/`
+    s3_prefix: String = "", env "ONCE_S3_PREFIX";
+    /// Direct uploads above this size are multipart
+    s3_multipart_threshold: ByteSize = "64 MiB", env "ONCE_S3_MULTIPART_THRESHOLD";
     /// How a replayed upload URL is kept from replacing a file: auto (probe at start-up),
-    /// conditional-writes (trust If-None-Match without probing) or versioning [default: auto]
-    #[arg(long, env = "ONCE_S3_WRITE_GUARD")]
-    pub s3_write_guard: Option<S3WriteGuard>,
-    /// Print the effective configuration (secrets redacted) and exit
-    #[arg(long)]
-    pub print_config: bool,
+    /// conditional-writes (trust If-None-Match without probing) or versioning
+    s3_write_guard: S3WriteGuard = "auto", env "ONCE_S3_WRITE_GUARD";
+    /// A request's headers must all arrive within this time (slow-header clients)
+    header_read_timeout: Duration = "10s", env "ONCE_HEADER_READ_TIMEOUT", check positive;
+    /// A request body that delivers no byte for this long is aborted
+    body_idle_timeout: Duration = "30s", env "ONCE_BODY_IDLE_TIMEOUT", check positive;
+    /// Slowest average body rate, in bytes per second over a body_idle_timeout window;
+    /// slower bodies are aborted (one-byte drips)
+    body_min_rate: ByteSize = "1 KiB", env "ONCE_BODY_MIN_RATE", check positive;
+    /// An idle keep-alive connection is closed after this time
+    keepalive_timeout: Duration = "30s", env "ONCE_KEEPALIVE_TIMEOUT", check positive;
+    /// Most open connections in total; more are closed when accepted
+    max_connections: u32 = 512, env "ONCE_MAX_CONNECTIONS", check positive;
+    /// Most open connections from one client IP address
+    max_connections_per_address: u32 = 64, env "ONCE_MAX_CONNECTIONS_PER_ADDRESS",
+        check positive;
+    /// Largest request head (request line and headers); larger ones get 431 (at least 8 KiB)
+    max_header_bytes: ByteSize = "32 KiB", env "ONCE_MAX_HEADER_BYTES";
+    /// Most headers in one request; more get 431
+    max_headers: u32 = 64, env "ONCE_MAX_HEADERS", check positive;
+    /// Largest JSON body of an API request, read only once the key id is known
+    api_body_limit: ByteSize = "64 KiB", env "ONCE_API_BODY_LIMIT", check positive;
+    /// Disk space all unfinished uploads may hold at once; at least max_upload_size
+    max_pending_upload_bytes: ByteSize = "16 GiB", env "ONCE_MAX_PENDING_UPLOAD_BYTES";
+    /// Concurrent uploads to one upload-request URL
+    request_uploads_in_flight: u32 = 2, env "ONCE_REQUEST_UPLOADS_IN_FLIGHT", check positive;
+    /// Uploads stop when the data volume's free space would drop below this, so the
+    /// database can always commit claims
+    min_free_space: ByteSize = "128 MiB", env "ONCE_MIN_FREE_SPACE", check positive;
 }
+
+/// The smallest request-head buffer the HTTP/1 server accepts (hyper's own minimum); a smaller
+/// `max_header_bytes` would also refuse ordinary signed API requests.
+const MIN_HEADER_BYTES: ByteSize = ByteSize::kib(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -128,180 +130,39 @@ impl From<S3WriteGuard> for once_blob::s3::WriteGuard {
     }
 }
 
-/// The TOML file: the same keys as the flags, in snake_case, all optional.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    public_url: Option<Url>,
-    database_url: Option<String>,
-    master_secret: Option<String>,
-    bootstrap_key: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    claim_lease: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    default_expires_in: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    max_expires_in: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    upload_expires_in: Option<Duration>,
-    max_upload_size: Option<ByteSize>,
-    max_downloads: Option<u32>,
-    #[serde(default, with = "humantime_serde")]
-    reap_interval: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    orphan_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    upload_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    shutdown_grace: Option<Duration>,
-    log_format: Option<LogFormat>,
-    s3_bucket: Option<String>,
-    s3_endpoint: Option<Url>,
-    s3_region: Option<String>,
-    s3_path_style: Option<bool>,
-    s3_prefix: Option<String>,
-    s3_multipart_threshold: Option<ByteSize>,
-    s3_write_guard: Option<S3WriteGuard>,
-}
+/// How `--print-config` shows a secret that is set.
+const REDACTED: &str = "<redacted>";
 
-/// The effective configuration.
-#[derive(Debug, Clone, Serialize)]
-pub struct Config {
-    pub bind: SocketAddr,
-    pub data_dir: PathBuf,
-    pub public_url: Option<Url>,
-    #[serde(serialize_with = "redact_password")]
-    pub database_url: Option<String>,
-    #[serde(serialize_with = "redact")]
-    pub master_secret: Option<String>,
-    #[serde(serialize_with = "redact")]
-    pub bootstrap_key: Option<String>,
-    #[serde(with = "humantime_serde")]
-    pub claim_lease: Duration,
-    #[serde(with = "humantime_serde")]
-    pub default_expires_in: Duration,
-    #[serde(with = "humantime_serde")]
-    pub max_expires_in: Duration,
-    #[serde(with = "humantime_serde")]
-    pub upload_expires_in: Duration,
-    pub max_upload_size: ByteSize,
-    pub max_downloads: u32,
-    #[serde(with = "humantime_serde")]
-    pub reap_interval: Duration,
-    #[serde(with = "humantime_serde")]
-    pub orphan_grace: Duration,
-    #[serde(with = "humantime_serde")]
-    pub upload_grace: Duration,
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-    pub log_format: LogFormat,
-    pub s3_bucket: Option<String>,
-    pub s3_endpoint: Option<Url>,
-    pub s3_region: String,
-    pub s3_path_style: Option<bool>,
-    pub s3_prefix: String,
-    pub s3_multipart_threshold: ByteSize,
-    pub s3_write_guard: S3WriteGuard,
-    // Connection and body limits (TEMPORARY until the settings land in one declaration).
-    #[serde(skip)]
-    pub header_read_timeout: Duration,
-    #[serde(skip)]
-    pub body_idle_timeout: Duration,
-    #[serde(skip)]
-    pub body_min_rate: ByteSize,
-    #[serde(skip)]
-    pub keepalive_timeout: Duration,
-    #[serde(skip)]
-    pub max_connections: u32,
-    #[serde(skip)]
-    pub max_connections_per_address: u32,
-    #[serde(skip)]
-    pub max_header_bytes: ByteSize,
-    #[serde(skip)]
-    pub max_headers: u32,
-    #[serde(skip)]
-    pub api_body_limit: ByteSize,
-}
-
-fn redact<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
-    }
+fn redact(value: &Option<String>) -> Option<toml::Value> {
+    value.as_ref().map(|_| REDACTED.into())
 }
 
 /// A database URL with its password (if any) replaced, so printed configs can be shared.
-fn redact_password<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        None => s.serialize_none(),
-        Some(text) => match Url::parse(text) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("redacted"));
-                }
-                // libpq also takes the password as a query parameter.
-                if url.query_pairs().any(|(name, _)| name == "password") {
-                    let pairs: Vec<(String, String)> = url
-                        .query_pairs()
-                        .map(|(name, value)| {
-                            let value = if name == "password" {
-                                "redacted".to_owned()
-                            } else {
-                                value.into_owned()
-                            };
-                            (name.into_owned(), value)
-                        })
-                        .collect();
-                    url.query_pairs_mut().clear().extend_pairs(pairs);
-                }
-                s.serialize_str(url.as_str())
-            }
-            // Not a URL we can take apart: do not risk printing a secret in it.
-            Err(_) => s.serialize_str("<redacted>"),
-        },
+fn redact_password(value: &Option<String>) -> Option<toml::Value> {
+    let text = value.as_ref()?;
+    // Not a URL we can take apart: do not risk printing a secret in it.
+    let Ok(mut url) = Url::parse(text) else {
+        return Some(REDACTED.into());
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("redacted"));
     }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            data_dir: PathBuf::from("once-data"),
-            public_url: None,
-            database_url: None,
-            master_secret: None,
-            bootstrap_key: None,
-            claim_lease: Duration::from_secs(600),
-            default_expires_in: Duration::from_secs(7 * 86400),
-            max_expires_in: Duration::from_secs(30 * 86400),
-            upload_expires_in: Duration::from_secs(600),
-            max_upload_size: ByteSize::gib(10),
-            max_downloads: 1000,
-            reap_interval: Duration::from_secs(60),
-            orphan_grace: Duration::from_secs(3600),
-            upload_grace: Duration::from_secs(86400),
-            shutdown_grace: Duration::from_secs(30),
-            log_format: LogFormat::Text,
-            s3_bucket: None,
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            s3_path_style: None,
-            s3_prefix: String::new(),
-            s3_multipart_threshold: ByteSize::mib(64),
-            s3_write_guard: S3WriteGuard::Auto,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: Duration::from_secs(30),
-            body_min_rate: ByteSize::kib(1),
-            keepalive_timeout: Duration::from_secs(30),
-            max_connections: 512,
-            max_connections_per_address: 64,
-            max_header_bytes: ByteSize::kib(32),
-            max_headers: 64,
-            api_body_limit: ByteSize::kib(64),
-        }
+    // libpq also takes the password as a query parameter.
+    if url.query_pairs().any(|(name, _)| name == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if name == "password" {
+                    "redacted".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
     }
+    Some(url.as_str().into())
 }
 
 impl Config {
@@ -311,66 +172,32 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let defaults = Config::default();
-        macro_rules! pick {
-            ($field:ident) => {
-                args.$field
-                    .clone()
-                    .or(file.$field.clone())
-                    .unwrap_or(defaults.$field)
-            };
-            (optional $field:ident) => {
-                args.$field.clone().or(file.$field.clone())
-            };
-        }
-        let config = Config {
-            bind: pick!(bind),
-            data_dir: pick!(data_dir),
-            public_url: pick!(optional public_url),
-            database_url: pick!(optional database_url),
-            master_secret: pick!(optional master_secret),
-            bootstrap_key: pick!(optional bootstrap_key),
-            claim_lease: pick!(claim_lease),
-            default_expires_in: pick!(default_expires_in),
-            max_expires_in: pick!(max_expires_in),
-            upload_expires_in: pick!(upload_expires_in),
-            max_upload_size: pick!(max_upload_size),
-            max_downloads: pick!(max_downloads),
-            reap_interval: pick!(reap_interval),
-            orphan_grace: pick!(orphan_grace),
-            upload_grace: pick!(upload_grace),
-            shutdown_grace: pick!(shutdown_grace),
-            log_format: pick!(log_format),
-            s3_bucket: pick!(optional s3_bucket),
-            s3_endpoint: pick!(optional s3_endpoint),
-            s3_region: pick!(s3_region),
-            s3_path_style: pick!(optional s3_path_style),
-            s3_prefix: pick!(s3_prefix),
-            s3_multipart_threshold: pick!(s3_multipart_threshold),
-            s3_write_guard: pick!(s3_write_guard),
-            ..Config::default()
-        };
+        let config = Config::layered(args, file, Config::default());
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.claim_lease.is_zero(),
-            "claim_lease must be longer than 0s"
-        );
-        anyhow::ensure!(
-            !self.upload_expires_in.is_zero(),
-            "upload_expires_in must be longer than 0s"
-        );
+        self.check_each()?;
         anyhow::ensure!(
             self.default_expires_in <= self.max_expires_in,
             "default_expires_in must not exceed max_expires_in"
         );
-        anyhow::ensure!(self.max_downloads >= 1, "max_downloads must be at least 1");
         anyhow::ensure!(
             self.s3_multipart_threshold.as_u64() <= once_blob::s3::MAX_PART_SIZE,
             "s3_multipart_threshold must not exceed 5 GiB, S3's largest single upload and part"
+        );
+        anyhow::ensure!(
+            self.max_header_bytes >= MIN_HEADER_BYTES,
+            "max_header_bytes must be at least {MIN_HEADER_BYTES}"
+        );
+        anyhow::ensure!(
+            self.max_pending_upload_bytes >= self.max_upload_size,
+            "max_pending_upload_bytes ({}) is less than max_upload_size ({}), so an upload of \
+             the largest allowed size could never finish: raise max_pending_upload_bytes or \
+             lower max_upload_size",
+            self.max_pending_upload_bytes,
+            self.max_upload_size
         );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
@@ -496,19 +323,15 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("once.toml");
-        std::fs::write(
-            &path,
-            "bind = \"127.0.0.1:9000\"\nclaim_lease = \"2m\"\nmax_upload_size = \"5 MiB\"\n",
-        )
-        .unwrap();
         let args = ServerArgs {
-            config_file: Some(path),
             bind: Some("127.0.0.1:9100".parse().unwrap()),
             ..ServerArgs::default()
         };
-        let config = Config::load(&args).unwrap();
+        let config = load_with_file(
+            "bind = \"127.0.0.1:9000\"\nclaim_lease = \"2m\"\nmax_upload_size = \"5 MiB\"\n",
+            args,
+        )
+        .unwrap();
         assert_eq!(config.bind, "127.0.0.1:9100".parse().unwrap());
         assert_eq!(config.claim_lease, Duration::from_secs(120));
         assert_eq!(config.max_upload_size, ByteSize::mib(5));
@@ -516,19 +339,202 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_and_bad_values_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("once.toml");
-        std::fs::write(&path, "bnid = \"127.0.0.1:9000\"\n").unwrap();
-        let args = ServerArgs {
-            config_file: Some(path),
-            ..ServerArgs::default()
-        };
-        assert!(Config::load(&args).is_err());
+        assert!(load_with_file("bnid = \"127.0.0.1:9000\"\n", ServerArgs::default()).is_err());
         let args = ServerArgs {
             claim_lease: Some(Duration::ZERO),
             ..ServerArgs::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    /// Loads `args` with `text` as the `--config` file.
+    fn load_with_file(text: &str, args: ServerArgs) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("once.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&ServerArgs {
+            config_file: Some(path),
+            ..args
+        })
+    }
+
+    /// `ServerArgs` as clap fills it from a command line (and the `ONCE_*` variables).
+    fn parse_flags(flags: &[&str]) -> ServerArgs {
+        use clap::{Args, FromArgMatches};
+        let command = ServerArgs::augment_args(clap::Command::new("once"));
+        let matches = command
+            .try_get_matches_from(std::iter::once("once").chain(flags.iter().copied()))
+            .unwrap();
+        ServerArgs::from_arg_matches(&matches).unwrap()
+    }
+
+    fn load_flags(flags: &[&str]) -> anyhow::Result<Config> {
+        Config::load(&parse_flags(flags))
+    }
+
+    #[test]
+    fn flags_are_written_the_way_the_file_writes_them() {
+        let args = parse_flags(&[
+            "--claim-lease",
+            "2m",
+            "--max-upload-size",
+            "5 MiB",
+            "--max-downloads",
+            "3",
+            "--log-format",
+            "json",
+            "--s3-path-style",
+            "true",
+        ]);
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.claim_lease, Duration::from_secs(120));
+        assert_eq!(config.max_upload_size, ByteSize::mib(5));
+        assert_eq!(config.max_downloads, 3);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.s3_path_style, Some(true));
+    }
+
+    #[test]
+    fn help_shows_each_default_as_the_file_would_write_it() {
+        use clap::Args;
+        let command = ServerArgs::augment_args(clap::Command::new("once"));
+        let help = |id: &str| {
+            let arg = command.get_arguments().find(|arg| arg.get_id() == id);
+            arg.and_then(|arg| arg.get_help()).unwrap().to_string()
+        };
+        assert!(help("claim_lease").ends_with("[default: 10m]"));
+        assert!(help("max_upload_size").ends_with("[default: 10 GiB]"));
+        assert!(help("max_downloads").ends_with("[default: 1000]"));
+        assert!(help("s3_prefix").ends_with("[default: none]"));
+        assert!(!help("s3_bucket").contains("[default:"));
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_as_the_same_configuration() {
+        let args = ServerArgs {
+            public_url: Some("https://once.example.com".parse().unwrap()),
+            claim_lease: Some(Duration::from_secs(90)),
+            max_upload_size: Some(ByteSize::mib(5)),
+            s3_bucket: Some("once".into()),
+            s3_path_style: Some(false),
+            ..ServerArgs::default()
+        };
+        let printed = Config::load(&args).unwrap().to_toml();
+        let read_back = load_with_file(&printed, ServerArgs::default()).unwrap();
+        assert_eq!(read_back.to_toml(), printed);
+    }
+
+    #[test]
+    fn the_connection_and_upload_limits_default_to_their_documented_values() {
+        let config = Config::load(&ServerArgs::default()).unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.body_min_rate, ByteSize::kib(1));
+        assert_eq!(config.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_connections, 512);
+        assert_eq!(config.max_connections_per_address, 64);
+        assert_eq!(config.max_header_bytes, ByteSize::kib(32));
+        assert_eq!(config.max_headers, 64);
+        assert_eq!(config.api_body_limit, ByteSize::kib(64));
+        assert_eq!(config.max_pending_upload_bytes, ByteSize::gib(16));
+        assert_eq!(config.request_uploads_in_flight, 2);
+        assert_eq!(config.min_free_space, ByteSize::mib(128));
+    }
+
+    #[test]
+    fn the_connection_and_upload_limits_are_read_from_the_file() {
+        let config = load_with_file(
+            "header_read_timeout = \"5s\"\nbody_min_rate = \"10 KiB\"\nmax_connections = 100\n\
+             max_pending_upload_bytes = 21474836480\nmin_free_space = \"1 GiB\"\n",
+            ServerArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.body_min_rate, ByteSize::kib(10));
+        assert_eq!(config.max_connections, 100);
+        assert_eq!(config.max_pending_upload_bytes, ByteSize::gib(20));
+        assert_eq!(config.min_free_space, ByteSize::gib(1));
+    }
+
+    #[test]
+    fn a_zero_timeout_rate_limit_or_count_that_would_switch_a_protection_off_is_refused() {
+        let flags = [
+            ("--header-read-timeout", "0s"),
+            ("--body-idle-timeout", "0s"),
+            ("--body-min-rate", "0"),
+            ("--keepalive-timeout", "0s"),
+            ("--max-connections", "0"),
+            ("--max-connections-per-address", "0"),
+            ("--max-headers", "0"),
+            ("--api-body-limit", "0"),
+            ("--request-uploads-in-flight", "0"),
+            ("--min-free-space", "0"),
+        ];
+        for (flag, zero) in flags {
+            let error = load_flags(&[flag, zero]).unwrap_err().to_string();
+            let name = flag.trim_start_matches("--").replace('-', "_");
+            assert!(
+                error.starts_with(&format!("{name} must be ")),
+                "{flag}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_limit_below_hypers_smallest_buffer_is_refused() {
+        let error = load_flags(&["--max-header-bytes", "4 KiB"]).unwrap_err();
+        assert!(error.to_string().contains("max_header_bytes"), "{error}");
+        assert!(load_flags(&["--max-header-bytes", "8 KiB"]).is_ok());
+    }
+
+    #[test]
+    fn a_pending_upload_budget_smaller_than_the_largest_upload_is_refused() {
+        let error = load_flags(&["--max-upload-size", "20 GiB"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_pending_upload_bytes"), "{error}");
+        assert!(error.contains("max_upload_size"), "{error}");
+        let flags = ["--max-upload-size", "20 GiB"];
+        let budget = ["--max-pending-upload-bytes", "20 GiB"];
+        assert!(load_flags(&[flags, budget].concat()).is_ok());
+    }
+
+    #[test]
+    fn every_setting_is_documented_with_its_flag_variable_key_and_default() {
+        use clap::Args;
+        let docs = include_str!("../../../docs/configuration.md");
+        let command = ServerArgs::augment_args(clap::Command::new("once"));
+        let declared_defaults: toml::Table = Config::default().to_toml().parse().unwrap();
+        for arg in command.get_arguments() {
+            let (Some(flag), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let key = arg.get_id().as_str();
+            let key = if key == "config_file" {
+                "—".into()
+            } else {
+                format!("`{key}`")
+            };
+            let row = format!("| `--{flag}` | `{}` | {key} | ", env.to_string_lossy());
+            let documented = docs
+                .lines()
+                .find_map(|line| line.strip_prefix(&row))
+                .unwrap_or_else(|| panic!("no row for --{flag} in docs/configuration.md"));
+            // Optional settings write their "[default: …]" by hand; only declared ones count.
+            let help = arg.get_help().unwrap().to_string();
+            if declared_defaults.contains_key(arg.get_id().as_str())
+                && let Some((_, default)) = help.rsplit_once("[default: ")
+            {
+                let default = default.trim_end_matches(']');
+                let documented = documented.split(" | ").next().unwrap();
+                let expected = if default == "none" {
+                    "empty".into()
+                } else {
+                    format!("`{default}`")
+                };
+                assert_eq!(documented, expected, "default of --{flag}");
+            }
+        }
     }
 
     #[test]
