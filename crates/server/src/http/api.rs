@@ -9,17 +9,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use once_domain::{
-    DomainError, Instant, RequestId, RequestSpec, Share, ShareId, ShareSpec, UploadRequest,
+use once_api::{
+    CompleteShare, NewRequest, NewShare, PartTickets, RefreshParts, RequestList, RequestView,
+    ShareView, headers as wire,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
 use super::error::ApiResult;
-use super::{AppState, header_text, incoming, rfc3339};
-use once_blob::{PartReceipt, PresignedPart};
+use super::{AppState, header_text, incoming, views};
+use once_blob::PartReceipt;
 
-use crate::service::{Caller, UploadTicket};
+use crate::service::Caller;
 
 /// Parses a JSON body into our error format instead of axum's plain-text rejection.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
@@ -27,70 +27,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainE
         .map_err(|error| DomainError::InvalidRequest(format!("invalid JSON body: {error}")))
 }
 
-pub(super) fn share_json(share: &Share, base: &str, now: Instant) -> Value {
-    json!({
-        "id": share.id,
-        "url": format!("{base}/s/{}", share.id),
-        "filename": share.filename,
-        "size": share.size,
-        "content_type": share.content_type,
-        "sha256": share.sha256.map(|digest| digest.to_hex()),
-        "state": share.state.as_str(),
-        "availability": share.availability(now),
-        "max_downloads": share.max_downloads,
-        "downloads_left": share.downloads_left,
-        "created_at": rfc3339(share.created_at),
-        "expires_at": rfc3339(share.expires_at),
-        "upload_expires_at": rfc3339(share.upload_expires_at),
-        "published_at": share.published_at.map(rfc3339),
-        "lease_until": share.lease_until.map(rfc3339),
-        "upload_attempts": share.upload_attempts,
-        "preview_hits": share.preview_hits,
-        "request_id": share.request_id,
-    })
-}
-
-fn ticket_json(ticket: &UploadTicket) -> Value {
-    let headers: serde_json::Map<String, Value> = ticket
-        .headers
-        .iter()
-        .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
-        .collect();
-    json!({
-        "method": ticket.method,
-        "url": ticket.url,
-        "headers": headers,
-        "expires_at": rfc3339(ticket.expires_at),
-        "complete_url": ticket.complete_url,
-        "multipart": ticket.multipart.as_ref().map(|multipart| json!({
-            "upload_id": multipart.upload_id,
-            "part_size": multipart.part_size,
-            "parts": parts_json(&multipart.parts),
-        })),
-    })
-}
-
-fn parts_json(parts: &[PresignedPart]) -> Value {
-    parts
-        .iter()
-        .map(|part| json!({ "number": part.number, "url": part.url, "size": part.size }))
-        .collect()
-}
-
 fn parse_share_id(id: &str) -> Result<ShareId, DomainError> {
     ShareId::parse(id).map_err(|_| DomainError::ShareNotFound)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateShareBody {
-    filename: String,
-    size: u64,
-    content_type: Option<String>,
-    max_downloads: Option<u32>,
-    expires_in: Option<u64>,
-    upload_expires_in: Option<u64>,
-    sha256: Option<String>,
 }
 
 pub async fn create_share(
@@ -99,7 +37,7 @@ pub async fn create_share(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let body: CreateShareBody = parse_json(&body)?;
+    let body: NewShare = parse_json(&body)?;
     let spec = ShareSpec {
         filename: body.filename,
         size: Some(body.size),
@@ -115,8 +53,8 @@ pub async fn create_share(
         .service
         .create_share_with_ticket(&caller, &spec, now, &base)
         .await?;
-    let mut view = share_json(&share, &base, now);
-    view["upload"] = ticket_json(&ticket);
+    let mut view = views::share(&share, &base, now);
+    view.upload = Some(views::ticket(&ticket));
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -125,12 +63,12 @@ pub async fn get_share(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ShareView>> {
     let share = app
         .service
         .share_for_owner(&caller, &parse_share_id(&id)?)
         .await?;
-    Ok(Json(share_json(
+    Ok(Json(views::share(
         &share,
         &app.base_url(&headers),
         once_domain::now(),
@@ -148,29 +86,15 @@ pub async fn revoke_share(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CompleteBody {
-    #[serde(default)]
-    parts: Vec<CompletedPart>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CompletedPart {
-    part_number: u16,
-    etag: String,
-}
-
 pub async fn complete_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let body: CompleteBody = if body.is_empty() {
-        CompleteBody::default()
+) -> ApiResult<Json<ShareView>> {
+    let body: CompleteShare = if body.is_empty() {
+        CompleteShare::default()
     } else {
         parse_json(&body)?
     };
@@ -187,13 +111,7 @@ pub async fn complete_share(
         .service
         .complete_share(&caller, &parse_share_id(&id)?, &parts, now)
         .await?;
-    Ok(Json(share_json(&share, &app.base_url(&headers), now)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PartsBody {
-    part_numbers: Vec<u16>,
+    Ok(Json(views::share(&share, &app.base_url(&headers), now)))
 }
 
 /// Fresh URLs for parts of a multipart upload that outlived its first ones.
@@ -202,8 +120,8 @@ pub async fn refresh_parts(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let body: PartsBody = parse_json(&body)?;
+) -> ApiResult<Json<PartTickets>> {
+    let body: RefreshParts = parse_json(&body)?;
     let parts = app
         .service
         .refresh_parts(
@@ -213,7 +131,9 @@ pub async fn refresh_parts(
             once_domain::now(),
         )
         .await?;
-    Ok(Json(json!({ "parts": parts_json(&parts) })))
+    Ok(Json(PartTickets {
+        parts: views::parts(&parts),
+    }))
 }
 
 fn numeric_header<T: std::str::FromStr>(
@@ -239,13 +159,13 @@ pub async fn put_file(
     body: Body,
 ) -> ApiResult<Response> {
     let started_at = once_domain::now();
-    let max_days: Option<u64> = numeric_header(&headers, "max-days")?;
+    let max_days: Option<u64> = numeric_header(&headers, wire::MAX_DAYS)?;
     let incoming = incoming(&headers, body)?;
     let spec = ShareSpec {
         filename,
         size: incoming.content_length,
         content_type: header_text(&headers, header::CONTENT_TYPE).map(str::to_owned),
-        max_downloads: numeric_header(&headers, "max-downloads")?,
+        max_downloads: numeric_header(&headers, wire::MAX_DOWNLOADS)?,
         expires_in: max_days.map(|days| Duration::from_secs(days.saturating_mul(86400))),
         upload_expires_in: None,
         sha256: incoming.sha256.map(|digest| digest.to_hex()),
@@ -267,59 +187,16 @@ pub async fn put_file(
             return Err(error.into());
         }
     };
-    let url = format!("{}/s/{}", app.base_url(&headers), share.id);
+    let url = views::share_link(&app.base_url(&headers), &share);
     let mut response = (StatusCode::CREATED, format!("{url}\n")).into_response();
     if let Ok(location) = HeaderValue::from_str(&url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response.headers_mut().insert(
-        "x-once-share-id",
+        wire::SHARE_ID,
         HeaderValue::from_str(share.id.as_str()).expect("ids are ASCII"),
     );
     Ok(response)
-}
-
-pub(super) fn request_json(
-    request: &UploadRequest,
-    share: Option<&Share>,
-    base: &str,
-    now: Instant,
-) -> Value {
-    let state = if request.share_id.is_some() {
-        "fulfilled"
-    } else if now >= request.expires_at {
-        "expired"
-    } else {
-        "open"
-    };
-    let url = format!("{base}/r/{}", request.id);
-    json!({
-        "id": request.id,
-        "url": url,
-        "state": state,
-        "filename": request.filename,
-        "max_size": request.max_size,
-        "max_downloads": request.max_downloads,
-        "share_expires_in": request.share_expires_in.as_secs(),
-        "created_at": rfc3339(request.created_at),
-        "expires_at": rfc3339(request.expires_at),
-        "fulfilled_at": request.fulfilled_at.map(rfc3339),
-        "upload": { "method": "PUT", "url": url, "expires_at": rfc3339(request.expires_at) },
-        "share": share.map(|share| share_json(share, base, now)),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRequestBody {
-    filename: Option<String>,
-    max_size: Option<u64>,
-    /// How long the upload URL accepts an upload; `upload_expires_in` is the same window
-    /// under the name share tickets use.
-    expires_in: Option<u64>,
-    upload_expires_in: Option<u64>,
-    max_downloads: Option<u32>,
-    share_expires_in: Option<u64>,
 }
 
 pub async fn create_request(
@@ -328,8 +205,8 @@ pub async fn create_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let body: CreateRequestBody = if body.is_empty() {
-        parse_json(&Bytes::from_static(b"{}"))?
+    let body: NewRequest = if body.is_empty() {
+        NewRequest::default()
     } else {
         parse_json(&body)?
     };
@@ -351,7 +228,7 @@ pub async fn create_request(
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;
-    let view = request_json(&request, None, &app.base_url(&headers), now);
+    let view = views::request(&request, None, &app.base_url(&headers), now);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -360,10 +237,10 @@ pub async fn get_request(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RequestView>> {
     let id = RequestId::parse(&id).map_err(|_| DomainError::RequestNotFound)?;
     let (request, share) = app.service.request_for_owner(&caller, &id).await?;
-    Ok(Json(request_json(
+    Ok(Json(views::request(
         &request,
         share.as_ref(),
         &app.base_url(&headers),
@@ -375,15 +252,15 @@ pub async fn list_requests(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RequestList>> {
     let base = app.base_url(&headers);
     let now = once_domain::now();
-    let listed: Vec<Value> = app
+    let requests = app
         .service
         .list_requests(&caller)
         .await?
         .iter()
-        .map(|(request, share)| request_json(request, share.as_ref(), &base, now))
+        .map(|(request, share)| views::request(request, share.as_ref(), &base, now))
         .collect();
-    Ok(Json(json!({ "requests": listed })))
+    Ok(Json(RequestList { requests }))
 }

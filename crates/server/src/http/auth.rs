@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::ApiResult;
 use crate::service::SignedRequest;
 
-pub const CONTENT_SHA256: &str = "x-once-content-sha256";
+pub use once_api::headers::CONTENT_SHA256;
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
@@ -41,11 +41,11 @@ pub async fn require_key(
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or(DomainError::InvalidCredentials)?;
         (app.service.authenticate_bearer(token).await?, request)
-    } else if let Some(key_id) = header(&request, "x-once-key") {
-        let timestamp = header(&request, "x-once-timestamp")
+    } else if let Some(key_id) = header(&request, once_api::headers::KEY) {
+        let timestamp = header(&request, once_api::headers::TIMESTAMP)
             .and_then(|value| value.parse::<i64>().ok())
             .ok_or(DomainError::BadRequestSignature)?;
-        let signature = header(&request, "x-once-signature")
+        let signature = header(&request, once_api::headers::SIGNATURE)
             .ok_or(DomainError::BadRequestSignature)?
             .to_owned();
         // Before any body byte is read: an unknown key costs nothing but this lookup.

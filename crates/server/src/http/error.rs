@@ -66,7 +66,12 @@ impl ApiError {
 }
 
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    let body = once_api::ErrorBody {
+        error: once_api::ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+    };
     let mut response = (status, Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(

@@ -137,7 +137,7 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
             if let Some(digest) = claim.share.sha256
                 && let Ok(value) = HeaderValue::from_str(&digest.to_hex())
             {
-                headers.insert("x-once-sha256", value);
+                headers.insert(once_api::headers::SHA256, value);
             }
             headers.insert(
                 header::REFERRER_POLICY,

@@ -9,6 +9,7 @@ mod links;
 pub mod pace;
 mod pages;
 mod uploads;
+mod views;
 
 use std::sync::Arc;
 

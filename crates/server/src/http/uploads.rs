@@ -9,13 +9,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use once_api::{OpenRequest, Uploaded, headers as wire};
 use once_domain::preview::wants_html;
 use once_domain::{DomainError, RequestId, ShareId};
-use serde_json::json;
 
-use super::api::share_json;
 use super::error::{ApiError, ApiResult};
-use super::{AppState, header_text, incoming, pages, rfc3339};
+use super::{AppState, header_text, incoming, pages, views};
 
 pub async fn put_ticket(
     State(app): State<Arc<AppState>>,
@@ -45,7 +44,7 @@ pub async fn put_ticket(
     tracing::info!(share = %share.id.log_label(), size = ?share.size, "share published");
     Ok((
         StatusCode::CREATED,
-        Json(share_json(
+        Json(views::share(
             &share,
             &app.base_url(&headers),
             once_domain::now(),
@@ -86,12 +85,15 @@ pub async fn request_page(
     if html {
         return pages::upload_page(&request);
     }
-    Json(json!({
-        "state": "open",
-        "filename": request.filename,
-        "max_size": request.max_size,
-        "expires_at": rfc3339(request.expires_at),
-    }))
+    Json(OpenRequest {
+        state: "open".to_owned(),
+        filename: request
+            .filename
+            .as_ref()
+            .map(|name| name.as_str().to_owned()),
+        max_size: request.max_size,
+        expires_at: request.expires_at,
+    })
     .into_response()
 }
 
@@ -125,7 +127,7 @@ async fn receive(
     let id = parse_request_id(id)?;
     // The browser page sends the name percent-encoded in a header.
     let filename = filename.or_else(|| {
-        header_text(headers, "x-once-filename").map(|name| {
+        header_text(headers, wire::FILENAME).map(|name| {
             percent_encoding::percent_decode_str(name)
                 .decode_utf8_lossy()
                 .into_owned()
@@ -144,12 +146,12 @@ async fn receive(
         .await?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     // The uploader learns that it worked, not the link: the share belongs to the requester.
-    let view = json!({
-        "status": "uploaded",
-        "filename": share.filename,
-        "size": share.size,
-        "sha256": share.sha256.map(|digest| digest.to_hex()),
-    });
+    let view = Uploaded {
+        status: "uploaded".to_owned(),
+        filename: share.filename.as_str().to_owned(),
+        size: share.size,
+        sha256: share.sha256.map(|digest| digest.to_hex()),
+    };
     if header_text(headers, header::ACCEPT)
         .is_some_and(|accept| accept.contains("application/json"))
     {

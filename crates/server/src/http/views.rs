@@ -1,0 +1,107 @@
+//! Domain values rendered as the wire contract's types (`once-api`), the only place where the
+//! server decides what a share or a request looks like on the wire.
+
+use once_api::{MultipartTicket, PartTicket, RequestUpload, RequestView, ShareView, UploadTicket};
+use once_blob::PresignedPart;
+use once_domain::{Instant, Share, UploadRequest};
+
+use crate::service::UploadTicket as Ticket;
+
+pub fn share_link(base: &str, share: &Share) -> String {
+    format!("{base}/s/{}", share.id)
+}
+
+pub fn request_link(base: &str, request: &UploadRequest) -> String {
+    format!("{base}/r/{}", request.id)
+}
+
+pub fn share(share: &Share, base: &str, now: Instant) -> ShareView {
+    let availability = serde_json::to_value(share.availability(now))
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    ShareView {
+        id: share.id.as_str().to_owned(),
+        url: share_link(base, share),
+        filename: share.filename.as_str().to_owned(),
+        size: share.size,
+        content_type: share.content_type.clone(),
+        sha256: share.sha256.map(|digest| digest.to_hex()),
+        state: share.state.as_str().to_owned(),
+        availability,
+        max_downloads: share.max_downloads,
+        downloads_left: share.downloads_left,
+        created_at: share.created_at,
+        expires_at: share.expires_at,
+        upload_expires_at: share.upload_expires_at,
+        published_at: share.published_at,
+        lease_until: share.lease_until,
+        upload_attempts: share.upload_attempts,
+        preview_hits: share.preview_hits,
+        request_id: share.request_id.as_ref().map(|id| id.as_str().to_owned()),
+        upload: None,
+    }
+}
+
+pub fn ticket(ticket: &Ticket) -> UploadTicket {
+    UploadTicket {
+        method: ticket.method.clone(),
+        url: ticket.url.clone(),
+        headers: ticket.headers.iter().cloned().collect(),
+        expires_at: ticket.expires_at,
+        complete_url: ticket.complete_url.clone(),
+        multipart: ticket.multipart.as_ref().map(|multipart| MultipartTicket {
+            upload_id: multipart.upload_id.clone(),
+            part_size: multipart.part_size,
+            parts: parts(&multipart.parts),
+        }),
+    }
+}
+
+pub fn parts(parts: &[PresignedPart]) -> Vec<PartTicket> {
+    parts
+        .iter()
+        .map(|part| PartTicket {
+            number: part.number,
+            url: part.url.clone(),
+            size: part.size,
+        })
+        .collect()
+}
+
+pub fn request(
+    request: &UploadRequest,
+    share: Option<&Share>,
+    base: &str,
+    now: Instant,
+) -> RequestView {
+    let state = if request.share_id.is_some() {
+        "fulfilled"
+    } else if now >= request.expires_at {
+        "expired"
+    } else {
+        "open"
+    };
+    let url = request_link(base, request);
+    RequestView {
+        id: request.id.as_str().to_owned(),
+        url: url.clone(),
+        state: state.to_owned(),
+        filename: request
+            .filename
+            .as_ref()
+            .map(|name| name.as_str().to_owned()),
+        max_size: request.max_size,
+        max_downloads: request.max_downloads,
+        share_expires_in: request.share_expires_in.as_secs(),
+        created_at: request.created_at,
+        expires_at: request.expires_at,
+        fulfilled_at: request.fulfilled_at,
+        upload: RequestUpload {
+            method: "PUT".to_owned(),
+            url,
+            expires_at: request.expires_at,
+        },
+        share: share.map(|share| self::share(share, base, now)),
+    }
+}
