@@ -184,7 +184,8 @@ pub fn verify_request_signature(
     signature_b64: &str,
     now: Instant,
 ) -> Result<(), DomainError> {
-    if (now.unix_timestamp() - timestamp).abs() > REQUEST_SIGNATURE_WINDOW_SECS {
+    // `abs_diff` cannot overflow: the timestamp is the client's, any i64 at all.
+    if now.unix_timestamp().abs_diff(timestamp) > REQUEST_SIGNATURE_WINDOW_SECS.unsigned_abs() {
         return Err(DomainError::StaleTimestamp);
     }
     let signature = STANDARD
@@ -335,6 +336,36 @@ mod tests {
             ),
             Err(DomainError::StaleTimestamp)
         );
+    }
+
+    #[test]
+    fn request_timestamps_are_accepted_within_300_seconds_either_way_and_never_overflow() {
+        let secret = KeySecret::generate();
+        let now = at(1_700_000_000);
+        let check = |timestamp: i64| {
+            let signature = request_signature(&secret, "GET", "/api/v1/shares", timestamp, "");
+            verify_request_signature(
+                &secret,
+                "GET",
+                "/api/v1/shares",
+                timestamp,
+                "",
+                &signature,
+                now,
+            )
+        };
+        for accepted in [now.unix_timestamp() - 300, now.unix_timestamp() + 300] {
+            assert_eq!(check(accepted), Ok(()), "{accepted}");
+        }
+        for stale in [
+            now.unix_timestamp() - 301,
+            now.unix_timestamp() + 301,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(check(stale), Err(DomainError::StaleTimestamp), "{stale}");
+        }
     }
 
     #[test]
