@@ -8,13 +8,13 @@ use rand::RngCore;
 use crate::DomainError;
 
 /// 16 random bytes as 22 URL-safe base64 characters.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn is_token(text: &str) -> bool {
+pub(crate) fn is_token(text: &str) -> bool {
     text.len() == 22
         && text
             .bytes()

@@ -200,8 +200,11 @@ pub fn validate_content_type(raw: Option<&str>) -> Result<String, DomainError> {
     }
 }
 
+/// `now + duration`, saturating at the last representable instant: durations may come from a
+/// client or a config file, and no number there may panic the server.
 pub fn add(now: Instant, duration: Duration) -> Instant {
-    now + time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4))
+    let seconds = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+    now.saturating_add(time::Duration::seconds(seconds))
 }
 
 impl SharePolicy {
@@ -462,5 +465,16 @@ mod tests {
                 .unwrap_err();
             assert_eq!(error.code(), "invalid_expiry", "{refused} s");
         }
+    }
+
+    #[test]
+    fn adding_a_huge_duration_saturates_instead_of_panicking() {
+        let far = add(now(), Duration::MAX);
+        assert!(far > now() + time::Duration::days(365 * 1000));
+        assert_eq!(add(far, Duration::from_secs(1)), far);
+        assert_eq!(
+            add(now(), Duration::from_secs(60)),
+            now() + time::Duration::minutes(1)
+        );
     }
 }

@@ -74,7 +74,8 @@ impl MasterSecret {
 }
 
 /// Signs `METHOD \n PATH \n QUERY` so that neither the path, the parameters nor the expiry of a
-/// URL can be changed without invalidating it.
+/// URL can be changed without invalidating it. Every URL also carries a fresh random nonce, so
+/// two URLs for the same object and second (two claims of one share) are never the same URL.
 #[derive(Clone)]
 pub struct UrlSigner {
     key: [u8; 32],
@@ -93,7 +94,7 @@ impl UrlSigner {
     }
 
     /// Builds the query string for a signed URL: the given parameters (already URL-encoded
-    /// values), the expiry as `expires=<unix seconds>`, and finally `sig`.
+    /// values), the expiry as `expires=<unix seconds>`, a random `nonce`, and finally `sig`.
     pub fn signed_query(
         &self,
         method: &str,
@@ -108,7 +109,11 @@ impl UrlSigner {
             query.push_str(value);
             query.push('&');
         }
-        query.push_str(&format!("expires={}", expires_at.unix_timestamp()));
+        query.push_str(&format!(
+            "expires={}&nonce={}",
+            expires_at.unix_timestamp(),
+            crate::id::random_token()
+        ));
         let signature =
             URL_SAFE_NO_PAD.encode(self.mac(method, path, &query).finalize().into_bytes());
         format!("{query}&sig={signature}")
@@ -132,9 +137,16 @@ impl UrlSigner {
         self.mac(method, path, query)
             .verify_slice(&signature)
             .map_err(|_| DomainError::BadUrlSignature)?;
-        let expires = query
-            .rsplit('&')
-            .find_map(|pair| pair.strip_prefix("expires="))
+        let param = |name: &str| {
+            query
+                .rsplit('&')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        };
+        // A URL signed without a nonce was not made by `signed_query`; refuse it like a forgery.
+        if !param("nonce").is_some_and(crate::id::is_token) {
+            return Err(DomainError::BadUrlSignature);
+        }
+        let expires = param("expires")
             .and_then(|text| text.parse::<i64>().ok())
             .ok_or(DomainError::BadUrlSignature)?;
         if now.unix_timestamp() >= expires {
@@ -184,7 +196,8 @@ pub fn verify_request_signature(
     signature_b64: &str,
     now: Instant,
 ) -> Result<(), DomainError> {
-    if (now.unix_timestamp() - timestamp).abs() > REQUEST_SIGNATURE_WINDOW_SECS {
+    // `abs_diff` cannot overflow: the timestamp is the client's, any i64 at all.
+    if now.unix_timestamp().abs_diff(timestamp) > REQUEST_SIGNATURE_WINDOW_SECS.unsigned_abs() {
         return Err(DomainError::StaleTimestamp);
     }
     let signature = STANDARD
@@ -252,7 +265,8 @@ mod tests {
     fn signed_url_verifies_until_it_expires() {
         let signer = MasterSecret::generate().url_signer();
         let query = signer.signed_query("GET", "/b/x", &[("a", "1")], at(1000));
-        assert!(query.starts_with("a=1&expires=1000&sig="));
+        assert!(query.starts_with("a=1&expires=1000&nonce="));
+        assert!(query.contains("&sig="));
         assert_eq!(signer.verify("GET", "/b/x", &query, at(999)), Ok(()));
         assert_eq!(
             signer.verify("GET", "/b/x", &query, at(1000)),
@@ -284,6 +298,40 @@ mod tests {
         );
         let other = MasterSecret::generate().url_signer();
         assert_eq!(other.verify("PUT", "/b/x", &query, at(1)), Err(bad));
+    }
+
+    #[test]
+    fn two_urls_signed_for_the_same_object_and_second_differ_and_both_verify() {
+        let signer = MasterSecret::generate().url_signer();
+        let first = signer.signed_query("GET", "/b/x", &[("ct", "text%2Fplain")], at(1000));
+        let second = signer.signed_query("GET", "/b/x", &[("ct", "text%2Fplain")], at(1000));
+        assert_ne!(first, second);
+        assert_eq!(signer.verify("GET", "/b/x", &first, at(999)), Ok(()));
+        assert_eq!(signer.verify("GET", "/b/x", &second, at(999)), Ok(()));
+    }
+
+    #[test]
+    fn the_nonce_is_covered_by_the_signature_and_required() {
+        let signer = MasterSecret::generate().url_signer();
+        let query = signer.signed_query("GET", "/b/x", &[], at(1000));
+        let (_, nonce) = query.split_once("nonce=").unwrap();
+        let nonce = &nonce[..22];
+        let swapped = query.replace(nonce, &crate::id::random_token());
+        assert_eq!(
+            signer.verify("GET", "/b/x", &swapped, at(1)),
+            Err(DomainError::BadUrlSignature)
+        );
+        // Correctly signed, but without the nonce `signed_query` always adds.
+        for unsigned in ["expires=1000", "expires=1000&nonce=short"] {
+            let signature =
+                URL_SAFE_NO_PAD.encode(signer.mac("GET", "/b/x", unsigned).finalize().into_bytes());
+            let without = format!("{unsigned}&sig={signature}");
+            assert_eq!(
+                signer.verify("GET", "/b/x", &without, at(1)),
+                Err(DomainError::BadUrlSignature),
+                "{unsigned}"
+            );
+        }
     }
 
     #[test]
@@ -335,6 +383,36 @@ mod tests {
             ),
             Err(DomainError::StaleTimestamp)
         );
+    }
+
+    #[test]
+    fn request_timestamps_are_accepted_within_300_seconds_either_way_and_never_overflow() {
+        let secret = KeySecret::generate();
+        let now = at(1_700_000_000);
+        let check = |timestamp: i64| {
+            let signature = request_signature(&secret, "GET", "/api/v1/shares", timestamp, "");
+            verify_request_signature(
+                &secret,
+                "GET",
+                "/api/v1/shares",
+                timestamp,
+                "",
+                &signature,
+                now,
+            )
+        };
+        for accepted in [now.unix_timestamp() - 300, now.unix_timestamp() + 300] {
+            assert_eq!(check(accepted), Ok(()), "{accepted}");
+        }
+        for stale in [
+            now.unix_timestamp() - 301,
+            now.unix_timestamp() + 301,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(check(stale), Err(DomainError::StaleTimestamp), "{stale}");
+        }
     }
 
     #[test]

@@ -7,31 +7,23 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use once_domain::preview::{is_preview_agent, wants_html};
+use once_domain::preview::{OpenRequest, Opener, wants_html};
 use once_domain::{DomainError, ShareId};
 
 use super::error::ApiError;
 use super::{AppState, header_text, pages};
 
-/// Who is asking, judged from the method and headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Opener {
-    Head,
-    Preview,
-    Browser,
-    Downloader,
-}
-
+/// Who is asking, judged by the domain's one rule from the method and headers.
 fn classify(method: &Method, headers: &HeaderMap) -> Opener {
-    if method == Method::HEAD {
-        Opener::Head
-    } else if is_preview_agent(header_text(headers, header::USER_AGENT).unwrap_or_default()) {
-        Opener::Preview
-    } else if wants_html(header_text(headers, header::ACCEPT).unwrap_or_default()) {
-        Opener::Browser
-    } else {
-        Opener::Downloader
+    OpenRequest {
+        method: method.as_str(),
+        user_agent: header_text(headers, header::USER_AGENT).unwrap_or_default(),
+        accept: header_text(headers, header::ACCEPT).unwrap_or_default(),
+        has_sec_fetch_headers: headers
+            .keys()
+            .any(|name| name.as_str().starts_with("sec-fetch-")),
     }
+    .opener()
 }
 
 /// An error as the opener expects it: a page for people, JSON for programs.
