@@ -1,6 +1,9 @@
 //! The embedded store: one file per blob under `<data dir>/blobs`, written through
 //! `<data dir>/tmp` (write, fsync, rename, fsync the directory) so that a crash at any point
 //! leaves either the whole blob or no blob, plus a stale temporary file the reaper removes.
+//! A writer holds an exclusive advisory lock on its temporary file for as long as it writes,
+//! so the sweep (in this process or in `once reap` from cron) never removes a live upload,
+//! however long the client pauses.
 
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
@@ -110,6 +113,40 @@ fn modified_before(metadata: &std::fs::Metadata, before: Instant) -> bool {
     metadata.modified().is_ok_and(|modified| modified < cutoff)
 }
 
+/// Creates a temporary file and takes an exclusive advisory lock on it (`flock`), held until
+/// the file is closed. Locks conflict between open files, also within one process, so the
+/// sweep's own open of the file sees it as busy.
+async fn create_locked(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let path = path.to_owned();
+    let file = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(file))
+}
+
+/// Removes a stale temporary file unless a writer still holds its lock. True when removed.
+fn remove_unless_locked(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    match file.try_lock() {
+        // Holding the lock while unlinking: no writer can be using this file.
+        Ok(()) => std::fs::remove_file(path).is_ok(),
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(error)) => {
+            tracing::warn!(path = %path.display(), %error, "cannot lock a temporary file");
+            false
+        }
+    }
+}
+
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
@@ -131,18 +168,16 @@ impl BlobStore for FsBlobStore {
         limits: PutLimits,
     ) -> BlobResult<BlobInfo> {
         let temp = self.temp_path(key);
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await?;
+        let mut file = create_locked(&temp).await?;
         let mut guard = TempFileGuard {
             path: Some(temp.clone()),
         };
         let info = Self::write_verified(&mut file, body, limits).await?;
-        drop(file);
+        // The lock goes with the file: keep it open until the rename, so a sweep cannot take
+        // the temporary file between the last write and the rename.
         tokio::fs::rename(&temp, self.path_of(key)).await?;
         guard.disarm();
+        drop(file);
         // Make the rename itself durable before the caller publishes the share.
         sync_dir(&self.blobs).await?;
         Ok(info)
@@ -223,12 +258,19 @@ impl BlobStore for FsBlobStore {
         let mut removed = 0;
         let mut entries = tokio::fs::read_dir(&self.temp).await?;
         while let Some(entry) = entries.next_entry().await? {
-            // A live upload keeps writing, so its modification time stays recent.
-            if entry
+            // The modification time only picks candidates: a live upload may pause for longer
+            // than the grace, and its lock is what keeps it.
+            if !entry
                 .metadata()
                 .await
                 .is_ok_and(|metadata| modified_before(&metadata, before))
-                && tokio::fs::remove_file(entry.path()).await.is_ok()
+            {
+                continue;
+            }
+            let path = entry.path();
+            if tokio::task::spawn_blocking(move || remove_unless_locked(&path))
+                .await
+                .unwrap_or(false)
             {
                 removed += 1;
             }
