@@ -3,11 +3,13 @@
 //! leaves either the whole blob or no blob, plus a stale temporary file the reaper removes.
 //! A writer holds an exclusive advisory lock on its temporary file for as long as it writes,
 //! so the sweep (in this process or in `once reap` from cron) never removes a live upload,
-//! however long the client pauses.
+//! however long the client pauses. Unfinished uploads share a budget of disk space, and no
+//! upload may eat into the free space kept for the metadata database (see [`FsLimits`]).
 
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -17,11 +19,39 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
+use crate::budget::SpaceBudget;
 use crate::{BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, PutLimits};
+
+/// How much of the data volume uploads may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsLimits {
+    /// Total bytes that unfinished uploads may hold at once; an upload that would pass it is
+    /// refused (its declared size up front, an undeclared one as its bytes arrive).
+    pub max_pending_bytes: u64,
+    /// Free space an upload may never take, so the metadata database always has room to
+    /// commit claims. 0 turns the check off (the disk may then fill up, which uploads report
+    /// as [`BlobError::StorageFull`]).
+    pub min_free_bytes: u64,
+}
+
+impl Default for FsLimits {
+    fn default() -> Self {
+        Self {
+            max_pending_bytes: 16 << 30,
+            min_free_bytes: 128 << 20,
+        }
+    }
+}
+
+/// How often (in bytes written) a running upload checks the volume's free space again:
+/// concurrent uploads and other programs use the same disk.
+const FREE_SPACE_CHECK_INTERVAL: u64 = 1 << 20;
 
 pub struct FsBlobStore {
     blobs: PathBuf,
     temp: PathBuf,
+    pending: Arc<SpaceBudget>,
+    min_free_bytes: u64,
 }
 
 /// Removes a temporary file when an upload is abandoned, including when the request future is
@@ -47,12 +77,35 @@ impl Drop for TempFileGuard {
 
 impl FsBlobStore {
     /// Uses (and creates) `<data_dir>/blobs` and `<data_dir>/tmp`.
-    pub async fn open(data_dir: &Path) -> BlobResult<Self> {
+    pub async fn open(data_dir: &Path, limits: FsLimits) -> BlobResult<Self> {
         let blobs = data_dir.join("blobs");
         let temp = data_dir.join("tmp");
         tokio::fs::create_dir_all(&blobs).await?;
         tokio::fs::create_dir_all(&temp).await?;
-        Ok(Self { blobs, temp })
+        Ok(Self {
+            blobs,
+            temp,
+            pending: SpaceBudget::new(limits.max_pending_bytes),
+            min_free_bytes: limits.min_free_bytes,
+        })
+    }
+
+    /// Refuses when writing `upcoming` more bytes would leave less than the reserve free.
+    async fn ensure_free(&self, upcoming: u64) -> BlobResult<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let temp = self.temp.clone();
+        let available = tokio::task::spawn_blocking(move || {
+            let stats = rustix::fs::statvfs(&temp).map_err(std::io::Error::from)?;
+            Ok::<_, std::io::Error>(stats.f_bavail.saturating_mul(stats.f_frsize))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if available < self.min_free_bytes.saturating_add(upcoming) {
+            return Err(BlobError::StorageFull);
+        }
+        Ok(())
     }
 
     /// The file of a blob. Blob keys are validated tokens, so the path stays inside `blobs`.
@@ -68,6 +121,7 @@ impl FsBlobStore {
     }
 
     async fn write_verified(
+        &self,
         file: &mut tokio::fs::File,
         mut body: ByteStream,
         limits: PutLimits,
@@ -75,6 +129,19 @@ impl FsBlobStore {
         let limit = limits
             .expected_size
             .map_or(limits.max_size, |size| size.min(limits.max_size));
+        // A declared size is held from the start, so a refusal comes before any byte.
+        let mut reservation = self
+            .pending
+            .reserve(limits.expected_size.map_or(0, |_| limit))?;
+        let upcoming = |written: u64| {
+            let remaining = limit.saturating_sub(written);
+            match limits.expected_size {
+                Some(_) => remaining,
+                None => remaining.min(FREE_SPACE_CHECK_INTERVAL),
+            }
+        };
+        self.ensure_free(upcoming(0)).await?;
+        let mut next_free_check = FREE_SPACE_CHECK_INTERVAL;
         let mut hasher = Sha256::new();
         let mut written: u64 = 0;
         while let Some(chunk) = body.next().await {
@@ -82,6 +149,12 @@ impl FsBlobStore {
             written += chunk.len() as u64;
             if written > limit {
                 return Err(BlobError::TooLarge { limit });
+            }
+            reservation.grow_to(written)?;
+            if written >= next_free_check {
+                self.ensure_free(upcoming(written - chunk.len() as u64))
+                    .await?;
+                next_free_check = written + FREE_SPACE_CHECK_INTERVAL;
             }
             hasher.update(&chunk);
             file.write_all(&chunk).await?;
@@ -161,6 +234,10 @@ impl BlobStore for FsBlobStore {
         Ok(())
     }
 
+    fn pending_bytes(&self) -> u64 {
+        self.pending.held()
+    }
+
     async fn put(
         &self,
         key: &BlobKey,
@@ -172,7 +249,7 @@ impl BlobStore for FsBlobStore {
         let mut guard = TempFileGuard {
             path: Some(temp.clone()),
         };
-        let info = Self::write_verified(&mut file, body, limits).await?;
+        let info = self.write_verified(&mut file, body, limits).await?;
         // The lock goes with the file: keep it open until the rename, so a sweep cannot take
         // the temporary file between the last write and the rename.
         tokio::fs::rename(&temp, self.path_of(key)).await?;

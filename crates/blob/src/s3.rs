@@ -12,6 +12,7 @@
 //! first one (versioning). [`WriteGuard`] says which; `connect` checks it before serving.
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use rusty_s3::{Bucket, Credentials, Method, S3Action, UrlStyle};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::budget::{Reservation, SpaceBudget};
 use crate::{
     BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, CompletedBlob, DirectUpload,
     PartReceipt, PresignedPart, PutLimits,
@@ -43,6 +45,9 @@ const MAX_TICKET_PARTS: u64 = 1000;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's largest part, and its largest single `PUT`.
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Memory that parts buffered for uploads through the server may take together, unless
+/// [`S3BlobStore::with_max_buffered_bytes`] says otherwise: 32 uploads of default-sized parts.
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct S3Settings {
@@ -170,6 +175,8 @@ pub struct S3BlobStore {
     /// The bucket keeps versions (in either mode): a plain DELETE would only hide the bytes
     /// behind a delete marker, so deletes remove every version.
     bucket_versioned: bool,
+    /// Memory held by parts of uploads that stream through the server, all uploads together.
+    buffers: Arc<SpaceBudget>,
 }
 
 fn storage_error(what: impl std::fmt::Display) -> BlobError {
@@ -300,6 +307,7 @@ impl S3BlobStore {
                 .clamp(MIN_PART_SIZE, MAX_PART_SIZE),
             versioning: false,
             bucket_versioned: false,
+            buffers: SpaceBudget::new(DEFAULT_MAX_BUFFERED_BYTES),
         };
         store.ping().await?;
         let status = store.versioning_status().await?;
@@ -338,6 +346,13 @@ impl S3BlobStore {
         };
         store.versioning = versioning;
         Ok(store)
+    }
+
+    /// Bounds the memory that parts buffered for uploads through the server take together;
+    /// an upload that would pass it is refused with [`BlobError::PendingSpaceExhausted`].
+    pub fn with_max_buffered_bytes(mut self, bytes: u64) -> Self {
+        self.buffers = SpaceBudget::new(bytes);
+        self
     }
 
     /// The guard in force after start-up checks: never `Auto`.
@@ -761,17 +776,20 @@ fn server_part_size(limit: u64) -> usize {
 
 /// Reads the stream into `buffer` until it holds `part_size` bytes or the stream ends.
 /// Returns false at the end of the stream.
+/// The buffer's bytes are held in `reservation` before they are taken in.
 async fn fill(
     body: &mut ByteStream,
     buffer: &mut BytesMut,
     part_size: usize,
     verifier: &mut Verifier,
+    reservation: &mut Reservation,
 ) -> BlobResult<bool> {
     while buffer.len() < part_size {
         match body.next().await {
             Some(chunk) => {
                 let chunk = chunk.map_err(BlobError::Interrupted)?;
                 verifier.take(&chunk)?;
+                reservation.grow_to((buffer.len() + chunk.len()) as u64)?;
                 buffer.extend_from_slice(&chunk);
             }
             None => return Ok(false),
@@ -792,6 +810,10 @@ impl BlobStore for S3BlobStore {
             .map(|_| ())
     }
 
+    fn pending_bytes(&self) -> u64 {
+        self.buffers.held()
+    }
+
     /// Streams an upload that arrived through the server: one `PUT` when it fits in a part,
     /// otherwise a multipart upload of `SERVER_PART_SIZE` parts (larger when the upload may be
     /// too big for 10,000 of them). Everything is verified before
@@ -805,8 +827,22 @@ impl BlobStore for S3BlobStore {
         let object = self.object(key);
         let mut verifier = Verifier::new(limits);
         let part_size = server_part_size(verifier.limit);
-        let mut buffer = BytesMut::with_capacity(part_size);
-        if !fill(&mut body, &mut buffer, part_size, &mut verifier).await? {
+        // A declared size is held from the start (refused before any byte); an undeclared
+        // one as the buffer grows. Either way one part's worth at most, plus a chunk.
+        let declared = limits
+            .expected_size
+            .map_or(0, |_| verifier.limit.min(part_size as u64));
+        let mut reservation = self.buffers.reserve(declared)?;
+        let mut buffer = BytesMut::with_capacity(declared as usize);
+        if !fill(
+            &mut body,
+            &mut buffer,
+            part_size,
+            &mut verifier,
+            &mut reservation,
+        )
+        .await?
+        {
             let info = verifier.finish()?;
             self.put_single(&object, buffer.freeze()).await?;
             return Ok(info);
@@ -815,7 +851,14 @@ impl BlobStore for S3BlobStore {
         let result: BlobResult<BlobInfo> = async {
             let mut etags = Vec::new();
             loop {
-                let more = fill(&mut body, &mut buffer, part_size, &mut verifier).await?;
+                let more = fill(
+                    &mut body,
+                    &mut buffer,
+                    part_size,
+                    &mut verifier,
+                    &mut reservation,
+                )
+                .await?;
                 if !buffer.is_empty() {
                     let number = u16::try_from(etags.len() + 1)
                         .map_err(|_| storage_error("too many parts"))?;
