@@ -14,6 +14,7 @@ use crate::{BlobError, BlobStore, ByteStream, PutLimits};
 pub const CHECKS: &[&str] = &[
     "put_then_read_back_whole_and_by_range",
     "empty_blob_round_trips",
+    "body_of_several_parts_round_trips",
     "oversize_body_is_refused_and_nothing_stored",
     "short_body_is_refused_and_nothing_stored",
     "checksum_mismatch_is_refused_and_nothing_stored",
@@ -43,6 +44,7 @@ pub async fn run(check: &str, store: Arc<dyn BlobStore>) {
             put_then_read_back_whole_and_by_range(store).await
         }
         "empty_blob_round_trips" => empty_blob_round_trips(store).await,
+        "body_of_several_parts_round_trips" => body_of_several_parts_round_trips(store).await,
         "oversize_body_is_refused_and_nothing_stored" => oversize_body_is_refused(store).await,
         "short_body_is_refused_and_nothing_stored" => short_body_is_refused(store).await,
         "checksum_mismatch_is_refused_and_nothing_stored" => {
@@ -139,6 +141,24 @@ async fn empty_blob_round_trips(store: &dyn BlobStore) {
     assert_eq!(
         read_all(store.open(&key, None, None).await.unwrap().body).await,
         Vec::<u8>::new()
+    );
+}
+
+/// Larger than the parts a store streams in (8 MiB on S3), so a multipart upload through the
+/// server is assembled and read back.
+async fn body_of_several_parts_round_trips(store: &dyn BlobStore) {
+    let bytes = pattern(17 * 1024 * 1024 + 1);
+    let key = key();
+    let info = store
+        .put(&key, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    assert_eq!(info.size, bytes.len() as u64);
+    assert_eq!(store.pending_bytes(), 0);
+    let whole = store.open(&key, None, None).await.unwrap();
+    assert!(
+        read_all(whole.body).await == bytes,
+        "the bytes read back differ"
     );
 }
 
