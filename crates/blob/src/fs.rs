@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use once_domain::{BlobKey, Instant, Sha256Digest};
+use once_domain::{BlobKey, Instant};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::budget::SpaceBudget;
+use crate::verify::Verifier;
 use crate::{BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, PutLimits};
 
 /// How much of the data volume uploads may use.
@@ -126,9 +126,8 @@ impl FsBlobStore {
         mut body: ByteStream,
         limits: PutLimits,
     ) -> BlobResult<BlobInfo> {
-        let limit = limits
-            .expected_size
-            .map_or(limits.max_size, |size| size.min(limits.max_size));
+        let mut verifier = Verifier::new(limits);
+        let limit = verifier.limit;
         // A declared size is held from the start, so a refusal comes before any byte.
         let mut reservation = self
             .pending
@@ -142,41 +141,21 @@ impl FsBlobStore {
         };
         self.ensure_free(upcoming(0)).await?;
         let mut next_free_check = FREE_SPACE_CHECK_INTERVAL;
-        let mut hasher = Sha256::new();
-        let mut written: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BlobError::Interrupted)?;
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(BlobError::TooLarge { limit });
+            let before = verifier.received();
+            verifier.take(&chunk)?;
+            reservation.grow_to(verifier.received())?;
+            if verifier.received() >= next_free_check {
+                self.ensure_free(upcoming(before)).await?;
+                next_free_check = verifier.received() + FREE_SPACE_CHECK_INTERVAL;
             }
-            reservation.grow_to(written)?;
-            if written >= next_free_check {
-                self.ensure_free(upcoming(written - chunk.len() as u64))
-                    .await?;
-                next_free_check = written + FREE_SPACE_CHECK_INTERVAL;
-            }
-            hasher.update(&chunk);
             file.write_all(&chunk).await?;
         }
-        if let Some(expected) = limits.expected_size
-            && written != expected
-        {
-            return Err(BlobError::SizeMismatch {
-                expected,
-                actual: written,
-            });
-        }
-        let sha256 = Sha256Digest(hasher.finalize().into());
-        if limits.sha256.is_some_and(|declared| declared != sha256) {
-            return Err(BlobError::ChecksumMismatch);
-        }
+        let info = verifier.finish()?;
         file.flush().await?;
         file.sync_all().await?;
-        Ok(BlobInfo {
-            size: written,
-            sha256,
-        })
+        Ok(info)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod verify;
 
 use std::ops::RangeInclusive;
 use std::pin::Pin;

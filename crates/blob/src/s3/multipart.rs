@@ -9,7 +9,6 @@ use futures::StreamExt;
 use once_domain::BlobKey;
 use reqwest::StatusCode;
 use rusty_s3::actions::CreateMultipartUpload;
-use sha2::{Digest, Sha256};
 
 use super::S3BlobStore;
 use super::calls::{
@@ -18,8 +17,8 @@ use super::calls::{
 };
 use super::xml::{ListPartsResult, ListedPart};
 use crate::budget::Reservation;
+use crate::verify::Verifier;
 use crate::{BlobError, BlobInfo, BlobResult, ByteStream, PartReceipt, PutLimits};
-use once_domain::Sha256Digest;
 use rusty_s3::S3Action;
 
 /// Parts of uploads that stream through the server; also the most memory one such upload holds
@@ -319,60 +318,6 @@ impl PartBuffer {
     }
 }
 
-/// Enforces the limits of a write while its bytes go by.
-struct Verifier {
-    limits: PutLimits,
-    limit: u64,
-    received: u64,
-    hasher: Sha256,
-}
-
-impl Verifier {
-    fn new(limits: PutLimits) -> Self {
-        let limit = limits
-            .expected_size
-            .map_or(limits.max_size, |size| size.min(limits.max_size));
-        Self {
-            limits,
-            limit,
-            received: 0,
-            hasher: Sha256::new(),
-        }
-    }
-
-    fn take(&mut self, chunk: &[u8]) -> BlobResult<()> {
-        self.received += chunk.len() as u64;
-        if self.received > self.limit {
-            return Err(BlobError::TooLarge { limit: self.limit });
-        }
-        self.hasher.update(chunk);
-        Ok(())
-    }
-
-    fn finish(self) -> BlobResult<BlobInfo> {
-        if let Some(expected) = self.limits.expected_size
-            && self.received != expected
-        {
-            return Err(BlobError::SizeMismatch {
-                expected,
-                actual: self.received,
-            });
-        }
-        let sha256 = Sha256Digest(self.hasher.finalize().into());
-        if self
-            .limits
-            .sha256
-            .is_some_and(|declared| declared != sha256)
-        {
-            return Err(BlobError::ChecksumMismatch);
-        }
-        Ok(BlobInfo {
-            size: self.received,
-            sha256,
-        })
-    }
-}
-
 /// The part size for an upload through the server of at most `limit` bytes.
 fn server_part_size(limit: u64) -> usize {
     usize::try_from(limit.div_ceil(S3_MAX_PARTS))
@@ -398,35 +343,5 @@ mod tests {
         let huge = 200u64 << 30;
         assert!(server_part_size(huge) as u64 * S3_MAX_PARTS >= huge);
         assert!(server_part_size(huge) > SERVER_PART_SIZE);
-    }
-
-    #[test]
-    fn verifier_enforces_declared_size_and_checksum() {
-        let limits = PutLimits {
-            expected_size: Some(3),
-            max_size: 100,
-            sha256: None,
-        };
-        let mut verifier = Verifier::new(limits);
-        assert!(matches!(
-            verifier.take(b"abcd"),
-            Err(BlobError::TooLarge { limit: 3 })
-        ));
-        let mut verifier = Verifier::new(limits);
-        verifier.take(b"ab").unwrap();
-        assert!(matches!(
-            verifier.finish(),
-            Err(BlobError::SizeMismatch {
-                expected: 3,
-                actual: 2
-            })
-        ));
-        let digest = Sha256Digest(Sha256::digest(b"abc").into());
-        let mut verifier = Verifier::new(PutLimits {
-            sha256: Some(digest),
-            ..limits
-        });
-        verifier.take(b"abc").unwrap();
-        assert_eq!(verifier.finish().unwrap().sha256, digest);
     }
 }
