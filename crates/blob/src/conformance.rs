@@ -1,5 +1,6 @@
 //! The `BlobStore` conformance suite: the same checks, run unchanged against every backend
-//! (see `tests/`). Each check takes a fresh, empty store and panics on a violation.
+//! (see `tests/`). Each check takes a fresh, empty store and panics on a violation. The
+//! [`PENDING_CHECKS`] take a store whose pending-upload budget is [`PENDING_BUDGET`].
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::{BlobError, BlobStore, ByteStream, PutLimits};
 pub const CHECKS: &[&str] = &[
     "put_then_read_back_whole_and_by_range",
     "empty_blob_round_trips",
+    "body_of_several_parts_round_trips",
     "oversize_body_is_refused_and_nothing_stored",
     "short_body_is_refused_and_nothing_stored",
     "checksum_mismatch_is_refused_and_nothing_stored",
@@ -22,13 +24,27 @@ pub const CHECKS: &[&str] = &[
     "listing_finds_only_old_blobs",
 ];
 
+/// The budget (disk for temporary files, memory for buffered parts) that unfinished uploads
+/// may hold in the stores given to the [`PENDING_CHECKS`].
+pub const PENDING_BUDGET: u64 = 64 * 1024;
+
+pub const PENDING_CHECKS: &[&str] = &[
+    "declared_upload_over_the_pending_budget_is_refused_before_any_byte",
+    "undeclared_upload_is_refused_once_it_outgrows_the_pending_budget",
+    "pending_space_is_held_while_an_upload_runs_and_released_after",
+];
+
 pub async fn run(check: &str, store: Arc<dyn BlobStore>) {
+    if check == "pending_space_is_held_while_an_upload_runs_and_released_after" {
+        return pending_space_is_held_while_an_upload_runs(store).await;
+    }
     let store = store.as_ref();
     match check {
         "put_then_read_back_whole_and_by_range" => {
             put_then_read_back_whole_and_by_range(store).await
         }
         "empty_blob_round_trips" => empty_blob_round_trips(store).await,
+        "body_of_several_parts_round_trips" => body_of_several_parts_round_trips(store).await,
         "oversize_body_is_refused_and_nothing_stored" => oversize_body_is_refused(store).await,
         "short_body_is_refused_and_nothing_stored" => short_body_is_refused(store).await,
         "checksum_mismatch_is_refused_and_nothing_stored" => {
@@ -38,6 +54,12 @@ pub async fn run(check: &str, store: Arc<dyn BlobStore>) {
         "delete_is_idempotent" => delete_is_idempotent(store).await,
         "unsatisfiable_range_is_refused" => unsatisfiable_range_is_refused(store).await,
         "listing_finds_only_old_blobs" => listing_finds_only_old_blobs(store).await,
+        "declared_upload_over_the_pending_budget_is_refused_before_any_byte" => {
+            declared_upload_over_the_budget_is_refused(store).await
+        }
+        "undeclared_upload_is_refused_once_it_outgrows_the_pending_budget" => {
+            undeclared_upload_outgrowing_the_budget_is_refused(store).await
+        }
         other => panic!("unknown conformance check {other}"),
     }
 }
@@ -57,6 +79,19 @@ fn body_of(bytes: &[u8]) -> ByteStream {
         .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
         .collect();
     Box::pin(futures::stream::iter(chunks))
+}
+
+/// A body whose chunks the caller hands over one at a time, so an upload can pause for as long
+/// as a test wants; the body ends when the sender is dropped.
+pub fn controlled_body() -> (
+    tokio::sync::mpsc::UnboundedSender<std::io::Result<Bytes>>,
+    ByteStream,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let body = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    (sender, Box::pin(body))
 }
 
 fn digest(bytes: &[u8]) -> Sha256Digest {
@@ -106,6 +141,24 @@ async fn empty_blob_round_trips(store: &dyn BlobStore) {
     assert_eq!(
         read_all(store.open(&key, None, None).await.unwrap().body).await,
         Vec::<u8>::new()
+    );
+}
+
+/// Larger than the parts a store streams in (8 MiB on S3), so a multipart upload through the
+/// server is assembled and read back.
+async fn body_of_several_parts_round_trips(store: &dyn BlobStore) {
+    let bytes = pattern(17 * 1024 * 1024 + 1);
+    let key = key();
+    let info = store
+        .put(&key, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    assert_eq!(info.size, bytes.len() as u64);
+    assert_eq!(store.pending_bytes(), 0);
+    let whole = store.open(&key, None, None).await.unwrap();
+    assert!(
+        read_all(whole.body).await == bytes,
+        "the bytes read back differ"
     );
 }
 
@@ -251,4 +304,78 @@ async fn listing_finds_only_old_blobs(store: &dyn BlobStore) {
             .contains(&key)
     );
     store.remove_stale_uploads(tomorrow).await.unwrap();
+}
+
+fn assert_budget_refused(result: crate::BlobResult<crate::BlobInfo>) {
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, BlobError::PendingSpaceExhausted { limit } if limit == PENDING_BUDGET),
+        "{error:?}"
+    );
+}
+
+async fn declared_upload_over_the_budget_is_refused(store: &dyn BlobStore) {
+    let key = key();
+    // Reading this body would end the upload as interrupted: the refusal must come first.
+    let unread: ByteStream = Box::pin(futures::stream::iter(vec![Err(std::io::Error::other(
+        "the body was read",
+    ))]));
+    let limits = PutLimits {
+        expected_size: Some(PENDING_BUDGET + 1),
+        max_size: u64::MAX,
+        sha256: None,
+    };
+    assert_budget_refused(store.put(&key, unread, limits).await);
+    assert_eq!(store.size(&key).await.unwrap(), None);
+    assert_eq!(store.pending_bytes(), 0);
+}
+
+async fn undeclared_upload_outgrowing_the_budget_is_refused(store: &dyn BlobStore) {
+    let key = key();
+    let bytes = pattern(2 * PENDING_BUDGET as usize);
+    let limits = PutLimits {
+        expected_size: None,
+        max_size: u64::MAX,
+        sha256: None,
+    };
+    assert_budget_refused(store.put(&key, body_of(&bytes), limits).await);
+    assert_eq!(store.size(&key).await.unwrap(), None);
+    assert_eq!(store.pending_bytes(), 0);
+}
+
+async fn pending_space_is_held_while_an_upload_runs(store: Arc<dyn BlobStore>) {
+    let size = PENDING_BUDGET / 2 + 1;
+    let bytes = pattern(size as usize);
+    let (sender, body) = controlled_body();
+    sender
+        .send(Ok(Bytes::copy_from_slice(&bytes[..100])))
+        .unwrap();
+    let first = key();
+    let running = tokio::spawn({
+        let store = store.clone();
+        let first = first.clone();
+        let limits = exact(&bytes);
+        async move { store.put(&first, body, limits).await }
+    });
+    while store.pending_bytes() < size {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.pending_bytes(), size);
+
+    // Two such uploads do not fit the budget together.
+    let second = key();
+    assert_budget_refused(store.put(&second, body_of(&bytes), exact(&bytes)).await);
+    assert_eq!(store.size(&second).await.unwrap(), None);
+
+    sender
+        .send(Ok(Bytes::copy_from_slice(&bytes[100..])))
+        .unwrap();
+    drop(sender);
+    assert_eq!(running.await.unwrap().unwrap().size, size);
+    assert_eq!(store.pending_bytes(), 0);
+    store
+        .put(&second, body_of(&bytes), exact(&bytes))
+        .await
+        .unwrap();
+    assert_eq!(store.pending_bytes(), 0);
 }

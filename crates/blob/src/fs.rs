@@ -1,24 +1,57 @@
 //! The embedded store: one file per blob under `<data dir>/blobs`, written through
 //! `<data dir>/tmp` (write, fsync, rename, fsync the directory) so that a crash at any point
 //! leaves either the whole blob or no blob, plus a stale temporary file the reaper removes.
+//! A writer holds an exclusive advisory lock on its temporary file for as long as it writes,
+//! so the sweep (in this process or in `once reap` from cron) never removes a live upload,
+//! however long the client pauses. Unfinished uploads share a budget of disk space, and no
+//! upload may eat into the free space kept for the metadata database (see [`FsLimits`]).
 
 use std::io::SeekFrom;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use once_domain::{BlobKey, Instant, Sha256Digest};
+use once_domain::{BlobKey, Instant};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
+use crate::budget::SpaceBudget;
+use crate::verify::Verifier;
 use crate::{BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, PutLimits};
+
+/// How much of the data volume uploads may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsLimits {
+    /// Total bytes that unfinished uploads may hold at once; an upload that would pass it is
+    /// refused (its declared size up front, an undeclared one as its bytes arrive).
+    pub max_pending_bytes: u64,
+    /// Free space an upload may never take, so the metadata database always has room to
+    /// commit claims. 0 turns the check off (the disk may then fill up, which uploads report
+    /// as [`BlobError::StorageFull`]).
+    pub min_free_bytes: u64,
+}
+
+impl Default for FsLimits {
+    fn default() -> Self {
+        Self {
+            max_pending_bytes: 16 << 30,
+            min_free_bytes: 128 << 20,
+        }
+    }
+}
+
+/// How often (in bytes written) a running upload checks the volume's free space again:
+/// concurrent uploads and other programs use the same disk.
+const FREE_SPACE_CHECK_INTERVAL: u64 = 1 << 20;
 
 pub struct FsBlobStore {
     blobs: PathBuf,
     temp: PathBuf,
+    pending: Arc<SpaceBudget>,
+    min_free_bytes: u64,
 }
 
 /// Removes a temporary file when an upload is abandoned, including when the request future is
@@ -44,12 +77,35 @@ impl Drop for TempFileGuard {
 
 impl FsBlobStore {
     /// Uses (and creates) `<data_dir>/blobs` and `<data_dir>/tmp`.
-    pub async fn open(data_dir: &Path) -> BlobResult<Self> {
+    pub async fn open(data_dir: &Path, limits: FsLimits) -> BlobResult<Self> {
         let blobs = data_dir.join("blobs");
         let temp = data_dir.join("tmp");
         tokio::fs::create_dir_all(&blobs).await?;
         tokio::fs::create_dir_all(&temp).await?;
-        Ok(Self { blobs, temp })
+        Ok(Self {
+            blobs,
+            temp,
+            pending: SpaceBudget::new(limits.max_pending_bytes),
+            min_free_bytes: limits.min_free_bytes,
+        })
+    }
+
+    /// Refuses when writing `upcoming` more bytes would leave less than the reserve free.
+    async fn ensure_free(&self, upcoming: u64) -> BlobResult<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let temp = self.temp.clone();
+        let available = tokio::task::spawn_blocking(move || {
+            let stats = rustix::fs::statvfs(&temp).map_err(std::io::Error::from)?;
+            Ok::<_, std::io::Error>(stats.f_bavail.saturating_mul(stats.f_frsize))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if available < self.min_free_bytes.saturating_add(upcoming) {
+            return Err(BlobError::StorageFull);
+        }
+        Ok(())
     }
 
     /// The file of a blob. Blob keys are validated tokens, so the path stays inside `blobs`.
@@ -65,42 +121,41 @@ impl FsBlobStore {
     }
 
     async fn write_verified(
+        &self,
         file: &mut tokio::fs::File,
         mut body: ByteStream,
         limits: PutLimits,
     ) -> BlobResult<BlobInfo> {
-        let limit = limits
-            .expected_size
-            .map_or(limits.max_size, |size| size.min(limits.max_size));
-        let mut hasher = Sha256::new();
-        let mut written: u64 = 0;
+        let mut verifier = Verifier::new(limits);
+        let limit = verifier.limit;
+        // A declared size is held from the start, so a refusal comes before any byte.
+        let mut reservation = self
+            .pending
+            .reserve(limits.expected_size.map_or(0, |_| limit))?;
+        let upcoming = |written: u64| {
+            let remaining = limit.saturating_sub(written);
+            match limits.expected_size {
+                Some(_) => remaining,
+                None => remaining.min(FREE_SPACE_CHECK_INTERVAL),
+            }
+        };
+        self.ensure_free(upcoming(0)).await?;
+        let mut next_free_check = FREE_SPACE_CHECK_INTERVAL;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BlobError::Interrupted)?;
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(BlobError::TooLarge { limit });
+            let before = verifier.received();
+            verifier.take(&chunk)?;
+            reservation.grow_to(verifier.received())?;
+            if verifier.received() >= next_free_check {
+                self.ensure_free(upcoming(before)).await?;
+                next_free_check = verifier.received() + FREE_SPACE_CHECK_INTERVAL;
             }
-            hasher.update(&chunk);
             file.write_all(&chunk).await?;
         }
-        if let Some(expected) = limits.expected_size
-            && written != expected
-        {
-            return Err(BlobError::SizeMismatch {
-                expected,
-                actual: written,
-            });
-        }
-        let sha256 = Sha256Digest(hasher.finalize().into());
-        if limits.sha256.is_some_and(|declared| declared != sha256) {
-            return Err(BlobError::ChecksumMismatch);
-        }
+        let info = verifier.finish()?;
         file.flush().await?;
         file.sync_all().await?;
-        Ok(BlobInfo {
-            size: written,
-            sha256,
-        })
+        Ok(info)
     }
 }
 
@@ -108,6 +163,40 @@ fn modified_before(metadata: &std::fs::Metadata, before: Instant) -> bool {
     let cutoff = std::time::UNIX_EPOCH
         + std::time::Duration::from_secs(u64::try_from(before.unix_timestamp()).unwrap_or(0));
     metadata.modified().is_ok_and(|modified| modified < cutoff)
+}
+
+/// Creates a temporary file and takes an exclusive advisory lock on it (`flock`), held until
+/// the file is closed. Locks conflict between open files, also within one process, so the
+/// sweep's own open of the file sees it as busy.
+async fn create_locked(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let path = path.to_owned();
+    let file = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(file))
+}
+
+/// Removes a stale temporary file unless a writer still holds its lock. True when removed.
+fn remove_unless_locked(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    match file.try_lock() {
+        // Holding the lock while unlinking: no writer can be using this file.
+        Ok(()) => std::fs::remove_file(path).is_ok(),
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(error)) => {
+            tracing::warn!(path = %path.display(), %error, "cannot lock a temporary file");
+            false
+        }
+    }
 }
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -124,6 +213,10 @@ impl BlobStore for FsBlobStore {
         Ok(())
     }
 
+    fn pending_bytes(&self) -> u64 {
+        self.pending.held()
+    }
+
     async fn put(
         &self,
         key: &BlobKey,
@@ -131,18 +224,16 @@ impl BlobStore for FsBlobStore {
         limits: PutLimits,
     ) -> BlobResult<BlobInfo> {
         let temp = self.temp_path(key);
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await?;
+        let mut file = create_locked(&temp).await?;
         let mut guard = TempFileGuard {
             path: Some(temp.clone()),
         };
-        let info = Self::write_verified(&mut file, body, limits).await?;
-        drop(file);
+        let info = self.write_verified(&mut file, body, limits).await?;
+        // The lock goes with the file: keep it open until the rename, so a sweep cannot take
+        // the temporary file between the last write and the rename.
         tokio::fs::rename(&temp, self.path_of(key)).await?;
         guard.disarm();
+        drop(file);
         // Make the rename itself durable before the caller publishes the share.
         sync_dir(&self.blobs).await?;
         Ok(info)
@@ -223,12 +314,19 @@ impl BlobStore for FsBlobStore {
         let mut removed = 0;
         let mut entries = tokio::fs::read_dir(&self.temp).await?;
         while let Some(entry) = entries.next_entry().await? {
-            // A live upload keeps writing, so its modification time stays recent.
-            if entry
+            // The modification time only picks candidates: a live upload may pause for longer
+            // than the grace, and its lock is what keeps it.
+            if !entry
                 .metadata()
                 .await
                 .is_ok_and(|metadata| modified_before(&metadata, before))
-                && tokio::fs::remove_file(entry.path()).await.is_ok()
+            {
+                continue;
+            }
+            let path = entry.path();
+            if tokio::task::spawn_blocking(move || remove_unless_locked(&path))
+                .await
+                .unwrap_or(false)
             {
                 removed += 1;
             }

@@ -4,11 +4,13 @@
 //! [`BlobStore::presign_upload`] / [`BlobStore::presign_download`]; the embedded file-system
 //! store does not, and the server then issues its own signed `/b/…` URLs.
 
+mod budget;
 pub mod conformance;
 pub mod fs;
 pub mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod verify;
 
 use std::ops::RangeInclusive;
 use std::pin::Pin;
@@ -41,9 +43,29 @@ pub enum BlobError {
     InvalidParts(String),
     #[error("the requested range is not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    /// The storage has no room left (ENOSPC, EDQUOT, or the free space the store keeps for
+    /// the metadata database would be used up); nothing was stored.
+    #[error("the storage is full")]
+    StorageFull,
+    /// Unfinished uploads together already hold all the space (disk or memory) they may; this
+    /// one was refused and nothing was stored. Retrying later can succeed.
+    #[error("unfinished uploads already hold the {limit} bytes allowed them")]
+    PendingSpaceExhausted { limit: u64 },
     /// The store itself failed.
     #[error("blob store error: {0}")]
-    Storage(#[from] std::io::Error),
+    Storage(std::io::Error),
+}
+
+impl From<std::io::Error> for BlobError {
+    /// A full disk or quota is its own error wherever it happens, never a generic I/O error.
+    fn from(error: std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                BlobError::StorageFull
+            }
+            _ => BlobError::Storage(error),
+        }
+    }
 }
 
 pub type BlobResult<T> = Result<T, BlobError>;
@@ -124,6 +146,12 @@ pub struct CompletedBlob {
 pub trait BlobStore: Send + Sync + 'static {
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> BlobResult<()>;
+
+    /// Bytes that unfinished uploads through this store hold now (disk space reserved by
+    /// temporary files, or memory of buffered parts), for a metric.
+    fn pending_bytes(&self) -> u64 {
+        0
+    }
 
     /// Streams `body` into the blob `key`. Atomic: on any error (limits, checksum, interrupted
     /// body, crash) no blob named `key` exists afterwards.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use once_blob::conformance::{CHECKS, run};
+use once_blob::conformance::{CHECKS, PENDING_BUDGET, PENDING_CHECKS, run};
 use once_blob::s3::S3BlobStore;
 use once_blob::testing::S3TestServer;
 use once_blob::{BlobStore, DirectUpload, PartReceipt};
@@ -62,6 +62,21 @@ async fn s3_store_passes_the_conformance_suite() {
     for check in CHECKS {
         println!("s3: {check}");
         run(check, store.clone()).await;
+    }
+}
+
+#[tokio::test]
+async fn s3_store_passes_the_pending_space_checks() {
+    let Some(server) = S3TestServer::start() else {
+        return;
+    };
+    for check in PENDING_CHECKS {
+        let store = S3BlobStore::connect(server.settings())
+            .await
+            .unwrap()
+            .with_max_buffered_bytes(PENDING_BUDGET);
+        println!("s3: {check}");
+        run(check, Arc::new(store)).await;
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use once_blob::BlobStore;
-use once_blob::fs::FsBlobStore;
+use once_blob::fs::{FsBlobStore, FsLimits};
 use once_blob::s3::{S3BlobStore, WriteGuard};
 use once_domain::{ApiToken, MasterSecret, RequestPolicy, SecretSealer};
 use once_meta::MetaStore;
@@ -204,7 +204,8 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
             Arc::new(store)
         }
         None => Arc::new(
-            FsBlobStore::open(&config.data_dir)
+            // 16 GiB pending, 128 MiB kept free, until the config settings for them land.
+            FsBlobStore::open(&config.data_dir, FsLimits::default())
                 .await
                 .context("cannot open the blob directory")?,
         ),

@@ -1,0 +1,184 @@
+//! The S3-compatible store. Clients move the bytes themselves through presigned URLs (signed
+//! with rusty-s3, never by hand): a single `PUT` signed for the exact `Content-Length`, content
+//! type, checksum and `If-None-Match: *` (so the bucket refuses a second upload), or a multipart
+//! upload whose parts are each signed for their exact length. Downloads are presigned `GET`s that
+//! carry the `Content-Disposition`. The server only talks to the bucket for small control calls,
+//! plus the uploads that arrive through it (`PUT /api/v1/files`, upload requests), which it
+//! streams in parts of bounded size.
+//!
+//! "First upload wins" needs the bucket's help, because a presigned `PUT` can be replayed until
+//! it expires. Either the bucket refuses a second `PUT` under `If-None-Match: *` (conditional
+//! writes), or it keeps every version of an object and the server records and serves only the
+//! first one (versioning). [`WriteGuard`] says which; `connect` checks it before serving.
+//!
+//! `calls` signs and sends the server's own requests, `write_guard` settles and applies the
+//! guard, `multipart` holds multipart uploads and uploads streamed through the server, `xml`
+//! the documents S3 answers with, and `store` the [`BlobStore`](crate::BlobStore) itself.
+
+mod calls;
+mod multipart;
+mod store;
+mod write_guard;
+mod xml;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use once_domain::{BlobKey, Instant, Sha256Digest};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+use crate::BlobResult;
+use crate::budget::SpaceBudget;
+use calls::{SHORT_CALL, call_unless_missing, storage_error};
+pub use multipart::MAX_PART_SIZE;
+use multipart::MIN_PART_SIZE;
+pub use write_guard::WriteGuard;
+
+/// Lifetime of the URLs the server signs for its own calls.
+const CONTROL_URL_LIFETIME: Duration = Duration::from_secs(300);
+/// Memory that parts buffered for uploads through the server may take together, unless
+/// [`S3BlobStore::with_max_buffered_bytes`] says otherwise: 32 uploads of default-sized parts.
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub endpoint: url::Url,
+    pub bucket: String,
+    pub region: String,
+    pub path_style: bool,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: Option<String>,
+    /// Prepended to every object key, e.g. `once/`.
+    pub prefix: String,
+    /// Direct uploads larger than this use multipart.
+    pub multipart_threshold: u64,
+    /// How a second upload to one ticket is kept from replacing the first.
+    pub write_guard: WriteGuard,
+}
+
+pub struct S3BlobStore {
+    bucket: Bucket,
+    credentials: Credentials,
+    http: reqwest::Client,
+    prefix: String,
+    multipart_threshold: u64,
+    /// Versioning mode (see [`WriteGuard`]): uploads are not conditional, the first version
+    /// is recorded and served.
+    versioning: bool,
+    /// The bucket keeps versions (in either mode): a plain DELETE would only hide the bytes
+    /// behind a delete marker, so deletes remove every version.
+    bucket_versioned: bool,
+    /// Memory held by parts of uploads that stream through the server, all uploads together.
+    buffers: Arc<SpaceBudget>,
+}
+
+fn seconds_until(expires_at: Instant) -> Duration {
+    let now = time::OffsetDateTime::now_utc();
+    // S3 accepts 1 s to 7 days.
+    let seconds = (expires_at - now).whole_seconds().clamp(1, 7 * 86400);
+    Duration::from_secs(seconds as u64)
+}
+
+/// Whether an S3 listing's timestamp (RFC 3339) is before `before`. A missing or unreadable
+/// one counts as recent: a listing is never reason enough to delete something.
+fn stamped_before(timestamp: Option<&str>, before: Instant) -> bool {
+    timestamp
+        .and_then(|text| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_some_and(|stamp| stamp < before)
+}
+
+impl S3BlobStore {
+    /// Connects, checks the bucket answers and settles the [`WriteGuard`]: the property
+    /// "first upload wins" needs, so the store refuses to start without one.
+    pub async fn connect(settings: S3Settings) -> BlobResult<Self> {
+        let style = if settings.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(
+            settings.endpoint.clone(),
+            style,
+            settings.bucket.clone(),
+            settings.region.clone(),
+        )
+        .map_err(|error| storage_error(format!("invalid S3 endpoint or bucket: {error:?}")))?;
+        let credentials = match &settings.session_token {
+            Some(token) => {
+                Credentials::new_with_token(&settings.access_key, &settings.secret_key, token)
+            }
+            None => Credentials::new(&settings.access_key, &settings.secret_key),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(storage_error)?;
+        let mut store = Self {
+            bucket,
+            credentials,
+            http,
+            prefix: settings.prefix.clone(),
+            multipart_threshold: settings
+                .multipart_threshold
+                .clamp(MIN_PART_SIZE, MAX_PART_SIZE),
+            versioning: false,
+            bucket_versioned: false,
+            buffers: SpaceBudget::new(DEFAULT_MAX_BUFFERED_BYTES),
+        };
+        crate::BlobStore::ping(&store).await?;
+        store
+            .settle_write_guard(settings.write_guard, &settings.bucket)
+            .await?;
+        Ok(store)
+    }
+
+    /// Bounds the memory that parts buffered for uploads through the server take together;
+    /// an upload that would pass it is refused with
+    /// [`BlobError::PendingSpaceExhausted`](crate::BlobError::PendingSpaceExhausted).
+    pub fn with_max_buffered_bytes(mut self, bytes: u64) -> Self {
+        self.buffers = SpaceBudget::new(bytes);
+        self
+    }
+
+    fn object(&self, key: &BlobKey) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    /// Size and (where the store keeps one) SHA-256 of the object, or None when it is absent.
+    async fn head(
+        &self,
+        key: &BlobKey,
+        version: Option<&str>,
+    ) -> BlobResult<Option<(u64, Option<Sha256Digest>)>> {
+        let object = self.object(key);
+        let mut action = self.bucket.head_object(Some(&self.credentials), &object);
+        if let Some(version) = version {
+            action.query_mut().insert("versionId", version.to_owned());
+        }
+        let request = self.signed(
+            &mut action,
+            &[("x-amz-checksum-mode", "ENABLED".to_owned())],
+        );
+        let Some(response) = call_unless_missing(request, SHORT_CALL, "HEAD").await? else {
+            return Ok(None);
+        };
+        let size = response
+            .headers()
+            .get("content-length")
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .ok_or_else(|| storage_error("S3 HEAD answered without Content-Length"))?;
+        let sha256 = response
+            .headers()
+            .get("x-amz-checksum-sha256")
+            .and_then(|value| STANDARD.decode(value.as_bytes()).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+            .map(Sha256Digest);
+        Ok(Some((size, sha256)))
+    }
+}
