@@ -12,6 +12,14 @@ pub enum ErrorClass {
     Gone,
     TooLarge,
     RateLimited,
+    MethodNotAllowed,
+    RangeNotSatisfiable,
+    /// The service cannot take this now; the client may retry later.
+    Unavailable,
+    /// The storage is full.
+    InsufficientStorage,
+    /// Our fault; nothing the client can change.
+    Internal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,8 +38,24 @@ pub enum DomainError {
     InvalidSha256,
     #[error("malformed id")]
     InvalidId,
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+    #[error("invalid header: {0}")]
+    InvalidHeader(String),
+    #[error("a part of the URL path is not valid (percent-encoded UTF-8 expected)")]
+    InvalidPath,
+    #[error("key name must be 1-100 printable characters")]
+    InvalidKeyName,
+    #[error("the master secret must be 64 hexadecimal characters")]
+    InvalidMasterSecret,
+    #[error("the upload was interrupted: {0}")]
+    UploadInterrupted(String),
+    #[error("the reported parts were refused: {0}")]
+    InvalidParts(String),
+    #[error("no complete upload has been received for this share yet")]
+    NothingUploaded,
+    #[error("this share has no unfinished multipart upload")]
+    NotMultipart,
     #[error("the upload was shorter than the declared size ({expected} bytes, got {actual})")]
     SizeMismatch { expected: u64, actual: u64 },
     #[error("the uploaded bytes do not match the declared sha256")]
@@ -81,6 +105,23 @@ pub enum DomainError {
     ShareNotReady,
     #[error("this upload request has expired")]
     RequestExpired,
+
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
+    #[error("the requested range is outside the file")]
+    RangeNotSatisfiable,
+    #[error("this upload URL already has {0} uploads running; try again when they finish")]
+    UploadsInFlight(u32),
+    #[error("the server's space for unfinished uploads is taken; try again later")]
+    UploadSpaceExhausted,
+    #[error("the server's storage is full; try again later")]
+    StorageFull,
+    #[error("the metadata store is unavailable, try again")]
+    StoreUnavailable,
+    #[error("internal error")]
+    Internal,
 }
 
 impl DomainError {
@@ -95,7 +136,15 @@ impl DomainError {
             InvalidContentType => "invalid_content_type",
             InvalidSha256 => "invalid_sha256",
             InvalidId => "invalid_id",
-            InvalidRequest(_) => "invalid_request",
+            InvalidJson(_) => "invalid_json",
+            InvalidHeader(_) => "invalid_header",
+            InvalidPath => "invalid_path",
+            InvalidKeyName => "invalid_key_name",
+            InvalidMasterSecret => "invalid_master_secret",
+            UploadInterrupted(_) => "upload_interrupted",
+            InvalidParts(_) => "invalid_parts",
+            NothingUploaded => "nothing_uploaded",
+            NotMultipart => "not_multipart",
             SizeMismatch { .. } => "size_mismatch",
             ChecksumMismatch => "checksum_mismatch",
             TooLarge { .. } => "too_large",
@@ -118,6 +167,14 @@ impl DomainError {
             ShareRevoked => "share_revoked",
             ShareNotReady => "share_not_ready",
             RequestExpired => "request_expired",
+            RouteNotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            RangeNotSatisfiable => "range_not_satisfiable",
+            UploadsInFlight(_) => "uploads_in_flight",
+            UploadSpaceExhausted => "upload_space_exhausted",
+            StorageFull => "storage_full",
+            StoreUnavailable => "store_unavailable",
+            Internal => "internal",
         }
     }
 
@@ -131,19 +188,109 @@ impl DomainError {
             | InvalidContentType
             | InvalidSha256
             | InvalidId
-            | InvalidRequest(_)
+            | InvalidJson(_)
+            | InvalidHeader(_)
+            | InvalidPath
+            | InvalidKeyName
+            | InvalidMasterSecret
+            | UploadInterrupted(_)
+            | InvalidParts(_)
+            | NothingUploaded
+            | NotMultipart
             | SizeMismatch { .. }
             | ChecksumMismatch => ErrorClass::BadInput,
             TooLarge { .. } => ErrorClass::TooLarge,
             MissingCredentials | InvalidCredentials | BadRequestSignature | StaleTimestamp
             | ReplayedSignature => ErrorClass::Unauthenticated,
             BadUrlSignature | UrlExpired | UploadExpired => ErrorClass::Forbidden,
-            ShareNotFound | RequestNotFound | KeyNotFound | NotFound | ShareNotReady => {
-                ErrorClass::NotFound
-            }
+            ShareNotFound | RequestNotFound | KeyNotFound | NotFound | ShareNotReady
+            | RouteNotFound => ErrorClass::NotFound,
             SlotUsed | KeyExists => ErrorClass::Conflict,
             ShareConsumed | ShareExpired | ShareRevoked | RequestExpired => ErrorClass::Gone,
+            MethodNotAllowed => ErrorClass::MethodNotAllowed,
+            RangeNotSatisfiable => ErrorClass::RangeNotSatisfiable,
+            UploadsInFlight(_) => ErrorClass::RateLimited,
+            UploadSpaceExhausted | StoreUnavailable => ErrorClass::Unavailable,
+            StorageFull => ErrorClass::InsufficientStorage,
+            Internal => ErrorClass::Internal,
         }
+    }
+}
+
+impl DomainError {
+    /// One value of every variant, for documentation checks: the match below has no wildcard,
+    /// so a new variant does not compile until it is listed here too.
+    pub fn one_of_each() -> Vec<DomainError> {
+        use DomainError::*;
+        let all = vec![
+            InvalidFilename("x"),
+            InvalidSize(String::new()),
+            InvalidExpiry(String::new()),
+            InvalidMaxDownloads(1),
+            InvalidContentType,
+            InvalidSha256,
+            InvalidId,
+            InvalidJson(String::new()),
+            InvalidHeader(String::new()),
+            InvalidPath,
+            InvalidKeyName,
+            InvalidMasterSecret,
+            UploadInterrupted(String::new()),
+            InvalidParts(String::new()),
+            NothingUploaded,
+            NotMultipart,
+            SizeMismatch {
+                expected: 2,
+                actual: 1,
+            },
+            ChecksumMismatch,
+            TooLarge { limit: 1 },
+            MissingCredentials,
+            InvalidCredentials,
+            BadRequestSignature,
+            StaleTimestamp,
+            ReplayedSignature,
+            BadUrlSignature,
+            UrlExpired,
+            UploadExpired,
+            ShareNotFound,
+            RequestNotFound,
+            KeyNotFound,
+            NotFound,
+            SlotUsed,
+            KeyExists,
+            ShareConsumed,
+            ShareExpired,
+            ShareRevoked,
+            ShareNotReady,
+            RequestExpired,
+            RouteNotFound,
+            MethodNotAllowed,
+            RangeNotSatisfiable,
+            UploadsInFlight(2),
+            UploadSpaceExhausted,
+            StorageFull,
+            StoreUnavailable,
+            Internal,
+        ];
+        for error in &all {
+            // Exhaustiveness guard (see above).
+            match error {
+                InvalidFilename(_) | InvalidSize(_) | InvalidExpiry(_) | InvalidMaxDownloads(_)
+                | InvalidContentType | InvalidSha256 | InvalidId | InvalidJson(_)
+                | InvalidHeader(_) | InvalidPath | InvalidKeyName | InvalidMasterSecret
+                | UploadInterrupted(_) | InvalidParts(_) | NothingUploaded | NotMultipart
+                | SizeMismatch { .. } | ChecksumMismatch | TooLarge { .. } | MissingCredentials
+                | InvalidCredentials | BadRequestSignature | StaleTimestamp
+                | ReplayedSignature | BadUrlSignature | UrlExpired | UploadExpired
+                | ShareNotFound | RequestNotFound | KeyNotFound | NotFound | SlotUsed
+                | KeyExists | ShareConsumed | ShareExpired | ShareRevoked | ShareNotReady
+                | RequestExpired | RouteNotFound | MethodNotAllowed | RangeNotSatisfiable
+                | UploadsInFlight(_) | UploadSpaceExhausted | StorageFull | StoreUnavailable
+                | Internal => {}
+            }
+        }
+        all
     }
 }
 
@@ -153,19 +300,10 @@ mod tests {
 
     #[test]
     fn codes_are_snake_case() {
-        let samples = [
-            DomainError::SlotUsed,
-            DomainError::ShareConsumed,
-            DomainError::TooLarge { limit: 1 },
-            DomainError::SizeMismatch {
-                expected: 2,
-                actual: 1,
-            },
-        ];
-        for error in samples {
+        for error in DomainError::one_of_each() {
             let code = error.code();
             assert!(
-                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{code}"
             );
         }

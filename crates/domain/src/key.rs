@@ -106,9 +106,7 @@ impl KeyRecord {
 pub fn validate_key_name(name: &str) -> Result<String, DomainError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(DomainError::InvalidRequest(
-            "key name must be 1-100 printable characters".into(),
-        ));
+        return Err(DomainError::InvalidKeyName);
     }
     Ok(name.to_owned())
 }

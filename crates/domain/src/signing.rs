@@ -40,11 +40,7 @@ impl MasterSecret {
     /// Parses 64 hexadecimal characters.
     pub fn parse(text: &str) -> Result<Self, DomainError> {
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
-            DomainError::InvalidRequest(
-                "the master secret must be 64 hexadecimal characters".into(),
-            )
-        })?;
+        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| DomainError::InvalidMasterSecret)?;
         Ok(Self(bytes))
     }
 

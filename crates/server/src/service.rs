@@ -52,14 +52,10 @@ impl From<BlobError> for ServiceError {
                 DomainError::SizeMismatch { expected, actual }.into()
             }
             BlobError::ChecksumMismatch => DomainError::ChecksumMismatch.into(),
-            BlobError::Interrupted(error) => {
-                DomainError::InvalidRequest(format!("the upload was interrupted: {error}")).into()
-            }
+            BlobError::Interrupted(error) => DomainError::UploadInterrupted(error.to_string()).into(),
             BlobError::NotFound => DomainError::NotFound.into(),
-            BlobError::InvalidParts(reason) => {
-                DomainError::InvalidRequest(format!("the reported parts were refused: {reason}"))
-                    .into()
-            }
+            BlobError::InvalidParts(reason) => DomainError::InvalidParts(reason).into(),
+            BlobError::PendingSpaceExhausted { .. } => DomainError::UploadSpaceExhausted.into(),
             other => ServiceError::Blob(other),
         }
     }
@@ -427,10 +423,7 @@ impl Service {
             .clone()
             .filter(|_| self.blob.direct_uploads())
         else {
-            return Err(DomainError::InvalidRequest(
-                "no complete upload has been received for this share".into(),
-            )
-            .into());
+            return Err(DomainError::NothingUploaded.into());
         };
         let completed = match self
             .blob
@@ -439,10 +432,7 @@ impl Service {
         {
             Ok(completed) => completed,
             Err(BlobError::NotFound) => {
-                return Err(DomainError::InvalidRequest(
-                    "the storage holds no upload for this share yet".into(),
-                )
-                .into());
+                return Err(DomainError::NothingUploaded.into());
             }
             Err(other) => return Err(other.into()),
         };
@@ -519,9 +509,7 @@ impl Service {
         let (Some(blob_key), Some(upload_id), Some(size)) =
             (&share.blob_key, &share.upload_session, share.size)
         else {
-            return Err(
-                DomainError::InvalidRequest("this share has no multipart upload".into()).into(),
-            );
+            return Err(DomainError::NotMultipart.into());
         };
         if share.state != once_domain::ShareState::Pending {
             return Err(DomainError::SlotUsed.into());

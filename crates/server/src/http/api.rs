@@ -24,7 +24,7 @@ use crate::service::Caller;
 /// Parses a JSON body into our error format instead of axum's plain-text rejection.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
     serde_json::from_slice(body)
-        .map_err(|error| DomainError::InvalidRequest(format!("invalid JSON body: {error}")))
+        .map_err(|error| DomainError::InvalidJson(error.to_string()))
 }
 
 fn parse_share_id(id: &str) -> Result<ShareId, DomainError> {
@@ -143,7 +143,7 @@ fn numeric_header<T: std::str::FromStr>(
     header_text(headers, name)
         .map(|text| {
             text.trim().parse::<T>().map_err(|_| {
-                DomainError::InvalidRequest(format!("the {name} header must be a whole number"))
+                DomainError::InvalidHeader(format!("the {name} header must be a whole number"))
             })
         })
         .transpose()

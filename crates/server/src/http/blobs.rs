@@ -112,11 +112,7 @@ pub async fn download(
 }
 
 fn unsatisfiable(size: u64) -> Response {
-    let mut response = super::error::json_error(
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        "range_not_satisfiable",
-        "the requested range is outside the file",
-    );
+    let mut response = super::error::render(&DomainError::RangeNotSatisfiable);
     if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
         response.headers_mut().insert(header::CONTENT_RANGE, value);
     }

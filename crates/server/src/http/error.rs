@@ -1,10 +1,13 @@
-//! The one place where errors become HTTP: status from the error class, a JSON body
-//! `{"error": {"code", "message"}}` with the stable code. Infrastructure failures are logged
-//! and answered with a generic 500/503 so no internals leak.
+//! The one place where errors become HTTP: every refusal is a [`DomainError`] (its stable code
+//! and class), the class decides the status, and the body is `{"error": {"code", "message"}}`.
+//! Infrastructure failures are answered with a generic code so no internals leak; what really
+//! happened travels in a response extension to [`log_failures`], which logs it, so rendering
+//! an error never logs by itself.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use once_blob::BlobError;
 use once_domain::{DomainError, ErrorClass};
 
 use crate::service::ServiceError;
@@ -28,65 +31,97 @@ pub fn status_of(class: ErrorClass) -> StatusCode {
         ErrorClass::Gone => StatusCode::GONE,
         ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorClass::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorClass::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl ApiError {
-    /// Status, code and message as the client sees them.
-    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+    /// What the client is told.
+    pub fn refusal(&self) -> DomainError {
         match &self.0 {
-            ServiceError::Rejected(error) => {
-                (status_of(error.class()), error.code(), error.to_string())
-            }
-            ServiceError::Meta(error) => {
-                tracing::error!(%error, "metadata store failure");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the metadata store is unavailable, try again".into(),
-                )
-            }
-            ServiceError::Blob(error) => {
-                tracing::error!(%error, "blob store failure");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error".into(),
-                )
-            }
+            ServiceError::Rejected(error) => error.clone(),
+            ServiceError::Meta(_) => DomainError::StoreUnavailable,
+            ServiceError::Blob(BlobError::StorageFull) => DomainError::StorageFull,
+            ServiceError::Blob(_) => DomainError::Internal,
         }
     }
 
-    pub fn domain(&self) -> Option<&DomainError> {
-        match &self.0 {
-            ServiceError::Rejected(error) => Some(error),
-            _ => None,
-        }
+    /// Status, code and message as the client sees them.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+        let refusal = self.refusal();
+        (
+            status_of(refusal.class()),
+            refusal.code(),
+            refusal.to_string(),
+        )
     }
 }
 
-pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+/// The failure behind a 5xx answer, for [`log_failures`].
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+/// The JSON answer for a refusal.
+pub fn render(error: &DomainError) -> Response {
+    let status = status_of(error.class());
     let body = once_api::ErrorBody {
         error: once_api::ErrorDetail {
-            code: code.to_owned(),
-            message: message.to_owned(),
+            code: error.code().to_owned(),
+            message: error.to_string(),
         },
     };
     let mut response = (status, Json(body)).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer realm=\"once\""),
-        );
+    let headers = response.headers_mut();
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"once\""),
+            );
+        }
+        // Worth retrying: say when.
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::INSUFFICIENT_STORAGE => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        _ => {}
     }
     response
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
-        json_error(status, code, &message)
+        let refusal = self.refusal();
+        let mut response = render(&refusal);
+        if response.status().is_server_error() {
+            response.extensions_mut().insert(Failure {
+                code: refusal.code(),
+                detail: self.0.to_string(),
+            });
+        }
+        response
     }
+}
+
+/// Middleware: logs the failure behind every 5xx answer, once.
+pub async fn log_failures(response: Response) -> Response {
+    if let Some(failure) = response.extensions().get::<Failure>() {
+        tracing::error!(
+            status = response.status().as_u16(),
+            code = failure.code,
+            error = %failure.detail,
+            "request failed"
+        );
+    }
+    response
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -88,7 +88,7 @@ async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderM
         return refusal(ApiError::from(reason), html);
     }
     if let Err(error) = app.service.count_preview(&share.id).await {
-        tracing::warn!(error = %ApiError::from(error).parts().2, "could not count a preview");
+        tracing::warn!(%error, "could not count a preview");
     }
     match opener {
         Opener::Head => {

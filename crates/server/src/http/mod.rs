@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::TryStreamExt;
 use once_blob::ByteStream;
+use once_domain::DomainError;
 
 use crate::service::{IncomingBody, Service};
 
@@ -97,7 +98,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/b/dl/{blob_key}/{filename}", get(blobs::download))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::map_response(json_rejections))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            json_rejections,
+        ))
+        .layer(axum::middleware::map_response(error::log_failures))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.body_pace,
@@ -108,21 +113,17 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found() -> Response {
-    error::json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
+    error::render(&DomainError::RouteNotFound)
 }
 
 async fn method_not_allowed() -> Response {
-    error::json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not accept that method",
-    )
+    error::render(&DomainError::MethodNotAllowed)
 }
 
 /// Rejections by axum's extractors (a body over the limit of a JSON route, a path segment that
 /// is not valid percent-encoded UTF-8) come as plain text; clients get the same JSON error shape
 /// as for every other refusal. Our own handlers never answer these statuses in plain text.
-async fn json_rejections(response: Response) -> Response {
+async fn json_rejections(State(app): State<Arc<AppState>>, response: Response) -> Response {
     let is_plain_text = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -131,16 +132,10 @@ async fn json_rejections(response: Response) -> Response {
         return response;
     }
     match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => error::json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the request body exceeds the limit of this route",
-        ),
-        StatusCode::BAD_REQUEST => error::json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            "a part of the URL path is not valid (percent-encoded UTF-8 expected)",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => error::render(&DomainError::TooLarge {
+            limit: app.api_body_limit as u64,
+        }),
+        StatusCode::BAD_REQUEST => error::render(&DomainError::InvalidPath),
         _ => response,
     }
 }
