@@ -89,11 +89,11 @@ pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
     }
 }
 
-fn t0() -> once_domain::Instant {
+pub(crate) fn t0() -> once_domain::Instant {
     time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
 }
 
-fn secs(n: u64) -> Duration {
+pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
@@ -112,7 +112,7 @@ fn stored_key(name: &str) -> (ApiToken, StoredKey) {
     (token, key)
 }
 
-fn pending_share(max_downloads: u32) -> Share {
+pub(crate) fn pending_share(max_downloads: u32) -> Share {
     let spec = ShareSpec {
         filename: "naïve \"file\".txt".into(),
         size: Some(5),
@@ -123,7 +123,7 @@ fn pending_share(max_downloads: u32) -> Share {
     SharePolicy::default().new_share(&spec, None, t0()).unwrap()
 }
 
-fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
+pub(crate) fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
     CompletedUpload {
         blob_key,
         blob_version: None,
@@ -133,7 +133,7 @@ fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
     }
 }
 
-async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
+pub(crate) async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
     let share = pending_share(max_downloads);
     store.insert_share(&share).await.unwrap();
     let key = BlobKey::generate();

@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, Row};
 
 use crate::rows::{
     SHARE_COLUMNS, key_from_row, key_record_from_row, reap_candidate_from_row, request_from_row,
-    secs, share_from_row, size_param,
+    secs, share_from_row, size_param, written_row,
 };
 use crate::{
     CompletedUpload, FulfilOutcome, MetaError, MetaResult, MetaStore, PublishOutcome,
@@ -315,9 +315,9 @@ impl MetaStore for PostgresMetaStore {
         .bind(id.as_str())
         .bind(secs(upload.started_at))
         .bind(upload.blob_version.as_deref())
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        if let Some(row) = published {
+        if let Some(row) = written_row(published)? {
             return Ok(PublishOutcome::Published(Box::new(share_from_row(&row)?)));
         }
         // Nothing was written; explain why from the current row.
@@ -334,7 +334,7 @@ impl MetaStore for PostgresMetaStore {
         now: Instant,
         lease_until: Instant,
     ) -> MetaResult<Option<Share>> {
-        sqlx::query(&format!(
+        let claimed = sqlx::query(&format!(
             "UPDATE shares SET downloads_left = downloads_left - 1, \
                  lease_until = GREATEST(COALESCE(lease_until, 0), $1) \
              WHERE id = $2 AND state = 'ready' AND downloads_left > 0 AND expires_at > $3 \
@@ -343,11 +343,12 @@ impl MetaStore for PostgresMetaStore {
         .bind(secs(lease_until))
         .bind(id.as_str())
         .bind(secs(now))
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(share_from_row)
-        .transpose()
+        .fetch_all(&self.pool)
+        .await?;
+        written_row(claimed)?
+            .as_ref()
+            .map(share_from_row)
+            .transpose()
     }
 
     async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool> {

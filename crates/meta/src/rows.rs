@@ -23,6 +23,24 @@ pub(crate) const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, s
      published_at, lease_until, blob_key, request_id, upload_attempts, preview_hits, \
      upload_session, blob_version";
 
+/// The row a conditional `UPDATE … WHERE id = … RETURNING` wrote, if it matched.
+///
+/// Such a statement must be run with `fetch_all`, never `fetch_optional`: sqlx's SQLite
+/// driver stops stepping a statement after the first row `fetch_optional` asked for and resets
+/// it, and in autocommit mode that reset is where SQLite commits, so a failed commit (a full
+/// disk) is discarded there and the caller saw a row that was rolled back. Stepping to the end
+/// makes the commit's outcome the statement's outcome.
+pub(crate) fn written_row<R>(rows: Vec<R>) -> MetaResult<Option<R>> {
+    let mut rows = rows.into_iter();
+    let row = rows.next();
+    if rows.next().is_some() {
+        return Err(MetaError::Corrupt(
+            "an update by primary key wrote more than one row".into(),
+        ));
+    }
+    Ok(row)
+}
+
 /// An instant as stored: unix seconds, so that both stores compare times the same way.
 pub(crate) fn secs(instant: Instant) -> i64 {
     instant.unix_timestamp()

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 
 use crate::rows::{
     SHARE_COLUMNS, key_from_row, key_record_from_row, reap_candidate_from_row, request_from_row,
-    secs, share_from_row, size_param,
+    secs, share_from_row, size_param, written_row,
 };
 use crate::{
     CompletedUpload, FulfilOutcome, MetaError, MetaResult, MetaStore, PublishOutcome,
@@ -221,9 +221,9 @@ impl MetaStore for SqliteMetaStore {
         .bind(upload.blob_version.as_deref())
         .bind(id.as_str())
         .bind(secs(upload.started_at))
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        if let Some(row) = published {
+        if let Some(row) = written_row(published)? {
             return Ok(PublishOutcome::Published(Box::new(share_from_row(&row)?)));
         }
         // Nothing was written; explain why from the current row.
@@ -240,7 +240,7 @@ impl MetaStore for SqliteMetaStore {
         now: Instant,
         lease_until: Instant,
     ) -> MetaResult<Option<Share>> {
-        sqlx::query(&format!(
+        let claimed = sqlx::query(&format!(
             "UPDATE shares SET downloads_left = downloads_left - 1, \
                  lease_until = MAX(COALESCE(lease_until, 0), ?) \
              WHERE id = ? AND state = 'ready' AND downloads_left > 0 AND expires_at > ? \
@@ -249,11 +249,12 @@ impl MetaStore for SqliteMetaStore {
         .bind(secs(lease_until))
         .bind(id.as_str())
         .bind(secs(now))
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(share_from_row)
-        .transpose()
+        .fetch_all(&self.pool)
+        .await?;
+        written_row(claimed)?
+            .as_ref()
+            .map(share_from_row)
+            .transpose()
     }
 
     async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool> {
