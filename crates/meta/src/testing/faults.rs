@@ -181,6 +181,20 @@ impl PrivateCluster {
         &self.volume
     }
 
+    /// Takes every free byte of the cluster's volume, and ends the current WAL segment so that
+    /// the very next commit needs a new segment file, which the full volume refuses (without
+    /// that, commits keep fitting in the segment already allocated). Blocking.
+    pub fn fill(&self) {
+        self.volume.fill();
+        // The switch itself may already fail on the full volume; either way the next commit
+        // needs space.
+        let _ = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .args(["-c", "SELECT pg_switch_wal()"])
+            .output();
+    }
+
     /// `pg_ctl restart -m <mode>` (`fast` or `immediate`); waits until it accepts connections.
     pub fn restart(&self, mode: &str) {
         self.pg_ctl(&["restart", "-m", mode])
