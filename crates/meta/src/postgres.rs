@@ -194,8 +194,13 @@ where
 #[async_trait]
 impl MetaStore for PostgresMetaStore {
     async fn ping(&self) -> MetaResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        crate::within_ready_timeout(async {
+            sqlx::query(crate::READINESS_PROBE)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn insert_key(&self, key: &StoredKey) -> MetaResult<()> {

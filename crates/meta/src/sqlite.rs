@@ -26,8 +26,57 @@ use crate::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// How long the readiness probe waits for a write lock held elsewhere (the store's own
+/// statements wait up to 30 s).
+const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub struct SqliteMetaStore {
     pool: SqlitePool,
+    /// One connection of its own for the readiness probe, with a short busy timeout, so the
+    /// probe neither waits behind the store's long one nor takes a connection from its work.
+    probe: SqlitePool,
+    /// The database file as opened; the probe fails once the path names another file (or
+    /// none): the running process would keep writing into a file nobody will open again.
+    opened: Option<FileIdentity>,
+}
+
+/// A file's device and inode, which change when the file is deleted or replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    path: std::path::PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    /// `None` where there is no file to watch (an in-memory database).
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Self {
+            path: path.to_owned(),
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+
+    async fn check(&self) -> MetaResult<()> {
+        let path = self.path.clone();
+        let now = tokio::task::spawn_blocking(move || Self::of(&path))
+            .await
+            .map_err(|error| MetaError::NotReady(error.to_string()))?;
+        match now {
+            Some(now) if now == *self => Ok(()),
+            Some(_) => Err(MetaError::NotReady(format!(
+                "the database file {} was replaced since it was opened",
+                self.path.display()
+            ))),
+            None => Err(MetaError::NotReady(format!(
+                "the database file {} was deleted since it was opened",
+                self.path.display()
+            ))),
+        }
+    }
 }
 
 impl SqliteMetaStore {
@@ -59,10 +108,24 @@ impl SqliteMetaStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let opened = FileIdentity::of(options.get_filename());
+        let probe = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(crate::READY_TIMEOUT)
+            // A deleted database must not come back empty through the probe's connection.
+            .connect_lazy_with(
+                options
+                    .create_if_missing(false)
+                    .busy_timeout(PROBE_BUSY_TIMEOUT),
+            );
+        Ok(Self {
+            pool,
+            probe,
+            opened,
+        })
     }
 }
 
@@ -102,8 +165,16 @@ where
 #[async_trait]
 impl MetaStore for SqliteMetaStore {
     async fn ping(&self) -> MetaResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        crate::within_ready_timeout(async {
+            if let Some(opened) = &self.opened {
+                opened.check().await?;
+            }
+            sqlx::query(crate::READINESS_PROBE)
+                .execute(&self.probe)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn insert_key(&self, key: &StoredKey) -> MetaResult<()> {

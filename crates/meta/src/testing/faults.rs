@@ -181,24 +181,48 @@ impl PrivateCluster {
         &self.volume
     }
 
-    /// Takes every free byte of the cluster's volume, and ends the current WAL segment so that
-    /// the very next commit needs a new segment file, which the full volume refuses (without
-    /// that, commits keep fitting in the segment already allocated). Blocking.
-    pub fn fill(&self) {
+    /// Takes every free byte of the cluster's volume, then writes WAL (a logical message and a
+    /// segment switch, again and again) until the server refuses a write: PostgreSQL keeps
+    /// committing into WAL segments it allocated earlier, so a full volume alone may refuse
+    /// nothing for a long while. True once a write was refused (as an error, or by the server
+    /// crashing and restarting, which is what it does when it cannot write its WAL). Blocking.
+    pub fn fill(&self) -> bool {
         self.volume.fill();
-        // The switch itself may already fail on the full volume; either way the next commit
-        // needs space.
-        let _ = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-p"])
-            .arg(self.port.to_string())
-            .args(["-c", "SELECT pg_switch_wal()"])
-            .output();
+        (0..64).any(|_| {
+            let written = Command::new(self.bin.join("psql"))
+                .args([
+                    "-X",
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-v", "ON_ERROR_STOP=1", "-p"])
+                .arg(self.port.to_string())
+                .args([
+                    "-c",
+                    "SELECT pg_logical_emit_message(false, 'once', 'fill')",
+                ])
+                .args(["-c", "SELECT pg_switch_wal()"])
+                .output()
+                .is_ok_and(|output| output.status.success());
+            !written
+        })
     }
 
     /// `pg_ctl restart -m <mode>` (`fast` or `immediate`); waits until it accepts connections.
     pub fn restart(&self, mode: &str) {
         self.pg_ctl(&["restart", "-m", mode])
             .unwrap_or_else(|error| panic!("restart of the private cluster failed: {error}"));
+    }
+
+    /// `pg_ctl stop -m fast`: the server is down until [`ensure_running`](Self::ensure_running).
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast"])
+            .unwrap_or_else(|error| panic!("stop of the private cluster failed: {error}"));
     }
 
     /// Starts the cluster if it is not running (after it stopped itself, e.g. on a full disk);
