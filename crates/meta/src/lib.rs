@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 pub mod testing;
 
@@ -35,10 +36,6 @@ pub type MetaResult<T> = Result<T, MetaError>;
 /// balancer's check must get an answer, not hang for the store's own (much longer) lock and
 /// connection timeouts.
 pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The probe's write, the same text for both stores.
-pub(crate) const READINESS_PROBE: &str = "INSERT INTO readiness (id, checks) VALUES (1, 1) \
-     ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1";
 
 /// Runs `probe` within [`READY_TIMEOUT`].
 pub(crate) async fn within_ready_timeout(
