@@ -1,7 +1,7 @@
 //! The store for several instances: PostgreSQL through a sqlx connection pool. The statements
-//! and their binding are the SQLite store's (`sql.rs`); every decision is a single conditional statement (or a
-//! transaction that starts with its conditional write), so any number of `once serve` and
-//! `once reap` processes on one database stay correct. Under READ COMMITTED a conditional
+//! and their binding are the SQLite store's (`sql.rs`); every decision is a single conditional
+//! statement (or a transaction that starts with its conditional write), so any number of
+//! `once serve` and `once reap` processes on one database stay correct. Under READ COMMITTED a conditional
 //! `UPDATE` that waits for a concurrent writer re-checks its `WHERE` on the committed row, which
 //! is what makes the claim, the first upload and the request slot exact across instances.
 
