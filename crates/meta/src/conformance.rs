@@ -14,7 +14,7 @@ use futures::future::join_all;
 
 use crate::{CompletedUpload, FulfilOutcome, MetaError, MetaStore, PublishOutcome, StoredKey};
 
-/// Every check in the suite, by name, for backends to run in a loop.
+/// Every check in the suite, by name (the tests of [`conformance_tests!`](crate::conformance_tests)).
 pub const CHECKS: &[&str] = &[
     "keys_round_trip_and_revoke",
     "duplicate_key_id_is_refused",
@@ -41,6 +41,60 @@ pub const CHECKS: &[&str] = &[
     "mark_gone_needs_the_current_blob_key",
     "concurrent_reaper_loops_take_every_due_share_once",
 ];
+
+/// One test per check for a backend, so that the first failing check does not hide the rest:
+/// `once_meta::conformance_tests!(open);` in a test file, where `open(check: &str)` is an async
+/// fn returning `Option<(guard, Arc<dyn MetaStore>)>`: a fresh, empty store for that check and
+/// whatever must live as long as the test (a temporary directory, a test database), or `None`
+/// to skip it (the backend's own rule says when). Also checks that it covers [`CHECKS`].
+#[macro_export]
+macro_rules! conformance_tests {
+    ($open:path) => {
+        $crate::conformance_tests!(
+            @tests $open;
+            keys_round_trip_and_revoke,
+            duplicate_key_id_is_refused,
+            signature_is_accepted_once,
+            share_round_trips,
+            first_publish_wins,
+            publish_after_upload_window_is_refused,
+            claims_stop_at_max_downloads,
+            expired_share_cannot_be_claimed,
+            claim_race_yields_exactly_max_downloads,
+            revoke_needs_the_owner,
+            request_is_fulfilled_once,
+            expired_request_is_not_fulfilled,
+            reaper_takes_only_what_is_due,
+            racing_reapers_never_take_the_same_share,
+            purge_removes_old_tombstones_and_signatures,
+            keys_are_listed_oldest_first,
+            counters_on_a_missing_share_change_nothing,
+            claims_keep_the_longest_lease_and_stop_at_expiry,
+            publish_without_a_digest_keeps_the_declared_one,
+            requests_are_listed_newest_first,
+            racing_signatures_accept_exactly_one,
+            racing_uploads_fulfil_a_request_once,
+            mark_gone_needs_the_current_blob_key,
+            concurrent_reaper_loops_take_every_due_share_once,
+        );
+    };
+    (@tests $open:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((_guard, store)) = $open(stringify!($check)).await else {
+                    return;
+                };
+                $crate::conformance::run(stringify!($check), store).await;
+            }
+        )*
+
+        #[test]
+        fn every_conformance_check_has_a_test() {
+            assert_eq!($crate::conformance::CHECKS, &[$(stringify!($check)),*]);
+        }
+    };
+}
 
 pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
     let store = store.as_ref();
@@ -89,11 +143,11 @@ pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
     }
 }
 
-fn t0() -> once_domain::Instant {
+pub(crate) fn t0() -> once_domain::Instant {
     time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
 }
 
-fn secs(n: u64) -> Duration {
+pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
@@ -112,7 +166,7 @@ fn stored_key(name: &str) -> (ApiToken, StoredKey) {
     (token, key)
 }
 
-fn pending_share(max_downloads: u32) -> Share {
+pub(crate) fn pending_share(max_downloads: u32) -> Share {
     let spec = ShareSpec {
         filename: "naïve \"file\".txt".into(),
         size: Some(5),
@@ -123,7 +177,7 @@ fn pending_share(max_downloads: u32) -> Share {
     SharePolicy::default().new_share(&spec, None, t0()).unwrap()
 }
 
-fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
+pub(crate) fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
     CompletedUpload {
         blob_key,
         blob_version: None,
@@ -133,7 +187,7 @@ fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUpload {
     }
 }
 
-async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
+pub(crate) async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
     let share = pending_share(max_downloads);
     store.insert_share(&share).await.unwrap();
     let key = BlobKey::generate();

@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 pub mod testing;
 
@@ -24,9 +25,29 @@ pub enum MetaError {
     KeyExists,
     #[error("corrupt row in the metadata store: {0}")]
     Corrupt(String),
+    /// The readiness probe found the store unable to commit a write now.
+    #[error("metadata store not ready: {0}")]
+    NotReady(String),
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
+
+/// How long the readiness probe may take before it reports the store not ready: a load
+/// balancer's check must get an answer, not hang for the store's own (much longer) lock and
+/// connection timeouts.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `probe` within [`READY_TIMEOUT`].
+pub(crate) async fn within_ready_timeout(
+    probe: impl std::future::Future<Output = MetaResult<()>>,
+) -> MetaResult<()> {
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(result) => result,
+        Err(_) => Err(MetaError::NotReady(format!(
+            "no commit within {READY_TIMEOUT:?}"
+        ))),
+    }
+}
 
 /// A key as stored: the record plus what authentication needs.
 #[derive(Debug, Clone)]
@@ -84,7 +105,10 @@ pub struct ReapCandidate {
 
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
-    /// Cheap round trip for `/readyz`.
+    /// The readiness probe of `/readyz`: Ok only if the store durably commits a small write
+    /// now (so a full disk, a write lock held elsewhere, a database file deleted or replaced
+    /// under the running process, or an unreachable server all fail it). Answers within about
+    /// [`READY_TIMEOUT`], with [`MetaError::NotReady`] when it had to give up waiting.
     async fn ping(&self) -> MetaResult<()>;
 
     // ---- keys -------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
 //! BLOB/BYTEA as bytes; see the migrations), so one set of raw row structs decodes a row of
 //! either database. Each raw struct is `#[derive(sqlx::FromRow)]` over the column names and
 //! does no checking; its `TryFrom` turns it into the domain type, reporting a value the domain
-//! rejects as [`MetaError::Corrupt`]. The statements themselves stay in the stores: they differ
-//! in placeholders and dialect.
+//! rejects as [`MetaError::Corrupt`]. The statements are in `sql.rs`, one text for both.
 
 use std::time::Duration;
 
@@ -16,12 +15,23 @@ use sqlx::{FromRow, Row};
 
 use crate::{MetaError, MetaResult, ReapCandidate, StoredKey};
 
-/// The columns of `shares` that make up a [`Share`], in the order both stores insert them;
-/// also what their `SELECT` and `RETURNING` clauses list, so [`ShareRow`] finds every field.
-pub(crate) const SHARE_COLUMNS: &str = "id, owner_key, filename, content_type, size, sha256, \
-     max_downloads, downloads_left, state, created_at, expires_at, upload_expires_at, \
-     published_at, lease_until, blob_key, request_id, upload_attempts, preview_hits, \
-     upload_session, blob_version";
+/// The row a conditional `UPDATE … WHERE id = … RETURNING` wrote, if it matched.
+///
+/// Such a statement must be run with `fetch_all`, never `fetch_optional`: sqlx's SQLite
+/// driver stops stepping a statement after the first row `fetch_optional` asked for and resets
+/// it, and in autocommit mode that reset is where SQLite commits, so a failed commit (a full
+/// disk) is discarded there and the caller saw a row that was rolled back. Stepping to the end
+/// makes the commit's outcome the statement's outcome.
+pub(crate) fn written_row<R>(rows: Vec<R>) -> MetaResult<Option<R>> {
+    let mut rows = rows.into_iter();
+    let row = rows.next();
+    if rows.next().is_some() {
+        return Err(MetaError::Corrupt(
+            "an update by primary key wrote more than one row".into(),
+        ));
+    }
+    Ok(row)
+}
 
 /// An instant as stored: unix seconds, so that both stores compare times the same way.
 pub(crate) fn secs(instant: Instant) -> i64 {
@@ -71,7 +81,7 @@ fn parse_opt<T, E>(
     text.map(parse).transpose().map_err(|_| corrupt(what))
 }
 
-/// A row of [`SHARE_COLUMNS`] as a [`Share`].
+/// A row of the share columns (`share_columns!` in `sql.rs`) as a [`Share`].
 pub(crate) fn share_from_row<'r, R: Row>(row: &'r R) -> MetaResult<Share>
 where
     ShareRow<'r>: FromRow<'r, R>,
@@ -112,7 +122,7 @@ where
     ReapCandidate::try_from(ReapCandidateRow::from_row(row)?)
 }
 
-/// The [`SHARE_COLUMNS`] of a `shares` row, as stored.
+/// The share columns of a `shares` row, as stored.
 #[derive(FromRow)]
 pub(crate) struct ShareRow<'r> {
     id: &'r str,

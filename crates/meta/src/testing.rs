@@ -11,6 +11,9 @@
 //! enabled only by dev-dependencies would make test builds and normal builds of every crate
 //! above `once-meta` differ, and compile them twice.
 
+pub mod faults;
+pub mod storms;
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -25,11 +28,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// True when an unreachable PostgreSQL must fail the tests instead of skipping them.
 pub fn postgres_required() -> bool {
-    let ci = std::env::var("CI")
+    ci() || std::env::var("ONCE_REQUIRE_POSTGRES").is_ok_and(|value| value.trim() == "1")
+}
+
+/// True when `CI` is set to anything but `0`/`false`.
+fn ci() -> bool {
+    std::env::var("CI")
         .map(|value| !matches!(value.trim(), "" | "0" | "false" | "FALSE" | "False"))
-        .unwrap_or(false);
-    let forced = std::env::var("ONCE_REQUIRE_POSTGRES").is_ok_and(|value| value.trim() == "1");
-    ci || forced
+        .unwrap_or(false)
 }
 
 /// A database created for one test and dropped (`WITH (FORCE)`) when this value is dropped.

@@ -1,5 +1,5 @@
-//! Runs the whole `MetaStore` conformance suite against PostgreSQL, each check on a database of
-//! its own (created on the server of `ONCE_TEST_DATABASE_URL`, default
+//! The `MetaStore` conformance suite against PostgreSQL: one test per check, each on a database
+//! of its own (created on the server of `ONCE_TEST_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`, and dropped afterwards).
 //!
 //! Without a reachable PostgreSQL these tests print `PostgreSQL suite did NOT run: …` and pass,
@@ -8,21 +8,16 @@
 use std::sync::Arc;
 
 use once_meta::MetaStore;
-use once_meta::conformance::{CHECKS, run};
 use once_meta::postgres::PostgresMetaStore;
 use once_meta::testing::TestDatabase;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_store_passes_the_conformance_suite() {
-    for check in CHECKS {
-        let Some(database) = TestDatabase::create("postgres_conformance").await else {
-            return;
-        };
-        let store = PostgresMetaStore::open(database.url()).await.unwrap();
-        println!("postgres: {check}");
-        run(check, Arc::new(store)).await;
-    }
+async fn open(check: &str) -> Option<(TestDatabase, Arc<dyn MetaStore>)> {
+    let database = TestDatabase::create(check).await?;
+    let store = PostgresMetaStore::open(database.url()).await.unwrap();
+    Some((database, Arc::new(store)))
 }
+
+once_meta::conformance_tests!(open);
 
 /// Several instances starting at once on an empty database: sqlx's advisory lock serialises
 /// the migrations, every instance opens, and the schema is applied once.

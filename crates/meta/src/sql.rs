@@ -1,0 +1,495 @@
+//! The statements of both metadata stores, one text each: SQLite (through sqlx) and PostgreSQL
+//! both accept `$N` placeholders, `ON CONFLICT`, `IS NOT DISTINCT FROM`, `NOT EXISTS` and
+//! `UPDATE … RETURNING`. The one piece that differs, the row locks of the reaper's batch, is
+//! [`Dialect`]. [`impl_meta_store!`] binds and runs them the same way for either store, so a
+//! rule is written once and both backends keep it.
+
+/// The columns of `shares` that make up a [`once_domain::Share`], in the order
+/// [`INSERT_SHARE`] binds them; also what every `SELECT` and `RETURNING` of a share lists, so
+/// the row decoder finds every field. A macro so that `concat!` can build the statements at
+/// compile time.
+macro_rules! share_columns {
+    () => {
+        "id, owner_key, filename, content_type, size, sha256, max_downloads, downloads_left, \
+         state, created_at, expires_at, upload_expires_at, published_at, lease_until, blob_key, \
+         request_id, upload_attempts, preview_hits, upload_session, blob_version"
+    };
+}
+
+pub(crate) const INSERT_KEY: &str = "INSERT INTO api_keys \
+     (id, name, secret_hash, sealed_secret, created_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+pub(crate) const FIND_KEY: &str = "SELECT * FROM api_keys WHERE id = $1";
+pub(crate) const LIST_KEYS: &str = "SELECT * FROM api_keys ORDER BY created_at, id";
+pub(crate) const REVOKE_KEY: &str =
+    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+/// A racing insert of the same signature waits for the first one and then does nothing.
+pub(crate) const RECORD_SIGNATURE: &str = "INSERT INTO used_signatures \
+     (key_id, signature, keep_until) VALUES ($1, $2, $3) \
+     ON CONFLICT (key_id, signature) DO NOTHING";
+
+pub(crate) const INSERT_SHARE: &str = concat!(
+    "INSERT INTO shares (",
+    share_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18, $19, $20)"
+);
+pub(crate) const GET_SHARE: &str =
+    concat!("SELECT ", share_columns!(), " FROM shares WHERE id = $1");
+pub(crate) const COUNT_UPLOAD_ATTEMPT: &str =
+    "UPDATE shares SET upload_attempts = upload_attempts + 1 WHERE id = $1";
+pub(crate) const COUNT_PREVIEW: &str =
+    "UPDATE shares SET preview_hits = preview_hits + 1 WHERE id = $1";
+pub(crate) const PUBLISH_SHARE: &str = concat!(
+    "UPDATE shares SET state = 'ready', blob_key = $1, size = $2, \
+     sha256 = COALESCE($3, sha256), published_at = $4, upload_session = NULL, \
+     blob_version = $5 \
+     WHERE id = $6 AND state = 'pending' AND upload_expires_at > $7 \
+     RETURNING ",
+    share_columns!()
+);
+/// The claim. The lease only grows: `CASE` rather than SQLite's `MAX` or PostgreSQL's
+/// `GREATEST`, which the other engine lacks. Under READ COMMITTED a claim that waits for a
+/// concurrent one re-checks `downloads_left > 0` on the committed row.
+pub(crate) const CLAIM_SHARE: &str = concat!(
+    "UPDATE shares SET downloads_left = downloads_left - 1, \
+     lease_until = CASE WHEN COALESCE(lease_until, 0) > $1 THEN lease_until ELSE $1 END \
+     WHERE id = $2 AND state = 'ready' AND downloads_left > 0 AND expires_at > $3 \
+     RETURNING ",
+    share_columns!()
+);
+pub(crate) const REVOKE_SHARE: &str = "UPDATE shares SET state = 'revoked' \
+     WHERE id = $1 AND owner_key = $2 AND state IN ('pending', 'ready')";
+
+pub(crate) const INSERT_REQUEST: &str = "INSERT INTO upload_requests \
+     (id, owner_key, filename, max_size, max_downloads, share_expires_in, created_at, \
+     expires_at, share_id, fulfilled_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(crate) const GET_REQUEST: &str = "SELECT * FROM upload_requests WHERE id = $1";
+pub(crate) const LIST_REQUESTS: &str =
+    "SELECT * FROM upload_requests WHERE owner_key = $1 ORDER BY created_at DESC, id";
+/// The first statement of the fulfilment transaction: taking the request's row (PostgreSQL)
+/// or the write lock (SQLite) before anything is read, so a racing upload waits here and then
+/// finds `share_id` set.
+pub(crate) const FULFIL_REQUEST: &str = "UPDATE upload_requests \
+     SET share_id = $1, fulfilled_at = $2 \
+     WHERE id = $3 AND share_id IS NULL AND expires_at > $4";
+
+/// The reaper's batch, with the row locks of the dialect after its `LIMIT`.
+macro_rules! take_reap_batch {
+    ($locks:literal) => {
+        concat!(
+            "UPDATE shares SET reaper_until = $1 \
+             WHERE id IN ( \
+                 SELECT id FROM shares \
+                 WHERE state != 'gone' AND (reaper_until IS NULL OR reaper_until <= $2) AND ( \
+                     state = 'revoked' \
+                     OR (state = 'pending' AND upload_expires_at <= $4) \
+                     OR (state = 'ready' AND downloads_left = 0 \
+                         AND COALESCE(lease_until, 0) <= $2) \
+                     OR (state = 'ready' AND expires_at <= $2 \
+                         AND COALESCE(lease_until, 0) <= $2)) \
+                 LIMIT $3",
+            $locks,
+            ") RETURNING id, blob_key, upload_session"
+        )
+    };
+}
+pub(crate) const MARK_GONE: &str = "UPDATE shares SET state = 'gone', blob_key = NULL, \
+     blob_version = NULL, reaper_until = NULL, upload_session = NULL \
+     WHERE id = $1 AND state != 'gone' AND blob_key IS NOT DISTINCT FROM $2";
+pub(crate) const BLOB_REFERENCED: &str = "SELECT 1 FROM shares WHERE blob_key = $1 LIMIT 1";
+pub(crate) const PURGE_SIGNATURES: &str = "DELETE FROM used_signatures WHERE keep_until <= $1";
+pub(crate) const PURGE_TOMBSTONES: &str =
+    "DELETE FROM shares WHERE state = 'gone' AND expires_at <= $1";
+pub(crate) const PURGE_REQUESTS: &str = "DELETE FROM upload_requests WHERE expires_at <= $1 \
+     AND (share_id IS NULL \
+          OR NOT EXISTS (SELECT 1 FROM shares WHERE shares.id = upload_requests.share_id))";
+
+/// The readiness probe's write.
+pub(crate) const READINESS_PROBE: &str = "INSERT INTO readiness (id, checks) VALUES (1, 1) \
+     ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1";
+
+/// What differs between the engines.
+pub(crate) struct Dialect {
+    pub(crate) take_reap_batch: &'static str,
+}
+
+/// SQLite has no row locks: the batch's single statement holds the database's write lock.
+pub(crate) const SQLITE: Dialect = Dialect {
+    take_reap_batch: take_reap_batch!(""),
+};
+
+/// SKIP LOCKED: a racing reaper passes over the rows this one is taking instead of waiting for
+/// them; a row another reaper took and committed meanwhile is re-checked against
+/// `reaper_until` and dropped. Either way no share is handed out twice.
+pub(crate) const POSTGRES: Dialect = Dialect {
+    take_reap_batch: take_reap_batch!(" FOR UPDATE SKIP LOCKED"),
+};
+
+/// Implements [`crate::MetaStore`] for `$store` (a struct with a `pool: sqlx::Pool<$db>` and an
+/// inherent `async fn ready(&self) -> MetaResult<()>`, the readiness probe) with the statements
+/// above and `$dialect`.
+///
+/// Every conditional write with `RETURNING` is run with `fetch_all` and read through
+/// [`crate::rows::written_row`], never with `fetch_optional` (see there why).
+macro_rules! impl_meta_store {
+    ($store:ty, $db:ty, $dialect:expr) => {
+        impl $store {
+            async fn insert_share_with<'e, E>(
+                executor: E,
+                share: &once_domain::Share,
+            ) -> $crate::MetaResult<()>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                use $crate::rows::{secs, size_param};
+                sqlx::query($crate::sql::INSERT_SHARE)
+                    .bind(share.id.as_str())
+                    .bind(share.owner.as_ref().map(once_domain::KeyId::as_str))
+                    .bind(share.filename.as_str())
+                    .bind(&share.content_type)
+                    .bind(share.size.map(size_param))
+                    .bind(share.sha256.map(|digest| digest.0.to_vec()))
+                    .bind(i64::from(share.max_downloads))
+                    .bind(i64::from(share.downloads_left))
+                    .bind(share.state.as_str())
+                    .bind(secs(share.created_at))
+                    .bind(secs(share.expires_at))
+                    .bind(secs(share.upload_expires_at))
+                    .bind(share.published_at.map(secs))
+                    .bind(share.lease_until.map(secs))
+                    .bind(share.blob_key.as_ref().map(once_domain::BlobKey::as_str))
+                    .bind(
+                        share
+                            .request_id
+                            .as_ref()
+                            .map(once_domain::RequestId::as_str),
+                    )
+                    .bind(i64::from(share.upload_attempts))
+                    .bind(i64::from(share.preview_hits))
+                    .bind(share.upload_session.as_deref())
+                    .bind(share.blob_version.as_deref())
+                    .execute(executor)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::MetaStore for $store {
+            async fn ping(&self) -> $crate::MetaResult<()> {
+                $crate::within_ready_timeout(self.ready()).await
+            }
+
+            async fn insert_key(&self, key: &$crate::StoredKey) -> $crate::MetaResult<()> {
+                use $crate::rows::secs;
+                let result = sqlx::query($crate::sql::INSERT_KEY)
+                    .bind(key.record.id.as_str())
+                    .bind(&key.record.name)
+                    .bind(&key.secret_hash)
+                    .bind(&key.sealed_secret)
+                    .bind(secs(key.record.created_at))
+                    .bind(key.record.revoked_at.map(secs))
+                    .execute(&self.pool)
+                    .await?;
+                if result.rows_affected() == 0 {
+                    return Err($crate::MetaError::KeyExists);
+                }
+                Ok(())
+            }
+
+            async fn find_key(
+                &self,
+                id: &once_domain::KeyId,
+            ) -> $crate::MetaResult<Option<$crate::StoredKey>> {
+                sqlx::query($crate::sql::FIND_KEY)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($crate::rows::key_from_row)
+                    .transpose()
+            }
+
+            async fn list_keys(&self) -> $crate::MetaResult<Vec<once_domain::KeyRecord>> {
+                sqlx::query($crate::sql::LIST_KEYS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::rows::key_record_from_row)
+                    .collect()
+            }
+
+            async fn revoke_key(
+                &self,
+                id: &once_domain::KeyId,
+                now: once_domain::Instant,
+            ) -> $crate::MetaResult<bool> {
+                let result = sqlx::query($crate::sql::REVOKE_KEY)
+                    .bind($crate::rows::secs(now))
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn record_signature(
+                &self,
+                key: &once_domain::KeyId,
+                signature: &str,
+                keep_until: once_domain::Instant,
+            ) -> $crate::MetaResult<bool> {
+                let result = sqlx::query($crate::sql::RECORD_SIGNATURE)
+                    .bind(key.as_str())
+                    .bind(signature)
+                    .bind($crate::rows::secs(keep_until))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn insert_share(&self, share: &once_domain::Share) -> $crate::MetaResult<()> {
+                Self::insert_share_with(&self.pool, share).await
+            }
+
+            async fn get_share(
+                &self,
+                id: &once_domain::ShareId,
+            ) -> $crate::MetaResult<Option<once_domain::Share>> {
+                sqlx::query($crate::sql::GET_SHARE)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($crate::rows::share_from_row)
+                    .transpose()
+            }
+
+            async fn count_upload_attempt(
+                &self,
+                id: &once_domain::ShareId,
+            ) -> $crate::MetaResult<()> {
+                sqlx::query($crate::sql::COUNT_UPLOAD_ATTEMPT)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn count_preview(&self, id: &once_domain::ShareId) -> $crate::MetaResult<()> {
+                sqlx::query($crate::sql::COUNT_PREVIEW)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn publish_share(
+                &self,
+                id: &once_domain::ShareId,
+                upload: &$crate::CompletedUpload,
+                now: once_domain::Instant,
+            ) -> $crate::MetaResult<$crate::PublishOutcome> {
+                use $crate::rows::{secs, share_from_row, size_param, written_row};
+                let published = sqlx::query($crate::sql::PUBLISH_SHARE)
+                    .bind(upload.blob_key.as_str())
+                    .bind(size_param(upload.size))
+                    .bind(upload.sha256.map(|digest| digest.0.to_vec()))
+                    .bind(secs(now))
+                    .bind(upload.blob_version.as_deref())
+                    .bind(id.as_str())
+                    .bind(secs(upload.started_at))
+                    .fetch_all(&self.pool)
+                    .await?;
+                if let Some(row) = written_row(published)? {
+                    return Ok($crate::PublishOutcome::Published(Box::new(share_from_row(
+                        &row,
+                    )?)));
+                }
+                // Nothing was written; explain why from the current row.
+                Ok(match self.get_share(id).await? {
+                    None => $crate::PublishOutcome::NotFound,
+                    Some(share) if share.state == once_domain::ShareState::Pending => {
+                        $crate::PublishOutcome::UploadExpired
+                    }
+                    Some(_) => $crate::PublishOutcome::SlotUsed,
+                })
+            }
+
+            async fn claim_share(
+                &self,
+                id: &once_domain::ShareId,
+                now: once_domain::Instant,
+                lease_until: once_domain::Instant,
+            ) -> $crate::MetaResult<Option<once_domain::Share>> {
+                use $crate::rows::{secs, share_from_row, written_row};
+                let claimed = sqlx::query($crate::sql::CLAIM_SHARE)
+                    .bind(secs(lease_until))
+                    .bind(id.as_str())
+                    .bind(secs(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+                written_row(claimed)?
+                    .as_ref()
+                    .map(share_from_row)
+                    .transpose()
+            }
+
+            async fn revoke_share(
+                &self,
+                id: &once_domain::ShareId,
+                owner: &once_domain::KeyId,
+            ) -> $crate::MetaResult<bool> {
+                let result = sqlx::query($crate::sql::REVOKE_SHARE)
+                    .bind(id.as_str())
+                    .bind(owner.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn insert_request(
+                &self,
+                request: &once_domain::UploadRequest,
+            ) -> $crate::MetaResult<()> {
+                use $crate::rows::{secs, size_param};
+                sqlx::query($crate::sql::INSERT_REQUEST)
+                    .bind(request.id.as_str())
+                    .bind(request.owner.as_str())
+                    .bind(request.filename.as_ref().map(once_domain::Filename::as_str))
+                    .bind(size_param(request.max_size))
+                    .bind(i64::from(request.max_downloads))
+                    .bind(size_param(request.share_expires_in.as_secs()))
+                    .bind(secs(request.created_at))
+                    .bind(secs(request.expires_at))
+                    .bind(request.share_id.as_ref().map(once_domain::ShareId::as_str))
+                    .bind(request.fulfilled_at.map(secs))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_request(
+                &self,
+                id: &once_domain::RequestId,
+            ) -> $crate::MetaResult<Option<once_domain::UploadRequest>> {
+                sqlx::query($crate::sql::GET_REQUEST)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($crate::rows::request_from_row)
+                    .transpose()
+            }
+
+            async fn list_requests(
+                &self,
+                owner: &once_domain::KeyId,
+            ) -> $crate::MetaResult<Vec<once_domain::UploadRequest>> {
+                sqlx::query($crate::sql::LIST_REQUESTS)
+                    .bind(owner.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::rows::request_from_row)
+                    .collect()
+            }
+
+            async fn fulfil_request(
+                &self,
+                id: &once_domain::RequestId,
+                share: &once_domain::Share,
+                started_at: once_domain::Instant,
+            ) -> $crate::MetaResult<$crate::FulfilOutcome> {
+                use $crate::rows::secs;
+                let mut transaction = self.pool.begin().await?;
+                let claimed = sqlx::query($crate::sql::FULFIL_REQUEST)
+                    .bind(share.id.as_str())
+                    .bind(share.published_at.map(secs))
+                    .bind(id.as_str())
+                    .bind(secs(started_at))
+                    .execute(&mut *transaction)
+                    .await?;
+                if claimed.rows_affected() == 1 {
+                    Self::insert_share_with(&mut *transaction, share).await?;
+                    transaction.commit().await?;
+                    return Ok($crate::FulfilOutcome::Fulfilled(Box::new(share.clone())));
+                }
+                transaction.rollback().await?;
+                Ok(match self.get_request(id).await? {
+                    None => $crate::FulfilOutcome::NotFound,
+                    Some(request) if request.share_id.is_some() => $crate::FulfilOutcome::SlotUsed,
+                    Some(_) => $crate::FulfilOutcome::Expired,
+                })
+            }
+
+            async fn take_reap_batch(
+                &self,
+                now: once_domain::Instant,
+                abandoned_before: once_domain::Instant,
+                hold_until: once_domain::Instant,
+                limit: u32,
+            ) -> $crate::MetaResult<Vec<$crate::ReapCandidate>> {
+                use $crate::rows::secs;
+                let rows = sqlx::query($dialect.take_reap_batch)
+                    .bind(secs(hold_until))
+                    .bind(secs(now))
+                    .bind(i64::from(limit))
+                    .bind(secs(abandoned_before))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map($crate::rows::reap_candidate_from_row)
+                    .collect()
+            }
+
+            async fn mark_gone(
+                &self,
+                id: &once_domain::ShareId,
+                blob_key: Option<&once_domain::BlobKey>,
+            ) -> $crate::MetaResult<bool> {
+                let result = sqlx::query($crate::sql::MARK_GONE)
+                    .bind(id.as_str())
+                    .bind(blob_key.map(once_domain::BlobKey::as_str))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn blob_referenced(
+                &self,
+                blob_key: &once_domain::BlobKey,
+            ) -> $crate::MetaResult<bool> {
+                let row = sqlx::query($crate::sql::BLOB_REFERENCED)
+                    .bind(blob_key.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn purge(
+                &self,
+                now: once_domain::Instant,
+                before: once_domain::Instant,
+            ) -> $crate::MetaResult<u64> {
+                use $crate::rows::secs;
+                let mut removed = 0;
+                for (statement, until) in [
+                    ($crate::sql::PURGE_SIGNATURES, now),
+                    ($crate::sql::PURGE_TOMBSTONES, before),
+                    ($crate::sql::PURGE_REQUESTS, before),
+                ] {
+                    removed += sqlx::query(statement)
+                        .bind(secs(until))
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(removed)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_meta_store;
