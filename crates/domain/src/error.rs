@@ -276,17 +276,51 @@ impl DomainError {
         for error in &all {
             // Exhaustiveness guard (see above).
             match error {
-                InvalidFilename(_) | InvalidSize(_) | InvalidExpiry(_) | InvalidMaxDownloads(_)
-                | InvalidContentType | InvalidSha256 | InvalidId | InvalidJson(_)
-                | InvalidHeader(_) | InvalidPath | InvalidKeyName | InvalidMasterSecret
-                | UploadInterrupted(_) | InvalidParts(_) | NothingUploaded | NotMultipart
-                | SizeMismatch { .. } | ChecksumMismatch | TooLarge { .. } | MissingCredentials
-                | InvalidCredentials | BadRequestSignature | StaleTimestamp
-                | ReplayedSignature | BadUrlSignature | UrlExpired | UploadExpired
-                | ShareNotFound | RequestNotFound | KeyNotFound | NotFound | SlotUsed
-                | KeyExists | ShareConsumed | ShareExpired | ShareRevoked | ShareNotReady
-                | RequestExpired | RouteNotFound | MethodNotAllowed | RangeNotSatisfiable
-                | UploadsInFlight(_) | UploadSpaceExhausted | StorageFull | StoreUnavailable
+                InvalidFilename(_)
+                | InvalidSize(_)
+                | InvalidExpiry(_)
+                | InvalidMaxDownloads(_)
+                | InvalidContentType
+                | InvalidSha256
+                | InvalidId
+                | InvalidJson(_)
+                | InvalidHeader(_)
+                | InvalidPath
+                | InvalidKeyName
+                | InvalidMasterSecret
+                | UploadInterrupted(_)
+                | InvalidParts(_)
+                | NothingUploaded
+                | NotMultipart
+                | SizeMismatch { .. }
+                | ChecksumMismatch
+                | TooLarge { .. }
+                | MissingCredentials
+                | InvalidCredentials
+                | BadRequestSignature
+                | StaleTimestamp
+                | ReplayedSignature
+                | BadUrlSignature
+                | UrlExpired
+                | UploadExpired
+                | ShareNotFound
+                | RequestNotFound
+                | KeyNotFound
+                | NotFound
+                | SlotUsed
+                | KeyExists
+                | ShareConsumed
+                | ShareExpired
+                | ShareRevoked
+                | ShareNotReady
+                | RequestExpired
+                | RouteNotFound
+                | MethodNotAllowed
+                | RangeNotSatisfiable
+                | UploadsInFlight(_)
+                | UploadSpaceExhausted
+                | StorageFull
+                | StoreUnavailable
                 | Internal => {}
             }
         }
@@ -303,7 +337,8 @@ mod tests {
         for error in DomainError::one_of_each() {
             let code = error.code();
             assert!(
-                code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                code.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{code}"
             );
         }

@@ -40,7 +40,8 @@ impl MasterSecret {
     /// Parses 64 hexadecimal characters.
     pub fn parse(text: &str) -> Result<Self, DomainError> {
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| DomainError::InvalidMasterSecret)?;
+        hex::decode_to_slice(text.trim(), &mut bytes)
+            .map_err(|_| DomainError::InvalidMasterSecret)?;
         Ok(Self(bytes))
     }
 

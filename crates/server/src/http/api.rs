@@ -23,8 +23,7 @@ use crate::service::Caller;
 
 /// Parses a JSON body into our error format instead of axum's plain-text rejection.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
-    serde_json::from_slice(body)
-        .map_err(|error| DomainError::InvalidJson(error.to_string()))
+    serde_json::from_slice(body).map_err(|error| DomainError::InvalidJson(error.to_string()))
 }
 
 fn parse_share_id(id: &str) -> Result<ShareId, DomainError> {
