@@ -1,7 +1,7 @@
 //! Upload requests: a one-time upload URL whose first complete upload becomes a share for the
 //! requester.
 
-use once_blob::{BlobStore, PutLimits};
+use once_blob::PutLimits;
 use once_domain::request::ReceivedUpload;
 use once_domain::{
     BlobKey, DomainError, Instant, RequestId, RequestSpec, Share, ShareId, UploadRequest,

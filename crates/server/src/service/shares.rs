@@ -1,10 +1,10 @@
 //! Shares: creation with an upload ticket, receiving or completing the upload, the owner's view
 //! and revocation, and the claim that hands a recipient a download URL.
 
-use once_blob::{BlobError, BlobStore, DirectUpload, PartReceipt, PresignedPart, PutLimits};
+use once_blob::{BlobError, DirectUpload, PartReceipt, PresignedPart, PutLimits};
 use once_domain::share::add;
 use once_domain::{BlobKey, DomainError, Instant, Sha256Digest, Share, ShareId, ShareSpec};
-use once_meta::{CompletedUpload, MetaStore, PublishOutcome};
+use once_meta::{CompletedUpload, PublishOutcome};
 
 use super::*;
 
