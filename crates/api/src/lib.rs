@@ -30,6 +30,66 @@ pub mod headers {
     pub const MAX_DAYS: &str = "max-days";
 }
 
+/// Every route, spelled once: the templates the router matches (`{…}` is a path parameter)
+/// and the builders that make the same paths for links.
+pub mod routes {
+    pub const SHARES: &str = "/api/v1/shares";
+    pub const SHARE: &str = "/api/v1/shares/{id}";
+    pub const SHARE_COMPLETE: &str = "/api/v1/shares/{id}/complete";
+    pub const SHARE_PARTS: &str = "/api/v1/shares/{id}/parts";
+    /// The curl-friendly one-step upload; its prefix is what the auth middleware recognises.
+    pub const FILES_PREFIX: &str = "/api/v1/files/";
+    pub const FILE: &str = "/api/v1/files/{filename}";
+    pub const REQUESTS: &str = "/api/v1/requests";
+    pub const REQUEST: &str = "/api/v1/requests/{id}";
+    pub const SHARE_LINK: &str = "/s/{id}";
+    pub const SHARE_LINK_NAMED: &str = "/s/{id}/{filename}";
+    pub const REQUEST_LINK: &str = "/r/{id}";
+    pub const REQUEST_LINK_NAMED: &str = "/r/{id}/{filename}";
+    /// The embedded store's signed upload and download URLs.
+    pub const TICKET_UPLOAD: &str = "/b/up/{id}";
+    pub const BLOB_DOWNLOAD: &str = "/b/dl/{blob_key}/{filename}";
+    pub const HEALTH: &str = "/healthz";
+    pub const READY: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
+
+    pub fn share_complete(id: &str) -> String {
+        format!("/api/v1/shares/{id}/complete")
+    }
+
+    pub fn share_parts(id: &str) -> String {
+        format!("/api/v1/shares/{id}/parts")
+    }
+
+    pub fn share(id: &str) -> String {
+        format!("/api/v1/shares/{id}")
+    }
+
+    pub fn request(id: &str) -> String {
+        format!("/api/v1/requests/{id}")
+    }
+
+    pub fn file(escaped_filename: &str) -> String {
+        format!("{FILES_PREFIX}{escaped_filename}")
+    }
+
+    pub fn share_link(id: &str) -> String {
+        format!("/s/{id}")
+    }
+
+    pub fn request_link(id: &str) -> String {
+        format!("/r/{id}")
+    }
+
+    pub fn ticket_upload(id: &str) -> String {
+        format!("/b/up/{id}")
+    }
+
+    pub fn blob_download(blob_key: &str, escaped_filename: &str) -> String {
+        format!("/b/dl/{blob_key}/{escaped_filename}")
+    }
+}
+
 /// `POST /api/v1/shares`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +291,50 @@ pub struct ErrorDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_builders_fill_the_templates_the_router_matches() {
+        let fill = |template: &str, values: &[(&str, &str)]| {
+            values
+                .iter()
+                .fold(template.to_owned(), |path, (name, value)| {
+                    path.replace(&format!("{{{name}}}"), value)
+                })
+        };
+        assert_eq!(routes::share("X"), fill(routes::SHARE, &[("id", "X")]));
+        assert_eq!(
+            routes::share_complete("X"),
+            fill(routes::SHARE_COMPLETE, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::share_parts("X"),
+            fill(routes::SHARE_PARTS, &[("id", "X")])
+        );
+        assert_eq!(routes::request("X"), fill(routes::REQUEST, &[("id", "X")]));
+        assert_eq!(
+            routes::file("a.txt"),
+            fill(routes::FILE, &[("filename", "a.txt")])
+        );
+        assert_eq!(
+            routes::share_link("X"),
+            fill(routes::SHARE_LINK, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::request_link("X"),
+            fill(routes::REQUEST_LINK, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::ticket_upload("X"),
+            fill(routes::TICKET_UPLOAD, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::blob_download("K", "a.txt"),
+            fill(
+                routes::BLOB_DOWNLOAD,
+                &[("blob_key", "K"), ("filename", "a.txt")]
+            )
+        );
+    }
 
     #[test]
     fn unknown_fields_of_a_new_share_are_refused() {

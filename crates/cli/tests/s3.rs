@@ -190,14 +190,14 @@ async fn completing_with_wrong_parts_is_a_400_and_the_upload_can_still_finish() 
     let gap = complete_with(json!([{"part_number": 2, "etag": first_etag}]))
         .await
         .unwrap();
-    assert_eq!(error_code(gap).await, (400, "invalid_request".into()));
+    assert_eq!(error_code(gap).await, (400, "invalid_parts".into()));
     let missing = complete_with(json!([
         {"part_number": 1, "etag": first_etag},
         {"part_number": 2, "etag": "\"0123456789abcdef0123456789abcdef\""},
     ]))
     .await
     .unwrap();
-    assert_eq!(error_code(missing).await, (400, "invalid_request".into()));
+    assert_eq!(error_code(missing).await, (400, "invalid_parts".into()));
     assert_eq!(
         error_code(claim(&share.url).await).await,
         (404, "share_not_ready".into()),

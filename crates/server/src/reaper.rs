@@ -43,11 +43,11 @@ pub async fn reap_once(
     settings: ReapSettings,
     now: Instant,
 ) -> ServiceResult<ReapReport> {
+    let (meta, blob) = service.stores();
     let mut report = ReapReport::default();
     let abandoned_before = before(now, settings.upload_grace);
     loop {
-        let batch = service
-            .meta
+        let batch = meta
             .take_reap_batch(now, abandoned_before, add(now, HOLD), BATCH)
             .await?;
         if batch.is_empty() {
@@ -59,15 +59,14 @@ pub async fn reap_once(
             {
                 // An abandoned multipart upload; some stores refuse a second abort, so a failure
                 // here is reported but does not stop the pass (the lifecycle rule is the backstop).
-                if let Err(error) = service.blob.abort_upload(blob_key, upload_id).await {
+                if let Err(error) = blob.abort_upload(blob_key, upload_id).await {
                     tracing::warn!(%blob_key, %error, "could not abort an abandoned multipart upload");
                 }
             }
             if let Some(blob_key) = &candidate.blob_key {
-                service.blob.delete(blob_key).await?;
+                blob.delete(blob_key).await?;
             }
-            if service
-                .meta
+            if meta
                 .mark_gone(&candidate.share_id, candidate.blob_key.as_ref())
                 .await?
             {
@@ -77,23 +76,23 @@ pub async fn reap_once(
     }
 
     let orphan_cutoff = before(now, settings.orphan_grace);
-    for blob_key in service.blob.list_older_than(orphan_cutoff).await? {
-        if !service.meta.blob_referenced(&blob_key).await? {
-            service.blob.delete(&blob_key).await?;
+    for blob_key in blob.list_older_than(orphan_cutoff).await? {
+        if !meta.blob_referenced(&blob_key).await? {
+            blob.delete(&blob_key).await?;
             report.orphans_deleted += 1;
         }
     }
-    report.stale_uploads_removed = service.blob.remove_stale_uploads(orphan_cutoff).await?;
+    report.stale_uploads_removed = blob.remove_stale_uploads(orphan_cutoff).await?;
     // Multipart uploads no share records (an upload through a server that crashed), once they
     // are older than any upload may legitimately take.
     // Best effort: without the listing permission the bucket's lifecycle rule still aborts
     // them, so a refusal here must not stop the pass.
     let pending_cutoff = before(now, settings.upload_grace.max(settings.orphan_grace));
-    match service.blob.pending_uploads(pending_cutoff).await {
+    match blob.pending_uploads(pending_cutoff).await {
         Ok(pending) => {
             for (blob_key, upload_id) in pending {
-                if !service.meta.blob_referenced(&blob_key).await? {
-                    service.blob.abort_upload(&blob_key, &upload_id).await?;
+                if !meta.blob_referenced(&blob_key).await? {
+                    blob.abort_upload(&blob_key, &upload_id).await?;
                     report.stale_uploads_removed += 1;
                 }
             }
@@ -102,10 +101,7 @@ pub async fn reap_once(
             tracing::warn!(%error, "cannot list pending multipart uploads; leaving them to the bucket's lifecycle rule");
         }
     }
-    report.rows_purged = service
-        .meta
-        .purge(now, before(now, TOMBSTONE_RETENTION))
-        .await?;
+    report.rows_purged = meta.purge(now, before(now, TOMBSTONE_RETENTION)).await?;
     Ok(report)
 }
 

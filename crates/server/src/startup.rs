@@ -19,7 +19,7 @@ use crate::config::{Config, LogFormat, ServerArgs};
 use crate::connections::{self, ConnectionLimits};
 use crate::http::{self, AppState};
 use crate::reaper::{self, ReapSettings};
-use crate::service::Service;
+use crate::service::{Service, ServiceSettings};
 
 fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ONCE_LOG")
@@ -204,25 +204,28 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
             Arc::new(store)
         }
         None => Arc::new(
-            // 16 GiB pending, 128 MiB kept free, until the config settings for them land.
-            FsBlobStore::open(&config.data_dir, FsLimits::default())
-                .await
-                .context("cannot open the blob directory")?,
+            FsBlobStore::open(
+                &config.data_dir,
+                FsLimits {
+                    max_pending_bytes: config.max_pending_upload_bytes.as_u64(),
+                    min_free_bytes: config.min_free_space.as_u64(),
+                },
+            )
+            .await
+            .context("cannot open the blob directory")?,
         ),
     };
     let master = master_secret(config).await?;
-    Ok(Service {
-        meta,
-        blob,
-        signer: master.url_signer(),
-        sealer: master.sealer(),
+    let settings = ServiceSettings {
         shares: config.share_policy(),
         requests: RequestPolicy {
             default_expires_in: config.default_expires_in,
         },
         claim_lease: config.claim_lease,
         upload_grace: config.upload_grace,
-    })
+        request_uploads_in_flight: config.request_uploads_in_flight,
+    };
+    Ok(Service::new(meta, blob, &master, settings))
 }
 
 pub(crate) async fn load(
@@ -311,13 +314,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     // One plain line on stdout so scripts and tests can find the bound address.
     println!("once listening on http://{local}");
     tracing::info!(address = %local, data_dir = %config.data_dir.display(), "once is serving");
-    if service
-        .meta
-        .list_keys()
-        .await
-        .map(|keys| keys.is_empty())
-        .unwrap_or(false)
-    {
+    if !service.has_keys().await.unwrap_or(true) {
         tracing::info!(
             "no API keys yet: create one with `once keys create --name me` (same --data-dir)"
         );

@@ -169,23 +169,10 @@ pub async fn put_file(
         upload_expires_in: None,
         sha256: incoming.sha256.map(|digest| digest.to_hex()),
     };
-    let share = app.service.create_share(&caller, &spec, started_at).await?;
-    let share = match app
+    let share = app
         .service
-        .receive_share_upload(&share.id, incoming, started_at)
-        .await
-    {
-        Ok(share) => share,
-        Err(error) => {
-            // The one-step share cannot be retried by id; retire it now rather than at expiry.
-            let _ = app
-                .service
-                .meta
-                .revoke_share(&share.id, &caller.key_id)
-                .await;
-            return Err(error.into());
-        }
-    };
+        .share_in_one_step(&caller, &spec, incoming, started_at)
+        .await?;
     let url = views::share_link(&app.base_url(&headers), &share);
     let mut response = (StatusCode::CREATED, format!("{url}\n")).into_response();
     if let Ok(location) = HeaderValue::from_str(&url) {

@@ -58,7 +58,10 @@ pub async fn require_key(
             .unwrap_or_default();
         // Only the file upload enforces the announced hash itself (while streaming).
         let enforced_by_handler = request.method() == axum::http::Method::PUT
-            && request.uri().path().starts_with("/api/v1/files/");
+            && request
+                .uri()
+                .path()
+                .starts_with(once_api::routes::FILES_PREFIX);
         let announced = header(&request, CONTENT_SHA256).filter(|_| enforced_by_handler);
         let (body_hash, request) = match announced {
             Some(announced) => {

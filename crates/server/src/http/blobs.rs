@@ -43,13 +43,12 @@ pub async fn download(
 ) -> ApiResult<Response> {
     let query = uri.query().unwrap_or_default();
     app.service
-        .signer
-        .verify("GET", uri.path(), query, once_domain::now())?;
+        .verify_download(uri.path(), query, once_domain::now())?;
     let blob_key = BlobKey::parse(&blob_key).map_err(|_| DomainError::BadUrlSignature)?;
     let filename = Filename::parse(&filename)?;
     let content_type = validate_content_type(query_param(query, "ct").as_deref())?;
 
-    let Some(size) = app.service.blob.size(&blob_key).await? else {
+    let Some(size) = app.service.blob_size(&blob_key).await? else {
         return Err(DomainError::ShareConsumed.into());
     };
     let range = match headers
@@ -68,7 +67,7 @@ pub async fn download(
         },
     };
     // Blobs served here come from the embedded store, which keeps one version.
-    let read = match app.service.blob.open(&blob_key, None, range).await {
+    let read = match app.service.open_blob(&blob_key, range).await {
         Ok(read) => read,
         Err(BlobError::RangeNotSatisfiable { size }) => return Ok(unsatisfiable(size)),
         Err(error) => return Err(error.into()),

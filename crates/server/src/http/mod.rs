@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::TryStreamExt;
+use once_api::routes;
 use once_blob::ByteStream;
 use once_domain::DomainError;
 
@@ -59,19 +60,16 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/api/v1/shares", post(api::create_share))
+        .route(routes::SHARES, post(api::create_share))
+        .route(routes::SHARE, get(api::get_share).delete(api::revoke_share))
+        .route(routes::SHARE_COMPLETE, post(api::complete_share))
+        .route(routes::SHARE_PARTS, post(api::refresh_parts))
+        .route(routes::FILE, put(api::put_file))
         .route(
-            "/api/v1/shares/{id}",
-            get(api::get_share).delete(api::revoke_share),
-        )
-        .route("/api/v1/shares/{id}/complete", post(api::complete_share))
-        .route("/api/v1/shares/{id}/parts", post(api::refresh_parts))
-        .route("/api/v1/files/{filename}", put(api::put_file))
-        .route(
-            "/api/v1/requests",
+            routes::REQUESTS,
             post(api::create_request).get(api::list_requests),
         )
-        .route("/api/v1/requests/{id}", get(api::get_request))
+        .route(routes::REQUEST, get(api::get_request))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -80,22 +78,22 @@ pub fn router(state: Arc<AppState>) -> Router {
 
     Router::new()
         .route("/", get(pages::home))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
+        .route(routes::HEALTH, get(healthz))
+        .route(routes::READY, get(readyz))
+        .route(routes::METRICS, get(render_metrics))
         .merge(api)
-        .route("/s/{id}", get(links::open).post(links::claim))
+        .route(routes::SHARE_LINK, get(links::open).post(links::claim))
         .route(
-            "/s/{id}/{filename}",
+            routes::SHARE_LINK_NAMED,
             get(links::open_named).post(links::claim_named),
         )
         .route(
-            "/r/{id}",
+            routes::REQUEST_LINK,
             get(uploads::request_page).put(uploads::put_request),
         )
-        .route("/r/{id}/{filename}", put(uploads::put_request_named))
-        .route("/b/up/{id}", put(uploads::put_ticket))
-        .route("/b/dl/{blob_key}/{filename}", get(blobs::download))
+        .route(routes::REQUEST_LINK_NAMED, put(uploads::put_request_named))
+        .route(routes::TICKET_UPLOAD, put(uploads::put_ticket))
+        .route(routes::BLOB_DOWNLOAD, get(blobs::download))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state(
@@ -163,12 +161,10 @@ async fn healthz() -> &'static str {
 
 /// Ready when both stores answer.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let meta = app.service.meta.ping().await;
-    let blob = app.service.blob.ping().await;
-    match (meta, blob) {
-        (Ok(()), Ok(())) => "ready\n".into_response(),
-        (meta, blob) => {
-            tracing::warn!(?meta, ?blob, "not ready");
+    match app.service.readiness().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
         }
     }

@@ -24,22 +24,16 @@ pub async fn put_ticket(
     body: Body,
 ) -> ApiResult<Response> {
     let started_at = once_domain::now();
-    app.service
-        .signer
-        .verify(
-            "PUT",
-            uri.path(),
-            uri.query().unwrap_or_default(),
-            started_at,
-        )
-        .map_err(|error| match error {
-            DomainError::UrlExpired => DomainError::UploadExpired,
-            other => other,
-        })?;
     let id = ShareId::parse(&id).map_err(|_| DomainError::ShareNotFound)?;
     let share = app
         .service
-        .receive_share_upload(&id, incoming(&headers, body)?, started_at)
+        .receive_ticket_upload(
+            uri.path(),
+            uri.query().unwrap_or_default(),
+            &id,
+            incoming(&headers, body)?,
+            started_at,
+        )
         .await?;
     tracing::info!(share = %share.id.log_label(), size = ?share.size, "share published");
     Ok((

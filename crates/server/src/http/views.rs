@@ -8,11 +8,14 @@ use once_domain::{Instant, Share, UploadRequest};
 use crate::service::UploadTicket as Ticket;
 
 pub fn share_link(base: &str, share: &Share) -> String {
-    format!("{base}/s/{}", share.id)
+    format!("{base}{}", once_api::routes::share_link(share.id.as_str()))
 }
 
 pub fn request_link(base: &str, request: &UploadRequest) -> String {
-    format!("{base}/r/{}", request.id)
+    format!(
+        "{base}{}",
+        once_api::routes::request_link(request.id.as_str())
+    )
 }
 
 pub fn share(share: &Share, base: &str, now: Instant) -> ShareView {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use once_blob::{BlobError, BlobStore, ByteStream, PresignedPart};
 use once_domain::{
-    DomainError, Instant, KeyId, RequestPolicy, SecretSealer, Sha256Digest, Share, SharePolicy,
-    UrlSigner,
+    DomainError, Instant, KeyId, MasterSecret, RequestId, RequestPolicy, SecretSealer,
+    Sha256Digest, Share, SharePolicy, UrlSigner,
 };
 use once_meta::{MetaError, MetaStore};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -118,16 +118,122 @@ pub struct IncomingBody {
     pub sha256: Option<Sha256Digest>,
 }
 
-pub struct Service {
-    pub meta: Arc<dyn MetaStore>,
-    pub blob: Arc<dyn BlobStore>,
-    pub signer: UrlSigner,
-    pub sealer: SecretSealer,
+/// The rules that are the service's own, from the configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
     pub shares: SharePolicy,
     pub requests: RequestPolicy,
     pub claim_lease: Duration,
     /// How long after its ticket expired an upload that started in time may still finish.
     pub upload_grace: Duration,
+    /// Uploads one upload-request URL may have running at once (per instance).
+    pub request_uploads_in_flight: u32,
+}
+
+/// The only door to the stores: handlers, the reaper and the commands call these methods and
+/// never reach the stores, the signer or the sealer themselves.
+pub struct Service {
+    meta: Arc<dyn MetaStore>,
+    blob: Arc<dyn BlobStore>,
+    signer: UrlSigner,
+    sealer: SecretSealer,
+    shares: SharePolicy,
+    requests: RequestPolicy,
+    claim_lease: Duration,
+    upload_grace: Duration,
+    request_uploads: InFlight<RequestId>,
+}
+
+impl Service {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        blob: Arc<dyn BlobStore>,
+        master: &MasterSecret,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            meta,
+            blob,
+            signer: master.url_signer(),
+            sealer: master.sealer(),
+            shares: settings.shares,
+            requests: settings.requests,
+            claim_lease: settings.claim_lease,
+            upload_grace: settings.upload_grace,
+            request_uploads: InFlight::new(settings.request_uploads_in_flight),
+        }
+    }
+
+    /// The stores, for the reaper (which lives beside the service in this crate) only.
+    pub(crate) fn stores(&self) -> (&dyn MetaStore, &dyn BlobStore) {
+        (&*self.meta, &*self.blob)
+    }
+
+    /// Ready when both stores can do their work now: the metadata store commits a write, the
+    /// blob store can write a file (or reach its bucket).
+    pub async fn readiness(&self) -> Result<(), String> {
+        let (meta, blob) = tokio::join!(self.meta.ping(), self.blob.ping());
+        match (meta, blob) {
+            (Ok(()), Ok(())) => Ok(()),
+            (meta, blob) => Err(format!("metadata store: {meta:?}; blob store: {blob:?}")),
+        }
+    }
+
+    /// Whether any API key exists (start-up prints how to make one).
+    pub async fn has_keys(&self) -> ServiceResult<bool> {
+        Ok(!self.meta.list_keys().await?.is_empty())
+    }
+
+    /// Bytes that unfinished uploads through this instance hold now.
+    pub fn pending_upload_bytes(&self) -> u64 {
+        self.blob.pending_bytes()
+    }
+}
+
+/// Counts what runs at once per key, refusing more than `limit`; a [`Slot`] gives its place
+/// back when dropped, however the upload ends.
+struct InFlight<K: Eq + std::hash::Hash + Clone> {
+    limit: u32,
+    running: Arc<std::sync::Mutex<std::collections::HashMap<K, u32>>>,
+}
+
+impl<K: Eq + std::hash::Hash + Clone> InFlight<K> {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            running: Arc::default(),
+        }
+    }
+
+    fn enter(&self, key: &K) -> Option<Slot<K>> {
+        let mut running = self.running.lock().expect("in-flight lock");
+        let count = running.entry(key.clone()).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            key: key.clone(),
+            running: self.running.clone(),
+        })
+    }
+}
+
+struct Slot<K: Eq + std::hash::Hash + Clone> {
+    key: K,
+    running: Arc<std::sync::Mutex<std::collections::HashMap<K, u32>>>,
+}
+
+impl<K: Eq + std::hash::Hash + Clone> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().expect("in-flight lock");
+        if let Some(count) = running.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.key);
+            }
+        }
+    }
 }
 
 mod auth;

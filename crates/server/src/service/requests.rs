@@ -78,6 +78,12 @@ impl Service {
         if let Some(refusal) = request.upload_refusal(started_at) {
             return Err(refusal.into());
         }
+        // Each running upload may hold up to max_size of disk until it fails or wins, so one
+        // outsider with the URL can hold at most this many of them.
+        let _slot = self
+            .request_uploads
+            .enter(id)
+            .ok_or(DomainError::UploadsInFlight(self.request_uploads.limit))?;
         if incoming
             .content_length
             .is_some_and(|length| length > request.max_size)

@@ -6,6 +6,8 @@ use once_domain::share::add;
 use once_domain::{BlobKey, DomainError, Instant, Sha256Digest, Share, ShareId, ShareSpec};
 use once_meta::{CompletedUpload, PublishOutcome};
 
+use once_api::routes;
+
 use super::*;
 
 impl Service {
@@ -36,7 +38,7 @@ impl Service {
         let mut share = self
             .shares
             .new_share(spec, Some(caller.key_id.clone()), now)?;
-        let complete_url = format!("{base}/api/v1/shares/{}/complete", share.id);
+        let complete_url = format!("{base}{}", routes::share_complete(share.id.as_str()));
         let ticket = if self.blob.direct_uploads() {
             // The object key is fixed per share, so the bucket's If-None-Match refuses a
             // second upload to the same ticket.
@@ -89,7 +91,7 @@ impl Service {
                 }
             }
         } else {
-            let path = format!("/b/up/{}", share.id);
+            let path = routes::ticket_upload(share.id.as_str());
             let query = self
                 .signer
                 .signed_query("PUT", &path, &[], share.upload_expires_at);
@@ -409,11 +411,74 @@ impl Service {
         ) {
             return Ok(url);
         }
-        let path = format!("/b/dl/{blob_key}/{}", url_escape(share.filename.as_str()));
+        let path = routes::blob_download(blob_key.as_str(), &url_escape(share.filename.as_str()));
         let content_type = url_escape(&share.content_type);
         let query = self
             .signer
             .signed_query("GET", &path, &[("ct", &content_type)], expires_at);
         Ok(format!("{base}{path}?{query}"))
+    }
+
+    /// `PUT /api/v1/files/…`: creates the share and streams its bytes in one request. Such a
+    /// share cannot be retried by id, so a failed upload retires it at once rather than at
+    /// expiry.
+    pub async fn share_in_one_step(
+        &self,
+        caller: &Caller,
+        spec: &ShareSpec,
+        incoming: IncomingBody,
+        started_at: Instant,
+    ) -> ServiceResult<Share> {
+        let share = self.create_share(caller, spec, started_at).await?;
+        match self
+            .receive_share_upload(&share.id, incoming, started_at)
+            .await
+        {
+            Ok(share) => Ok(share),
+            Err(error) => {
+                if let Err(revoke) = self.meta.revoke_share(&share.id, &caller.key_id).await {
+                    tracing::warn!(share = %share.id.log_label(), error = %revoke, "could not retire a failed one-step share; it expires on its own");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// An upload to a signed ticket URL of the embedded store (`/b/up/…`): the URL must be
+    /// ours and unexpired when the upload starts.
+    pub async fn receive_ticket_upload(
+        &self,
+        path: &str,
+        query: &str,
+        id: &ShareId,
+        incoming: IncomingBody,
+        started_at: Instant,
+    ) -> ServiceResult<Share> {
+        self.signer
+            .verify("PUT", path, query, started_at)
+            .map_err(|error| match error {
+                DomainError::UrlExpired => DomainError::UploadExpired,
+                other => other,
+            })?;
+        self.receive_share_upload(id, incoming, started_at).await
+    }
+
+    /// Checks a signed download URL of the embedded store (`/b/dl/…`).
+    pub fn verify_download(&self, path: &str, query: &str, now: Instant) -> ServiceResult<()> {
+        Ok(self.signer.verify("GET", path, query, now)?)
+    }
+
+    /// The size of a stored blob, None once it is gone.
+    pub async fn blob_size(&self, blob_key: &BlobKey) -> ServiceResult<Option<u64>> {
+        Ok(self.blob.size(blob_key).await?)
+    }
+
+    /// Opens a blob of the embedded store (which keeps one version) for reading.
+    pub async fn open_blob(
+        &self,
+        blob_key: &BlobKey,
+        range: Option<std::ops::RangeInclusive<u64>>,
+    ) -> Result<once_blob::BlobRead, BlobError> {
+        self.blob.open(blob_key, None, range).await
     }
 }
