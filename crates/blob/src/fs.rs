@@ -208,9 +208,29 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
+    /// Ready when an upload could start now: both directories exist and a file can be
+    /// written, synced and removed in the staging directory (a read-only or vanished `tmp/`
+    /// fails every upload while a plain `stat` still succeeds).
     async fn ping(&self) -> BlobResult<()> {
         tokio::fs::metadata(&self.blobs).await?;
-        Ok(())
+        let probe = self.temp.join(format!(".ready.{}", std::process::id()));
+        let written = async {
+            let mut file = tokio::fs::File::create(&probe).await?;
+            file.write_all(b"ready").await?;
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::remove_file(&probe).await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(2), written).await {
+            Ok(result) => result.map_err(|error| {
+                let _ = std::fs::remove_file(&probe);
+                BlobError::from(error)
+            }),
+            Err(_) => Err(BlobError::Storage(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the staging directory did not take a write within 2 s",
+            ))),
+        }
     }
 
     fn pending_bytes(&self) -> u64 {

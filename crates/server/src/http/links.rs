@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::{AppState, header_text, pages};
 
 /// Who is asking, judged by the domain's one rule from the method and headers.
-fn classify(method: &Method, headers: &HeaderMap) -> Opener {
+pub(super) fn classify(method: &Method, headers: &HeaderMap) -> Opener {
     OpenRequest {
         method: method.as_str(),
         user_agent: header_text(headers, header::USER_AGENT).unwrap_or_default(),

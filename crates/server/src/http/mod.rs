@@ -172,6 +172,7 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 
 /// Prometheus text format.
 async fn render_metrics(State(app): State<Arc<AppState>>) -> Response {
+    metrics::gauge!("once_pending_upload_bytes").set(app.service.pending_upload_bytes() as f64);
     match &app.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -10,11 +10,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use once_api::{OpenRequest, Uploaded, headers as wire};
-use once_domain::preview::wants_html;
+use once_domain::preview::{Opener, wants_html};
 use once_domain::{DomainError, RequestId, ShareId};
 
 use super::error::{ApiError, ApiResult};
-use super::{AppState, header_text, incoming, pages, views};
+use super::{AppState, header_text, incoming, links, pages, views};
 
 pub async fn put_ticket(
     State(app): State<Arc<AppState>>,
@@ -55,9 +55,12 @@ fn parse_request_id(id: &str) -> Result<RequestId, DomainError> {
 pub async fn request_page(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Response {
-    let html = wants_html(header_text(&headers, header::ACCEPT).unwrap_or_default());
+    // People get the upload page by the same rule that gives them a share's landing page.
+    let html = links::classify(&method, &headers) != Opener::Downloader
+        || wants_html(header_text(&headers, header::ACCEPT).unwrap_or_default());
     let request = match parse_request_id(&id) {
         Ok(id) => app.service.open_request(&id).await.map_err(ApiError::from),
         Err(error) => Err(error.into()),
