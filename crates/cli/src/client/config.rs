@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use once_api::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Deserialize;
 use url::Url;
@@ -237,17 +238,6 @@ pub async fn error_from_response(mut response: Response) -> anyhow::Error {
     }
     body.truncate(MAX_ERROR_BODY);
     anyhow!(describe_error(status, &body))
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
 }
 
 fn describe_error(status: reqwest::StatusCode, body: &[u8]) -> String {

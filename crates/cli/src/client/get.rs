@@ -33,8 +33,6 @@ const STALL: Duration = Duration::from_secs(60);
 const SIDECAR_SUFFIX: &str = ".part.once";
 /// A sidecar holds two URLs and a digest; anything bigger is not ours.
 const MAX_SIDECAR: u64 = 16 * 1024;
-/// The claim's header with the SHA-256 of the file, as hex.
-const SHA256_HEADER: &str = "x-once-sha256";
 
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
@@ -73,7 +71,7 @@ enum Claimed {
 /// The SHA-256 the server announces for the file, if any. The claim has already used up a
 /// download by then, so a malformed header only costs the check, not the file.
 fn announced_sha256(response: &Response) -> Option<Sha256Digest> {
-    let value = response.headers().get(SHA256_HEADER)?;
+    let value = response.headers().get(once_api::headers::SHA256)?;
     let digest = value
         .to_str()
         .ok()

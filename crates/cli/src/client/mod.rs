@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use once_domain::ShareId;
+use time::OffsetDateTime;
 use url::Url;
 
 /// Files smaller than this hash in well under a second, so a progress bar would only flicker.
@@ -147,17 +148,16 @@ fn share_id_from_ref(text: &str) -> Result<ShareId> {
     bail!("not a share id or link: {text}")
 }
 
-/// An RFC 3339 time from the server, shown as given plus a coarse "in 3h" / "5m ago" so the
-/// reader need not do clock arithmetic. Unparseable values are shown unchanged.
-fn describe_time(rfc3339: &str) -> String {
+/// A time from the server, shown in RFC 3339 plus a coarse "in 3h" / "5m ago" so the reader
+/// need not do clock arithmetic.
+fn describe_time(at: OffsetDateTime) -> String {
+    describe_time_at(at, OffsetDateTime::now_utc())
+}
+
+fn describe_time_at(at: OffsetDateTime, now: OffsetDateTime) -> String {
     use time::format_description::well_known::Rfc3339;
-    match time::OffsetDateTime::parse(rfc3339, &Rfc3339) {
-        Ok(at) => format!(
-            "{rfc3339} ({})",
-            relative(at - time::OffsetDateTime::now_utc())
-        ),
-        Err(_) => rfc3339.to_owned(),
-    }
+    let shown = at.format(&Rfc3339).unwrap_or_else(|_| at.to_string());
+    format!("{shown} ({})", relative(at - now))
 }
 
 /// `in 2h` for the future, `3d ago` for the past, in the largest whole unit; `now` within the
@@ -178,6 +178,38 @@ fn relative(delta: time::Duration) -> String {
         format!("in {amount}{unit}")
     } else {
         format!("{amount}{unit} ago")
+    }
+}
+
+/// Server answers for unit tests, built as the server would send them.
+#[cfg(test)]
+mod fixtures {
+    use once_api::ShareView;
+    use time::OffsetDateTime;
+
+    /// A published single-download share, created at `now`, that expires a day later.
+    pub fn share(id: &str, now: OffsetDateTime) -> ShareView {
+        ShareView {
+            id: id.to_owned(),
+            url: format!("https://h/s/{id}"),
+            filename: "a.txt".to_owned(),
+            size: Some(1),
+            content_type: "text/plain".to_owned(),
+            sha256: None,
+            state: "ready".to_owned(),
+            availability: "available".to_owned(),
+            max_downloads: 1,
+            downloads_left: 1,
+            created_at: now,
+            expires_at: now + time::Duration::days(1),
+            upload_expires_at: now + time::Duration::minutes(10),
+            published_at: Some(now),
+            lease_until: None,
+            upload_attempts: 1,
+            preview_hits: 0,
+            request_id: None,
+            upload: None,
+        }
     }
 }
 
