@@ -146,21 +146,8 @@ async fn to_file(
         }
         Claimed::Direct(response) => (None, Some(response)),
     };
-    finish_download(
-        client,
-        Download {
-            output: output.to_owned(),
-            rename_if_taken: false,
-            resumed: false,
-            blob,
-            sha256,
-            first,
-            sink,
-            have: 0,
-        },
-        quiet,
-    )
-    .await
+    let download = Download::fresh(output.to_owned(), false, blob, sha256, first, sink);
+    finish_download(client, download, quiet).await
 }
 
 /// No `-o` (or `-o DIR`): the file name comes from the server. A sidecar in the directory for
@@ -214,21 +201,8 @@ async fn to_directory(
             sha256,
         )?;
     }
-    finish_download(
-        client,
-        Download {
-            output,
-            rename_if_taken: true,
-            resumed: false,
-            blob,
-            sha256,
-            first,
-            sink,
-            have: 0,
-        },
-        quiet,
-    )
-    .await
+    let download = Download::fresh(output, true, blob, sha256, first, sink);
+    finish_download(client, download, quiet).await
 }
 
 /// Continues an interrupted download from its `.part` with the stored blob URL; no claim.
@@ -272,6 +246,29 @@ struct Download {
     first: Option<Response>,
     sink: Sink,
     have: u64,
+}
+
+impl Download {
+    /// A download that starts from byte 0 right after the claim.
+    fn fresh(
+        output: PathBuf,
+        rename_if_taken: bool,
+        blob: Option<Url>,
+        sha256: Option<Sha256Digest>,
+        first: Option<Response>,
+        sink: Sink,
+    ) -> Self {
+        Self {
+            output,
+            rename_if_taken,
+            resumed: false,
+            blob,
+            sha256,
+            first,
+            sink,
+            have: 0,
+        }
+    }
 }
 
 /// Runs the transfer into `<output>.part`, then moves it into place and removes the sidecar.
