@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use once_api::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Deserialize;
@@ -68,7 +68,7 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         let key = non_empty(key).or_else(|| non_empty(file.key.as_deref()));
         Ok(Self {
-            server: normalize_server(&server)?,
+            server: super::link::parse_server(&server)?,
             key,
             config_path,
         })
@@ -129,19 +129,6 @@ fn read_config(path: &Path, explicit: bool) -> Result<FileConfig> {
 
 fn parse_config(text: &str) -> Result<FileConfig> {
     Ok(toml::from_str(text)?)
-}
-
-/// Checks the base URL once and drops trailing slashes so `{server}/api/v1/…` is well formed
-/// (a path prefix such as `https://host/once` is kept).
-fn normalize_server(server: &str) -> Result<String> {
-    let url = Url::parse(server).with_context(|| format!("invalid server URL {server:?}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("invalid server URL {server:?}: expected http(s)://host[:port]");
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        bail!("invalid server URL {server:?}: it must not have a query or fragment");
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// The HTTP client of every command. Redirects are never followed: a redirect from `/s/ID`
@@ -313,12 +300,20 @@ mod tests {
 
     #[test]
     fn bad_server_urls_are_refused() {
-        for bad in ["ftp://x", "localhost:8080", "http://h/?q=1", "not a url"] {
+        for bad in ["ftp://x", "http://h/?q=1", "not a url"] {
             assert!(
                 Settings::merge(Some(bad), None, FileConfig::default(), None).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_server_without_a_scheme_is_accepted_from_any_source() {
+        let s = Settings::merge(Some("localhost:8080"), None, FileConfig::default(), None).unwrap();
+        assert_eq!(s.server, "http://localhost:8080");
+        let s = Settings::merge(None, None, file(Some("once.example.com"), None), None).unwrap();
+        assert_eq!(s.server, "https://once.example.com");
     }
 
     #[test]

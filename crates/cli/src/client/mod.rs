@@ -4,17 +4,16 @@
 
 pub mod config;
 pub mod get;
+pub mod link;
 pub mod request;
 pub mod send;
 pub mod share;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use once_domain::ShareId;
 use time::OffsetDateTime;
-use url::Url;
 
 /// Files smaller than this hash in well under a second, so a progress bar would only flicker.
 const LARGE_FILE: u64 = 32 * 1024 * 1024;
@@ -58,94 +57,6 @@ fn print_qr(text: &str) -> Result<()> {
         .build();
     println!("{image}");
     Ok(())
-}
-
-/// A share link taken apart: the link without any trailing file name (so the same share
-/// always compares equal) and the share id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ShareLink {
-    /// `scheme://host[:port][/prefix]/s/ID`, without query, fragment or file name.
-    canonical: Url,
-    /// The file name segment after the id, if the link had one.
-    filename: Option<String>,
-    id: ShareId,
-}
-
-/// Accepts `http(s)://host[/prefix]/s/ID` and `…/s/ID/filename`. The id is validated here so a
-/// typo fails before any request is sent.
-fn parse_share_link(text: &str) -> Result<ShareLink> {
-    let url = Url::parse(text.trim()).with_context(|| format!("not a link: {text}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        bail!("not an http(s) link: {text}");
-    }
-    let segments: Vec<&str> = url
-        .path_segments()
-        .map(Iterator::collect)
-        .unwrap_or_default();
-    let position = segments
-        .iter()
-        .position(|segment| *segment == "s")
-        .with_context(|| format!("not a share link (expected …/s/ID): {text}"))?;
-    let id_text = segments
-        .get(position + 1)
-        .with_context(|| format!("the link has no share id after /s/: {text}"))?;
-    let id = ShareId::parse(id_text)
-        .map_err(|_| anyhow::anyhow!("malformed share id {id_text:?} in {text}"))?;
-    let filename = segments
-        .get(position + 2)
-        .filter(|name| !name.is_empty())
-        .map(|name| percent_decode(name));
-    let mut canonical = url.clone();
-    canonical.set_query(None);
-    canonical.set_fragment(None);
-    canonical
-        .path_segments_mut()
-        .map_err(|()| anyhow::anyhow!("not a share link: {text}"))?
-        .clear()
-        .extend(&segments[..position + 2]);
-    Ok(ShareLink {
-        canonical,
-        filename,
-        id,
-    })
-}
-
-/// Percent-decodes one path segment (invalid escapes are kept as they are, invalid UTF-8 is
-/// replaced), so `my%20file.txt` becomes `my file.txt`.
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A share id given either bare or as a link (`once status`, `once revoke`).
-fn share_id_from_ref(text: &str) -> Result<ShareId> {
-    let text = text.trim();
-    if let Ok(id) = ShareId::parse(text) {
-        return Ok(id);
-    }
-    if text.contains("://") {
-        return Ok(parse_share_link(text)?.id);
-    }
-    bail!("not a share id or link: {text}")
 }
 
 /// A time from the server, shown in RFC 3339 plus a coarse "in 3h" / "5m ago" so the reader
@@ -216,54 +127,6 @@ mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
-
-    #[test]
-    fn share_links_parse_with_and_without_file_name() {
-        let plain = parse_share_link(&format!("https://once.example/s/{ID}")).unwrap();
-        assert_eq!(plain.id.as_str(), ID);
-        assert_eq!(plain.filename, None);
-        assert_eq!(
-            plain.canonical.as_str(),
-            format!("https://once.example/s/{ID}")
-        );
-
-        let named =
-            parse_share_link(&format!("http://h:8080/prefix/s/{ID}/my%20file.txt?x=1#y")).unwrap();
-        assert_eq!(named.id.as_str(), ID);
-        assert_eq!(named.filename.as_deref(), Some("my file.txt"));
-        assert_eq!(
-            named.canonical.as_str(),
-            format!("http://h:8080/prefix/s/{ID}")
-        );
-    }
-
-    #[test]
-    fn bad_links_are_refused() {
-        for bad in [
-            "ftp://h/s/AAAAAAAAAAAAAAAAAAAAAA",
-            "https://h/x/AAAAAAAAAAAAAAAAAAAAAA",
-            "https://h/s/",
-            "https://h/s/short",
-            "https://h/s/../etc/passwd",
-            "not a url",
-        ] {
-            assert!(parse_share_link(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn share_refs_accept_ids_and_links() {
-        assert_eq!(share_id_from_ref(ID).unwrap().as_str(), ID);
-        assert_eq!(
-            share_id_from_ref(&format!("https://h/s/{ID}/f.bin"))
-                .unwrap()
-                .as_str(),
-            ID
-        );
-        assert!(share_id_from_ref("nope").is_err());
-    }
 
     #[test]
     fn relative_times_use_the_largest_unit() {

@@ -7,7 +7,8 @@ use reqwest::Method;
 use time::OffsetDateTime;
 
 use super::config::{Client, ensure_success};
-use super::{describe_time_at, share_id_from_ref};
+use super::describe_time_at;
+use super::link::share_id_from_ref;
 use crate::ShareRef;
 
 pub async fn status(args: ShareRef) -> Result<()> {

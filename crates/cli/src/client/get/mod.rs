@@ -14,13 +14,13 @@ mod transfer;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use once_domain::{Filename, Sha256Digest, ShareId};
+use once_domain::{Filename, Sha256Digest};
 use reqwest::Response;
 use sha2::Digest;
 use url::Url;
 
 use super::config::Client;
-use super::{ShareLink, parse_share_link};
+use super::link::ShareLink;
 use crate::GetArgs;
 use claim::{Claimed, claim};
 use naming::{free_path, name_from_response, with_suffix};
@@ -38,18 +38,12 @@ pub async fn run(args: GetArgs) -> Result<()> {
     }
 }
 
-/// A full link, or a bare share id on the configured server.
+/// A full link, or a bare share id on the configured server. The claim goes to the link's
+/// canonical form (plus its file name), so a pasted trailing slash or query does not change
+/// what is requested.
 fn link_from_arg(client: &Client, text: &str) -> Result<(Url, ShareLink)> {
-    let text = text.trim();
-    let full = match ShareId::parse(text) {
-        Ok(id) => client.url(&format!("/s/{id}")),
-        Err(_) => text.to_owned(),
-    };
-    let parsed = parse_share_link(&full)?;
-    // The link is requested as given (with its file name, if any); the canonical form is
-    // only used to recognise the same share in a sidecar.
-    let url = Url::parse(&full)?;
-    Ok((url, parsed))
+    let link = ShareLink::from_ref(text, &client.settings.server)?;
+    Ok((link.claim_url(), link))
 }
 
 /// `-o -`: straight to stdout. No `.part` and no resuming across runs, but a broken connection

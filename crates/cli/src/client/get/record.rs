@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use once_domain::Sha256Digest;
 use url::Url;
 
-use super::super::{ShareLink, parse_share_link};
+use super::super::link::ShareLink;
 
 pub(super) const SIDECAR_SUFFIX: &str = ".part.once";
 /// A sidecar holds two URLs and a digest; anything bigger is not ours.
@@ -65,7 +65,7 @@ pub(super) fn read_sidecar(path: &Path) -> Result<Option<Sidecar>> {
 
 fn parse_sidecar(text: &str) -> Result<Sidecar> {
     let mut lines = text.lines().map(str::trim);
-    let link = parse_share_link(lines.next().unwrap_or_default())?;
+    let link = ShareLink::parse(lines.next().unwrap_or_default())?;
     let blob = Url::parse(lines.next().unwrap_or_default()).context("no blob URL")?;
     // Absent or empty in records of files the server announced no checksum for.
     let sha256 = match lines.next().filter(|line| !line.is_empty()) {
@@ -110,7 +110,7 @@ mod tests {
     fn sidecars_round_trip_and_are_found_by_link() {
         let dir = std::env::temp_dir().join(format!("once-sidecar-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let link = parse_share_link(&format!("https://h/s/{ID}/f.txt")).unwrap();
+        let link = ShareLink::parse(&format!("https://h/s/{ID}/f.txt")).unwrap();
         let blob = Url::parse("https://h/b/key?sig=x&exp=1").unwrap();
         let digest = Sha256Digest([7; 32]);
         write_sidecar(
@@ -122,12 +122,12 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("junk.part.once"), b"garbage").unwrap();
 
-        let same = parse_share_link(&format!("https://h/s/{ID}")).unwrap();
+        let same = ShareLink::parse(&format!("https://h/s/{ID}")).unwrap();
         let (output, found) = find_sidecar(&dir, &same).unwrap().unwrap();
         assert_eq!(output, "f.txt");
         assert_eq!((found.blob, found.sha256), (blob, Some(digest)));
 
-        let other = parse_share_link("https://h/s/BBBBBBBBBBBBBBBBBBBBBA").unwrap();
+        let other = ShareLink::parse("https://h/s/BBBBBBBBBBBBBBBBBBBBBA").unwrap();
         assert!(find_sidecar(&dir, &other).unwrap().is_none());
         assert!(read_sidecar(&dir.join("junk.part.once")).is_err());
         assert!(read_sidecar(&dir.join("none.part.once")).unwrap().is_none());
