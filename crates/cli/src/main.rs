@@ -131,8 +131,9 @@ pub struct GetArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RequestArgs {
-    /// Largest file accepted, e.g. `100MB`, `2GiB` [default: the server's limit]
-    #[arg(long)]
+    /// Largest file accepted, with its unit: `100MB`, `2GiB` (a bare number is refused)
+    /// [default: the server's limit]
+    #[arg(long, value_parser = client::units::parse_size)]
     pub max_size: Option<bytesize::ByteSize>,
     /// How long the upload URL stays open, e.g. `1d`
     #[arg(long, value_parser = humantime::parse_duration)]

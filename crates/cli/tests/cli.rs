@@ -220,3 +220,27 @@ async fn every_command_accepts_links_as_people_paste_them() {
         &["revoke", &format!("<{link}>")],
     ));
 }
+
+#[tokio::test]
+async fn limits_are_read_and_reported_in_human_units() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let bare = once_client(&server, work.path(), &["request", "--max-size", "100"]);
+    assert!(!bare.status.success());
+    let said = String::from_utf8_lossy(&bare.stderr);
+    assert!(said.contains("100 what? write 100MB or 100MiB"), "{said}");
+
+    let huge = once_client(&server, work.path(), &["request", "--max-size", "100TB"]);
+    let said = String::from_utf8_lossy(&huge.stderr);
+    assert!(said.contains("allowed size of 10 GiB"), "{said}");
+
+    std::fs::write(work.path().join("e.txt"), b"expiry").unwrap();
+    let long = once_client(&server, work.path(), &["send", "e.txt", "--expires", "60d"]);
+    let said = String::from_utf8_lossy(&long.stderr);
+    assert!(said.contains("at most 30d"), "{said}");
+
+    let sent = once_client(&server, work.path(), &["send", "e.txt", "--expires", "2d"]);
+    stdout(&sent);
+    let said = String::from_utf8_lossy(&sent.stderr);
+    assert!(said.contains("(in 2d)"), "{said}");
+}

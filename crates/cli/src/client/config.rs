@@ -230,7 +230,8 @@ pub async fn error_from_response(mut response: Response) -> anyhow::Error {
 fn describe_error(status: reqwest::StatusCode, body: &[u8]) -> String {
     let code = status.as_u16();
     if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
-        return format!("{} ({}, HTTP {code})", error.message, error.code);
+        let message = super::units::humanize_message(&error.message);
+        return format!("{message} ({}, HTTP {code})", error.code);
     }
     let text = String::from_utf8_lossy(body);
     // S3-compatible stores answer `<Error><Code>…</Code><Message>…</Message></Error>`.
@@ -370,6 +371,18 @@ mod tests {
             Some(PathBuf::from("/home/u/.config/once/client.toml"))
         );
         assert_eq!(config_path_from(None, None), None);
+    }
+
+    #[test]
+    fn limits_in_error_bodies_are_shown_in_human_units() {
+        let too_long = describe_error(
+            reqwest::StatusCode::BAD_REQUEST,
+            br#"{"error":{"code":"invalid_expiry","message":"invalid expiry: expires_in must be at most 2592000 seconds"}}"#,
+        );
+        assert_eq!(
+            too_long,
+            "invalid expiry: expires_in must be at most 30d (invalid_expiry, HTTP 400)"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod link;
 pub mod request;
 pub mod send;
 pub mod share;
+pub mod units;
 
 use std::time::Duration;
 
@@ -71,24 +72,18 @@ fn describe_time_at(at: OffsetDateTime, now: OffsetDateTime) -> String {
     format!("{shown} ({})", relative(at - now))
 }
 
-/// `in 2h` for the future, `3d ago` for the past, in the largest whole unit; `now` within the
-/// second (the server keeps whole seconds).
+/// `in 2h` for the future, `3d ago` for the past, in at most two units (`in 1d 12h`); `now`
+/// within the second (the server keeps whole seconds).
 fn relative(delta: time::Duration) -> String {
     let seconds = delta.whole_seconds();
-    let magnitude = seconds.unsigned_abs();
-    if magnitude == 0 {
+    if seconds == 0 {
         return "now".to_owned();
     }
-    let (amount, unit) = match magnitude {
-        0..60 => (magnitude, "s"),
-        60..3_600 => (magnitude / 60, "m"),
-        3_600..86_400 => (magnitude / 3_600, "h"),
-        _ => (magnitude / 86_400, "d"),
-    };
-    if seconds >= 0 {
-        format!("in {amount}{unit}")
+    let amount = units::human_duration(seconds.unsigned_abs());
+    if seconds > 0 {
+        format!("in {amount}")
     } else {
-        format!("{amount}{unit} ago")
+        format!("{amount} ago")
     }
 }
 
@@ -132,8 +127,17 @@ mod tests {
     fn relative_times_use_the_largest_unit() {
         assert_eq!(relative(time::Duration::milliseconds(-300)), "now");
         assert_eq!(relative(time::Duration::seconds(5)), "in 5s");
-        assert_eq!(relative(time::Duration::seconds(-125)), "2m ago");
+        assert_eq!(relative(time::Duration::seconds(-125)), "2m 5s ago");
         assert_eq!(relative(time::Duration::hours(3)), "in 3h");
         assert_eq!(relative(time::Duration::days(-2)), "2d ago");
+    }
+
+    #[test]
+    fn a_window_that_has_just_begun_shows_what_was_asked_for() {
+        // `--expires 2d` is read back a moment later; it must not say "in 1d".
+        let moment = time::Duration::milliseconds(1_500);
+        assert_eq!(relative(time::Duration::days(2) - moment), "in 2d");
+        assert_eq!(relative(time::Duration::hours(36) - moment), "in 1d 12h");
+        assert_eq!(relative(time::Duration::days(7) - moment), "in 7d");
     }
 }

@@ -39,7 +39,7 @@ pub async fn run(args: RequestArgs) -> Result<()> {
     }
     eprintln!(
         "one upload, up to {}, open until {}",
-        bytesize::ByteSize(created.max_size),
+        super::units::human_size(created.max_size),
         describe_time(created.expires_at)
     );
     Ok(())
