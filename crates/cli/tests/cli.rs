@@ -244,3 +244,35 @@ async fn limits_are_read_and_reported_in_human_units() {
     let said = String::from_utf8_lossy(&sent.stderr);
     assert!(said.contains("(in 2d)"), "{said}");
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_in_one_line_with_a_hint() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("u.txt"), b"unreachable").unwrap();
+    // A loopback port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for args in [
+        &["send", "u.txt"][..],
+        &["requests"],
+        &["status", "AAAAAAAAAAAAAAAAAAAAAA"],
+    ] {
+        let output = client_command(&server, work.path(), args)
+            .env("ONCE_SERVER", closed.to_string())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            said,
+            format!(
+                "once: cannot reach the once server at http://{closed}: connection refused \
+                 (is `once serve` running there? check ONCE_SERVER or --server)\n"
+            ),
+            "{args:?}"
+        );
+    }
+}

@@ -180,16 +180,43 @@ impl Client {
         Url::parse(&self.settings.server).is_ok_and(|ours| ours.origin() == url.origin())
     }
 
+    /// Sends a request; a request that never got an answer becomes one line naming the host
+    /// and the reason (see [`Client::transport_error`]).
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let (http, request) = request.build_split();
+        let request = request.context("cannot build the request")?;
+        let url = request.url().clone();
+        http.execute(request)
+            .await
+            .map_err(|error| self.transport_error(&url, &error))
+    }
+
+    /// "cannot reach the once server at URL: connection refused (hint)": the reason from the
+    /// bottom of reqwest's error chain, which otherwise runs to four nested messages, and a
+    /// hint at the setting to check when the host is the configured server.
+    pub fn transport_error(&self, url: &Url, error: &reqwest::Error) -> anyhow::Error {
+        let reason = transport_reason(error);
+        if self.is_our_server(url) {
+            anyhow!(
+                "cannot reach the once server at {}: {reason} (is `once serve` running there? \
+                 check ONCE_SERVER or --server)",
+                self.settings.server
+            )
+        } else {
+            anyhow!(
+                "cannot reach {}: {reason}",
+                url.origin().ascii_serialization()
+            )
+        }
+    }
+
     /// Sends an API request and decodes a 2xx JSON answer; anything else becomes an error.
     pub async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         request: RequestBuilder,
         what: &str,
     ) -> Result<T> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{what}: cannot reach {}", self.settings.server))?;
+        let response = self.send(request).await?;
         let response = ensure_success(response)
             .await
             .with_context(|| what.to_owned())?;
@@ -197,6 +224,42 @@ impl Client {
             .json()
             .await
             .with_context(|| format!("{what}: the server's answer is not the expected JSON"))
+    }
+}
+
+/// Why a request got no answer, in a few words: the operating system's reason for a refused
+/// or reset connection, "timed out", or the innermost message of the chain.
+fn transport_reason(error: &reqwest::Error) -> String {
+    use std::io::ErrorKind;
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut innermost: &dyn std::error::Error = error;
+    let mut dns = false;
+    while let Some(source) = innermost.source() {
+        // hyper-util names a failed lookup only in the middle of the chain.
+        dns |= source.to_string() == "dns error";
+        innermost = source;
+    }
+    if let Some(io) = innermost.downcast_ref::<std::io::Error>() {
+        let known = match io.kind() {
+            ErrorKind::ConnectionRefused => Some("connection refused"),
+            ErrorKind::ConnectionReset => Some("connection reset"),
+            ErrorKind::ConnectionAborted => Some("connection aborted"),
+            ErrorKind::TimedOut => Some("timed out"),
+            ErrorKind::HostUnreachable => Some("host unreachable"),
+            ErrorKind::NetworkUnreachable => Some("network unreachable"),
+            _ => None,
+        };
+        if let Some(known) = known {
+            return known.to_owned();
+        }
+    }
+    let text = innermost.to_string();
+    if dns {
+        format!("cannot resolve the host name ({text})")
+    } else {
+        text
     }
 }
 
@@ -383,6 +446,38 @@ mod tests {
             too_long,
             "invalid expiry: expires_in must be at most 30d (invalid_expiry, HTTP 400)"
         );
+    }
+
+    /// A loopback port nobody listens on: bound, then released.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_one_line_with_a_hint() {
+        let server = format!("http://127.0.0.1:{}", closed_port());
+        let args = ClientArgs {
+            server: Some(server.clone()),
+            key: None,
+            client_config: Some(PathBuf::from("/dev/null")),
+        };
+        let client = Client::from_args(&args).unwrap();
+        let request = client.http().get(client.url("/healthz"));
+        let error = format!("{:#}", client.send(request).await.unwrap_err());
+        assert_eq!(
+            error,
+            format!(
+                "cannot reach the once server at {server}: connection refused (is `once serve` \
+                 running there? check ONCE_SERVER or --server)"
+            )
+        );
+
+        let elsewhere = format!("http://127.0.0.1:{}/s/x", closed_port());
+        let request = client.http().get(&elsewhere);
+        let error = format!("{:#}", client.send(request).await.unwrap_err());
+        assert!(error.ends_with(": connection refused"), "{error}");
+        assert!(!error.contains("ONCE_SERVER"), "{error}");
     }
 
     #[test]

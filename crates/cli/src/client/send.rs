@@ -157,9 +157,7 @@ fn resolve(client: &Client, url: &str) -> Result<Url> {
 async fn report_complete(client: &Client, url: &Url, body: &CompleteShare) -> Result<()> {
     for attempt in 1..=COMPLETE_ATTEMPTS {
         let sent = client
-            .api_at(Method::POST, url.as_str())?
-            .json(body)
-            .send()
+            .send(client.api_at(Method::POST, url.as_str())?.json(body))
             .await;
         let retryable = match &sent {
             Err(_) => true,
@@ -244,7 +242,7 @@ async fn upload(
         }
         request = request.header(name.as_str(), value.as_str());
     }
-    let response = request.header(CONTENT_LENGTH, size).send().await;
+    let response = client.send(request.header(CONTENT_LENGTH, size)).await;
     bar.finish_and_clear();
     let response = response.context("the upload failed")?;
     ensure_success(response)
@@ -313,13 +311,12 @@ async fn upload_one_part(
             part.size,
             sent.clone(),
         );
-        let response = client
+        let request = client
             .http()
             .put(&part.url)
             .header(CONTENT_LENGTH, part.size)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await;
+            .body(reqwest::Body::wrap_stream(body));
+        let response = client.send(request).await;
         match response {
             Ok(response) if response.status().is_success() => {
                 let etag = response
@@ -347,7 +344,7 @@ async fn upload_one_part(
                     part = refresh_part(client, share_id, part.number).await?;
                 }
             }
-            Err(error) => last_error = Some(error.into()),
+            Err(error) => last_error = Some(error),
         }
         if attempt < PART_ATTEMPTS {
             tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;

@@ -30,10 +30,8 @@ pub async fn revoke(args: ShareRef) -> Result<()> {
     let id = share_id_from_ref(&args.share)?;
     let client = Client::from_args(&args.client)?;
     let response = client
-        .api(Method::DELETE, &format!("/api/v1/shares/{id}"))?
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", client.settings.server))?;
+        .send(client.api(Method::DELETE, &format!("/api/v1/shares/{id}"))?)
+        .await?;
     ensure_success(response)
         .await
         .context("cannot revoke the share")?;

@@ -38,12 +38,8 @@ fn announced_sha256(response: &Response) -> Option<Sha256Digest> {
 /// Returns the claim and the file's SHA-256 when the server announced one.
 pub(super) async fn claim(client: &Client, link: &Url) -> Result<(Claimed, Option<Sha256Digest>)> {
     let response = client
-        .http()
-        .get(link.clone())
-        .header(ACCEPT, "*/*")
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", link.origin().ascii_serialization()))?;
+        .send(client.http().get(link.clone()).header(ACCEPT, "*/*"))
+        .await?;
     let status = response.status();
     let sha256 = announced_sha256(&response);
     let location = || {
