@@ -5,44 +5,18 @@
 pub mod config;
 pub mod get;
 pub mod link;
+mod progress;
 pub mod request;
 pub mod send;
 pub mod share;
 pub mod units;
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use progress::byte_progress;
 use time::OffsetDateTime;
 
 /// Files smaller than this hash in well under a second, so a progress bar would only flicker.
 const LARGE_FILE: u64 = 32 * 1024 * 1024;
-
-/// A byte progress bar on stderr. indicatif already hides it when stderr is not a terminal;
-/// `quiet` hides it always.
-fn byte_progress(len: Option<u64>, quiet: bool, message: &str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = match len {
-        Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template(
-                "{msg:>11} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        ),
-        // Without a known length there is no bar or ETA to show, only how much arrived.
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg:>11} {bytes} {binary_bytes_per_sec}")
-                .expect("valid template"),
-        ),
-    };
-    // A steady tick keeps the speed and ETA moving while the network stalls.
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar.with_message(message.to_owned())
-}
 
 /// Prints `text` as a QR code made of half-block characters, drawn light-on-dark so it scans
 /// from the usual dark terminal (as `qrencode -t UTF8` does).

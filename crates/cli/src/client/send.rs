@@ -107,7 +107,7 @@ pub(super) fn whole_seconds(duration: std::time::Duration) -> u64 {
 /// would otherwise be announced with one size and uploaded with another.
 async fn hash_file(path: &Path, stat_size: u64, quiet: bool) -> Result<(u64, String)> {
     let bar = if stat_size >= LARGE_FILE {
-        byte_progress(Some(stat_size), quiet, "hashing")
+        byte_progress(Some(stat_size), 0, quiet, "hashing")
     } else {
         ProgressBar::hidden()
     };
@@ -217,7 +217,7 @@ async fn upload(
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
 
-    let bar = byte_progress(Some(size), quiet, "uploading");
+    let bar = byte_progress(Some(size), 0, quiet, "uploading");
     let chunks = ReaderStream::with_capacity(file.take(size), 256 * 1024);
     let file_stream = counted(chunks, size, bar.clone());
 
@@ -273,7 +273,7 @@ async fn upload_parts(
     if covered != size {
         bail!("the multipart ticket covers {covered} bytes but the file has {size}");
     }
-    let bar = byte_progress(Some(size), quiet, "uploading");
+    let bar = byte_progress(Some(size), 0, quiet, "uploading");
     let results: Vec<Result<CompletedPart>> = futures::stream::iter(ticket.parts.iter().cloned())
         .map(|part| {
             let bar = bar.clone();

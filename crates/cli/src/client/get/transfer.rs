@@ -165,7 +165,7 @@ pub(super) async fn transfer(
                     .into());
                 }
             };
-            let bar = bar.get_or_insert_with(|| byte_progress(total, quiet, "downloading"));
+            let bar = bar.get_or_insert_with(|| byte_progress(total, have, quiet, "downloading"));
             if let Some(total) = total {
                 bar.set_length(total);
             }
