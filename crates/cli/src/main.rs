@@ -24,7 +24,8 @@ struct Cli {
 /// config file (`$XDG_CONFIG_HOME/once/client.toml` or `~/.config/once/client.toml`).
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// Base URL of the once server [default: http://127.0.0.1:8080]
+    /// Base URL of the once server; a bare `host[:port]` means https://, or http:// for
+    /// localhost and IP addresses [default: http://127.0.0.1:8080]
     #[arg(long, env = "ONCE_SERVER", global = true)]
     pub server: Option<String>,
     /// API key, `KEYID.SECRET`
@@ -115,7 +116,7 @@ pub struct SendArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The link (`https://host/s/ID`)
+    /// The link (`https://host/s/ID`, quotes and `<…>` around it are fine) or a bare share id
     pub link: String,
     /// Where to write the file [default: the sender's file name in the current directory;
     /// `-` for standard output]
@@ -130,8 +131,9 @@ pub struct GetArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RequestArgs {
-    /// Largest file accepted, e.g. `100MB`, `2GiB` [default: the server's limit]
-    #[arg(long)]
+    /// Largest file accepted, with its unit: `100MB`, `2GiB` (a bare number is refused)
+    /// [default: the server's limit]
+    #[arg(long, value_parser = client::units::parse_size)]
     pub max_size: Option<bytesize::ByteSize>,
     /// How long the upload URL stays open, e.g. `1d`
     #[arg(long, value_parser = humantime::parse_duration)]

@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use common::*;
 
+/// Runs a command that prints one link or URL (`send`, `request`) and returns it.
+fn link_of(server: &Server, dir: &std::path::Path, args: &[&str]) -> String {
+    stdout(&once_client(server, dir, args)).trim().to_owned()
+}
+
 #[tokio::test]
 async fn send_then_get_round_trips_and_the_link_is_dead_after() {
     let server = Server::start();
@@ -15,13 +20,11 @@ async fn send_then_get_round_trips_and_the_link_is_dead_after() {
     let bytes = payload(3 * 1024 * 1024 + 17, 4);
     let name = "quarterly report (final).pdf";
     std::fs::write(work.path().join(name), &bytes).unwrap();
-    let link = stdout(&once_client(
+    let link = link_of(
         &server,
         work.path(),
         &["send", name, "--downloads", "1", "--expires", "1h"],
-    ))
-    .trim()
-    .to_owned();
+    );
     assert!(link.starts_with(&format!("{}/s/", server.base)), "{link}");
 
     let inbox = tempfile::tempdir().unwrap();
@@ -64,13 +67,7 @@ async fn get_resumes_after_the_client_was_killed_without_claiming_again() {
     let work = tempfile::tempdir().unwrap();
     let bytes = payload(200 * 1024 * 1024, 8);
     std::fs::write(work.path().join("big.bin"), &bytes).unwrap();
-    let link = stdout(&once_client(
-        &server,
-        work.path(),
-        &["send", "big.bin", "-q"],
-    ))
-    .trim()
-    .to_owned();
+    let link = link_of(&server, work.path(), &["send", "big.bin", "-q"]);
 
     let inbox = tempfile::tempdir().unwrap();
     let part = inbox.path().join("out.bin.part");
@@ -123,13 +120,11 @@ async fn get_resumes_after_the_client_was_killed_without_claiming_again() {
 async fn request_upload_then_requests_lists_the_share_link() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    let url = stdout(&once_client(
+    let url = link_of(
         &server,
         work.path(),
         &["request", "--max-size", "1MB", "--expires", "1d"],
-    ))
-    .trim()
-    .to_owned();
+    );
     assert!(url.starts_with(&format!("{}/r/", server.base)), "{url}");
     let response = client()
         .put(format!("{url}/scan.png"))
@@ -158,13 +153,7 @@ async fn status_and_revoke_work_on_links_and_ids() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("s.txt"), b"status").unwrap();
-    let link = stdout(&once_client(
-        &server,
-        work.path(),
-        &["send", "s.txt", "-n", "2"],
-    ))
-    .trim()
-    .to_owned();
+    let link = link_of(&server, work.path(), &["send", "s.txt", "-n", "2"]);
     let status = stdout(&once_client(&server, work.path(), &["status", &link]));
     assert!(
         status.contains("s.txt") && status.contains("available"),
@@ -190,4 +179,100 @@ async fn missing_key_is_a_clear_error_before_any_upload() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn every_command_accepts_links_as_people_paste_them() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("p.txt"), b"pasted").unwrap();
+    let link = link_of(&server, work.path(), &["send", "p.txt", "-n", "4", "-q"]);
+
+    let inbox = tempfile::tempdir().unwrap();
+    for (pasted, output) in [
+        (format!("{link}/"), "slash.txt"),
+        (format!("'{link}'"), "single.txt"),
+        (format!("\"{link}\""), "double.txt"),
+        (format!("<{link}/>"), "angle.txt"),
+    ] {
+        stdout(&once_client(
+            &server,
+            inbox.path(),
+            &["get", &pasted, "-o", output, "-q"],
+        ));
+        assert_eq!(
+            std::fs::read(inbox.path().join(output)).unwrap(),
+            b"pasted",
+            "{pasted}"
+        );
+    }
+
+    // A server given as host:port, as people write it, with no scheme.
+    let status = client_command(&server, work.path(), &["status", &format!("{link}/")])
+        .env("ONCE_SERVER", &server.addr)
+        .output()
+        .unwrap();
+    let status = stdout(&status);
+    assert!(status.contains("0 of 4"), "{status}");
+    stdout(&once_client(
+        &server,
+        work.path(),
+        &["revoke", &format!("<{link}>")],
+    ));
+}
+
+#[tokio::test]
+async fn limits_are_read_and_reported_in_human_units() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let bare = once_client(&server, work.path(), &["request", "--max-size", "100"]);
+    assert!(!bare.status.success());
+    let said = String::from_utf8_lossy(&bare.stderr);
+    assert!(said.contains("100 what? write 100MB or 100MiB"), "{said}");
+
+    let huge = once_client(&server, work.path(), &["request", "--max-size", "100TB"]);
+    let said = String::from_utf8_lossy(&huge.stderr);
+    assert!(said.contains("allowed size of 10 GiB"), "{said}");
+
+    std::fs::write(work.path().join("e.txt"), b"expiry").unwrap();
+    let long = once_client(&server, work.path(), &["send", "e.txt", "--expires", "60d"]);
+    let said = String::from_utf8_lossy(&long.stderr);
+    assert!(said.contains("at most 30d"), "{said}");
+
+    let sent = once_client(&server, work.path(), &["send", "e.txt", "--expires", "2d"]);
+    stdout(&sent);
+    let said = String::from_utf8_lossy(&sent.stderr);
+    assert!(said.contains("(in 2d)"), "{said}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_in_one_line_with_a_hint() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("u.txt"), b"unreachable").unwrap();
+    // A loopback port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for args in [
+        &["send", "u.txt"][..],
+        &["requests"],
+        &["status", "AAAAAAAAAAAAAAAAAAAAAA"],
+    ] {
+        let output = client_command(&server, work.path(), args)
+            .env("ONCE_SERVER", closed.to_string())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            said,
+            format!(
+                "once: cannot reach the once server at http://{closed}: connection refused \
+                 (is `once serve` running there? check ONCE_SERVER or --server)\n"
+            ),
+            "{args:?}"
+        );
+    }
 }

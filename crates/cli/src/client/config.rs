@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
+use once_api::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Deserialize;
 use url::Url;
@@ -67,7 +68,7 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         let key = non_empty(key).or_else(|| non_empty(file.key.as_deref()));
         Ok(Self {
-            server: normalize_server(&server)?,
+            server: super::link::parse_server(&server)?,
             key,
             config_path,
         })
@@ -130,19 +131,6 @@ fn parse_config(text: &str) -> Result<FileConfig> {
     Ok(toml::from_str(text)?)
 }
 
-/// Checks the base URL once and drops trailing slashes so `{server}/api/v1/…` is well formed
-/// (a path prefix such as `https://host/once` is kept).
-fn normalize_server(server: &str) -> Result<String> {
-    let url = Url::parse(server).with_context(|| format!("invalid server URL {server:?}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("invalid server URL {server:?}: expected http(s)://host[:port]");
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        bail!("invalid server URL {server:?}: it must not have a query or fragment");
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
 /// The HTTP client of every command. Redirects are never followed: a redirect from `/s/ID`
 /// carries the blob URL we need to see, and following redirects blindly could forward the
 /// bearer key to another host.
@@ -192,16 +180,43 @@ impl Client {
         Url::parse(&self.settings.server).is_ok_and(|ours| ours.origin() == url.origin())
     }
 
+    /// Sends a request; a request that never got an answer becomes one line naming the host
+    /// and the reason (see [`Client::transport_error`]).
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let (http, request) = request.build_split();
+        let request = request.context("cannot build the request")?;
+        let url = request.url().clone();
+        http.execute(request)
+            .await
+            .map_err(|error| self.transport_error(&url, &error))
+    }
+
+    /// "cannot reach the once server at URL: connection refused (hint)": the reason from the
+    /// bottom of reqwest's error chain, which otherwise runs to four nested messages, and a
+    /// hint at the setting to check when the host is the configured server.
+    pub fn transport_error(&self, url: &Url, error: &reqwest::Error) -> anyhow::Error {
+        let reason = transport_reason(error);
+        if self.is_our_server(url) {
+            anyhow!(
+                "cannot reach the once server at {}: {reason} (is `once serve` running there? \
+                 check ONCE_SERVER or --server)",
+                self.settings.server
+            )
+        } else {
+            anyhow!(
+                "cannot reach {}: {reason}",
+                url.origin().ascii_serialization()
+            )
+        }
+    }
+
     /// Sends an API request and decodes a 2xx JSON answer; anything else becomes an error.
     pub async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         request: RequestBuilder,
         what: &str,
     ) -> Result<T> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{what}: cannot reach {}", self.settings.server))?;
+        let response = self.send(request).await?;
         let response = ensure_success(response)
             .await
             .with_context(|| what.to_owned())?;
@@ -209,6 +224,42 @@ impl Client {
             .json()
             .await
             .with_context(|| format!("{what}: the server's answer is not the expected JSON"))
+    }
+}
+
+/// Why a request got no answer, in a few words: the operating system's reason for a refused
+/// or reset connection, "timed out", or the innermost message of the chain.
+fn transport_reason(error: &reqwest::Error) -> String {
+    use std::io::ErrorKind;
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut innermost: &dyn std::error::Error = error;
+    let mut dns = false;
+    while let Some(source) = innermost.source() {
+        // hyper-util names a failed lookup only in the middle of the chain.
+        dns |= source.to_string() == "dns error";
+        innermost = source;
+    }
+    if let Some(io) = innermost.downcast_ref::<std::io::Error>() {
+        let known = match io.kind() {
+            ErrorKind::ConnectionRefused => Some("connection refused"),
+            ErrorKind::ConnectionReset => Some("connection reset"),
+            ErrorKind::ConnectionAborted => Some("connection aborted"),
+            ErrorKind::TimedOut => Some("timed out"),
+            ErrorKind::HostUnreachable => Some("host unreachable"),
+            ErrorKind::NetworkUnreachable => Some("network unreachable"),
+            _ => None,
+        };
+        if let Some(known) = known {
+            return known.to_owned();
+        }
+    }
+    let text = innermost.to_string();
+    if dns {
+        format!("cannot resolve the host name ({text})")
+    } else {
+        text
     }
 }
 
@@ -239,21 +290,11 @@ pub async fn error_from_response(mut response: Response) -> anyhow::Error {
     anyhow!(describe_error(status, &body))
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
 fn describe_error(status: reqwest::StatusCode, body: &[u8]) -> String {
     let code = status.as_u16();
     if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
-        return format!("{} ({}, HTTP {code})", error.message, error.code);
+        let message = super::units::humanize_message(&error.message);
+        return format!("{message} ({}, HTTP {code})", error.code);
     }
     let text = String::from_utf8_lossy(body);
     // S3-compatible stores answer `<Error><Code>…</Code><Message>…</Message></Error>`.
@@ -323,12 +364,20 @@ mod tests {
 
     #[test]
     fn bad_server_urls_are_refused() {
-        for bad in ["ftp://x", "localhost:8080", "http://h/?q=1", "not a url"] {
+        for bad in ["ftp://x", "http://h/?q=1", "not a url"] {
             assert!(
                 Settings::merge(Some(bad), None, FileConfig::default(), None).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_server_without_a_scheme_is_accepted_from_any_source() {
+        let s = Settings::merge(Some("localhost:8080"), None, FileConfig::default(), None).unwrap();
+        assert_eq!(s.server, "http://localhost:8080");
+        let s = Settings::merge(None, None, file(Some("once.example.com"), None), None).unwrap();
+        assert_eq!(s.server, "https://once.example.com");
     }
 
     #[test]
@@ -385,6 +434,50 @@ mod tests {
             Some(PathBuf::from("/home/u/.config/once/client.toml"))
         );
         assert_eq!(config_path_from(None, None), None);
+    }
+
+    #[test]
+    fn limits_in_error_bodies_are_shown_in_human_units() {
+        let too_long = describe_error(
+            reqwest::StatusCode::BAD_REQUEST,
+            br#"{"error":{"code":"invalid_expiry","message":"invalid expiry: expires_in must be at most 2592000 seconds"}}"#,
+        );
+        assert_eq!(
+            too_long,
+            "invalid expiry: expires_in must be at most 30d (invalid_expiry, HTTP 400)"
+        );
+    }
+
+    /// A loopback port nobody listens on: bound, then released.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_one_line_with_a_hint() {
+        let server = format!("http://127.0.0.1:{}", closed_port());
+        let args = ClientArgs {
+            server: Some(server.clone()),
+            key: None,
+            client_config: Some(PathBuf::from("/dev/null")),
+        };
+        let client = Client::from_args(&args).unwrap();
+        let request = client.http().get(client.url("/healthz"));
+        let error = format!("{:#}", client.send(request).await.unwrap_err());
+        assert_eq!(
+            error,
+            format!(
+                "cannot reach the once server at {server}: connection refused (is `once serve` \
+                 running there? check ONCE_SERVER or --server)"
+            )
+        );
+
+        let elsewhere = format!("http://127.0.0.1:{}/s/x", closed_port());
+        let request = client.http().get(&elsewhere);
+        let error = format!("{:#}", client.send(request).await.unwrap_err());
+        assert!(error.ends_with(": connection refused"), "{error}");
+        assert!(!error.contains("ONCE_SERVER"), "{error}");
     }
 
     #[test]

@@ -3,61 +3,13 @@
 //! can be piped; everything else goes to stderr.
 
 use anyhow::{Result, anyhow};
+use once_api::{NewRequest, RequestList, RequestView};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::config::Client;
-use super::{describe_time, print_qr};
+use super::{describe_time, describe_time_at, print_qr};
 use crate::{ClientOnly, RequestArgs};
-
-#[derive(Serialize)]
-struct NewRequest<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_in: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filename: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_downloads: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct CreatedRequest {
-    url: String,
-    #[serde(default)]
-    expires_at: Option<String>,
-    #[serde(default)]
-    max_size: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct RequestList {
-    requests: Vec<RequestEntry>,
-}
-
-#[derive(Deserialize)]
-struct RequestEntry {
-    id: String,
-    #[serde(default)]
-    url: Option<String>,
-    state: String,
-    #[serde(default)]
-    filename: Option<String>,
-    #[serde(default)]
-    expires_at: Option<String>,
-    #[serde(default)]
-    share: Option<ShareSummary>,
-}
-
-#[derive(Deserialize)]
-struct ShareSummary {
-    url: String,
-    #[serde(default)]
-    filename: Option<String>,
-    #[serde(default)]
-    size: Option<u64>,
-}
 
 pub async fn run(args: RequestArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
@@ -70,13 +22,12 @@ pub async fn run(args: RequestArgs) -> Result<()> {
         .map_err(|error| anyhow!("{error}"))?;
     let body = NewRequest {
         max_size: args.max_size.map(|size| size.as_u64()),
-        expires_in: args
-            .expires
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
-        filename: filename.as_ref().map(|name| name.as_str()),
+        expires_in: args.expires.map(super::send::whole_seconds),
+        filename: filename.map(|name| name.as_str().to_owned()),
         max_downloads: args.downloads,
+        ..NewRequest::default()
     };
-    let created: CreatedRequest = client
+    let created: RequestView = client
         .send_json(
             client.api(Method::POST, "/api/v1/requests")?.json(&body),
             "cannot create the upload request",
@@ -86,16 +37,11 @@ pub async fn run(args: RequestArgs) -> Result<()> {
     if args.qr {
         print_qr(&created.url)?;
     }
-    let mut details = Vec::new();
-    if let Some(max) = created.max_size {
-        details.push(format!("up to {}", bytesize::ByteSize(max)));
-    }
-    if let Some(at) = &created.expires_at {
-        details.push(format!("open until {}", describe_time(at)));
-    }
-    if !details.is_empty() {
-        eprintln!("one upload, {}", details.join(", "));
-    }
+    eprintln!(
+        "one upload, up to {}, open until {}",
+        super::units::human_size(created.max_size),
+        describe_time(created.expires_at)
+    );
     Ok(())
 }
 
@@ -111,7 +57,7 @@ pub async fn list(args: ClientOnly) -> Result<()> {
         eprintln!("no upload requests");
         return Ok(());
     }
-    for line in table(&list.requests) {
+    for line in table(&list.requests, OffsetDateTime::now_utc()) {
         println!("{line}");
     }
     Ok(())
@@ -119,32 +65,28 @@ pub async fn list(args: ClientOnly) -> Result<()> {
 
 /// One line per request: state, id, expiry, then what matters for that state (the file's link
 /// once fulfilled, the upload URL while open).
-fn table(requests: &[RequestEntry]) -> Vec<String> {
+fn table(requests: &[RequestView], now: OffsetDateTime) -> Vec<String> {
     let mut lines = vec![
         format!("{:<10} {:<22} {:<40} {}", "STATE", "ID", "EXPIRES", "")
             .trim_end()
             .to_owned(),
     ];
     for request in requests {
-        let expires = request
-            .expires_at
-            .as_deref()
-            .map(describe_time)
-            .unwrap_or_else(|| "-".to_owned());
+        let expires = describe_time_at(request.expires_at, now);
         let detail = match &request.share {
             Some(share) => {
                 let mut detail = share.url.clone();
-                let name = share.filename.as_deref().or(request.filename.as_deref());
-                match (name, share.size) {
-                    (Some(name), Some(size)) => {
-                        detail.push_str(&format!("  {name} ({})", bytesize::ByteSize(size)));
-                    }
-                    (Some(name), None) => detail.push_str(&format!("  {name}")),
-                    (None, _) => {}
+                match share.size {
+                    Some(size) => detail.push_str(&format!(
+                        "  {} ({})",
+                        share.filename,
+                        bytesize::ByteSize(size)
+                    )),
+                    None => detail.push_str(&format!("  {}", share.filename)),
                 }
                 detail
             }
-            None if request.state == "open" => request.url.clone().unwrap_or_default(),
+            None if request.state == "open" => request.url.clone(),
             None => String::new(),
         };
         lines.push(
@@ -165,28 +107,46 @@ mod tests {
 
     #[test]
     fn table_shows_share_links_for_fulfilled_requests() {
-        let list: RequestList = serde_json::from_value(serde_json::json!({
-            "requests": [
-                {
-                    "id": "AAAAAAAAAAAAAAAAAAAAAA", "url": "https://h/r/AAAAAAAAAAAAAAAAAAAAAA",
-                    "state": "fulfilled", "max_size": 10, "expires_at": "not a time",
-                    "created_at": "2024-01-01T00:00:00Z", "fulfilled_at": "2024-01-01T00:00:01Z",
-                    "share": {"id": "BBBBBBBBBBBBBBBBBBBBBB", "url": "https://h/s/BBBBBBBBBBBBBBBBBBBBBB",
-                              "filename": "x.bin", "size": 2048}
-                },
-                {
-                    "id": "CCCCCCCCCCCCCCCCCCCCCC", "url": "https://h/r/CCCCCCCCCCCCCCCCCCCCCC",
-                    "state": "expired", "max_size": 10, "share": null
-                }
-            ]
-        }))
-        .unwrap();
-        let lines = table(&list.requests);
-        assert_eq!(lines.len(), 3);
+        let now = OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap();
+        let request = |id: &str, state: &str| RequestView {
+            id: id.to_owned(),
+            url: format!("https://h/r/{id}"),
+            state: state.to_owned(),
+            filename: None,
+            max_size: 10,
+            max_downloads: 1,
+            share_expires_in: 3600,
+            created_at: now,
+            expires_at: now + time::Duration::hours(3),
+            fulfilled_at: None,
+            upload: once_api::RequestUpload {
+                method: "PUT".to_owned(),
+                url: format!("https://h/r/{id}"),
+                expires_at: now,
+            },
+            share: None,
+        };
+        let mut fulfilled = request("AAAAAAAAAAAAAAAAAAAAAA", "fulfilled");
+        let mut share = super::super::fixtures::share("BBBBBBBBBBBBBBBBBBBBBB", now);
+        share.filename = "x.bin".to_owned();
+        share.size = Some(2048);
+        fulfilled.share = Some(share);
+        let list = [
+            fulfilled,
+            request("CCCCCCCCCCCCCCCCCCCCCC", "expired"),
+            request("DDDDDDDDDDDDDDDDDDDDDD", "open"),
+        ];
+        let lines = table(&list, now);
+        assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("STATE"));
-        assert!(lines[1].starts_with("fulfilled  AAAAAAAAAAAAAAAAAAAAAA not a time"));
+        assert!(
+            lines[1].starts_with("fulfilled  AAAAAAAAAAAAAAAAAAAAAA 2024-01-01T03:00:00Z (in 3h)"),
+            "{}",
+            lines[1]
+        );
         assert!(lines[1].ends_with("https://h/s/BBBBBBBBBBBBBBBBBBBBBB  x.bin (2.0 KiB)"));
-        assert!(lines[2].starts_with("expired    CCCCCCCCCCCCCCCCCCCCCC -"));
+        assert!(lines[2].starts_with("expired    CCCCCCCCCCCCCCCCCCCCCC 2024-01-01T03:00:00Z"));
         assert!(!lines[2].contains("https://"));
+        assert!(lines[3].ends_with("https://h/r/DDDDDDDDDDDDDDDDDDDDDD"));
     }
 }

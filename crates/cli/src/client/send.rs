@@ -2,17 +2,19 @@
 //! bytes to wherever the ticket says (the server itself or a presigned bucket URL), report the
 //! upload complete when the ticket asks for it, and print the one-time link.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{Stream, StreamExt};
 use indicatif::ProgressBar;
+use once_api::{
+    CompleteShare, CompletedPart, MultipartTicket, NewShare, PartTicket, PartTickets, RefreshParts,
+    ShareView, UploadTicket,
+};
 use once_domain::Filename;
 use reqwest::Method;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use serde::{Deserialize, Serialize};
+use reqwest::header::CONTENT_LENGTH;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
@@ -21,69 +23,6 @@ use url::Url;
 use super::config::{Client, ensure_success};
 use super::{LARGE_FILE, byte_progress, describe_time, print_qr};
 use crate::SendArgs;
-
-#[derive(Serialize)]
-struct NewShare<'a> {
-    filename: &'a str,
-    size: u64,
-    max_downloads: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_in: Option<u64>,
-    sha256: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content_type: Option<&'static str>,
-}
-
-#[derive(Deserialize)]
-struct CreatedShare {
-    id: String,
-    url: String,
-    #[serde(default)]
-    expires_at: Option<String>,
-    upload: UploadTicket,
-}
-
-/// Where and how to send the bytes. `fields` (a presigned form POST) is optional in the
-/// contract; `complete_url` is set when the server must be told the upload is done.
-#[derive(Deserialize)]
-struct UploadTicket {
-    #[serde(default = "default_method")]
-    method: String,
-    /// Absent for a multipart ticket.
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    multipart: Option<MultipartTicket>,
-    #[serde(default)]
-    headers: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    fields: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    complete_url: Option<String>,
-}
-
-/// A multipart direct upload: each part goes to its own presigned URL, signed for its length.
-#[derive(Deserialize)]
-struct MultipartTicket {
-    part_size: u64,
-    parts: Vec<PartTicket>,
-}
-
-#[derive(Deserialize, Clone)]
-struct PartTicket {
-    number: u16,
-    url: String,
-    size: u64,
-}
-
-#[derive(Deserialize)]
-struct RefreshedParts {
-    parts: Vec<PartTicket>,
-}
-
-fn default_method() -> String {
-    "PUT".to_owned()
-}
 
 pub async fn run(args: SendArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
@@ -110,51 +49,38 @@ pub async fn run(args: SendArgs) -> Result<()> {
     let (size, sha256) = hash_file(path, metadata.len(), args.quiet).await?;
 
     let request = NewShare {
-        filename: filename.as_str(),
+        filename: filename.as_str().to_owned(),
         size,
-        max_downloads: args.downloads,
+        max_downloads: Some(args.downloads),
         expires_in: args.expires.map(whole_seconds),
-        sha256: &sha256,
-        content_type: guess_content_type(filename.as_str()),
+        sha256: Some(sha256),
+        content_type: guess_content_type(filename.as_str()).map(str::to_owned),
+        upload_expires_in: None,
     };
-    let created: CreatedShare = client
+    let created: ShareView = client
         .send_json(
             client.api(Method::POST, "/api/v1/shares")?.json(&request),
             "cannot create the share",
         )
         .await?;
+    let ticket = created
+        .upload
+        .as_ref()
+        .context("the server created the share but sent no upload ticket")?;
 
-    let completed_parts = match &created.upload.multipart {
+    let parts = match &ticket.multipart {
         Some(multipart) => {
             upload_parts(&client, &created.id, multipart, path, size, args.quiet).await?
         }
         None => {
-            upload(
-                &client,
-                &created.upload,
-                path,
-                size,
-                &filename,
-                &sha256,
-                args.quiet,
-            )
-            .await?;
+            upload(&client, ticket, path, size, args.quiet).await?;
             Vec::new()
         }
     };
 
-    if let Some(complete) = &created.upload.complete_url {
+    if let Some(complete) = &ticket.complete_url {
         let url = complete_url(&client, complete, &created.id)?;
-        let parts: Vec<serde_json::Value> = completed_parts
-            .iter()
-            .map(|(number, etag)| serde_json::json!({ "part_number": number, "etag": etag }))
-            .collect();
-        let body = if parts.is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::json!({ "parts": parts })
-        };
-        report_complete(&client, &url, &body).await?;
+        report_complete(&client, &url, &CompleteShare { parts }).await?;
     }
 
     println!("{}", created.url);
@@ -166,16 +92,13 @@ pub async fn run(args: SendArgs) -> Result<()> {
             1 => "1 download".to_owned(),
             n => format!("{n} downloads"),
         };
-        match &created.expires_at {
-            Some(at) => eprintln!("{downloads}, expires {}", describe_time(at)),
-            None => eprintln!("{downloads}"),
-        }
+        eprintln!("{downloads}, expires {}", describe_time(created.expires_at));
     }
     Ok(())
 }
 
 /// `expires_in` is whole seconds; a fraction rounds up so `--expires 1500ms` is not `1`.
-fn whole_seconds(duration: std::time::Duration) -> u64 {
+pub(super) fn whole_seconds(duration: std::time::Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
@@ -184,7 +107,7 @@ fn whole_seconds(duration: std::time::Duration) -> u64 {
 /// would otherwise be announced with one size and uploaded with another.
 async fn hash_file(path: &Path, stat_size: u64, quiet: bool) -> Result<(u64, String)> {
     let bar = if stat_size >= LARGE_FILE {
-        byte_progress(Some(stat_size), quiet, "hashing")
+        byte_progress(Some(stat_size), 0, quiet, "hashing")
     } else {
         ProgressBar::hidden()
     };
@@ -231,12 +154,10 @@ fn resolve(client: &Client, url: &str) -> Result<Url> {
 /// Reports the finished upload. The bytes are already in the storage and `complete` is
 /// idempotent (a retry after the object was assembled only checks and publishes it), so a lost
 /// connection or a server error here is retried instead of losing the upload.
-async fn report_complete(client: &Client, url: &Url, body: &serde_json::Value) -> Result<()> {
+async fn report_complete(client: &Client, url: &Url, body: &CompleteShare) -> Result<()> {
     for attempt in 1..=COMPLETE_ATTEMPTS {
         let sent = client
-            .api_at(Method::POST, url.as_str())?
-            .json(body)
-            .send()
+            .send(client.api_at(Method::POST, url.as_str())?.json(body))
             .await;
         let retryable = match &sent {
             Err(_) => true,
@@ -276,8 +197,6 @@ async fn upload(
     ticket: &UploadTicket,
     path: &Path,
     size: u64,
-    filename: &Filename,
-    sha256: &str,
     quiet: bool,
 ) -> Result<()> {
     let url = resolve(
@@ -298,47 +217,21 @@ async fn upload(
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
 
-    let bar = byte_progress(Some(size), quiet, "uploading");
+    let bar = byte_progress(Some(size), 0, quiet, "uploading");
     let chunks = ReaderStream::with_capacity(file.take(size), 256 * 1024);
     let file_stream = counted(chunks, size, bar.clone());
 
-    let mut request = client.http().request(method, url);
-    let fields = ticket.fields.as_ref().filter(|fields| !fields.is_empty());
-    let content_length = match fields {
-        None => {
-            request = request.body(reqwest::Body::wrap_stream(file_stream));
-            size
-        }
-        Some(fields) => {
-            // Presigned form POST: the fields first, the file last, as S3 requires.
-            let boundary = format!("once-{}", &sha256[..32]);
-            let content_type =
-                guess_content_type(filename.as_str()).unwrap_or("application/octet-stream");
-            let (head, tail) = multipart_frame(&boundary, fields, filename, content_type);
-            let length = head.len() as u64 + size + tail.len() as u64;
-            // `From::from` lets the chunk type (reqwest's `Bytes`) be inferred from the file
-            // stream, so the framing needs no dependency of its own.
-            let framed = futures::stream::once(async move { Ok(From::from(head.into_bytes())) })
-                .chain(file_stream)
-                .chain(futures::stream::once(async move {
-                    Ok(From::from(tail.into_bytes()))
-                }));
-            request = request
-                .header(
-                    CONTENT_TYPE,
-                    format!("multipart/form-data; boundary={boundary}"),
-                )
-                .body(reqwest::Body::wrap_stream(framed));
-            length
-        }
-    };
-    for (name, value) in ticket.headers.iter().flatten() {
+    let mut request = client
+        .http()
+        .request(method, url)
+        .body(reqwest::Body::wrap_stream(file_stream));
+    for (name, value) in &ticket.headers {
         if name.eq_ignore_ascii_case("content-length") {
-            if value.trim().parse::<u64>().ok() != Some(content_length) {
+            if value.trim().parse::<u64>().ok() != Some(size) {
                 bar.finish_and_clear();
                 bail!(
                     "the upload ticket expects Content-Length {value} but the upload is \
-                     {content_length} bytes"
+                     {size} bytes"
                 );
             }
             continue;
@@ -349,7 +242,7 @@ async fn upload(
         }
         request = request.header(name.as_str(), value.as_str());
     }
-    let response = request.header(CONTENT_LENGTH, content_length).send().await;
+    let response = client.send(request.header(CONTENT_LENGTH, size)).await;
     bar.finish_and_clear();
     let response = response.context("the upload failed")?;
     ensure_success(response)
@@ -375,13 +268,13 @@ async fn upload_parts(
     path: &Path,
     size: u64,
     quiet: bool,
-) -> Result<Vec<(u16, String)>> {
+) -> Result<Vec<CompletedPart>> {
     let covered: u64 = ticket.parts.iter().map(|part| part.size).sum();
     if covered != size {
         bail!("the multipart ticket covers {covered} bytes but the file has {size}");
     }
-    let bar = byte_progress(Some(size), quiet, "uploading");
-    let results: Vec<Result<(u16, String)>> = futures::stream::iter(ticket.parts.iter().cloned())
+    let bar = byte_progress(Some(size), 0, quiet, "uploading");
+    let results: Vec<Result<CompletedPart>> = futures::stream::iter(ticket.parts.iter().cloned())
         .map(|part| {
             let bar = bar.clone();
             async move {
@@ -393,9 +286,9 @@ async fn upload_parts(
         .collect()
         .await;
     bar.finish_and_clear();
-    let mut etags = results.into_iter().collect::<Result<Vec<_>>>()?;
-    etags.sort_by_key(|(number, _)| *number);
-    Ok(etags)
+    let mut parts = results.into_iter().collect::<Result<Vec<_>>>()?;
+    parts.sort_by_key(|part| part.part_number);
+    Ok(parts)
 }
 
 async fn upload_one_part(
@@ -405,7 +298,7 @@ async fn upload_one_part(
     path: &Path,
     offset: u64,
     bar: &ProgressBar,
-) -> Result<(u16, String)> {
+) -> Result<CompletedPart> {
     let mut last_error = None;
     for attempt in 1..=PART_ATTEMPTS {
         let mut file = tokio::fs::File::open(path)
@@ -418,13 +311,12 @@ async fn upload_one_part(
             part.size,
             sent.clone(),
         );
-        let response = client
+        let request = client
             .http()
             .put(&part.url)
             .header(CONTENT_LENGTH, part.size)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await;
+            .body(reqwest::Body::wrap_stream(body));
+        let response = client.send(request).await;
         match response {
             Ok(response) if response.status().is_success() => {
                 let etag = response
@@ -434,7 +326,10 @@ async fn upload_one_part(
                     .context("the storage answered a part without an ETag")?
                     .to_owned();
                 bar.inc(part.size);
-                return Ok((part.number, etag));
+                return Ok(CompletedPart {
+                    part_number: part.number,
+                    etag,
+                });
             }
             Ok(response) => {
                 let status = response.status();
@@ -449,7 +344,7 @@ async fn upload_one_part(
                     part = refresh_part(client, share_id, part.number).await?;
                 }
             }
-            Err(error) => last_error = Some(error.into()),
+            Err(error) => last_error = Some(error),
         }
         if attempt < PART_ATTEMPTS {
             tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
@@ -464,11 +359,13 @@ async fn upload_one_part(
 async fn refresh_part(client: &Client, share_id: &str, number: u16) -> Result<PartTicket> {
     let id = once_domain::ShareId::parse(share_id)
         .map_err(|_| anyhow!("the server returned a malformed share id {share_id:?}"))?;
-    let refreshed: RefreshedParts = client
+    let refreshed: PartTickets = client
         .send_json(
             client
                 .api(Method::POST, &format!("/api/v1/shares/{id}/parts"))?
-                .json(&serde_json::json!({ "part_numbers": [number] })),
+                .json(&RefreshParts {
+                    part_numbers: vec![number],
+                }),
             "cannot refresh an upload URL",
         )
         .await?;
@@ -536,29 +433,6 @@ where
     })
 }
 
-/// The `multipart/form-data` text before and after the file part.
-fn multipart_frame(
-    boundary: &str,
-    fields: &BTreeMap<String, String>,
-    filename: &Filename,
-    content_type: &str,
-) -> (String, String) {
-    let quote = |text: &str| text.replace(['"', '\r', '\n'], "_");
-    let mut head = String::new();
-    for (name, value) in fields {
-        head.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
-            quote(name)
-        ));
-    }
-    head.push_str(&format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
-         Content-Type: {content_type}\r\n\r\n",
-        filename.ascii_fallback()
-    ));
-    (head, format!("\r\n--{boundary}--\r\n"))
-}
-
 /// A few common types so recipients' browsers can show them; anything else is left to the
 /// server (which defaults to `application/octet-stream`).
 fn guess_content_type(filename: &str) -> Option<&'static str> {
@@ -598,24 +472,6 @@ mod tests {
         use std::time::Duration;
         assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
-    }
-
-    #[test]
-    fn multipart_frame_puts_fields_before_the_file() {
-        let fields = BTreeMap::from([
-            ("key".to_owned(), "abc".to_owned()),
-            ("policy".to_owned(), "p".to_owned()),
-        ]);
-        let name = Filename::parse("a \"b\".txt").unwrap();
-        let (head, tail) = multipart_frame("B", &fields, &name, "text/plain");
-        assert_eq!(
-            head,
-            "--B\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nabc\r\n\
-             --B\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\np\r\n\
-             --B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a _b_.txt\"\r\n\
-             Content-Type: text/plain\r\n\r\n"
-        );
-        assert_eq!(tail, "\r\n--B--\r\n");
     }
 
     #[tokio::test]

@@ -1,0 +1,144 @@
+//! The resume record: a sidecar `<output>.part.once` beside an unfinished download, holding the
+//! share link, the blob URL and the announced SHA-256, so a later run resumes within the lease
+//! instead of claiming the link again.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use once_domain::Sha256Digest;
+use url::Url;
+
+use super::super::link::ShareLink;
+
+pub(super) const SIDECAR_SUFFIX: &str = ".part.once";
+/// A sidecar holds two URLs and a digest; anything bigger is not ours.
+const MAX_SIDECAR: u64 = 16 * 1024;
+
+pub(super) struct Sidecar {
+    pub(super) link: ShareLink,
+    pub(super) blob: Url,
+    pub(super) sha256: Option<Sha256Digest>,
+}
+
+/// Lines: the share link, the blob URL, and the announced SHA-256 when there is one. The blob
+/// URL is a capability for the rest of the lease, so the file is private to the user.
+pub(super) fn write_sidecar(
+    path: &Path,
+    link: &Url,
+    blob: &Url,
+    sha256: Option<Sha256Digest>,
+) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let digest = sha256.map(|digest| digest.to_hex()).unwrap_or_default();
+    std::io::Write::write_all(&mut file, format!("{link}\n{blob}\n{digest}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `None` when there is no sidecar; an error when there is one we cannot use, since resuming
+/// is then impossible and claiming again might burn the link.
+pub(super) fn read_sidecar(path: &Path) -> Result<Option<Sidecar>> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", path.display()));
+        }
+    };
+    let mut text = String::new();
+    file.take(MAX_SIDECAR)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    parse_sidecar(&text).map(Some).with_context(|| {
+        format!(
+            "{} is not a once download record; remove it to start over",
+            path.display()
+        )
+    })
+}
+
+fn parse_sidecar(text: &str) -> Result<Sidecar> {
+    let mut lines = text.lines().map(str::trim);
+    let link = ShareLink::parse(lines.next().unwrap_or_default())?;
+    let blob = Url::parse(lines.next().unwrap_or_default()).context("no blob URL")?;
+    // Absent or empty in records of files the server announced no checksum for.
+    let sha256 = match lines.next().filter(|line| !line.is_empty()) {
+        Some(hex) => Some(Sha256Digest::parse_hex(hex).map_err(|_| anyhow!("bad SHA-256"))?),
+        None => None,
+    };
+    Ok(Sidecar { link, blob, sha256 })
+}
+
+/// Looks in `dir` for the sidecar of an unfinished download of the same share; returns the
+/// output's file name and the record.
+pub(super) fn find_sidecar(dir: &Path, link: &ShareLink) -> Result<Option<(String, Sidecar)>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(output_name) = name.strip_suffix(SIDECAR_SUFFIX) else {
+            continue;
+        };
+        if output_name.is_empty() {
+            continue;
+        }
+        // Other people's or broken files are not ours to judge: skip them.
+        let Ok(Some(saved)) = read_sidecar(&entry.path()) else {
+            continue;
+        };
+        if saved.link.canonical == link.canonical {
+            return Ok(Some((output_name.to_owned(), saved)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn sidecars_round_trip_and_are_found_by_link() {
+        let dir = std::env::temp_dir().join(format!("once-sidecar-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = ShareLink::parse(&format!("https://h/s/{ID}/f.txt")).unwrap();
+        let blob = Url::parse("https://h/b/key?sig=x&exp=1").unwrap();
+        let digest = Sha256Digest([7; 32]);
+        write_sidecar(
+            &dir.join("f.txt.part.once"),
+            &link.canonical,
+            &blob,
+            Some(digest),
+        )
+        .unwrap();
+        std::fs::write(dir.join("junk.part.once"), b"garbage").unwrap();
+
+        let same = ShareLink::parse(&format!("https://h/s/{ID}")).unwrap();
+        let (output, found) = find_sidecar(&dir, &same).unwrap().unwrap();
+        assert_eq!(output, "f.txt");
+        assert_eq!((found.blob, found.sha256), (blob, Some(digest)));
+
+        let other = ShareLink::parse("https://h/s/BBBBBBBBBBBBBBBBBBBBBA").unwrap();
+        assert!(find_sidecar(&dir, &other).unwrap().is_none());
+        assert!(read_sidecar(&dir.join("junk.part.once")).is_err());
+        assert!(read_sidecar(&dir.join("none.part.once")).unwrap().is_none());
+        // Records without a digest (no checksum announced) still resume.
+        std::fs::write(
+            dir.join("old.part.once"),
+            format!("https://h/s/{ID}\nhttps://h/b/key?sig=y\n"),
+        )
+        .unwrap();
+        let old = read_sidecar(&dir.join("old.part.once")).unwrap().unwrap();
+        assert_eq!(old.sha256, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

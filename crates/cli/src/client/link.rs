@@ -1,0 +1,264 @@
+//! Reading what people paste: share links, share ids and server URLs. Every command goes
+//! through these parsers, so they all accept the same forms: surrounding quotes or `<…>` (as
+//! mail and chat clients wrap links), a trailing slash, and a host without a scheme.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, Result, anyhow, bail};
+use once_domain::ShareId;
+use url::Url;
+
+/// `text` without surrounding whitespace, matching quotes (`'…'`, `"…"`, `` `…` ``) or angle
+/// brackets, however they are nested (`"<https://…>"`).
+pub fn unwrap_pasted(text: &str) -> &str {
+    let mut text = text.trim();
+    loop {
+        let unwrapped = [('\'', '\''), ('"', '"'), ('`', '`'), ('<', '>')]
+            .iter()
+            .find_map(|(open, close)| text.strip_prefix(*open)?.strip_suffix(*close));
+        match unwrapped {
+            Some(inner) => text = inner.trim(),
+            None => return text,
+        }
+    }
+}
+
+/// An http(s) URL as a person types it. Without a scheme, `localhost` and IP addresses mean
+/// `http://` (a server on this machine or the local network, usually without TLS) and any
+/// other host means `https://`.
+fn parse_http_url(text: &str) -> Result<Url> {
+    let text = unwrap_pasted(text);
+    let url = if text.contains("://") {
+        Url::parse(text)?
+    } else {
+        let guessed = format!("https://{text}");
+        let url = Url::parse(&guessed)?;
+        if url.host_str().is_some_and(is_local_host) {
+            Url::parse(&format!("http://{text}"))?
+        } else {
+            url
+        }
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("expected an http(s) URL");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        bail!("the URL has no host");
+    }
+    Ok(url)
+}
+
+fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok()
+}
+
+/// The server's base URL, without a trailing slash so `{server}/api/v1/…` is well formed (a
+/// path prefix such as `https://host/once` is kept).
+pub fn parse_server(text: &str) -> Result<String> {
+    let url = parse_http_url(text).map_err(|error| {
+        anyhow!("invalid server URL {text:?}: {error} (expected http(s)://host[:port])")
+    })?;
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("invalid server URL {text:?}: it must not have a query or fragment");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A share link taken apart: the link without any trailing file name (so the same share
+/// always compares equal) and the share id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareLink {
+    /// `scheme://host[:port][/prefix]/s/ID`, without query, fragment or file name.
+    pub canonical: Url,
+    /// The file name segment after the id, if the link had one.
+    pub filename: Option<String>,
+    pub id: ShareId,
+}
+
+impl ShareLink {
+    /// Accepts `http(s)://host[/prefix]/s/ID`, `…/s/ID/filename` and either with a trailing
+    /// slash. The id is validated here so a typo fails before any request is sent.
+    pub fn parse(text: &str) -> Result<Self> {
+        let url = parse_http_url(text).with_context(|| format!("not a link: {text}"))?;
+        let segments: Vec<&str> = url
+            .path_segments()
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let position = segments
+            .iter()
+            .position(|segment| *segment == "s")
+            .with_context(|| format!("not a share link (expected …/s/ID): {text}"))?;
+        let id_text = segments
+            .get(position + 1)
+            .filter(|id| !id.is_empty())
+            .with_context(|| format!("the link has no share id after /s/: {text}"))?;
+        let id = ShareId::parse(id_text)
+            .map_err(|_| anyhow!("malformed share id {id_text:?} in {text}"))?;
+        let filename = segments
+            .get(position + 2)
+            .filter(|name| !name.is_empty())
+            .map(|name| percent_encoding::percent_decode_str(name).decode_utf8_lossy())
+            .map(String::from);
+        let mut canonical = url.clone();
+        canonical.set_query(None);
+        canonical.set_fragment(None);
+        canonical
+            .path_segments_mut()
+            .map_err(|()| anyhow!("not a share link: {text}"))?
+            .clear()
+            .extend(&segments[..position + 2]);
+        Ok(Self {
+            canonical,
+            filename,
+            id,
+        })
+    }
+
+    /// A bare share id (on the server at `server`) or a link.
+    pub fn from_ref(text: &str, server: &str) -> Result<Self> {
+        match ShareId::parse(unwrap_pasted(text)) {
+            Ok(id) => Self::parse(&format!("{server}/s/{id}")),
+            Err(_) => Self::parse(text),
+        }
+    }
+
+    /// What to request to claim the share: the canonical link, plus the file name when the
+    /// link had one (the server answers both forms the same; the name is kept for logs).
+    pub fn claim_url(&self) -> Url {
+        let mut url = self.canonical.clone();
+        if let (Some(name), Ok(mut segments)) = (&self.filename, url.path_segments_mut()) {
+            segments.push(name);
+        }
+        url
+    }
+}
+
+/// A share id given either bare or as a link (`once status`, `once revoke`).
+pub fn share_id_from_ref(text: &str) -> Result<ShareId> {
+    if let Ok(id) = ShareId::parse(unwrap_pasted(text)) {
+        return Ok(id);
+    }
+    ShareLink::parse(text)
+        .map(|link| link.id)
+        .with_context(|| format!("not a share id or link: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn share_links_parse_with_and_without_file_name() {
+        let plain = ShareLink::parse(&format!("https://once.example/s/{ID}")).unwrap();
+        assert_eq!(plain.id.as_str(), ID);
+        assert_eq!(plain.filename, None);
+        assert_eq!(
+            plain.canonical.as_str(),
+            format!("https://once.example/s/{ID}")
+        );
+
+        let named =
+            ShareLink::parse(&format!("http://h:8080/prefix/s/{ID}/my%20file.txt?x=1#y")).unwrap();
+        assert_eq!(named.id.as_str(), ID);
+        assert_eq!(named.filename.as_deref(), Some("my file.txt"));
+        assert_eq!(
+            named.canonical.as_str(),
+            format!("http://h:8080/prefix/s/{ID}")
+        );
+        assert_eq!(
+            named.claim_url().as_str(),
+            format!("http://h:8080/prefix/s/{ID}/my%20file.txt")
+        );
+    }
+
+    #[test]
+    fn pasted_links_with_quotes_brackets_or_a_trailing_slash_are_the_same_link() {
+        let expected = format!("https://once.example/s/{ID}");
+        for pasted in [
+            format!("{expected}/"),
+            format!("'{expected}'"),
+            format!("\"{expected}\""),
+            format!("<{expected}>"),
+            format!("  \"<{expected}/>\"\n"),
+            format!("`{expected}`"),
+            format!("once.example/s/{ID}"),
+        ] {
+            let link = ShareLink::parse(&pasted).unwrap_or_else(|e| panic!("{pasted}: {e:#}"));
+            assert_eq!(link.canonical.as_str(), expected, "{pasted}");
+            assert_eq!(link.filename, None, "{pasted}");
+            assert_eq!(link.claim_url().as_str(), expected, "{pasted}");
+        }
+        let named = ShareLink::parse(&format!("<{expected}/f.txt/>")).unwrap();
+        assert_eq!(named.filename.as_deref(), Some("f.txt"));
+    }
+
+    #[test]
+    fn bad_links_are_refused() {
+        for bad in [
+            "ftp://h/s/AAAAAAAAAAAAAAAAAAAAAA",
+            "https://h/x/AAAAAAAAAAAAAAAAAAAAAA",
+            "https://h/s/",
+            "https://h/s//",
+            "https://h/s/short",
+            "https://h/s/../etc/passwd",
+            "not a url",
+            "'https://h/s/AAAAAAAAAAAAAAAAAAAAAA\"",
+        ] {
+            assert!(ShareLink::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn share_refs_accept_ids_and_links() {
+        assert_eq!(share_id_from_ref(ID).unwrap().as_str(), ID);
+        assert_eq!(share_id_from_ref(&format!("'{ID}'")).unwrap().as_str(), ID);
+        assert_eq!(
+            share_id_from_ref(&format!("https://h/s/{ID}/f.bin"))
+                .unwrap()
+                .as_str(),
+            ID
+        );
+        assert_eq!(
+            share_id_from_ref(&format!("<https://h/s/{ID}/>"))
+                .unwrap()
+                .as_str(),
+            ID
+        );
+        assert!(share_id_from_ref("nope").is_err());
+    }
+
+    #[test]
+    fn a_bare_id_is_a_link_on_the_configured_server() {
+        let link = ShareLink::from_ref(ID, "http://127.0.0.1:8080/once").unwrap();
+        assert_eq!(
+            link.canonical.as_str(),
+            format!("http://127.0.0.1:8080/once/s/{ID}")
+        );
+        let elsewhere = ShareLink::from_ref(&format!("https://h/s/{ID}"), "http://x").unwrap();
+        assert_eq!(elsewhere.canonical.as_str(), format!("https://h/s/{ID}"));
+    }
+
+    #[test]
+    fn servers_without_a_scheme_get_http_for_local_hosts_and_https_otherwise() {
+        for (given, expected) in [
+            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("localhost:8080", "http://localhost:8080"),
+            ("[::1]:8080", "http://[::1]:8080"),
+            ("192.168.1.5", "http://192.168.1.5"),
+            ("example.com", "https://example.com"),
+            ("example.com/once/", "https://example.com/once"),
+            ("'http://h:1/'", "http://h:1"),
+            ("<https://h>", "https://h"),
+        ] {
+            assert_eq!(parse_server(given).unwrap(), expected, "{given}");
+        }
+        for bad in ["ftp://x", "http://h/?q=1", "not a url", "", "http://"] {
+            assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+}
