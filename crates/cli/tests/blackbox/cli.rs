@@ -1,12 +1,10 @@
 //! The `once` client commands end to end: `send`, `get` (including resuming after the client
 //! itself was killed), `request`/`requests`, `status` and `revoke`, against a real server.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn send_then_get_round_trips_and_the_link_is_dead_after() {
