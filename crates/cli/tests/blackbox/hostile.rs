@@ -2,12 +2,10 @@
 //! headers, cleartext HTTP/2 and made-up keys. The service must keep answering everyone else,
 //! cut the slow ones off, and spend little on clients that never authenticate.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

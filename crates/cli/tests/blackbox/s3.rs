@@ -3,11 +3,9 @@
 //! versioning mode a replayed upload URL is never served and the reaper leaves the bucket
 //! empty. (The whole black-box suite also runs on S3 with `ONCE_TEST_BLOB=s3`.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use once_blob::testing::{S3TestServer, VersionedS3TestServer};
 use serde_json::json;
 

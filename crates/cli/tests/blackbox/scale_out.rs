@@ -11,8 +11,6 @@
 //! apiece, and two storms at once would crowd a 2-core machine and PostgreSQL's default
 //! 100 connections for no gain.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,7 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, client, error_code, files_in, payload, sha256_hex};
+use crate::harness::{BIN, client, error_code, files_in, payload, sha256_hex};
 use futures::StreamExt;
 use once_domain::{ApiToken, KeySecret};
 use once_meta::testing::TestDatabase;

@@ -1,12 +1,10 @@
 //! The `once` client commands end to end: `send`, `get` (including resuming after the client
 //! itself was killed), `request`/`requests`, `status` and `revoke`, against a real server.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 /// Runs a command that prints one link or URL (`send`, `request`) and returns it.
 fn link_of(server: &Server, dir: &std::path::Path, args: &[&str]) -> String {

@@ -1,11 +1,9 @@
 //! Leases, resumable downloads, expiry and the reaper, crashes, hostile file names, start-up with
 //! no configuration and graceful shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 async fn claim_location(link: &str) -> String {

@@ -1,9 +1,7 @@
 //! One-time upload slots: first complete upload wins, failed or partial uploads change nothing,
 //! limits and checksums are enforced, and tickets expire on their own clock.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 /// What a refusal looks like depends on who refuses: on the embedded store the server does

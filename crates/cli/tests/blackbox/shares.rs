@@ -1,9 +1,7 @@
 //! Sharing and claiming through the real server: round trips, exactly-once claims, and link
 //! previews that must not burn a share.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 async fn round_trip(name: &str, bytes: Vec<u8>) {
     let server = Server::start();

@@ -1,9 +1,7 @@
 //! API authentication: bearer keys and HMAC-signed requests with a timestamp window and
 //! single-use signatures.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use once_domain::KeySecret;
 use once_domain::signing::request_signature;
 

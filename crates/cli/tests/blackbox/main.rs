@@ -1,0 +1,13 @@
+//! The black-box tests of the `once` binary, as one test binary: the harness is compiled and
+//! linked once, and every module runs the real binary (see `harness`).
+
+mod harness;
+
+mod auth;
+mod cli;
+mod hostile;
+mod lifecycle;
+mod s3;
+mod scale_out;
+mod shares;
+mod uploads;
