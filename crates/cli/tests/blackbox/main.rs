@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod hostile;
 mod lifecycle;
+mod limits;
 mod s3;
 mod scale_out;
 mod shares;

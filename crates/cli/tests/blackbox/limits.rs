@@ -2,9 +2,7 @@
 //! readiness that tells the truth, the headers every answer carries, the JSON error shape for
 //! every refusal, the upload window a caller may shorten, and uploads in flight per request URL.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 /// The user agents (with their Accept) that claimed shares before: the Google snippet
 /// fetcher, Yahoo Slurp, HeadlessChrome, IE11, Edge, and a browser sending `Accept: */*`.
