@@ -24,6 +24,19 @@ async fn connect_from(server: &Server, source: [u8; 4]) -> std::io::Result<TcpSt
     socket.connect(target).await
 }
 
+/// Sends one byte every 250 ms for up to `during`, until the server stops taking them.
+async fn drip(stream: &mut TcpStream, byte: u8, during: Duration) {
+    let dripping = async {
+        loop {
+            if stream.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let _ = tokio::time::timeout(during, dripping).await;
+}
+
 /// True when the server closed (or reset) the connection within `within`.
 async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
     let mut buffer = [0u8; 4096];
@@ -109,15 +122,7 @@ async fn a_dripped_header_is_cut_off_after_the_header_timeout() {
         .write_all(b"GET /healthz HTTP/1.1\r\n")
         .await
         .unwrap();
-    let dripping = async {
-        for _ in 0..40 {
-            if stream.write_all(b"X").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(10), dripping).await;
+    drip(&mut stream, b'X', Duration::from_secs(10)).await;
     assert!(
         closed_by_server(&mut stream, Duration::from_secs(5)).await,
         "a header dripped for 10 s was still being read"
@@ -163,15 +168,7 @@ async fn a_dripped_upload_is_cut_off_and_leaves_no_temporary_file() {
         )
         .await
         .unwrap();
-    let dripping = async {
-        for _ in 0..60 {
-            if stream.write_all(b"y").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(15), dripping).await;
+    drip(&mut stream, b'y', Duration::from_secs(15)).await;
     assert!(closed_by_server(&mut stream, Duration::from_secs(5)).await);
     // The refused upload left nothing behind and did not use the request up.
     for _ in 0..50 {
