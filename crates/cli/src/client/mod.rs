@@ -1,6 +1,7 @@
 //! The client half of `once`: `send`, `get`, `request`, `requests`, `status` and `revoke`, all
-//! speaking the v1 HTTP contract. Helpers shared by several commands (progress bars, QR codes,
-//! share links, time display) live here so every command presents them the same way.
+//! speaking the v1 HTTP contract through `once-api`'s types. What several commands share lives
+//! beside them so every command presents it the same way: pasted links and server URLs
+//! (`link`), units (`units`), progress bars (`progress`), QR codes and time display (here).
 
 pub mod config;
 pub mod get;
