@@ -1,0 +1,108 @@
+//! Which bytes a download asks for, from its `Range` header (RFC 9110 §14). Pure, so the
+//! server's blob route and the fuzz targets share one reading of the header.
+
+use std::ops::RangeInclusive;
+
+/// What to serve for one `Range` header against a body of known size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedRange {
+    /// No usable range: serve the whole body with 200.
+    Whole,
+    /// Serve these bytes (both ends inclusive, `start <= end < size`) with 206.
+    Part(RangeInclusive<u64>),
+    /// A well-formed range that selects no byte of this body: answer 416.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header value. A header we cannot parse is ignored, as HTTP allows (the
+/// whole body is served); of several ranges only the first is served, because no client of
+/// ours asks for more and a multipart/byteranges answer is not worth its complexity.
+pub fn requested_range(header: &str, size: u64) -> RequestedRange {
+    let Ok(parsed) = http_range_header::parse_range_header(header) else {
+        return RequestedRange::Whole;
+    };
+    match parsed.validate(size) {
+        Ok(ranges) => ranges
+            .into_iter()
+            .next()
+            .map_or(RequestedRange::Whole, RequestedRange::Part),
+        Err(_) => RequestedRange::Unsatisfiable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_range_or_a_malformed_one_means_the_whole_body() {
+        for header in [
+            "",
+            "bytes",
+            "bytes=",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=1-2-3",
+            " bytes=0-1",
+        ] {
+            assert_eq!(
+                requested_range(header, 100),
+                RequestedRange::Whole,
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_range_inside_the_body_is_served_as_asked() {
+        assert_eq!(
+            requested_range("bytes=0-9", 100),
+            RequestedRange::Part(0..=9)
+        );
+        assert_eq!(
+            requested_range("bytes=90-", 100),
+            RequestedRange::Part(90..=99)
+        );
+        assert_eq!(
+            requested_range("bytes=-10", 100),
+            RequestedRange::Part(90..=99)
+        );
+    }
+
+    #[test]
+    fn a_range_running_past_the_end_is_cut_at_the_last_byte() {
+        assert_eq!(
+            requested_range("bytes=50-1000", 100),
+            RequestedRange::Part(50..=99)
+        );
+        assert_eq!(
+            requested_range("bytes=-100", 100),
+            RequestedRange::Part(0..=99)
+        );
+    }
+
+    #[test]
+    fn of_several_ranges_only_the_first_is_served() {
+        assert_eq!(
+            requested_range("bytes=10-19, 50-59", 100),
+            RequestedRange::Part(10..=19)
+        );
+    }
+
+    #[test]
+    fn a_range_that_selects_no_byte_is_unsatisfiable() {
+        for header in [
+            "bytes=100-",
+            "bytes=200-300",
+            "bytes=-101",
+            "bytes=0-10,5-20",
+            "bytes=9-3",
+        ] {
+            assert_eq!(
+                requested_range(header, 100),
+                RequestedRange::Unsatisfiable,
+                "{header:?}"
+            );
+        }
+    }
+}
