@@ -34,75 +34,57 @@ pub fn requested_range(header: &str, size: u64) -> RequestedRange {
 mod tests {
     use super::*;
 
+    /// Every header, read against a 100-byte body, gives `expected`.
+    fn each_gives(headers: &[&str], expected: &RequestedRange) {
+        for header in headers {
+            assert_eq!(&requested_range(header, 100), expected, "{header:?}");
+        }
+    }
+
     #[test]
     fn no_range_or_a_malformed_one_means_the_whole_body() {
-        for header in [
-            "",
-            "bytes",
-            "bytes=",
-            "items=0-1",
-            "bytes=a-b",
-            "bytes=1-2-3",
-            " bytes=0-1",
-        ] {
-            assert_eq!(
-                requested_range(header, 100),
-                RequestedRange::Whole,
-                "{header:?}"
-            );
-        }
+        each_gives(
+            &[
+                "",
+                "bytes",
+                "bytes=",
+                "items=0-1",
+                "bytes=a-b",
+                "bytes=1-2-3",
+                " bytes=0-1",
+            ],
+            &RequestedRange::Whole,
+        );
     }
 
     #[test]
     fn a_range_inside_the_body_is_served_as_asked() {
-        assert_eq!(
-            requested_range("bytes=0-9", 100),
-            RequestedRange::Part(0..=9)
-        );
-        assert_eq!(
-            requested_range("bytes=90-", 100),
-            RequestedRange::Part(90..=99)
-        );
-        assert_eq!(
-            requested_range("bytes=-10", 100),
-            RequestedRange::Part(90..=99)
-        );
+        each_gives(&["bytes=0-9"], &RequestedRange::Part(0..=9));
+        each_gives(&["bytes=90-", "bytes=-10"], &RequestedRange::Part(90..=99));
     }
 
     #[test]
     fn a_range_running_past_the_end_is_cut_at_the_last_byte() {
-        assert_eq!(
-            requested_range("bytes=50-1000", 100),
-            RequestedRange::Part(50..=99)
-        );
-        assert_eq!(
-            requested_range("bytes=-100", 100),
-            RequestedRange::Part(0..=99)
-        );
+        each_gives(&["bytes=50-1000"], &RequestedRange::Part(50..=99));
+        each_gives(&["bytes=-100"], &RequestedRange::Part(0..=99));
     }
 
     #[test]
     fn of_several_ranges_only_the_first_is_served() {
-        assert_eq!(
-            requested_range("bytes=10-19, 50-59", 100),
-            RequestedRange::Part(10..=19)
-        );
+        each_gives(&["bytes=10-19, 50-59"], &RequestedRange::Part(10..=19));
     }
 
     #[test]
     fn a_range_that_selects_no_byte_is_unsatisfiable() {
-        for header in [
-            "bytes=100-",
-            "bytes=200-300",
-            "bytes=-101",
-            "bytes=0-10,5-20",
-            "bytes=9-3",
-        ] {
-            assert_eq!(
-                requested_range(header, 100),
-                RequestedRange::Unsatisfiable,
-                "{header:?}"
-            );
-        }
+        each_gives(
+            &[
+                "bytes=100-",
+                "bytes=200-300",
+                "bytes=-101",
+                "bytes=0-10,5-20",
+                "bytes=9-3",
+            ],
+            &RequestedRange::Unsatisfiable,
+        );
     }
 }
