@@ -22,10 +22,15 @@ pub fn requested_range(header: &str, size: u64) -> RequestedRange {
         return RequestedRange::Whole;
     };
     match parsed.validate(size) {
-        Ok(ranges) => ranges
-            .into_iter()
-            .next()
-            .map_or(RequestedRange::Whole, RequestedRange::Part),
+        // `validate` clamps the end to `size - 1` with a saturating subtraction, so on an empty
+        // body it answers `0..=0`: check the bounds here rather than trust it.
+        Ok(ranges) => match ranges.into_iter().next() {
+            Some(range) if range.start() <= range.end() && *range.end() < size => {
+                RequestedRange::Part(range)
+            }
+            Some(_) => RequestedRange::Unsatisfiable,
+            None => RequestedRange::Whole,
+        },
         Err(_) => RequestedRange::Unsatisfiable,
     }
 }
@@ -86,5 +91,20 @@ mod tests {
             ],
             &RequestedRange::Unsatisfiable,
         );
+    }
+
+    /// Found by the `range_header` fuzz target (fuzz/regressions/range_header/): the parser
+    /// clamps the end to `size - 1`, which saturates to 0 for an empty body and so answered
+    /// `0..=0`, a byte that does not exist.
+    #[test]
+    fn a_range_of_an_empty_body_is_unsatisfiable() {
+        for header in ["bytes=0-", "bytes=0-0", "bytes=0-5", "bytes=-1"] {
+            assert_eq!(
+                requested_range(header, 0),
+                RequestedRange::Unsatisfiable,
+                "{header:?}"
+            );
+        }
+        assert_eq!(requested_range("bytes=0-", 1), RequestedRange::Part(0..=0));
     }
 }
