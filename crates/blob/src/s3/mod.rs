@@ -19,7 +19,8 @@ mod calls;
 mod multipart;
 mod store;
 mod write_guard;
-mod xml;
+#[doc(hidden)]
+pub mod xml;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -78,3 +78,20 @@ pub(super) struct VersioningConfiguration {
     #[serde(rename = "Status")]
     pub(super) status: Option<String>,
 }
+
+/// Reads `text` as every document the store reads, the way the store reads them, and counts
+/// those that parsed. Only for the fuzz targets in `fuzz/`: the documents come from the
+/// bucket, which a misbehaving or hostile S3-compatible server controls.
+#[doc(hidden)]
+pub fn parse_every_document(text: &str) -> usize {
+    use quick_xml::de::from_str;
+    [
+        from_str::<ListVersionsResult>(text).is_ok(),
+        from_str::<ListPartsResult>(text).is_ok(),
+        from_str::<ListMultipartUploadsResult>(text).is_ok(),
+        from_str::<VersioningConfiguration>(text).is_ok(),
+    ]
+    .into_iter()
+    .filter(|&parsed| parsed)
+    .count()
+}
