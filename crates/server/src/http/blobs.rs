@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use once_blob::BlobError;
+use once_domain::range::{RequestedRange, requested_range};
 use once_domain::share::validate_content_type;
 use once_domain::{BlobKey, DomainError, Filename};
 
@@ -51,20 +52,15 @@ pub async fn download(
     let Some(size) = app.service.blob_size(&blob_key).await? else {
         return Err(DomainError::ShareConsumed.into());
     };
+    // A Range we cannot parse is ignored, as HTTP allows; several ranges: the first.
     let range = match headers
         .get(header::RANGE)
         .and_then(|value| value.to_str().ok())
+        .map(|text| requested_range(text, size))
     {
-        None => None,
-        // A Range header we cannot parse is ignored, as HTTP allows: the whole body is served.
-        Some(text) => match http_range_header::parse_range_header(text) {
-            Err(_) => None,
-            Ok(parsed) => match parsed.validate(size) {
-                // Several ranges are legal but no client of ours asks for them: serve the first.
-                Ok(ranges) => ranges.into_iter().next(),
-                Err(_) => return Ok(unsatisfiable(size)),
-            },
-        },
+        None | Some(RequestedRange::Whole) => None,
+        Some(RequestedRange::Part(range)) => Some(range),
+        Some(RequestedRange::Unsatisfiable) => return Ok(unsatisfiable(size)),
     };
     // Blobs served here come from the embedded store, which keeps one version.
     let read = match app.service.open_blob(&blob_key, range).await {
