@@ -5,6 +5,7 @@ mod harness;
 
 mod auth;
 mod cli;
+mod faults;
 mod hostile;
 mod lifecycle;
 mod limits;

@@ -275,18 +275,6 @@ async fn bad_share_requests_get_400_with_stable_codes_and_create_nothing() {
     assert_eq!(error_code(response).await, (413, "too_large".into()));
 }
 
-async fn create_request(server: &Server, body: serde_json::Value) -> serde_json::Value {
-    let response = client()
-        .post(server.url("/api/v1/requests"))
-        .header("Authorization", server.auth())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn upload_request_accepts_one_curl_upload_then_409() {
     let server = Server::start();

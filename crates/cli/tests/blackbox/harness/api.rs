@@ -31,6 +31,19 @@ pub struct CreatedShare {
     pub json: serde_json::Value,
 }
 
+/// `POST /api/v1/requests`: a one-time upload URL; returns the requester's view.
+pub async fn create_request(server: &Server, body: serde_json::Value) -> serde_json::Value {
+    let response = client()
+        .post(server.url("/api/v1/requests"))
+        .header("Authorization", server.auth())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
 /// `POST /api/v1/shares`.
 pub async fn create_share(server: &Server, body: serde_json::Value) -> CreatedShare {
     let response = client()

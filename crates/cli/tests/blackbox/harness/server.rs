@@ -51,6 +51,8 @@ pub struct Server {
     pub addr: String,
     pub token: String,
     pub dir: tempfile::TempDir,
+    /// The data directory: `data` in `dir`, unless a test put it elsewhere (a small volume).
+    data: PathBuf,
     env: Vec<(String, String)>,
     /// RLIMIT_NOFILE for the server process, where a test needs a small one.
     fd_limit: Option<u32>,
@@ -70,7 +72,19 @@ impl Server {
     /// Starts `once serve` on the given storage; `env` comes last, so it can override the
     /// storage's settings (e.g. point the S3 endpoint at a proxy).
     pub fn start_on(storage: Storage, env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, storage, env)
+    }
+
+    /// Starts `once serve` on the embedded store with its data directory at `data` (e.g. on a
+    /// small volume that a test fills); its log stays in a temporary directory, so a full
+    /// volume cannot hide what the server said.
+    pub fn start_with_data_dir(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_in(Some(data.to_owned()), Storage::Disk, env)
+    }
+
+    fn start_in(data: Option<PathBuf>, storage: Storage, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let data = data.unwrap_or_else(|| dir.path().join("data"));
         let token = ApiToken::generate().reveal();
         let mut all_env = vec![
             ("ONCE_BOOTSTRAP_KEY".to_owned(), token.clone()),
@@ -85,6 +99,7 @@ impl Server {
             addr: "127.0.0.1:0".into(),
             token,
             dir,
+            data,
             env: all_env,
             fd_limit: None,
         };
@@ -102,7 +117,7 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     fn spawn(&mut self) {
