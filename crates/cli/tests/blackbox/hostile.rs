@@ -14,6 +14,7 @@ const QUICK_LIMITS: &[(&str, &str)] = &[
     ("ONCE_HEADER_READ_TIMEOUT", "2s"),
     ("ONCE_KEEPALIVE_TIMEOUT", "2s"),
     ("ONCE_BODY_IDLE_TIMEOUT", "2s"),
+    ("ONCE_MAX_CONNECTIONS_PER_ADDRESS", "64"),
 ];
 
 /// A connection to the server from `source` (any 127.0.0.0/8 address works on loopback).
@@ -237,7 +238,12 @@ async fn unauthenticated_stalled_connections_add_little_memory() {
             tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
         let answered_401 = String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401");
         match outcome {
-            Ok(Ok(_)) => assert!(answered_401, "{}", String::from_utf8_lossy(&answer)),
+            // A close with no answer at all is a reset seen late; any answer must be the 401.
+            Ok(Ok(_)) => assert!(
+                answer.is_empty() || answered_401,
+                "{}",
+                String::from_utf8_lossy(&answer)
+            ),
             Ok(Err(_reset)) => {}
             Err(_) => panic!("a stalled unauthenticated connection was kept open"),
         }
