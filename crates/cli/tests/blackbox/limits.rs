@@ -204,3 +204,19 @@ fn futures_stream(
         receiver.recv().await.map(|item| (item, receiver))
     })
 }
+
+#[tokio::test]
+async fn the_server_log_in_a_file_is_plain_text() {
+    let server = Server::start();
+    share_bytes(&server, "a.txt", b"hello", 1).await;
+    let log = server.log();
+    assert!(log.contains("once is serving"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour escapes in a log file: {log:?}"
+    );
+    assert!(
+        !log.contains("Some("),
+        "Rust debug output in the log: {log}"
+    );
+}

@@ -35,7 +35,7 @@ pub async fn put_ticket(
             started_at,
         )
         .await?;
-    tracing::info!(share = %share.id.log_label(), size = ?share.size, "share published");
+    tracing::info!(share = %share.id.log_label(), size = share.size.unwrap_or_default(), "share published");
     Ok((
         StatusCode::CREATED,
         Json(views::share(
