@@ -16,7 +16,11 @@ fn check(name: &Filename) {
     assert!(!text.chars().any(char::is_control), "{text:?}");
     assert!(text.len() <= MAX_FILENAME_BYTES, "{text:?}");
     assert_eq!(text.trim(), text);
-    assert_eq!(Filename::parse(text).as_ref(), Ok(name), "parsing is not idempotent");
+    assert_eq!(
+        Filename::parse(text).as_ref(),
+        Ok(name),
+        "parsing is not idempotent"
+    );
 
     let fallback = name.ascii_fallback();
     assert!(

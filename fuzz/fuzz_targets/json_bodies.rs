@@ -1,25 +1,99 @@
 //! JSON request bodies and the ids and digests read from paths and headers. Every body type
 //! of `once-api` the server deserializes either refuses the input or reads a value that
-//! survives a round trip; ids and digests that parse print back as they were read.
+//! survives a round trip; a new share or request body then goes through the domain's checks
+//! as the server hands it over (under the default limits and under no limits at all, where
+//! the durations are largest); ids and digests that parse print back as they were read.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use once_api::{CompleteShare, NewRequest, NewShare, RefreshParts};
-use once_domain::{BlobKey, RequestId, Sha256Digest, ShareId};
+use once_domain::share::DEFAULT_CONTENT_TYPE;
+use once_domain::{
+    BlobKey, KeyId, RequestId, RequestPolicy, RequestSpec, Sha256Digest, ShareId, SharePolicy,
+    ShareSpec,
+};
 use serde::{Serialize, de::DeserializeOwned};
+use std::time::Duration;
 
-fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) {
-    if let Ok(value) = serde_json::from_slice::<T>(data) {
-        let written = serde_json::to_vec(&value).expect("a parsed body serializes");
-        let again: T = serde_json::from_slice(&written).expect("a written body parses");
-        assert_eq!(again, value);
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+    data: &[u8],
+) -> Option<T> {
+    let value = serde_json::from_slice::<T>(data).ok()?;
+    let written = serde_json::to_vec(&value).expect("a parsed body serializes");
+    let again: T = serde_json::from_slice(&written).expect("a written body parses");
+    assert_eq!(again, value);
+    Some(value)
+}
+
+fn policies() -> [SharePolicy; 2] {
+    let unlimited = SharePolicy {
+        default_expires_in: Duration::MAX,
+        max_expires_in: Duration::MAX,
+        max_downloads_limit: u32::MAX,
+        max_size: u64::MAX,
+        upload_window: Duration::MAX,
+    };
+    [SharePolicy::default(), unlimited]
+}
+
+/// `POST /api/v1/shares` as `crates/server/src/http/api.rs` turns the body into a spec (a
+/// deliberate mirror: the fuzz workspace does not build the server).
+fn check_new_share(body: NewShare, now: once_domain::Instant) {
+    let spec = ShareSpec {
+        filename: body.filename,
+        size: Some(body.size),
+        content_type: body.content_type,
+        max_downloads: body.max_downloads,
+        expires_in: body.expires_in.map(Duration::from_secs),
+        upload_expires_in: body.upload_expires_in.map(Duration::from_secs),
+        sha256: body.sha256,
+    };
+    for policy in policies() {
+        if let Ok(share) = policy.new_share(&spec, Some(KeyId::generate()), now) {
+            assert!(share.expires_at >= now && share.upload_expires_at >= now);
+            assert!(share.max_downloads >= 1 && share.max_downloads <= policy.max_downloads_limit);
+            assert!(
+                share.content_type == DEFAULT_CONTENT_TYPE
+                    || share
+                        .content_type
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() || b == b' ')
+            );
+        }
+    }
+}
+
+/// `POST /api/v1/requests`, likewise.
+fn check_new_request(body: NewRequest, now: once_domain::Instant) {
+    let spec = RequestSpec {
+        filename: body.filename,
+        max_size: body.max_size,
+        expires_in: body
+            .expires_in
+            .or(body.upload_expires_in)
+            .map(Duration::from_secs),
+        max_downloads: body.max_downloads,
+        share_expires_in: body.share_expires_in.map(Duration::from_secs),
+    };
+    for policy in policies() {
+        if let Ok(request) =
+            RequestPolicy::default().new_request(&spec, &policy, KeyId::generate(), now)
+        {
+            assert!(request.expires_at >= now);
+            assert!(request.max_size >= 1 && request.max_size <= policy.max_size);
+        }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    round_trip::<NewShare>(data);
-    round_trip::<NewRequest>(data);
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    if let Some(body) = round_trip::<NewShare>(data) {
+        check_new_share(body, now);
+    }
+    if let Some(body) = round_trip::<NewRequest>(data) {
+        check_new_request(body, now);
+    }
     round_trip::<CompleteShare>(data);
     round_trip::<RefreshParts>(data);
 

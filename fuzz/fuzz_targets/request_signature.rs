@@ -25,8 +25,8 @@ struct Input {
 fuzz_target!(|input: Input| {
     let secret = KeySecret::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
     // `now` comes from the server clock, which `time` can always represent.
-    let now = time::OffsetDateTime::from_unix_timestamp(input.now.rem_euclid(253_402_300_799))
-        .unwrap();
+    let now =
+        time::OffsetDateTime::from_unix_timestamp(input.now.rem_euclid(253_402_300_799)).unwrap();
 
     // The server refuses a timestamp header that is not an i64 before verifying anything.
     if let Ok(timestamp) = input.timestamp.parse::<i64>() {
@@ -68,7 +68,11 @@ fuzz_target!(|input: Input| {
     }
     if let Ok(id) = KeyId::parse(&input.token) {
         assert_eq!(id.as_str(), input.token);
-        assert!(id.as_str().bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert!(
+            id.as_str()
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        );
     }
     if let Ok(secret) = KeySecret::parse(&input.token) {
         assert_eq!(secret.expose(), input.token);

@@ -65,6 +65,9 @@ fuzz_target!(|input: Input| {
     let mutated = String::from_utf8_lossy(&mutated);
     let verdict = signer.verify(&input.method, &input.path, &mutated, now);
     if mutated != signed {
-        assert!(verdict.is_err(), "{signed} changed to {mutated} still verifies");
+        assert!(
+            verdict.is_err(),
+            "{signed} changed to {mutated} still verifies"
+        );
     }
 });
