@@ -4,12 +4,16 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use futures::{Stream, StreamExt};
-use tokio::time::Instant;
+use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyPace {
@@ -38,59 +42,87 @@ fn too_slow(pace: &BodyPace) -> std::io::Error {
     )
 }
 
-/// Wraps a body stream so it fails when it falls below the pace.
-pub fn paced<S, E>(
-    body: S,
+/// A request body that fails when it falls below the pace. It forwards the inner body's size
+/// hint, so limits that look at the announced length still refuse a large body before reading
+/// it (and the client sees the refusal instead of a broken pipe).
+struct PacedBody {
+    inner: Body,
     pace: BodyPace,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    struct State<S> {
-        body: S,
-        window_started: Instant,
-        window_bytes: u64,
-        done: bool,
+    window_bytes: u64,
+    window_ends: Pin<Box<Sleep>>,
+    failed: bool,
+}
+
+impl PacedBody {
+    fn new(inner: Body, pace: BodyPace) -> Self {
+        Self {
+            inner,
+            pace,
+            window_bytes: 0,
+            window_ends: Box::pin(tokio::time::sleep(pace.window)),
+            failed: false,
+        }
     }
-    let state = State {
-        body,
-        window_started: Instant::now(),
-        window_bytes: 0,
-        done: false,
-    };
-    futures::stream::unfold(state, move |mut state| async move {
-        if state.done {
-            return None;
+
+    fn next_window(&mut self) {
+        self.window_bytes = 0;
+        let next = self.window_ends.deadline() + self.pace.window;
+        self.window_ends.as_mut().reset(next.max(Instant::now()));
+    }
+}
+
+impl http_body::Body for PacedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(None);
         }
         loop {
-            let deadline = state.window_started + pace.window;
-            match tokio::time::timeout_at(deadline, state.body.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    state.window_bytes += chunk.len() as u64;
-                    if Instant::now() >= deadline {
-                        state.window_started = Instant::now();
-                        state.window_bytes = 0;
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.window_bytes += data.len() as u64;
                     }
-                    return Some((Ok(chunk), state));
+                    if this.window_ends.deadline() <= Instant::now() {
+                        this.next_window();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                Ok(Some(Err(error))) => {
-                    state.done = true;
-                    return Some((Err(std::io::Error::other(error)), state));
+                Poll::Ready(other) => return Poll::Ready(other),
+                Poll::Pending => {}
+            }
+            match this.window_ends.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if this.window_bytes >= this.pace.bytes_per_window() => {
+                    this.next_window();
                 }
-                Ok(None) => return None,
-                Err(_elapsed) if state.window_bytes >= pace.bytes_per_window() => {
-                    state.window_started = deadline;
-                    state.window_bytes = 0;
-                }
-                Err(_elapsed) => {
+                Poll::Ready(()) => {
                     metrics::counter!("once_slow_bodies_aborted_total").increment(1);
-                    state.done = true;
-                    return Some((Err(too_slow(&pace)), state));
+                    this.failed = true;
+                    return Poll::Ready(Some(Err(axum::Error::new(too_slow(&this.pace)))));
                 }
             }
         }
-    })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A body that fails when it falls below `pace`.
+pub fn paced(body: Body, pace: BodyPace) -> Body {
+    Body::new(PacedBody::new(body, pace))
 }
 
 /// Middleware: every request body is paced.
@@ -100,13 +132,24 @@ pub async fn pace_bodies(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let body = Body::from_stream(paced(body.into_data_stream(), pace));
-    next.run(Request::from_parts(parts, body)).await
+    next.run(Request::from_parts(parts, paced(body, pace)))
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+
+    async fn received(
+        chunks: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+        pace: BodyPace,
+    ) -> Vec<Result<Bytes, axum::Error>> {
+        paced(Body::from_stream(chunks), pace)
+            .into_data_stream()
+            .collect()
+            .await
+    }
 
     /// 1,000 bytes per 1 s window.
     fn pace() -> BodyPace {
@@ -124,7 +167,7 @@ mod tests {
                 Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 600]))
             })
             .boxed();
-        let received: Vec<_> = paced(chunks, pace()).collect().await;
+        let received = received(chunks, pace()).await;
         assert_eq!(received.len(), 25);
         assert!(received.iter().all(Result::is_ok));
     }
@@ -137,19 +180,28 @@ mod tests {
                 Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
             })
             .boxed();
-        let received: Vec<_> = paced(chunks, pace()).collect().await;
+        let received = received(chunks, pace()).await;
         let last = received.last().expect("something arrived");
-        assert_eq!(
-            last.as_ref().unwrap_err().kind(),
-            std::io::ErrorKind::TimedOut
+        assert!(
+            last.as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("slower than"),
+            "{last:?}"
         );
         assert!(received.len() < 100, "the whole drip was accepted");
     }
 
     #[tokio::test]
+    async fn the_announced_length_survives_the_pacing() {
+        let body = paced(Body::from("0123456789"), pace());
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(10));
+    }
+
+    #[tokio::test]
     async fn a_silent_body_is_cut_off() {
         let chunks = futures::stream::pending::<Result<Bytes, std::io::Error>>();
-        let received: Vec<_> = paced(chunks, pace()).collect().await;
+        let received = received(chunks, pace()).await;
         assert_eq!(received.len(), 1);
         assert!(received[0].is_err());
     }
