@@ -345,8 +345,9 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
       assert.equal(view.share.size, UPLOAD_SIZE, JSON.stringify(view.share));
       assert.equal(view.share.filename, UPLOAD_NAME, JSON.stringify(view.share));
 
-      // The bytes that arrived are the ones sent: fetch them as a download tool would.
-      const fetched = await fetch(view.share.url, { headers: { accept: '*/*' } });
+      // The bytes that arrived are the ones sent: claim them explicitly (POST). Node's fetch
+      // sends Sec-Fetch-Mode like a browser, so a plain GET would get the landing page.
+      const fetched = await fetch(view.share.url, { method: 'POST', headers: { accept: '*/*' } });
       assert.equal(fetched.status, 200, `downloading ${view.share.url}`);
       assert.ok(Buffer.from(await fetched.arrayBuffer()).equals(payload), 'uploaded bytes differ');
 

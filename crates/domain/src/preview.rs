@@ -170,9 +170,9 @@ const PREVIEW_AGENT_MARKERS: &[&str] = &[
     "paloalto",
     "virustotal",
     "urlscan",
-    // Headless browsers are what sandboxes and mail scanners render links in; a card without
-    // a button is safer for them than a landing page they might click through.
-    "headlesschrome",
+    // PhantomJS is only ever a scripted fetcher. Headless Chrome is deliberately absent: it is
+    // a browser (automated tests, people's own scripts) and gets the landing page, which
+    // consumes nothing until its button is pressed.
     "phantomjs",
     // Generic words catch the long tail.
     "bot",
@@ -311,10 +311,10 @@ mod tests {
     }
 
     #[test]
-    fn headless_chrome_gets_the_preview_and_claims_nothing() {
+    fn headless_chrome_gets_the_landing_page_and_claims_nothing() {
         let agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                      HeadlessChrome/124.0.6367.60 Safari/537.36";
-        assert_eq!(get(agent, "*/*").opener(), Opener::Preview);
+        assert_eq!(get(agent, "*/*").opener(), Opener::Browser);
     }
 
     #[test]
