@@ -107,12 +107,16 @@ async fn answers_carry_nosniff_no_store_and_downloads_a_sandbox() {
         .await
         .unwrap();
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["cache-control"], "no-store");
 
     if !server.is_s3() {
         let share = share_bytes(&server, "page.html", b"<script>alert(1)</script>", 1).await;
         let (headers, _) = download(&share.url).await;
         assert_eq!(headers["content-security-policy"], "sandbox");
         assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["cache-control"], "private, no-store");
     }
 }
 

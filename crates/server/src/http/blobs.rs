@@ -83,11 +83,9 @@ pub async fn download(
         .header(header::CONTENT_LENGTH, length)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, "private, no-store")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         // A file opened in the browser (an HTML or SVG upload) runs no script and reaches
         // nothing of this origin: it is somebody else's content.
-        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
-        .header(header::REFERRER_POLICY, "no-referrer");
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox");
     if let Some(range) = &read.range {
         response = response.header(
             header::CONTENT_RANGE,

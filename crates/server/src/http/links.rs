@@ -131,10 +131,6 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
             {
                 headers.insert(once_api::headers::SHA256, value);
             }
-            headers.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
             response
         }
         Err(error) => refusal(error.into(), html),

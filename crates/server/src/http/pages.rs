@@ -24,12 +24,8 @@ fn page(status: StatusCode, title: &str, head_extra: &str, body: &str) -> Respon
     );
     let mut response = (status, Html(document)).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // Referrer-Policy, nosniff and Cache-Control come from the router's security_headers.
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
