@@ -131,6 +131,10 @@ pub async fn pace_bodies(
     request: Request,
     next: Next,
 ) -> Response {
+    // Most requests carry no body: nothing to pace, no timer to set up on the hot path.
+    if http_body::Body::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     next.run(Request::from_parts(parts, paced(body, pace)))
         .await
