@@ -148,15 +148,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 #[tokio::test]
 async fn a_dripped_upload_is_cut_off_and_leaves_no_temporary_file() {
     let server = Server::start_with(QUICK_LIMITS);
-    let created = client()
-        .post(server.url("/api/v1/requests"))
-        .header("Authorization", server.auth())
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let request: serde_json::Value = created.json().await.unwrap();
+    let request = create_request(&server, serde_json::json!({})).await;
     let path = request["url"]
         .as_str()
         .unwrap()

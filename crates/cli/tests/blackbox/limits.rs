@@ -164,16 +164,7 @@ async fn a_caller_may_ask_for_a_shorter_upload_window_but_not_a_longer_one() {
 #[tokio::test]
 async fn one_request_url_takes_only_so_many_uploads_at_once() {
     let server = Server::start_with(&[("ONCE_REQUEST_UPLOADS_IN_FLIGHT", "1")]);
-    let created: serde_json::Value = client()
-        .post(server.url("/api/v1/requests"))
-        .header("Authorization", server.auth())
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_request(&server, serde_json::json!({})).await;
     let url = created["url"].as_str().unwrap().to_owned();
     // The first upload stays open: its body never finishes.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
