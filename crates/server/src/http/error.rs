@@ -125,3 +125,25 @@ pub async fn log_failures(response: Response) -> Response {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_listed_in_the_api_docs_with_its_status() {
+        let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"));
+        for error in DomainError::one_of_each() {
+            let status = status_of(error.class()).as_u16();
+            let listed = docs.lines().any(|line| {
+                line.starts_with(&format!("| `{}` |", error.code()))
+                    && line.contains(&format!("| {status} "))
+            });
+            assert!(
+                listed,
+                "docs/api.md has no row `{}` with {status}",
+                error.code()
+            );
+        }
+    }
+}
