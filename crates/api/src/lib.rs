@@ -46,8 +46,14 @@ pub mod routes {
     pub const SHARE_LINK_NAMED: &str = "/s/{id}/{filename}";
     pub const REQUEST_LINK: &str = "/r/{id}";
     pub const REQUEST_LINK_NAMED: &str = "/r/{id}/{filename}";
+    /// An uploader's own multipart upload to a request (no key: the request URL and the
+    /// upload's token are the capabilities).
+    pub const REQUEST_UPLOADS: &str = "/r/{id}/uploads";
+    pub const REQUEST_UPLOAD_PARTS: &str = "/r/{id}/uploads/{token}/parts";
+    pub const REQUEST_UPLOAD_COMPLETE: &str = "/r/{id}/uploads/{token}/complete";
     /// The embedded store's signed upload and download URLs.
     pub const TICKET_UPLOAD: &str = "/b/up/{id}";
+    pub const PART_UPLOAD: &str = "/b/part/{token}/{number}";
     pub const BLOB_DOWNLOAD: &str = "/b/dl/{blob_key}/{filename}";
     pub const HEALTH: &str = "/healthz";
     pub const READY: &str = "/readyz";
@@ -85,6 +91,22 @@ pub mod routes {
         format!("/b/up/{id}")
     }
 
+    pub fn part_upload(token: &str, number: u16) -> String {
+        format!("/b/part/{token}/{number}")
+    }
+
+    pub fn request_uploads(id: &str) -> String {
+        format!("/r/{id}/uploads")
+    }
+
+    pub fn request_upload_parts(id: &str, token: &str) -> String {
+        format!("/r/{id}/uploads/{token}/parts")
+    }
+
+    pub fn request_upload_complete(id: &str, token: &str) -> String {
+        format!("/r/{id}/uploads/{token}/complete")
+    }
+
     pub fn blob_download(blob_key: &str, escaped_filename: &str) -> String {
         format!("/b/dl/{blob_key}/{escaped_filename}")
     }
@@ -95,7 +117,10 @@ pub mod routes {
 #[serde(deny_unknown_fields)]
 pub struct NewShare {
     pub filename: String,
-    pub size: u64,
+    /// Absent when the client does not know the size in advance (a pipe): the upload is then
+    /// multipart, each part at most `part_size`, the whole at most the server's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +131,32 @@ pub struct NewShare {
     pub upload_expires_in: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// What an archive holds, for the landing page and the owner's view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<ArchiveContents>,
+}
+
+/// The listing of an archive share (`once send A B DIR` packs them into one ZIP).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveContents {
+    /// How many entries the archive has (files and directories).
+    pub entries: u64,
+    /// The bytes of all files together.
+    pub total_size: u64,
+    /// The first entries, in archive order (a long listing is cut short).
+    pub listing: Vec<ArchiveEntry>,
+    /// True when `listing` holds only the first of `entries`.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveEntry {
+    /// `/`-separated; directories end with `/`.
+    pub path: String,
+    pub size: u64,
 }
 
 /// A share as its owner sees it (`GET /api/v1/shares/{id}`, and the answer to create and
@@ -138,6 +189,8 @@ pub struct ShareView {
     pub preview_hits: u32,
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<ArchiveContents>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadTicket>,
 }
 
@@ -156,12 +209,22 @@ pub struct UploadTicket {
     pub multipart: Option<MultipartTicket>,
 }
 
-/// A multipart upload: each part to its own URL, signed for its length.
+/// A multipart upload: each part to its own URL, signed for its exact length, in any order
+/// and a few at a time; then `POST complete_url` with the parts' ETags in order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MultipartTicket {
+    /// Names this upload (the resume record keeps it).
     pub upload_id: String,
+    /// Every part but the last has exactly this many bytes.
     pub part_size: u64,
+    /// The declared size, None for an upload of unknown length.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// URLs for the first parts of a declared size (up to 1,000); `POST parts_url` signs more,
+    /// or signs a fresh URL for a part whose URL expired.
     pub parts: Vec<PartTicket>,
+    /// `GET`: the parts stored so far ([`StoredParts`]); `POST`: URLs for parts ([`RefreshParts`]).
+    pub parts_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,11 +234,41 @@ pub struct PartTicket {
     pub size: u64,
 }
 
-/// `POST /api/v1/shares/{id}/parts`: fresh URLs for these parts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// `POST` to a multipart ticket's `parts_url`: URLs for these parts. For a declared size the
+/// numbers are enough (the layout fixes each length); an upload of unknown size says each
+/// part's length in `parts` (every part but the last is a whole `part_size`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshParts {
+    #[serde(default)]
     pub part_numbers: Vec<u16>,
+    #[serde(default)]
+    pub parts: Vec<PartLength>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PartLength {
+    pub number: u16,
+    pub size: u64,
+}
+
+/// `GET` on a multipart ticket's `parts_url`: what the storage holds of the upload, so an
+/// interrupted client sends only what is missing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredParts {
+    pub part_size: u64,
+    pub size: Option<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub parts: Vec<StoredPartView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredPartView {
+    pub number: u16,
+    pub size: u64,
+    pub etag: String,
 }
 
 /// The answer to [`RefreshParts`].
@@ -184,12 +277,16 @@ pub struct PartTickets {
     pub parts: Vec<PartTicket>,
 }
 
-/// `POST /api/v1/shares/{id}/complete` (an empty body means no parts).
+/// `POST` to a ticket's `complete_url` (an empty body means no parts).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteShare {
     #[serde(default)]
     pub parts: Vec<CompletedPart>,
+    /// The SHA-256 (hex) the client computed while sending an upload whose checksum it could
+    /// not declare up front (a pipe); checked where the store can check it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -237,6 +334,9 @@ pub struct RequestView {
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub fulfilled_at: Option<OffsetDateTime>,
+    /// Uploads refused because another one had fulfilled the request first.
+    #[serde(default)]
+    pub refused_uploads: u32,
     pub upload: RequestUpload,
     /// The share the upload became, once it arrived.
     pub share: Option<ShareView>,
@@ -254,6 +354,30 @@ pub struct RequestUpload {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RequestList {
     pub requests: Vec<RequestView>,
+}
+
+/// `POST /r/{id}/uploads`: an uploader starts its own upload to a request; the answer's
+/// ticket is used like a share's (parts, then complete), without a key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequestUpload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<ArchiveContents>,
+}
+
+/// The answer to [`NewRequestUpload`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestUploadTicket {
+    pub filename: String,
+    pub upload: UploadTicket,
 }
 
 /// `GET /r/{id}` for programs: what the upload URL accepts.
@@ -326,6 +450,25 @@ mod tests {
         assert_eq!(
             routes::ticket_upload("X"),
             fill(routes::TICKET_UPLOAD, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::part_upload("T", 7),
+            fill(routes::PART_UPLOAD, &[("token", "T"), ("number", "7")])
+        );
+        assert_eq!(
+            routes::request_uploads("X"),
+            fill(routes::REQUEST_UPLOADS, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::request_upload_parts("X", "T"),
+            fill(routes::REQUEST_UPLOAD_PARTS, &[("id", "X"), ("token", "T")])
+        );
+        assert_eq!(
+            routes::request_upload_complete("X", "T"),
+            fill(
+                routes::REQUEST_UPLOAD_COMPLETE,
+                &[("id", "X"), ("token", "T")]
+            )
         );
         assert_eq!(
             routes::blob_download("K", "a.txt"),

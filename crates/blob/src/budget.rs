@@ -37,6 +37,22 @@ impl SpaceBudget {
         Ok(reservation)
     }
 
+    /// Gives back bytes that a [`Reservation::keep`] left held (the staged parts of an upload
+    /// that was completed or removed).
+    pub(crate) fn release(&self, bytes: u64) {
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(bytes))
+            });
+    }
+
+    /// Counts bytes already on disk (staged parts found at start-up), even past the limit: they
+    /// are there, and new uploads must wait until they go.
+    pub(crate) fn account(&self, bytes: u64) {
+        self.held.fetch_add(bytes, Ordering::AcqRel);
+    }
+
     fn take(&self, bytes: u64) -> BlobResult<()> {
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
@@ -62,6 +78,14 @@ impl Reservation {
             self.bytes = total;
         }
         Ok(())
+    }
+}
+
+impl Reservation {
+    /// Keeps the bytes held after this reservation goes (a part that is now staged on disk);
+    /// [`SpaceBudget::release`] gives them back.
+    pub(crate) fn keep(mut self) {
+        self.bytes = 0;
     }
 }
 
@@ -92,5 +116,20 @@ mod tests {
         first.grow_to(100).unwrap();
         drop(first);
         assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn kept_bytes_stay_held_until_released() {
+        let budget = SpaceBudget::new(100);
+        budget.reserve(60).unwrap().keep();
+        assert_eq!(budget.held(), 60);
+        assert!(budget.reserve(41).is_err());
+        budget.release(60);
+        assert_eq!(budget.held(), 0);
+        budget.account(150);
+        assert!(
+            budget.reserve(1).is_err(),
+            "found bytes count past the limit"
+        );
     }
 }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use once_domain::{BlobKey, Sha256Digest};
 use sha2::{Digest, Sha256};
 
-use crate::{BlobError, BlobStore, ByteStream, PutLimits};
+use crate::{BlobError, BlobStore, ByteStream, PutLimits, ReportedPart};
 
 pub const CHECKS: &[&str] = &[
     "put_then_read_back_whole_and_by_range",
@@ -22,6 +22,9 @@ pub const CHECKS: &[&str] = &[
     "delete_is_idempotent",
     "unsatisfiable_range_is_refused",
     "listing_finds_only_old_blobs",
+    "multipart_parts_are_listed_and_assembled_in_order",
+    "multipart_retry_of_a_part_with_the_same_bytes_is_harmless",
+    "multipart_abort_removes_the_upload",
 ];
 
 /// The budget (disk for temporary files, memory for buffered parts) that unfinished uploads
@@ -54,6 +57,13 @@ pub async fn run(check: &str, store: Arc<dyn BlobStore>) {
         "delete_is_idempotent" => delete_is_idempotent(store).await,
         "unsatisfiable_range_is_refused" => unsatisfiable_range_is_refused(store).await,
         "listing_finds_only_old_blobs" => listing_finds_only_old_blobs(store).await,
+        "multipart_parts_are_listed_and_assembled_in_order" => {
+            multipart_parts_are_listed_and_assembled(store).await
+        }
+        "multipart_retry_of_a_part_with_the_same_bytes_is_harmless" => {
+            multipart_part_retry_is_harmless(store).await
+        }
+        "multipart_abort_removes_the_upload" => multipart_abort_removes_the_upload(store).await,
         "declared_upload_over_the_pending_budget_is_refused_before_any_byte" => {
             declared_upload_over_the_budget_is_refused(store).await
         }
@@ -378,4 +388,133 @@ async fn pending_space_is_held_while_an_upload_runs(store: Arc<dyn BlobStore>) {
         .await
         .unwrap();
     assert_eq!(store.pending_bytes(), 0);
+}
+
+/// S3's smallest part other than the last, so the multipart checks run on every store.
+const PART: usize = 5 * 1024 * 1024;
+
+/// Sends one part the way a client would: to the store's presigned URL where it has one,
+/// otherwise through the server. Returns the part's tag.
+async fn send_part(
+    store: &dyn BlobStore,
+    key: &BlobKey,
+    upload_id: &str,
+    number: u16,
+    bytes: &[u8],
+) -> String {
+    let expires_at = once_domain::now() + time::Duration::seconds(60);
+    match store.presign_part(key, upload_id, number, bytes.len() as u64, expires_at) {
+        Some(url) => {
+            let response = reqwest::Client::new()
+                .put(url)
+                .body(bytes.to_vec())
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            let etag = response.headers()["etag"].to_str().unwrap();
+            etag.trim_matches('"').to_owned()
+        }
+        None => {
+            let stored = store
+                .put_part(key, upload_id, number, bytes.len() as u64, body_of(bytes))
+                .await
+                .unwrap();
+            assert_eq!(stored.number, number);
+            assert_eq!(stored.size, bytes.len() as u64);
+            stored.etag
+        }
+    }
+}
+
+async fn multipart_parts_are_listed_and_assembled(store: &dyn BlobStore) {
+    let bytes = pattern(PART + 1000);
+    let key = key();
+    let upload_id = store
+        .start_multipart(&key, "application/octet-stream")
+        .await
+        .unwrap();
+    assert_eq!(store.list_parts(&key, &upload_id).await.unwrap(), vec![]);
+    // Parts may arrive in any order.
+    let second = send_part(store, &key, &upload_id, 2, &bytes[PART..]).await;
+    let first = send_part(store, &key, &upload_id, 1, &bytes[..PART]).await;
+    let listed = store.list_parts(&key, &upload_id).await.unwrap();
+    let listed: Vec<(u16, u64, &str)> = listed
+        .iter()
+        .map(|part| (part.number, part.size, part.etag.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(1, PART as u64, first.as_str()), (2, 1000, second.as_str())]
+    );
+    assert_eq!(
+        store.size(&key).await.unwrap(),
+        None,
+        "visible before completion"
+    );
+    let reported = vec![
+        ReportedPart {
+            number: 1,
+            etag: first,
+        },
+        ReportedPart {
+            number: 2,
+            etag: second,
+        },
+    ];
+    let completed = store
+        .complete_upload(&key, Some(&upload_id), &reported)
+        .await
+        .unwrap();
+    assert_eq!(completed.size, bytes.len() as u64);
+    if let Some(sha256) = completed.sha256 {
+        assert_eq!(sha256, digest(&bytes));
+    }
+    let read = store
+        .open(&key, completed.version.as_deref(), None)
+        .await
+        .unwrap();
+    assert_eq!(read_all(read.body).await, bytes);
+    assert!(matches!(
+        store.list_parts(&key, &upload_id).await,
+        Err(BlobError::NotFound)
+    ));
+    // A retried completion (its first answer lost) finds the blob assembled.
+    let again = store
+        .complete_upload(&key, Some(&upload_id), &reported)
+        .await
+        .unwrap();
+    assert_eq!(again.size, completed.size);
+}
+
+async fn multipart_part_retry_is_harmless(store: &dyn BlobStore) {
+    let bytes = pattern(1000);
+    let key = key();
+    let upload_id = store
+        .start_multipart(&key, "application/octet-stream")
+        .await
+        .unwrap();
+    let first = send_part(store, &key, &upload_id, 1, &bytes).await;
+    let again = send_part(store, &key, &upload_id, 1, &bytes).await;
+    assert_eq!(first, again);
+    let listed = store.list_parts(&key, &upload_id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].etag, first);
+    store.abort_upload(&key, &upload_id).await.unwrap();
+}
+
+async fn multipart_abort_removes_the_upload(store: &dyn BlobStore) {
+    let key = key();
+    let upload_id = store
+        .start_multipart(&key, "application/octet-stream")
+        .await
+        .unwrap();
+    send_part(store, &key, &upload_id, 1, &pattern(1000)).await;
+    store.abort_upload(&key, &upload_id).await.unwrap();
+    assert!(matches!(
+        store.list_parts(&key, &upload_id).await,
+        Err(BlobError::NotFound)
+    ));
+    store.abort_upload(&key, &upload_id).await.unwrap();
+    assert_eq!(store.size(&key).await.unwrap(), None);
 }

@@ -41,6 +41,12 @@ pub enum BlobError {
     /// The parts reported for a multipart upload do not match what the storage holds.
     #[error("the reported parts do not match the upload: {0}")]
     InvalidParts(String),
+    /// A part that is already stored with other bytes; a stored part is never replaced.
+    #[error("part {0} already holds other bytes")]
+    PartConflict(u16),
+    /// The store cannot do this (say, take parts through the server).
+    #[error("the blob store does not support {0}")]
+    Unsupported(&'static str),
     #[error("the requested range is not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
     /// The storage has no room left (ENOSPC, EDQUOT, or the free space the store keeps for
@@ -96,40 +102,17 @@ pub struct BlobRead {
     pub body: ByteStream,
 }
 
-/// An upload the client sends straight to the storage, bypassing the server.
+/// An upload the client sends straight to the storage in one request, bypassing the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DirectUpload {
-    /// One request carrying the whole body, with exactly these headers (they are signed).
-    Single {
-        method: String,
-        url: String,
-        headers: Vec<(String, String)>,
-        expires_at: Instant,
-    },
-    /// A multipart upload: every part is sent to its own URL (each signed for its exact
-    /// length), then the client reports the parts' ETags to the server.
-    Multipart {
-        upload_id: String,
-        part_size: u64,
-        parts: Vec<PresignedPart>,
-        expires_at: Instant,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresignedPart {
-    pub number: u16,
+pub struct DirectUpload {
+    pub method: String,
     pub url: String,
-    /// The exact `Content-Length` this part must have.
-    pub size: u64,
+    /// Exactly these headers must be sent (they are signed).
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Instant,
 }
 
-/// What the storage answered for one uploaded part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartReceipt {
-    pub number: u16,
-    pub etag: String,
-}
+pub use once_domain::parts::{ReportedPart, StoredPart};
 
 /// What a direct upload left in the storage, as verified by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,22 +164,23 @@ pub trait BlobStore: Send + Sync + 'static {
     /// files, pending multipart uploads). Returns how many were removed.
     async fn remove_stale_uploads(&self, before: Instant) -> BlobResult<u64>;
 
-    /// Unfinished multipart uploads started before `before`, as (key, upload id), on stores
-    /// that keep them (S3). The reaper aborts those no share records: uploads through a server
-    /// that crashed half-way, whose ids were never written down.
+    /// Unfinished multipart uploads started before `before`, as (key, upload id). The reaper
+    /// aborts those no share records: uploads whose share was reaped, or that a server started
+    /// and crashed before it wrote their ids down.
     async fn pending_uploads(&self, _before: Instant) -> BlobResult<Vec<(BlobKey, String)>> {
         Ok(Vec::new())
     }
 
-    /// True when clients upload straight to the storage (then [`Self::presign_upload`] gives
-    /// the ticket and [`Self::complete_upload`] verifies the result).
+    /// True when clients upload straight to the storage (then [`Self::presign_upload`] and
+    /// [`Self::presign_part`] give the URLs and [`Self::complete_upload`] verifies the result);
+    /// false when the bytes come through the server ([`Self::put`], [`Self::put_part`]).
     fn direct_uploads(&self) -> bool {
         false
     }
 
-    /// A ticket the client can upload to directly, if this store supports that. The ticket
-    /// binds the key, the exact size, the content type, the checksum (where given) and the
-    /// expiry, and cannot overwrite an existing object.
+    /// A URL the client can upload the whole blob to in one request, if this store has its
+    /// own. The URL binds the key, the exact size, the content type, the checksum (where given)
+    /// and the expiry, and cannot overwrite an existing object.
     async fn presign_upload(
         &self,
         _key: &BlobKey,
@@ -208,38 +192,55 @@ pub trait BlobStore: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Fresh URLs for some parts of a multipart upload (a long upload can outlive its first
-    /// URLs).
-    async fn presign_parts(
+    /// Starts a multipart upload of `key` and returns its id. Nothing is visible under `key`
+    /// until [`Self::complete_upload`] assembles the parts.
+    async fn start_multipart(&self, key: &BlobKey, content_type: &str) -> BlobResult<String>;
+
+    /// A URL for part `number` of a multipart upload, signed for exactly `length` bytes, where
+    /// the store signs its own URLs (S3); None where the server takes the part itself.
+    fn presign_part(
         &self,
         _key: &BlobKey,
         _upload_id: &str,
-        _size: u64,
-        _numbers: &[u16],
+        _number: u16,
+        _length: u64,
         _expires_at: Instant,
-    ) -> BlobResult<Vec<PresignedPart>> {
-        Err(BlobError::NotFound)
+    ) -> Option<String> {
+        None
     }
 
-    /// Checks (and for multipart, assembles) what a direct upload stored.
+    /// Stores part `number` of a multipart upload from a body of exactly `length` bytes that
+    /// came through the server, durably before it returns. Sending a stored part again with
+    /// the same bytes is a harmless retry; with other bytes it is refused
+    /// ([`BlobError::PartConflict`]), so the first bytes of a part are the only ones.
+    async fn put_part(
+        &self,
+        _key: &BlobKey,
+        _upload_id: &str,
+        _number: u16,
+        _length: u64,
+        _body: ByteStream,
+    ) -> BlobResult<StoredPart> {
+        Err(BlobError::Unsupported("parts through the server"))
+    }
+
+    /// The parts a multipart upload holds now, by number. [`BlobError::NotFound`] when the
+    /// upload does not exist (completed, aborted or never started).
+    async fn list_parts(&self, key: &BlobKey, upload_id: &str) -> BlobResult<Vec<StoredPart>>;
+
+    /// Checks what a direct single upload stored, or assembles a multipart upload from the
+    /// reported parts (in that order; the caller has checked them against
+    /// [`Self::list_parts`]). Retrying after a success that was not recorded finds the blob
+    /// assembled and reports it again.
     async fn complete_upload(
         &self,
         key: &BlobKey,
-        _upload_id: Option<&str>,
-        _parts: &[PartReceipt],
-    ) -> BlobResult<CompletedBlob> {
-        let size = self.size(key).await?.ok_or(BlobError::NotFound)?;
-        Ok(CompletedBlob {
-            size,
-            sha256: None,
-            version: None,
-        })
-    }
+        upload_id: Option<&str>,
+        parts: &[ReportedPart],
+    ) -> BlobResult<CompletedBlob>;
 
-    /// Drops an unfinished multipart upload; a missing one is not an error.
-    async fn abort_upload(&self, _key: &BlobKey, _upload_id: &str) -> BlobResult<()> {
-        Ok(())
-    }
+    /// Drops an unfinished multipart upload and its parts; a missing one is not an error.
+    async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> BlobResult<()>;
 
     /// A URL the recipient can download from directly, if this store supports that.
     fn presign_download(

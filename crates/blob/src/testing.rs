@@ -171,7 +171,6 @@ fn settings(endpoint: &str, write_guard: WriteGuard) -> S3Settings {
         secret_key: SECRET_KEY.into(),
         session_token: None,
         prefix: String::new(),
-        multipart_threshold: 64 * 1024 * 1024,
         write_guard,
     }
 }

@@ -30,7 +30,7 @@ async fn five_byte_ticket(store: &S3BlobStore, key: &BlobKey) -> (String, Vec<(S
         .await
         .unwrap()
     {
-        Some(DirectUpload::Single { url, headers, .. }) => (url, headers),
+        Some(DirectUpload { url, headers, .. }) => (url, headers),
         other => panic!("expected a single PUT, got {other:?}"),
     }
 }

@@ -56,6 +56,16 @@ pub enum DomainError {
     NothingUploaded,
     #[error("this share has no unfinished multipart upload")]
     NotMultipart,
+    #[error("the parts must be listed in ascending order, each once")]
+    PartOutOfOrder,
+    #[error("part {0} was never uploaded (parts are numbered 1..n without gaps)")]
+    PartMissing(u16),
+    #[error("part {0} already holds other bytes; an upload cannot replace a stored part")]
+    PartConflict(u16),
+    #[error("this part would go past the upload's size of {limit} bytes")]
+    PartBeyondSize { limit: u64 },
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
     #[error("the upload was shorter than the declared size ({expected} bytes, got {actual})")]
     SizeMismatch { expected: u64, actual: u64 },
     #[error("the uploaded bytes do not match the declared sha256")]
@@ -145,6 +155,11 @@ impl DomainError {
             InvalidParts(_) => "invalid_parts",
             NothingUploaded => "nothing_uploaded",
             NotMultipart => "not_multipart",
+            PartOutOfOrder => "part_out_of_order",
+            PartMissing(_) => "part_missing",
+            PartConflict(_) => "part_conflict",
+            PartBeyondSize { .. } => "part_beyond_size",
+            InvalidPart(_) => "invalid_part",
             SizeMismatch { .. } => "size_mismatch",
             ChecksumMismatch => "checksum_mismatch",
             TooLarge { .. } => "too_large",
@@ -197,15 +212,18 @@ impl DomainError {
             | InvalidParts(_)
             | NothingUploaded
             | NotMultipart
+            | PartOutOfOrder
+            | PartMissing(_)
+            | InvalidPart(_)
             | SizeMismatch { .. }
             | ChecksumMismatch => ErrorClass::BadInput,
-            TooLarge { .. } => ErrorClass::TooLarge,
+            TooLarge { .. } | PartBeyondSize { .. } => ErrorClass::TooLarge,
             MissingCredentials | InvalidCredentials | BadRequestSignature | StaleTimestamp
             | ReplayedSignature => ErrorClass::Unauthenticated,
             BadUrlSignature | UrlExpired | UploadExpired => ErrorClass::Forbidden,
             ShareNotFound | RequestNotFound | KeyNotFound | NotFound | ShareNotReady
             | RouteNotFound => ErrorClass::NotFound,
-            SlotUsed | KeyExists => ErrorClass::Conflict,
+            SlotUsed | KeyExists | PartConflict(_) => ErrorClass::Conflict,
             ShareConsumed | ShareExpired | ShareRevoked | RequestExpired => ErrorClass::Gone,
             MethodNotAllowed => ErrorClass::MethodNotAllowed,
             RangeNotSatisfiable => ErrorClass::RangeNotSatisfiable,
@@ -239,6 +257,11 @@ impl DomainError {
             InvalidParts(String::new()),
             NothingUploaded,
             NotMultipart,
+            PartOutOfOrder,
+            PartMissing(1),
+            PartConflict(1),
+            PartBeyondSize { limit: 1 },
+            InvalidPart(String::new()),
             SizeMismatch {
                 expected: 2,
                 actual: 1,
@@ -292,6 +315,11 @@ impl DomainError {
                 | InvalidParts(_)
                 | NothingUploaded
                 | NotMultipart
+                | PartOutOfOrder
+                | PartMissing(_)
+                | PartConflict(_)
+                | PartBeyondSize { .. }
+                | InvalidPart(_)
                 | SizeMismatch { .. }
                 | ChecksumMismatch
                 | TooLarge { .. }

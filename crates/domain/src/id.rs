@@ -76,6 +76,11 @@ token_id!(
     /// The public id of an upload request, the capability in `/r/{id}`.
     RequestId
 );
+token_id!(
+    /// Names one multipart upload in its part and completion URLs (the capability to send its
+    /// bytes, which is not the capability to download them).
+    UploadToken
+);
 
 /// Where a share's bytes live in the blob store: two random tokens, `{token}.{token}`. Never
 /// derived from a user-supplied filename, so a key can never point outside the store; fresh

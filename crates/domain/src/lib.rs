@@ -8,6 +8,7 @@ pub mod error;
 pub mod filename;
 pub mod id;
 pub mod key;
+pub mod parts;
 pub mod preview;
 pub mod range;
 pub mod request;
@@ -16,10 +17,11 @@ pub mod signing;
 
 pub use error::{DomainError, ErrorClass};
 pub use filename::Filename;
-pub use id::{BlobKey, KeyId, RequestId, ShareId};
+pub use id::{BlobKey, KeyId, RequestId, ShareId, UploadToken};
 pub use key::{ApiToken, KeyRecord, KeySecret};
+pub use parts::{PartLayout, ReportedPart, StoredPart};
 pub use range::{RequestedRange, requested_range};
-pub use request::{RequestPolicy, RequestSpec, UploadRequest};
+pub use request::{RequestPolicy, RequestSpec, SessionSpec, UploadRequest};
 pub use share::{Availability, Sha256Digest, Share, SharePolicy, ShareSpec, ShareState};
 pub use signing::{MasterSecret, SecretSealer, UrlSigner};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::share::{add, validate_content_type};
 use crate::{
     BlobKey, DomainError, Filename, Instant, KeyId, RequestId, Sha256Digest, Share, ShareId,
-    SharePolicy, ShareState,
+    SharePolicy, ShareState, UploadToken,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +84,16 @@ impl RequestPolicy {
     }
 }
 
+/// What an uploader says of the file it is about to send to a request URL in parts.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSpec {
+    pub filename_hint: Option<String>,
+    pub content_type: Option<String>,
+    /// None when the uploader does not know the size in advance (a pipe).
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+}
+
 /// What arrived with an upload to a request URL.
 #[derive(Debug, Clone)]
 pub struct ReceivedUpload {
@@ -103,6 +113,63 @@ impl UploadRequest {
         } else {
             None
         }
+    }
+
+    /// The pending share that one uploader's multipart upload to this request fills: owned by
+    /// the requester, named by the request's fixed name or the uploader's, with its own upload
+    /// window. Several may exist at once; the first one completed fulfils the request and the
+    /// others are refused. Its `expires_at` is set again when it is published.
+    pub fn session_share(
+        &self,
+        spec: &SessionSpec,
+        upload_window: Duration,
+        now: Instant,
+    ) -> Result<Share, DomainError> {
+        if let Some(refusal) = self.upload_refusal(now) {
+            return Err(refusal);
+        }
+        if let Some(size) = spec.size
+            && size > self.max_size
+        {
+            return Err(DomainError::TooLarge {
+                limit: self.max_size,
+            });
+        }
+        let filename = match (&self.filename, spec.filename_hint.as_deref()) {
+            (Some(fixed), _) => fixed.clone(),
+            (None, Some(hint)) => Filename::parse(hint)?,
+            (None, None) => Filename::parse("upload.bin")?,
+        };
+        let sha256 = spec
+            .sha256
+            .as_deref()
+            .map(Sha256Digest::parse_hex)
+            .transpose()?;
+        Ok(Share {
+            id: ShareId::generate(),
+            owner: Some(self.owner.clone()),
+            filename,
+            content_type: validate_content_type(spec.content_type.as_deref())?,
+            size: spec.size,
+            sha256,
+            max_downloads: self.max_downloads,
+            downloads_left: self.max_downloads,
+            state: ShareState::Pending,
+            created_at: now,
+            expires_at: add(add(now, upload_window), self.share_expires_in),
+            upload_expires_at: add(now, upload_window),
+            published_at: None,
+            lease_until: None,
+            blob_key: None,
+            blob_version: None,
+            request_id: Some(self.id.clone()),
+            upload_attempts: 0,
+            preview_hits: 0,
+            upload_session: None,
+            upload_token: Some(UploadToken::generate()),
+            part_size: None,
+            contents: None,
+        })
     }
 
     /// The published share that a complete upload to this request becomes.
@@ -138,6 +205,9 @@ impl UploadRequest {
             upload_attempts: 1,
             preview_hits: 0,
             upload_session: None,
+            upload_token: None,
+            part_size: None,
+            contents: None,
         })
     }
 }
@@ -170,6 +240,37 @@ mod tests {
         );
         request.share_id = Some(ShareId::generate());
         assert_eq!(request.upload_refusal(now()), Some(DomainError::SlotUsed));
+    }
+
+    #[test]
+    fn a_session_is_a_pending_share_of_the_requester_within_the_size() {
+        let request = request();
+        let window = Duration::from_secs(600);
+        let spec = SessionSpec {
+            filename_hint: Some("scan.pdf".into()),
+            size: Some(100),
+            ..SessionSpec::default()
+        };
+        let share = request.session_share(&spec, window, now()).unwrap();
+        assert_eq!(share.state, ShareState::Pending);
+        assert_eq!(share.owner.as_ref(), Some(&request.owner));
+        assert_eq!(share.request_id.as_ref(), Some(&request.id));
+        assert!(share.upload_token.is_some());
+        assert_eq!(share.upload_expires_at, add(now(), window));
+        let too_big = SessionSpec {
+            size: Some(101),
+            ..spec.clone()
+        };
+        assert_eq!(
+            request.session_share(&too_big, window, now()),
+            Err(DomainError::TooLarge { limit: 100 })
+        );
+        let mut used = request.clone();
+        used.share_id = Some(ShareId::generate());
+        assert_eq!(
+            used.session_share(&spec, window, now()),
+            Err(DomainError::SlotUsed)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::{BlobKey, DomainError, Filename, Instant, KeyId, RequestId, ShareId};
+use crate::{BlobKey, DomainError, Filename, Instant, KeyId, RequestId, ShareId, UploadToken};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShareState {
@@ -100,9 +100,17 @@ pub struct Share {
     pub request_id: Option<RequestId>,
     pub upload_attempts: u32,
     pub preview_hits: u32,
-    /// The storage's id of an unfinished multipart direct upload (S3), so the upload can be
-    /// completed or, when abandoned, aborted by the reaper.
+    /// The storage's id of an unfinished multipart upload (an S3 upload id, or the embedded
+    /// store's staging area), so the upload can be completed or, when abandoned, aborted by
+    /// the reaper.
     pub upload_session: Option<String>,
+    /// The secret that names this upload in part and completion URLs, so whoever uploads
+    /// (say, to someone else's request) never learns the share's id, which is its link.
+    pub upload_token: Option<UploadToken>,
+    /// The part size of the multipart upload, fixed when it began.
+    pub part_size: Option<u64>,
+    /// What an archive holds (JSON, as the client described it), for the landing page.
+    pub contents: Option<String>,
 }
 
 impl Share {
@@ -299,6 +307,9 @@ impl SharePolicy {
             upload_attempts: 0,
             preview_hits: 0,
             upload_session: None,
+            upload_token: None,
+            part_size: None,
+            contents: None,
         })
     }
 }

@@ -176,6 +176,10 @@ impl TryFrom<ShareRow<'_>> for Share {
             upload_attempts: to_u32(row.upload_attempts, "upload_attempts")?,
             preview_hits: to_u32(row.preview_hits, "preview_hits")?,
             upload_session: row.upload_session,
+            // Stored from migration 0004 on (the meta branch).
+            upload_token: None,
+            part_size: None,
+            contents: None,
             blob_version: row.blob_version,
         })
     }

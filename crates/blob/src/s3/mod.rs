@@ -1,7 +1,7 @@
 //! The S3-compatible store. Clients move the bytes themselves through presigned URLs (signed
 //! with rusty-s3, never by hand): a single `PUT` signed for the exact `Content-Length`, content
-//! type, checksum and `If-None-Match: *` (so the bucket refuses a second upload), or a multipart
-//! upload whose parts are each signed for their exact length. Downloads are presigned `GET`s that
+//! type, checksum and `If-None-Match: *` (so the bucket refuses a second upload), or the parts
+//! of a multipart upload, each signed for its exact length. Downloads are presigned `GET`s that
 //! carry the `Content-Disposition`. The server only talks to the bucket for small control calls,
 //! plus the uploads that arrive through it (`PUT /api/v1/files`, upload requests), which it
 //! streams in parts of bounded size.
@@ -34,7 +34,6 @@ use crate::BlobResult;
 use crate::budget::SpaceBudget;
 use calls::{SHORT_CALL, call_unless_missing, storage_error};
 pub use multipart::MAX_PART_SIZE;
-use multipart::MIN_PART_SIZE;
 pub use write_guard::WriteGuard;
 
 /// Lifetime of the URLs the server signs for its own calls.
@@ -54,8 +53,6 @@ pub struct S3Settings {
     pub session_token: Option<String>,
     /// Prepended to every object key, e.g. `once/`.
     pub prefix: String,
-    /// Direct uploads larger than this use multipart.
-    pub multipart_threshold: u64,
     /// How a second upload to one ticket is kept from replacing the first.
     pub write_guard: WriteGuard,
 }
@@ -65,7 +62,6 @@ pub struct S3BlobStore {
     credentials: Credentials,
     http: reqwest::Client,
     prefix: String,
-    multipart_threshold: u64,
     /// Versioning mode (see [`WriteGuard`]): uploads are not conditional, the first version
     /// is recorded and served.
     versioning: bool,
@@ -125,9 +121,6 @@ impl S3BlobStore {
             credentials,
             http,
             prefix: settings.prefix.clone(),
-            multipart_threshold: settings
-                .multipart_threshold
-                .clamp(MIN_PART_SIZE, MAX_PART_SIZE),
             versioning: false,
             bucket_versioned: false,
             buffers: SpaceBudget::new(DEFAULT_MAX_BUFFERED_BYTES),

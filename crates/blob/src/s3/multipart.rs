@@ -18,33 +18,18 @@ use super::calls::{
 use super::xml::{ListPartsResult, ListedPart};
 use crate::budget::Reservation;
 use crate::verify::Verifier;
-use crate::{BlobError, BlobInfo, BlobResult, ByteStream, PartReceipt, PutLimits};
+use crate::{BlobError, BlobInfo, BlobResult, ByteStream, PutLimits, ReportedPart};
 use rusty_s3::S3Action;
 
 /// Parts of uploads that stream through the server; also the most memory one such upload holds
 /// (more only for uploads so large that 10,000 parts of this size would not hold them).
 const SERVER_PART_SIZE: usize = 8 * 1024 * 1024;
 /// S3's limit on the parts of one upload.
-const S3_MAX_PARTS: u64 = 10_000;
-/// S3 allows at most 10,000 parts; staying far below keeps tickets small.
-const MAX_TICKET_PARTS: u64 = 1000;
-pub(super) const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const S3_MAX_PARTS: u64 = once_domain::parts::MAX_PARTS as u64;
 /// S3's largest part, and its largest single `PUT`.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+pub const MAX_PART_SIZE: u64 = once_domain::parts::MAX_PART_SIZE;
 
 impl S3BlobStore {
-    pub(super) fn part_size_for(&self, size: u64) -> u64 {
-        self.multipart_threshold
-            .max(size.div_ceil(MAX_TICKET_PARTS))
-            .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
-    }
-
-    /// The parts of an upload of `size` bytes in `part_size` pieces, as (number, length).
-    pub(super) fn part_layout(size: u64, part_size: u64) -> impl Iterator<Item = (u16, u64)> {
-        let count = size.div_ceil(part_size).max(1);
-        (1..=count).map(move |n| (n as u16, part_size.min(size - (n - 1) * part_size)))
-    }
-
     /// A URL for one part, signed for its exact length.
     pub(super) fn sign_part(
         &self,
@@ -122,7 +107,7 @@ impl S3BlobStore {
         &self,
         object: &str,
         upload_id: &str,
-        parts: &[PartReceipt],
+        parts: &[ReportedPart],
     ) -> BlobResult<()> {
         let mut sorted = parts.to_vec();
         sorted.sort_by_key(|part| part.number);
@@ -160,7 +145,11 @@ impl S3BlobStore {
     }
 
     /// The parts the storage holds for an unfinished multipart upload.
-    async fn uploaded_parts(&self, object: &str, upload_id: &str) -> BlobResult<Vec<ListedPart>> {
+    pub(super) async fn uploaded_parts(
+        &self,
+        object: &str,
+        upload_id: &str,
+    ) -> BlobResult<Vec<ListedPart>> {
         let mut parts = Vec::new();
         let mut marker = None;
         loop {
@@ -328,14 +317,6 @@ fn server_part_size(limit: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parts_cover_the_size_exactly() {
-        let layout: Vec<_> = S3BlobStore::part_layout(25, 10).collect();
-        assert_eq!(layout, vec![(1, 10), (2, 10), (3, 5)]);
-        let layout: Vec<_> = S3BlobStore::part_layout(20, 10).collect();
-        assert_eq!(layout, vec![(1, 10), (2, 10)]);
-    }
 
     #[test]
     fn server_parts_grow_only_when_10000_would_not_hold_the_upload() {

@@ -18,7 +18,7 @@ use super::xml::ListMultipartUploadsResult;
 use super::{S3BlobStore, seconds_until, stamped_before};
 use crate::{
     BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, CompletedBlob, DirectUpload,
-    PartReceipt, PresignedPart, PutLimits,
+    PutLimits, ReportedPart, StoredPart,
 };
 
 #[async_trait]
@@ -194,23 +194,6 @@ impl BlobStore for S3BlobStore {
     ) -> BlobResult<Option<DirectUpload>> {
         let object = self.object(key);
         let lifetime = seconds_until(expires_at);
-        if size > self.multipart_threshold {
-            let upload_id = self.create_multipart(&object, Some(content_type)).await?;
-            let part_size = self.part_size_for(size);
-            let parts = Self::part_layout(size, part_size)
-                .map(|(number, length)| PresignedPart {
-                    number,
-                    url: self.sign_part(&object, &upload_id, number, length, lifetime),
-                    size: length,
-                })
-                .collect();
-            return Ok(Some(DirectUpload::Multipart {
-                upload_id,
-                part_size,
-                parts,
-                expires_at,
-            }));
-        }
         let mut headers = vec![
             ("content-length".to_owned(), size.to_string()),
             ("content-type".to_owned(), content_type.to_owned()),
@@ -229,7 +212,7 @@ impl BlobStore for S3BlobStore {
             action.headers_mut().insert(name.clone(), value.clone());
         }
         let url = action.sign(lifetime).to_string();
-        Ok(Some(DirectUpload::Single {
+        Ok(Some(DirectUpload {
             method: "PUT".into(),
             url,
             headers,
@@ -237,41 +220,55 @@ impl BlobStore for S3BlobStore {
         }))
     }
 
-    async fn presign_parts(
+    async fn start_multipart(&self, key: &BlobKey, content_type: &str) -> BlobResult<String> {
+        self.create_multipart(&self.object(key), Some(content_type))
+            .await
+    }
+
+    fn presign_part(
         &self,
         key: &BlobKey,
         upload_id: &str,
-        size: u64,
-        numbers: &[u16],
+        number: u16,
+        length: u64,
         expires_at: Instant,
-    ) -> BlobResult<Vec<PresignedPart>> {
-        let object = self.object(key);
-        let lifetime = seconds_until(expires_at);
-        let layout: Vec<(u16, u64)> = Self::part_layout(size, self.part_size_for(size)).collect();
-        numbers
-            .iter()
-            .map(|number| {
-                let (_, length) = layout
-                    .iter()
-                    .find(|(n, _)| n == number)
-                    .copied()
-                    .ok_or(BlobError::NotFound)?;
-                Ok(PresignedPart {
-                    number: *number,
-                    url: self.sign_part(&object, upload_id, *number, length, lifetime),
-                    size: length,
-                })
+    ) -> Option<String> {
+        Some(self.sign_part(
+            &self.object(key),
+            upload_id,
+            number,
+            length,
+            seconds_until(expires_at),
+        ))
+    }
+
+    /// Stores that list parts without sizes or ETags (some compatible ones) report them as
+    /// unknown: size 0 and an empty tag, which completion then refuses rather than trusts.
+    async fn list_parts(&self, key: &BlobKey, upload_id: &str) -> BlobResult<Vec<StoredPart>> {
+        let mut parts: Vec<StoredPart> = self
+            .uploaded_parts(&self.object(key), upload_id)
+            .await?
+            .into_iter()
+            .map(|part| StoredPart {
+                number: part.number,
+                size: part.size.unwrap_or(0),
+                etag: part
+                    .etag
+                    .map(|etag| etag.trim_matches('"').to_owned())
+                    .unwrap_or_default(),
             })
-            .collect()
+            .collect();
+        parts.sort_by_key(|part| part.number);
+        Ok(parts)
     }
 
     async fn complete_upload(
         &self,
         key: &BlobKey,
         upload_id: Option<&str>,
-        parts: &[PartReceipt],
+        parts: &[ReportedPart],
     ) -> BlobResult<CompletedBlob> {
-        // A multipart ticket has no URL that writes the object itself, so an object already
+        // A multipart upload has no URL that writes the object itself, so an object already
         // there means an earlier `complete` assembled it and its share was not published (say
         // the database was briefly away): check it again instead of failing the retry.
         let assembled_before = upload_id.is_some() && self.head(key, None).await?.is_some();

@@ -48,6 +48,8 @@ pub(super) struct ListedPart {
     pub(super) number: u16,
     #[serde(rename = "ETag")]
     pub(super) etag: Option<String>,
+    #[serde(rename = "Size")]
+    pub(super) size: Option<u64>,
 }
 
 /// `ListMultipartUploads`.

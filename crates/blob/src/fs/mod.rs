@@ -20,13 +20,19 @@ use tokio_util::io::ReaderStream;
 
 use crate::budget::SpaceBudget;
 use crate::verify::Verifier;
-use crate::{BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, PutLimits};
+use crate::{
+    BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, CompletedBlob, PutLimits,
+    ReportedPart, StoredPart,
+};
+
+mod staging;
 
 /// How much of the data volume uploads may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsLimits {
-    /// Total bytes that unfinished uploads may hold at once; an upload that would pass it is
-    /// refused (its declared size up front, an undeclared one as its bytes arrive).
+    /// Total bytes that unfinished uploads may hold at once, in temporary files and in the
+    /// staged parts of multipart uploads; an upload that would pass it is refused (its
+    /// declared size or part length up front, an undeclared one as its bytes arrive).
     pub max_pending_bytes: u64,
     /// Free space an upload may never take, so the metadata database always has room to
     /// commit claims. 0 turns the check off (the disk may then fill up, which uploads report
@@ -50,6 +56,8 @@ const FREE_SPACE_CHECK_INTERVAL: u64 = 1 << 20;
 pub struct FsBlobStore {
     blobs: PathBuf,
     temp: PathBuf,
+    /// One directory per unfinished multipart upload (see `staging`).
+    staging: PathBuf,
     pending: Arc<SpaceBudget>,
     min_free_bytes: u64,
 }
@@ -76,16 +84,26 @@ impl Drop for TempFileGuard {
 }
 
 impl FsBlobStore {
-    /// Uses (and creates) `<data_dir>/blobs` and `<data_dir>/tmp`.
+    /// Uses (and creates) `<data_dir>/blobs`, `<data_dir>/tmp` and `<data_dir>/staging`.
     pub async fn open(data_dir: &Path, limits: FsLimits) -> BlobResult<Self> {
         let blobs = data_dir.join("blobs");
         let temp = data_dir.join("tmp");
+        let staging = data_dir.join("staging");
         tokio::fs::create_dir_all(&blobs).await?;
         tokio::fs::create_dir_all(&temp).await?;
+        tokio::fs::create_dir_all(&staging).await?;
+        let pending = SpaceBudget::new(limits.max_pending_bytes);
+        // Parts staged before a restart still take their space.
+        let scanned = staging.clone();
+        let staged = tokio::task::spawn_blocking(move || Self::scan_staged_bytes(&scanned))
+            .await
+            .map_err(std::io::Error::other)??;
+        pending.account(staged);
         Ok(Self {
             blobs,
             temp,
-            pending: SpaceBudget::new(limits.max_pending_bytes),
+            staging,
+            pending,
             min_free_bytes: limits.min_free_bytes,
         })
     }
@@ -328,6 +346,47 @@ impl BlobStore for FsBlobStore {
             }
         }
         Ok(keys)
+    }
+
+    async fn start_multipart(&self, key: &BlobKey, _content_type: &str) -> BlobResult<String> {
+        self.start_staging(key).await
+    }
+
+    async fn put_part(
+        &self,
+        key: &BlobKey,
+        upload_id: &str,
+        number: u16,
+        length: u64,
+        body: ByteStream,
+    ) -> BlobResult<StoredPart> {
+        self.store_part(key, upload_id, number, length, body).await
+    }
+
+    async fn list_parts(&self, key: &BlobKey, upload_id: &str) -> BlobResult<Vec<StoredPart>> {
+        self.staged_parts(key, upload_id).await
+    }
+
+    /// Single uploads come through the server and are verified as they are written, so only
+    /// a multipart upload has anything to complete.
+    async fn complete_upload(
+        &self,
+        key: &BlobKey,
+        upload_id: Option<&str>,
+        parts: &[ReportedPart],
+    ) -> BlobResult<CompletedBlob> {
+        match upload_id {
+            Some(upload_id) => self.assemble(key, upload_id, parts).await,
+            None => Err(BlobError::NotFound),
+        }
+    }
+
+    async fn abort_upload(&self, key: &BlobKey, upload_id: &str) -> BlobResult<()> {
+        self.remove_staging(key, upload_id).await
+    }
+
+    async fn pending_uploads(&self, before: Instant) -> BlobResult<Vec<(BlobKey, String)>> {
+        self.stale_staging(before).await
     }
 
     async fn remove_stale_uploads(&self, before: Instant) -> BlobResult<u64> {
