@@ -178,6 +178,13 @@ pub trait BlobStore: Send + Sync + 'static {
         false
     }
 
+    /// Where browsers send bytes directly (`scheme://host[:port]`), when that is not this
+    /// server: pages must allow it in their Content-Security-Policy, and the bucket's CORS
+    /// rules must allow the server's pages.
+    fn direct_origin(&self) -> Option<String> {
+        None
+    }
+
     /// A URL the client can upload the whole blob to in one request, if this store has its
     /// own. The URL binds the key, the exact size, the content type, the checksum (where given)
     /// and the expiry, and cannot overwrite an existing object.

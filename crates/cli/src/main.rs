@@ -93,8 +93,14 @@ pub struct ClientOnly {
 
 #[derive(Args, Debug, Clone)]
 pub struct SendArgs {
-    /// The file to share
-    pub file: PathBuf,
+    /// What to share: a file; several files or folders (sent as one ZIP archive); or `-` for
+    /// standard input
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Upload to someone's one-time upload URL (`https://host/r/ID`) instead of creating a
+    /// share of your own; needs no key
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
     /// How many recipients may download it
     #[arg(long, short = 'n', default_value_t = 1)]
     pub downloads: u32,
@@ -122,6 +128,10 @@ pub struct GetArgs {
     /// `-` for standard output]
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// Unpack a ZIP archive (what `once send DIR` or `once send A B` makes) into the output
+    /// folder [default: the current directory] instead of keeping the archive
+    #[arg(long, short = 'x')]
+    pub extract: bool,
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -41,6 +41,9 @@ settings! {
     upload_expires_in: Duration = "10m", env "ONCE_UPLOAD_EXPIRES_IN", check positive;
     /// Largest file accepted
     max_upload_size: ByteSize = "10 GiB", env "ONCE_MAX_UPLOAD_SIZE";
+    /// Uploads larger than this (or of unknown size) go in parts of this size, so no request
+    /// body is larger (a proxy's body limit must allow it; S3 needs 5 MiB to 5 GiB)
+    upload_part_size: ByteSize = "64 MiB", env "ONCE_UPLOAD_PART_SIZE";
     /// Most downloads one share may allow
     max_downloads: u32 = 1000, env "ONCE_MAX_DOWNLOADS", check positive;
     /// Time between reaper passes; 0s disables the built-in reaper
@@ -63,8 +66,6 @@ settings! {
     s3_path_style: bool, env "ONCE_S3_PATH_STYLE";
     /// Prefix for every object key, e.g. `once/`
     s3_prefix: String = "", env "ONCE_S3_PREFIX";
-    /// Direct uploads above this size are multipart
-    s3_multipart_threshold: ByteSize = "64 MiB", env "ONCE_S3_MULTIPART_THRESHOLD";
     /// How a replayed upload URL is kept from replacing a file: auto (probe at start-up),
     /// conditional-writes (trust If-None-Match without probing) or versioning
     s3_write_guard: S3WriteGuard = "auto", env "ONCE_S3_WRITE_GUARD";
@@ -184,8 +185,9 @@ impl Config {
             "default_expires_in must not exceed max_expires_in"
         );
         anyhow::ensure!(
-            self.s3_multipart_threshold.as_u64() <= once_blob::s3::MAX_PART_SIZE,
-            "s3_multipart_threshold must not exceed 5 GiB, S3's largest single upload and part"
+            (once_domain::parts::MIN_PART_SIZE..=once_domain::parts::MAX_PART_SIZE)
+                .contains(&self.upload_part_size.as_u64()),
+            "upload_part_size must be between 5 MiB and 5 GiB, the part sizes S3 accepts"
         );
         anyhow::ensure!(
             self.max_header_bytes >= MIN_HEADER_BYTES,
@@ -234,7 +236,6 @@ impl Config {
             secret_key,
             session_token,
             prefix: self.s3_prefix.clone(),
-            multipart_threshold: self.s3_multipart_threshold.as_u64(),
             write_guard: self.s3_write_guard.into(),
         }))
     }
@@ -553,13 +554,15 @@ mod tests {
     }
 
     #[test]
-    fn a_multipart_threshold_beyond_s3_limits_is_refused() {
-        let args = ServerArgs {
-            s3_multipart_threshold: Some(ByteSize::gib(6)),
-            ..ServerArgs::default()
-        };
-        let error = Config::load(&args).unwrap_err().to_string();
-        assert!(error.contains("5 GiB"), "{error}");
+    fn a_part_size_beyond_s3_limits_is_refused() {
+        for size in [ByteSize::gib(6), ByteSize::mib(1)] {
+            let args = ServerArgs {
+                upload_part_size: Some(size),
+                ..ServerArgs::default()
+            };
+            let error = Config::load(&args).unwrap_err().to_string();
+            assert!(error.contains("5 GiB"), "{error}");
+        }
     }
 
     #[test]

@@ -224,6 +224,7 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
         claim_lease: config.claim_lease,
         upload_grace: config.upload_grace,
         request_uploads_in_flight: config.request_uploads_in_flight,
+        upload_part_size: config.upload_part_size.as_u64(),
     };
     Ok(Service::new(meta, blob, &master, settings))
 }

@@ -184,6 +184,10 @@ impl BlobStore for S3BlobStore {
         true
     }
 
+    fn direct_origin(&self) -> Option<String> {
+        Some(self.bucket.object_url("o").origin().ascii_serialization())
+    }
+
     async fn presign_upload(
         &self,
         key: &BlobKey,

@@ -136,6 +136,36 @@ impl ShareLink {
     }
 }
 
+/// The URL where an uploader starts its upload to someone's request, from the request's URL
+/// (`http(s)://host[/prefix]/r/ID`, with or without a trailing file name or slash).
+pub fn request_uploads_url(text: &str) -> Result<Url> {
+    let url = parse_http_url(text).with_context(|| format!("not an upload URL: {text}"))?;
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let position = segments
+        .iter()
+        .position(|segment| *segment == "r")
+        .with_context(|| format!("not an upload request URL (expected …/r/ID): {text}"))?;
+    let id_text = segments
+        .get(position + 1)
+        .filter(|id| !id.is_empty())
+        .with_context(|| format!("the URL has no request id after /r/: {text}"))?;
+    let id = once_domain::RequestId::parse(id_text)
+        .map_err(|_| anyhow!("malformed request id {id_text:?} in {text}"))?;
+    let mut uploads = url.clone();
+    uploads.set_query(None);
+    uploads.set_fragment(None);
+    uploads
+        .path_segments_mut()
+        .map_err(|()| anyhow!("not an upload request URL: {text}"))?
+        .clear()
+        .extend(&segments[..position])
+        .extend(["r", id.as_str(), "uploads"]);
+    Ok(uploads)
+}
+
 /// A share id given either bare or as a link (`once status`, `once revoke`).
 pub fn share_id_from_ref(text: &str) -> Result<ShareId> {
     if let Ok(id) = ShareId::parse(unwrap_pasted(text)) {
@@ -149,6 +179,27 @@ pub fn share_id_from_ref(text: &str) -> Result<ShareId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_urls_lead_to_their_uploads_endpoint() {
+        let id = "AAAAAAAAAAAAAAAAAAAAAA";
+        for pasted in [
+            format!("https://h/r/{id}"),
+            format!("<https://h/r/{id}/>"),
+            format!("https://h/r/{id}/report.pdf?x=1"),
+        ] {
+            assert_eq!(
+                request_uploads_url(&pasted).unwrap().as_str(),
+                format!("https://h/r/{id}/uploads")
+            );
+        }
+        assert_eq!(
+            request_uploads_url(&format!("http://h/once/r/{id}")).unwrap().as_str(),
+            format!("http://h/once/r/{id}/uploads")
+        );
+        assert!(request_uploads_url("https://h/s/AAAAAAAAAAAAAAAAAAAAAA").is_err());
+        assert!(request_uploads_url("https://h/r/short").is_err());
+    }
 
     const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 

@@ -8,6 +8,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod lifecycle;
+mod parts;
 mod limits;
 mod s3;
 mod scale_out;

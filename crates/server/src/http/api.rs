@@ -11,15 +11,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use once_api::{
     CompleteShare, NewRequest, NewShare, PartTickets, RefreshParts, RequestList, RequestView,
-    ShareView, headers as wire,
+    ShareView, StoredParts, headers as wire,
 };
 use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
 use super::error::ApiResult;
 use super::{AppState, header_text, incoming, views};
-use once_blob::PartReceipt;
 
-use crate::service::Caller;
+use crate::service::{Caller, parse_sha256, reported_parts};
 
 /// Parses a JSON body into our error format instead of axum's plain-text rejection.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
@@ -37,9 +36,10 @@ pub async fn create_share(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewShare = parse_json(&body)?;
+    let contents = body.contents.as_ref().map(views::contents_text);
     let spec = ShareSpec {
         filename: body.filename,
-        size: Some(body.size),
+        size: body.size,
         content_type: body.content_type,
         max_downloads: body.max_downloads,
         expires_in: body.expires_in.map(Duration::from_secs),
@@ -50,10 +50,10 @@ pub async fn create_share(
     let base = app.base_url(&headers);
     let (share, ticket) = app
         .service
-        .create_share_with_ticket(&caller, &spec, now, &base)
+        .create_share_with_ticket(&caller, &spec, contents, now, &base)
         .await?;
     let mut view = views::share(&share, &base, now);
-    view.upload = Some(views::ticket(&ticket));
+    view.upload = Some(ticket);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -97,42 +97,54 @@ pub async fn complete_share(
     } else {
         parse_json(&body)?
     };
-    let parts: Vec<PartReceipt> = body
-        .parts
-        .into_iter()
-        .map(|part| PartReceipt {
-            number: part.part_number,
-            etag: part.etag,
-        })
-        .collect();
     let now = once_domain::now();
     let share = app
         .service
-        .complete_share(&caller, &parse_share_id(&id)?, &parts, now)
+        .complete_share(
+            &caller,
+            &parse_share_id(&id)?,
+            &reported_parts(&body.parts),
+            parse_sha256(body.sha256.as_deref())?,
+            now,
+        )
         .await?;
     Ok(Json(views::share(&share, &app.base_url(&headers), now)))
 }
 
-/// Fresh URLs for parts of a multipart upload that outlived its first ones.
-pub async fn refresh_parts(
+/// URLs for parts of the owner's multipart upload: more parts, parts of an upload of unknown
+/// size, or fresh URLs where the first ones expired.
+pub async fn part_urls(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<PartTickets>> {
     let body: RefreshParts = parse_json(&body)?;
     let parts = app
         .service
-        .refresh_parts(
+        .owner_part_urls(
             &caller,
             &parse_share_id(&id)?,
-            &body.part_numbers,
+            &body,
+            &app.base_url(&headers),
             once_domain::now(),
         )
         .await?;
-    Ok(Json(PartTickets {
-        parts: views::parts(&parts),
-    }))
+    Ok(Json(PartTickets { parts }))
+}
+
+/// The parts of the owner's multipart upload stored so far (a client resumes from them).
+pub async fn stored_parts(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StoredParts>> {
+    Ok(Json(
+        app.service
+            .owner_stored_parts(&caller, &parse_share_id(&id)?, once_domain::now())
+            .await?,
+    ))
 }
 
 fn numeric_header<T: std::str::FromStr>(
@@ -214,7 +226,7 @@ pub async fn create_request(
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;
-    let view = views::request(&request, None, &app.base_url(&headers), now);
+    let view = views::request(&request, None, 0, &app.base_url(&headers), now);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -226,9 +238,11 @@ pub async fn get_request(
 ) -> ApiResult<Json<RequestView>> {
     let id = RequestId::parse(&id).map_err(|_| DomainError::RequestNotFound)?;
     let (request, share) = app.service.request_for_owner(&caller, &id).await?;
+    let refused = app.service.refused_uploads(&id).await?;
     Ok(Json(views::request(
         &request,
         share.as_ref(),
+        refused,
         &app.base_url(&headers),
         once_domain::now(),
     )))
@@ -241,12 +255,16 @@ pub async fn list_requests(
 ) -> ApiResult<Json<RequestList>> {
     let base = app.base_url(&headers);
     let now = once_domain::now();
-    let requests = app
-        .service
-        .list_requests(&caller)
-        .await?
-        .iter()
-        .map(|(request, share)| views::request(request, share.as_ref(), &base, now))
-        .collect();
+    let mut requests = Vec::new();
+    for (request, share) in app.service.list_requests(&caller).await? {
+        let refused = app.service.refused_uploads(&request.id).await?;
+        requests.push(views::request(
+            &request,
+            share.as_ref(),
+            refused,
+            &base,
+            now,
+        ));
+    }
     Ok(Json(RequestList { requests }))
 }

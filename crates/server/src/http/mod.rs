@@ -63,7 +63,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(routes::SHARES, post(api::create_share))
         .route(routes::SHARE, get(api::get_share).delete(api::revoke_share))
         .route(routes::SHARE_COMPLETE, post(api::complete_share))
-        .route(routes::SHARE_PARTS, post(api::refresh_parts))
+        .route(
+            routes::SHARE_PARTS,
+            post(api::part_urls).get(api::stored_parts),
+        )
         .route(routes::FILE, put(api::put_file))
         .route(
             routes::REQUESTS,
@@ -92,7 +95,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(uploads::request_page).put(uploads::put_request),
         )
         .route(routes::REQUEST_LINK_NAMED, put(uploads::put_request_named))
+        .route(
+            routes::REQUEST_UPLOADS,
+            post(uploads::start_request_upload)
+                .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
+        )
+        .route(
+            routes::REQUEST_UPLOAD_PARTS,
+            get(uploads::request_upload_stored_parts)
+                .post(uploads::request_upload_part_urls)
+                .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
+        )
+        .route(
+            routes::REQUEST_UPLOAD_COMPLETE,
+            post(uploads::complete_request_upload)
+                .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
+        )
         .route(routes::TICKET_UPLOAD, put(uploads::put_ticket))
+        .route(routes::PART_UPLOAD, put(uploads::put_part))
         .route(routes::BLOB_DOWNLOAD, get(blobs::download))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -109,7 +109,16 @@ pub fn problem(error: &ApiError) -> Response {
     page(status, title, "", &body)
 }
 
-pub fn upload_page(request: &UploadRequest) -> Response {
+/// The script of the upload page (sessions, parts, completion); kept as a file of its own.
+const UPLOAD_SCRIPT: &str = include_str!("assets/upload.js");
+
+/// The upload page of a request. `uploads_url` starts an upload; `direct_origin` is the
+/// bucket's origin where parts go straight to it, which the page's policy must allow.
+pub fn upload_page(
+    request: &UploadRequest,
+    uploads_url: &str,
+    direct_origin: Option<&str>,
+) -> Response {
     let fixed_name = request
         .filename
         .as_ref()
@@ -118,32 +127,25 @@ pub fn upload_page(request: &UploadRequest) -> Response {
     let body = format!(
         "<h1>Send a file</h1><p class=\"meta\">Up to {max} · open until {expires}</p>\
          <p>This page accepts exactly one file. Once it has arrived, the link stops working.</p>\
-         <input type=\"file\" id=\"file\"> <button id=\"send\" type=\"button\">Upload</button>\
+         <div id=\"upload\" data-max-size=\"{max_bytes}\" data-fixed-name=\"{fixed}\" data-uploads-url=\"{uploads}\">\
+         <input type=\"file\" id=\"file\"> <button id=\"send\" type=\"button\">Upload</button></div>\
          <p><progress id=\"progress\" max=\"1\" value=\"0\" hidden></progress></p><p id=\"status\" role=\"status\"></p>\
-         <script>\
-         const maxSize={max_bytes};const fixedName=\"{fixed}\";\
-         const status=document.getElementById('status');const bar=document.getElementById('progress');\
-         document.getElementById('send').addEventListener('click',()=>{{\
-           const file=document.getElementById('file').files[0];\
-           if(!file){{status.textContent='Choose a file first.';return;}}\
-           if(file.size>maxSize){{status.textContent='This file is larger than allowed.';return;}}\
-           const xhr=new XMLHttpRequest();xhr.open('PUT',location.pathname);\
-           xhr.setRequestHeader('X-Once-Filename',encodeURIComponent(fixedName||file.name));\
-           xhr.setRequestHeader('Accept','application/json');\
-           if(file.type)xhr.setRequestHeader('Content-Type',file.type);\
-           bar.hidden=false;xhr.upload.onprogress=e=>{{if(e.lengthComputable)bar.value=e.loaded/e.total;}};\
-           xhr.onload=()=>{{let body={{}};try{{body=JSON.parse(xhr.responseText);}}catch(e){{}}\
-             if(xhr.status===201){{bar.value=1;status.textContent='Uploaded. Thank you, you can close this page.';\
-               document.getElementById('send').disabled=true;}}\
-             else{{status.textContent='Upload failed: '+((body.error&&body.error.message)||xhr.status);}}}};\
-           xhr.onerror=()=>{{status.textContent='Upload failed: the connection broke. You can try again.';}};\
-           status.textContent='Uploading…';xhr.send(file);\
-         }});\
-         </script>",
+         <script>{UPLOAD_SCRIPT}</script>",
         max = text(&human_size(request.max_size)),
         expires = text(&rfc3339(request.expires_at)),
         max_bytes = request.max_size,
-        fixed = html_escape::encode_script_double_quoted_text(&fixed_name),
+        fixed = html_escape::encode_double_quoted_attribute(&fixed_name),
+        uploads = html_escape::encode_double_quoted_attribute(uploads_url),
     );
-    page(StatusCode::OK, "Send a file", "", &body)
+    let mut response = page(StatusCode::OK, "Send a file", "", &body);
+    if let Some(origin) = direct_origin
+        && let Ok(policy) = HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self' {origin}; frame-ancestors 'none'"
+        ))
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
 }

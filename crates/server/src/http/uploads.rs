@@ -1,17 +1,24 @@
 //! Uploads that arrive through the server: the embedded store's signed upload tickets
-//! (`/b/up/{id}`, what a presigned S3 PUT is for the S3 store) and upload-request URLs
-//! (`/r/{id}`), which work from a browser page or `curl -T`.
+//! (`/b/up/{id}`) and part URLs (`/b/part/{token}/{n}`), what presigned S3 URLs are for the S3
+//! store; upload-request URLs (`/r/{id}`) for `curl -T`; and the sessions through which an
+//! uploader sends a file to a request in parts (`/r/{id}/uploads/…`), straight to the bucket
+//! where there is one.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use once_api::{OpenRequest, Uploaded, headers as wire};
+use once_api::{
+    CompleteShare, NewRequestUpload, OpenRequest, PartTickets, RefreshParts,
+    RequestUploadTicket, StoredPartView, StoredParts, Uploaded, headers as wire,
+};
 use once_domain::preview::{Opener, wants_html};
-use once_domain::{DomainError, RequestId, ShareId};
+use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
+
+use crate::service::{SessionStart, parse_sha256, reported_parts};
 
 use super::error::{ApiError, ApiResult};
 use super::{AppState, header_text, incoming, links, pages, views};
@@ -80,7 +87,12 @@ pub async fn request_page(
         };
     }
     if html {
-        return pages::upload_page(&request);
+        let uploads_url = format!(
+            "{}{}",
+            app.base_url(&headers),
+            once_api::routes::request_uploads(request.id.as_str())
+        );
+        return pages::upload_page(&request, &uploads_url, app.service.upload_origin().as_deref());
     }
     Json(OpenRequest {
         state: "open".to_owned(),
@@ -143,12 +155,7 @@ async fn receive(
         .await?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     // The uploader learns that it worked, not the link: the share belongs to the requester.
-    let view = Uploaded {
-        status: "uploaded".to_owned(),
-        filename: share.filename.as_str().to_owned(),
-        size: share.size,
-        sha256: share.sha256.map(|digest| digest.to_hex()),
-    };
+    let view = uploaded(&share);
     if header_text(headers, header::ACCEPT)
         .is_some_and(|accept| accept.contains("application/json"))
     {
@@ -160,4 +167,153 @@ async fn receive(
         share.size.unwrap_or_default()
     );
     Ok((StatusCode::CREATED, text).into_response())
+}
+
+fn parse_token(token: &str) -> Result<UploadToken, DomainError> {
+    // An unknown or malformed token names no upload that can still take bytes.
+    UploadToken::parse(token).map_err(|_| DomainError::UploadExpired)
+}
+
+/// `PUT /b/part/{token}/{number}?len=…&expires=…&sig=…`: one part of a multipart upload to the
+/// embedded store. Answers like S3's UploadPart: 200 with the part's tag in `ETag` (here its
+/// SHA-256, quoted), plus the same as JSON.
+pub async fn put_part(
+    State(app): State<Arc<AppState>>,
+    Path((token, number)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let started_at = once_domain::now();
+    let token = parse_token(&token)?;
+    let number: u16 = number
+        .parse()
+        .map_err(|_| DomainError::InvalidPart("part numbers go from 1 to 10000".into()))?;
+    let part = app
+        .service
+        .receive_part(
+            uri.path(),
+            uri.query().unwrap_or_default(),
+            &token,
+            number,
+            incoming(&headers, body)?,
+            started_at,
+        )
+        .await?;
+    let etag = format!("\"{}\"", part.etag);
+    let mut response = Json(StoredPartView {
+        number: part.number,
+        size: part.size,
+        etag: part.etag,
+    })
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
+    if body.is_empty() {
+        return serde_json::from_slice(b"{}")
+            .map_err(|error| DomainError::InvalidJson(error.to_string()));
+    }
+    serde_json::from_slice(body).map_err(|error| DomainError::InvalidJson(error.to_string()))
+}
+
+/// `POST /r/{id}/uploads`: an uploader (no key) starts its own multipart upload to a request.
+/// With the S3 store the parts go straight to the bucket.
+pub async fn start_request_upload(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id = parse_request_id(&id)?;
+    let body: NewRequestUpload = parse_json(&body)?;
+    let start = SessionStart {
+        contents: body.contents.as_ref().map(views::contents_text),
+        spec: SessionSpec {
+            filename_hint: body.filename,
+            content_type: body.content_type,
+            size: body.size,
+            sha256: body.sha256,
+        },
+    };
+    let (share, upload) = app
+        .service
+        .start_request_upload(&id, start, &app.base_url(&headers), once_domain::now())
+        .await?;
+    let ticket = RequestUploadTicket {
+        filename: share.filename.as_str().to_owned(),
+        upload,
+    };
+    Ok((StatusCode::CREATED, Json(ticket)).into_response())
+}
+
+/// `GET /r/{id}/uploads/{token}/parts`: what the storage holds of this upload (to resume).
+pub async fn request_upload_stored_parts(
+    State(app): State<Arc<AppState>>,
+    Path((id, token)): Path<(String, String)>,
+) -> ApiResult<Json<StoredParts>> {
+    let id = parse_request_id(&id)?;
+    Ok(Json(
+        app.service
+            .request_upload_stored_parts(&id, &parse_token(&token)?)
+            .await?,
+    ))
+}
+
+/// `POST /r/{id}/uploads/{token}/parts`: URLs for parts.
+pub async fn request_upload_part_urls(
+    State(app): State<Arc<AppState>>,
+    Path((id, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<PartTickets>> {
+    let id = parse_request_id(&id)?;
+    let wanted: RefreshParts = parse_json(&body)?;
+    let parts = app
+        .service
+        .request_upload_part_urls(
+            &id,
+            &parse_token(&token)?,
+            &wanted,
+            &app.base_url(&headers),
+            once_domain::now(),
+        )
+        .await?;
+    Ok(Json(PartTickets { parts }))
+}
+
+/// `POST /r/{id}/uploads/{token}/complete`: the first upload completed fulfils the request;
+/// any other is refused (409 `slot_used`) and its bytes deleted.
+pub async fn complete_request_upload(
+    State(app): State<Arc<AppState>>,
+    Path((id, token)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id = parse_request_id(&id)?;
+    let body: CompleteShare = parse_json(&body)?;
+    let share = app
+        .service
+        .complete_request_upload(
+            &id,
+            &parse_token(&token)?,
+            &reported_parts(&body.parts),
+            parse_sha256(body.sha256.as_deref())?,
+            once_domain::now(),
+        )
+        .await?;
+    tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
+    Ok((StatusCode::CREATED, Json(uploaded(&share))).into_response())
+}
+
+fn uploaded(share: &once_domain::Share) -> Uploaded {
+    Uploaded {
+        status: "uploaded".to_owned(),
+        filename: share.filename.as_str().to_owned(),
+        size: share.size,
+        sha256: share.sha256.map(|digest| digest.to_hex()),
+    }
 }

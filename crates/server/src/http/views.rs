@@ -1,11 +1,8 @@
 //! Domain values rendered as the wire contract's types (`once-api`), the only place where the
 //! server decides what a share or a request looks like on the wire.
 
-use once_api::{MultipartTicket, PartTicket, RequestUpload, RequestView, ShareView, UploadTicket};
-use once_blob::PresignedPart;
+use once_api::{ArchiveContents, RequestUpload, RequestView, ShareView};
 use once_domain::{Instant, Share, UploadRequest};
-
-use crate::service::UploadTicket as Ticket;
 
 pub fn share_link(base: &str, share: &Share) -> String {
     format!("{base}{}", once_api::routes::share_link(share.id.as_str()))
@@ -42,39 +39,29 @@ pub fn share(share: &Share, base: &str, now: Instant) -> ShareView {
         upload_attempts: share.upload_attempts,
         preview_hits: share.preview_hits,
         request_id: share.request_id.as_ref().map(|id| id.as_str().to_owned()),
+        contents: contents(share),
         upload: None,
     }
 }
 
-pub fn ticket(ticket: &Ticket) -> UploadTicket {
-    UploadTicket {
-        method: ticket.method.clone(),
-        url: ticket.url.clone(),
-        headers: ticket.headers.iter().cloned().collect(),
-        expires_at: ticket.expires_at,
-        complete_url: ticket.complete_url.clone(),
-        multipart: ticket.multipart.as_ref().map(|multipart| MultipartTicket {
-            upload_id: multipart.upload_id.clone(),
-            part_size: multipart.part_size,
-            parts: parts(&multipart.parts),
-        }),
-    }
+/// An archive listing as the share stores it (JSON text, written only by us from a value
+/// that was parsed and checked).
+pub fn contents_text(contents: &ArchiveContents) -> String {
+    serde_json::to_string(contents).unwrap_or_default()
 }
 
-pub fn parts(parts: &[PresignedPart]) -> Vec<PartTicket> {
-    parts
-        .iter()
-        .map(|part| PartTicket {
-            number: part.number,
-            url: part.url.clone(),
-            size: part.size,
-        })
-        .collect()
+/// The stored listing, or None if there is none or it cannot be read back.
+pub fn contents(share: &Share) -> Option<ArchiveContents> {
+    share
+        .contents
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
 }
 
 pub fn request(
     request: &UploadRequest,
     share: Option<&Share>,
+    refused_uploads: u32,
     base: &str,
     now: Instant,
 ) -> RequestView {
@@ -100,6 +87,7 @@ pub fn request(
         created_at: request.created_at,
         expires_at: request.expires_at,
         fulfilled_at: request.fulfilled_at,
+        refused_uploads,
         upload: RequestUpload {
             method: "PUT".to_owned(),
             url,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use once_blob::{BlobError, BlobStore, ByteStream, PresignedPart};
+use once_blob::{BlobError, BlobStore, ByteStream};
 use once_domain::{
     DomainError, Instant, KeyId, MasterSecret, RequestId, RequestPolicy, SecretSealer,
     Sha256Digest, Share, SharePolicy, UrlSigner,
@@ -52,6 +52,7 @@ impl From<BlobError> for ServiceError {
             }
             BlobError::NotFound => DomainError::NotFound.into(),
             BlobError::InvalidParts(reason) => DomainError::InvalidParts(reason).into(),
+            BlobError::PartConflict(number) => DomainError::PartConflict(number).into(),
             BlobError::PendingSpaceExhausted { .. } => DomainError::UploadSpaceExhausted.into(),
             other => ServiceError::Blob(other),
         }
@@ -81,28 +82,6 @@ pub struct SignedRequest<'a> {
     pub body_sha256_hex: &'a str,
 }
 
-/// How the client must send the bytes of a new share.
-#[derive(Debug, Clone)]
-pub struct UploadTicket {
-    pub method: String,
-    /// Where a single-request upload goes (None for multipart).
-    pub url: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub expires_at: Instant,
-    /// Set when the bytes go to the storage directly and the client must then report the
-    /// upload complete.
-    pub complete_url: Option<String>,
-    pub multipart: Option<MultipartTicket>,
-}
-
-/// A multipart direct upload: each part to its own URL, then `complete` with the ETags.
-#[derive(Debug, Clone)]
-pub struct MultipartTicket {
-    pub upload_id: String,
-    pub part_size: u64,
-    pub parts: Vec<PresignedPart>,
-}
-
 /// A successful claim: where the claimant fetches the bytes, and until when.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -126,8 +105,12 @@ pub struct ServiceSettings {
     pub claim_lease: Duration,
     /// How long after its ticket expired an upload that started in time may still finish.
     pub upload_grace: Duration,
-    /// Uploads one upload-request URL may have running at once (per instance).
+    /// Uploads one upload-request URL may have running at once: streamed ones per instance,
+    /// multipart ones (which may go straight to the bucket) counted in the metadata store.
     pub request_uploads_in_flight: u32,
+    /// Parts of multipart uploads have this many bytes (every part but the last); larger
+    /// uploads, and uploads of unknown size, go in parts.
+    pub upload_part_size: u64,
 }
 
 /// The only door to the stores: handlers, the reaper and the commands call these methods and
@@ -142,6 +125,7 @@ pub struct Service {
     claim_lease: Duration,
     upload_grace: Duration,
     request_uploads: InFlight<RequestId>,
+    upload_part_size: u64,
 }
 
 impl Service {
@@ -161,6 +145,7 @@ impl Service {
             claim_lease: settings.claim_lease,
             upload_grace: settings.upload_grace,
             request_uploads: InFlight::new(settings.request_uploads_in_flight),
+            upload_part_size: settings.upload_part_size,
         }
     }
 
@@ -182,6 +167,11 @@ impl Service {
     /// Whether any API key exists (start-up prints how to make one).
     pub async fn has_keys(&self) -> ServiceResult<bool> {
         Ok(!self.meta.list_keys().await?.is_empty())
+    }
+
+    /// The bucket's origin where browsers upload straight to it (for page security policies).
+    pub fn upload_origin(&self) -> Option<String> {
+        self.blob.direct_origin()
     }
 
     /// Bytes that unfinished uploads through this instance hold now.
@@ -239,3 +229,7 @@ impl<K: Eq + std::hash::Hash + Clone> Drop for Slot<K> {
 mod auth;
 mod requests;
 mod shares;
+mod uploads;
+
+pub use requests::SessionStart;
+pub use uploads::{parse_sha256, reported_parts};

@@ -1,13 +1,17 @@
 //! Upload requests: a one-time upload URL whose first complete upload becomes a share for the
 //! requester.
 
-use once_blob::PutLimits;
+use once_api::{PartTicket, StoredParts, UploadTicket, routes};
+use once_blob::{PutLimits, ReportedPart};
 use once_domain::request::ReceivedUpload;
+use once_domain::share::add;
 use once_domain::{
-    BlobKey, DomainError, Instant, RequestId, RequestSpec, Share, ShareId, UploadRequest,
+    BlobKey, DomainError, Instant, RequestId, RequestSpec, SessionSpec, Sha256Digest, Share,
+    ShareId, UploadRequest, UploadToken,
 };
 use once_meta::FulfilOutcome;
 
+use super::uploads::UploadEndpoints;
 use super::*;
 
 impl Service {
@@ -130,5 +134,151 @@ impl Service {
             tracing::warn!(%blob_key, %error, "could not delete the blob of a refused upload; the reaper will");
         }
         Err(refusal)
+    }
+}
+
+/// What an uploader sends to start its own upload to a request (`POST /r/{id}/uploads`).
+pub struct SessionStart {
+    pub spec: SessionSpec,
+    pub contents: Option<String>,
+}
+
+impl Service {
+    /// Starts one uploader's multipart upload to a request: a pending share of the requester
+    /// that only this upload's token can fill. How many may be open at once is counted in the
+    /// metadata store, so it holds across instances even when the bytes go to the bucket.
+    pub async fn start_request_upload(
+        &self,
+        id: &RequestId,
+        start: SessionStart,
+        base: &str,
+        now: Instant,
+    ) -> ServiceResult<(Share, UploadTicket)> {
+        let request = self.open_request(id).await?;
+        if let Some(refusal) = request.upload_refusal(now) {
+            return Err(refusal.into());
+        }
+        if self.meta.count_open_sessions(id, now).await? >= self.request_uploads.limit {
+            return Err(DomainError::UploadsInFlight(self.request_uploads.limit).into());
+        }
+        let mut share = request.session_share(&start.spec, self.shares.upload_window, now)?;
+        share.contents = start.contents;
+        let token = share
+            .upload_token
+            .clone()
+            .ok_or(DomainError::NotMultipart)?;
+        let endpoints = UploadEndpoints {
+            parts_url: format!(
+                "{base}{}",
+                routes::request_upload_parts(id.as_str(), token.as_str())
+            ),
+            complete_url: format!(
+                "{base}{}",
+                routes::request_upload_complete(id.as_str(), token.as_str())
+            ),
+        };
+        // Always in parts, so that the bytes go straight to the bucket where there is one.
+        let ticket = self
+            .begin_multipart(&mut share, endpoints, base, now)
+            .await?;
+        self.meta.insert_share(&share).await?;
+        Ok((share, ticket))
+    }
+
+    /// An uploader's session, found by the request it belongs to and its token.
+    async fn session(&self, id: &RequestId, token: &UploadToken) -> ServiceResult<Share> {
+        match self.meta.get_share_by_upload_token(token).await? {
+            Some(share) if share.request_id.as_ref() == Some(id) => Ok(share),
+            // A finished session's token is gone with it.
+            _ => Err(DomainError::UploadExpired.into()),
+        }
+    }
+
+    pub async fn request_upload_part_urls(
+        &self,
+        id: &RequestId,
+        token: &UploadToken,
+        wanted: &once_api::RefreshParts,
+        base: &str,
+        now: Instant,
+    ) -> ServiceResult<Vec<PartTicket>> {
+        let share = self.session(id, token).await?;
+        self.sign_parts(&share, wanted, base, now)
+    }
+
+    pub async fn request_upload_stored_parts(
+        &self,
+        id: &RequestId,
+        token: &UploadToken,
+    ) -> ServiceResult<StoredParts> {
+        let share = self.session(id, token).await?;
+        self.stored_parts(&share).await
+    }
+
+    /// Completes an uploader's session: the parts are checked and assembled, then one
+    /// transaction fulfils the request with this share, if no other upload did first. A
+    /// loser's bytes are deleted at once (never served), its session retired and the refusal
+    /// counted for the requester.
+    pub async fn complete_request_upload(
+        &self,
+        id: &RequestId,
+        token: &UploadToken,
+        parts: &[ReportedPart],
+        reported_sha256: Option<Sha256Digest>,
+        now: Instant,
+    ) -> ServiceResult<Share> {
+        let request = self.open_request(id).await?;
+        let share = self.session(id, token).await?;
+        if request.share_id.is_some() {
+            self.refuse_session(id, &share).await;
+            return Err(DomainError::SlotUsed.into());
+        }
+        let upload = self
+            .finish_multipart(&share, parts, reported_sha256, now)
+            .await?;
+        let expires_at = add(now, request.share_expires_in);
+        let refusal: ServiceError = match self
+            .meta
+            .fulfil_request_with(id, &share.id, &upload, expires_at, now)
+            .await
+        {
+            Ok(FulfilOutcome::Fulfilled(share)) => {
+                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+                return Ok(*share);
+            }
+            Ok(FulfilOutcome::SlotUsed) => DomainError::SlotUsed.into(),
+            Ok(FulfilOutcome::Expired) => DomainError::UploadExpired.into(),
+            Ok(FulfilOutcome::NotFound) => DomainError::RequestNotFound.into(),
+            Err(error) => return Err(error.into()),
+        };
+        if let Err(error) = self.blob.delete(&upload.blob_key).await {
+            tracing::warn!(blob_key = %upload.blob_key, %error, "could not delete the blob of a refused upload; the reaper will");
+        }
+        self.refuse_session(id, &share).await;
+        Err(refusal)
+    }
+
+    /// Retires a session that lost: counts the refusal and revokes its pending share, whose
+    /// staged parts the reaper then removes.
+    async fn refuse_session(&self, id: &RequestId, share: &Share) {
+        metrics::counter!("once_uploads_total", "outcome" => "refused").increment(1);
+        if let Err(error) = self.meta.count_refused_upload(id).await {
+            tracing::warn!(%error, "could not count a refused upload");
+        }
+        if let Some(owner) = &share.owner
+            && let Err(error) = self.meta.revoke_share(&share.id, owner).await
+        {
+            tracing::warn!(%error, "could not retire a refused upload session; it expires on its own");
+        }
+        if let (Some(blob_key), Some(upload_id)) = (&share.blob_key, &share.upload_session)
+            && let Err(error) = self.blob.abort_upload(blob_key, upload_id).await
+        {
+            tracing::warn!(%blob_key, %error, "could not remove the parts of a refused upload; the reaper will");
+        }
+    }
+
+    /// Uploads to this request refused because another one came first.
+    pub async fn refused_uploads(&self, id: &RequestId) -> ServiceResult<u32> {
+        Ok(self.meta.refused_uploads(id).await?)
     }
 }

@@ -1,13 +1,15 @@
 //! Shares: creation with an upload ticket, receiving or completing the upload, the owner's view
 //! and revocation, and the claim that hands a recipient a download URL.
 
-use once_blob::{BlobError, DirectUpload, PartReceipt, PresignedPart, PutLimits};
+use once_api::{PartTicket, StoredParts, UploadTicket};
+use once_blob::{BlobError, PutLimits, ReportedPart};
 use once_domain::share::add;
 use once_domain::{BlobKey, DomainError, Instant, Sha256Digest, Share, ShareId, ShareSpec};
 use once_meta::{CompletedUpload, PublishOutcome};
 
 use once_api::routes;
 
+use super::uploads::UploadEndpoints;
 use super::*;
 
 impl Service {
@@ -25,89 +27,26 @@ impl Service {
         Ok(share)
     }
 
-    /// Creates a share whose bytes the client sends itself, and the ticket that says how: a
-    /// presigned storage URL (or multipart set of URLs) when the store has them, otherwise this
-    /// server's own signed `/b/up/{id}` URL.
+    /// Creates a share whose bytes the client sends itself, and the ticket that says how: one
+    /// request for a small file of known size (a presigned bucket URL, or this server's own
+    /// signed `/b/up/{id}` URL), otherwise parts (see `uploads`).
     pub async fn create_share_with_ticket(
         &self,
         caller: &Caller,
         spec: &ShareSpec,
+        contents: Option<String>,
         now: Instant,
         base: &str,
     ) -> ServiceResult<(Share, UploadTicket)> {
         let mut share = self
             .shares
             .new_share(spec, Some(caller.key_id.clone()), now)?;
-        let complete_url = format!("{base}{}", routes::share_complete(share.id.as_str()));
-        let ticket = if self.blob.direct_uploads() {
-            // The object key is fixed per share, so the bucket's If-None-Match refuses a
-            // second upload to the same ticket.
-            let blob_key = BlobKey::generate();
-            let direct = self
-                .blob
-                .presign_upload(
-                    &blob_key,
-                    share.size.unwrap_or(0),
-                    &share.content_type,
-                    share.sha256,
-                    share.upload_expires_at,
-                )
-                .await?
-                .ok_or_else(|| ServiceError::Blob(BlobError::NotFound))?;
-            share.blob_key = Some(blob_key);
-            match direct {
-                DirectUpload::Single {
-                    method,
-                    url,
-                    headers,
-                    expires_at,
-                } => UploadTicket {
-                    method,
-                    url: Some(url),
-                    headers,
-                    expires_at,
-                    complete_url: Some(complete_url),
-                    multipart: None,
-                },
-                DirectUpload::Multipart {
-                    upload_id,
-                    part_size,
-                    parts,
-                    expires_at,
-                } => {
-                    share.upload_session = Some(upload_id.clone());
-                    UploadTicket {
-                        method: "PUT".into(),
-                        url: None,
-                        headers: Vec::new(),
-                        expires_at,
-                        complete_url: Some(complete_url),
-                        multipart: Some(MultipartTicket {
-                            upload_id,
-                            part_size,
-                            parts,
-                        }),
-                    }
-                }
-            }
-        } else {
-            let path = routes::ticket_upload(share.id.as_str());
-            let query = self
-                .signer
-                .signed_query("PUT", &path, &[], share.upload_expires_at);
-            let headers = share
-                .size
-                .map(|size| vec![("Content-Length".to_owned(), size.to_string())])
-                .unwrap_or_default();
-            UploadTicket {
-                method: "PUT".into(),
-                url: Some(format!("{base}{path}?{query}")),
-                headers,
-                expires_at: share.upload_expires_at,
-                complete_url: None,
-                multipart: None,
-            }
+        share.contents = contents;
+        let endpoints = UploadEndpoints {
+            parts_url: format!("{base}{}", routes::share_parts(share.id.as_str())),
+            complete_url: format!("{base}{}", routes::share_complete(share.id.as_str())),
         };
+        let ticket = self.begin_upload(&mut share, endpoints, base, now).await?;
         self.meta.insert_share(&share).await?;
         metrics::counter!("once_shares_created_total").increment(1);
         Ok((share, ticket))
@@ -187,26 +126,53 @@ impl Service {
         Err(refusal)
     }
 
-    /// After a direct upload, the client reports it complete: the server checks what the
-    /// storage holds (size, and checksum where the store keeps one) and publishes the share
-    /// with one conditional write. On the embedded store the upload itself publishes, so this
-    /// only confirms the state.
+    /// The client reports its upload complete: a multipart upload (any store) is checked and
+    /// assembled; a single direct upload to the bucket is checked (size, and checksum where
+    /// the store keeps one). Either is then published with one conditional write. On the
+    /// embedded store a single upload publishes as it arrives, so this only confirms the state.
     pub async fn complete_share(
         &self,
         caller: &Caller,
         id: &ShareId,
-        parts: &[PartReceipt],
+        parts: &[ReportedPart],
+        reported_sha256: Option<Sha256Digest>,
         now: Instant,
     ) -> ServiceResult<Share> {
         let share = self.share_for_owner(caller, id).await?;
+        // Every completion is an upload attempt the owner sees, refused ones included.
+        self.meta.count_upload_attempt(id).await?;
         if share.state != once_domain::ShareState::Pending {
-            return match share.claim_refusal(now) {
-                Some(DomainError::ShareRevoked) => Err(DomainError::ShareRevoked.into()),
-                // Completing twice is harmless: report the published share.
-                _ if share.published_at.is_some() => Ok(share),
-                _ => Err(DomainError::SlotUsed.into()),
-            };
+            // Another completion won (or this one's answer was lost; the client then finds
+            // the share published): this one did not publish anything.
+            return Err(match share.claim_refusal(now) {
+                Some(DomainError::ShareRevoked) => DomainError::ShareRevoked,
+                _ => DomainError::SlotUsed,
+            }
+            .into());
         }
+        let upload = if share.upload_session.is_some() {
+            self.finish_multipart(&share, parts, reported_sha256, now)
+                .await?
+        } else {
+            self.finish_single_direct(&share, now).await?
+        };
+        match self.meta.publish_share(id, &upload, now).await? {
+            PublishOutcome::Published(share) => {
+                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+                Ok(*share)
+            }
+            PublishOutcome::SlotUsed => Err(DomainError::SlotUsed.into()),
+            PublishOutcome::UploadExpired => Err(DomainError::UploadExpired.into()),
+            PublishOutcome::NotFound => Err(DomainError::ShareNotFound.into()),
+        }
+    }
+
+    /// Checks what a single presigned `PUT` left in the bucket.
+    async fn finish_single_direct(
+        &self,
+        share: &Share,
+        now: Instant,
+    ) -> ServiceResult<CompletedUpload> {
         let Some(blob_key) = share
             .blob_key
             .clone()
@@ -214,11 +180,7 @@ impl Service {
         else {
             return Err(DomainError::NothingUploaded.into());
         };
-        let completed = match self
-            .blob
-            .complete_upload(&blob_key, share.upload_session.as_deref(), parts)
-            .await
-        {
+        let completed = match self.blob.complete_upload(&blob_key, None, &[]).await {
             Ok(completed) => completed,
             Err(BlobError::NotFound) => {
                 return Err(DomainError::NothingUploaded.into());
@@ -251,26 +213,17 @@ impl Service {
             self.blob.delete(&blob_key).await?;
             return Err(refusal.into());
         }
-        let upload = CompletedUpload {
+        Ok(CompletedUpload {
             blob_key: blob_key.clone(),
             blob_version: completed.version,
             size: completed.size,
             sha256: stored_sha256.or(share.sha256),
             // The storage refused the upload if it started after the ticket expired.
             started_at: now.min(share.upload_expires_at - time::Duration::seconds(1)),
-        };
-        match self.meta.publish_share(id, &upload, now).await? {
-            PublishOutcome::Published(share) => {
-                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
-                Ok(*share)
-            }
-            PublishOutcome::SlotUsed => Err(DomainError::SlotUsed.into()),
-            PublishOutcome::UploadExpired => Err(DomainError::UploadExpired.into()),
-            PublishOutcome::NotFound => Err(DomainError::ShareNotFound.into()),
-        }
+        })
     }
 
-    async fn hash_blob(
+    pub(super) async fn hash_blob(
         &self,
         blob_key: &BlobKey,
         version: Option<&str>,
@@ -285,32 +238,36 @@ impl Service {
         Ok(Sha256Digest(hasher.finalize().into()))
     }
 
-    /// Fresh part URLs for a multipart upload still in progress (its first URLs expire with
-    /// the ticket; a long upload may need more time, up to the upload grace period).
-    pub async fn refresh_parts(
+    /// URLs for parts of the owner's multipart upload still in progress: more parts, parts of
+    /// an upload of unknown size, or fresh URLs where the first ones expired (up to the upload
+    /// grace period).
+    pub async fn owner_part_urls(
         &self,
         caller: &Caller,
         id: &ShareId,
-        numbers: &[u16],
+        wanted: &once_api::RefreshParts,
+        base: &str,
         now: Instant,
-    ) -> ServiceResult<Vec<PresignedPart>> {
+    ) -> ServiceResult<Vec<PartTicket>> {
         let share = self.share_for_owner(caller, id).await?;
-        let (Some(blob_key), Some(upload_id), Some(size)) =
-            (&share.blob_key, &share.upload_session, share.size)
-        else {
-            return Err(DomainError::NotMultipart.into());
-        };
+        self.sign_parts(&share, wanted, base, now)
+    }
+
+    /// What the storage holds of the owner's unfinished multipart upload (for resuming).
+    pub async fn owner_stored_parts(
+        &self,
+        caller: &Caller,
+        id: &ShareId,
+        now: Instant,
+    ) -> ServiceResult<StoredParts> {
+        let share = self.share_for_owner(caller, id).await?;
         if share.state != once_domain::ShareState::Pending {
             return Err(DomainError::SlotUsed.into());
         }
-        if now >= add(share.upload_expires_at, self.upload_grace) {
+        if share.upload_refusal(now).is_some() && now >= add(share.upload_expires_at, self.upload_grace) {
             return Err(DomainError::UploadExpired.into());
         }
-        let expires_at = add(now, self.shares.upload_window);
-        Ok(self
-            .blob
-            .presign_parts(blob_key, upload_id, size, numbers, expires_at)
-            .await?)
+        self.stored_parts(&share).await
     }
 
     pub async fn share_for_owner(&self, caller: &Caller, id: &ShareId) -> ServiceResult<Share> {

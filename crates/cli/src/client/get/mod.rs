@@ -30,12 +30,56 @@ use transfer::{Sink, fetch, split_fatal, transfer};
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
     let link = link_from_arg(&client, &args.link)?;
+    if args.extract {
+        return download_and_extract(&client, &link, args.output.as_deref(), args.quiet).await;
+    }
     match args.output.as_deref() {
         Some(path) if path == Path::new("-") => to_stdout(&client, &link, args.quiet).await,
-        Some(path) if path.is_dir() => to_directory(&client, &link, Some(path), args.quiet).await,
-        Some(path) => to_file(&client, &link, path, args.quiet).await,
-        None => to_directory(&client, &link, None, args.quiet).await,
+        Some(path) if path.is_dir() => to_directory(&client, &link, Some(path), args.quiet)
+            .await
+            .map(drop),
+        Some(path) => to_file(&client, &link, path, args.quiet).await.map(drop),
+        None => to_directory(&client, &link, None, args.quiet).await.map(drop),
     }
+}
+
+/// `--extract [-o DIR]`: the archive is downloaded into the folder (resumable like any
+/// download), unpacked there, and removed once every entry is out.
+async fn download_and_extract(
+    client: &Client,
+    link: &(Url, ShareLink),
+    dir: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    if dir == Some(Path::new("-")) {
+        bail!("--extract writes files into a folder; it cannot write to standard output");
+    }
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let archive = to_directory(client, link, dir, quiet).await?;
+    let into = dir.unwrap_or(Path::new(".")).to_owned();
+    let unpacked = archive.clone();
+    let report = tokio::task::spawn_blocking(move || super::archive::extract(&unpacked, &into))
+        .await
+        .context("the extraction task failed")?
+        .with_context(|| {
+            format!(
+                "cannot unpack {} (the download is kept there)",
+                archive.display()
+            )
+        })?;
+    std::fs::remove_file(&archive)
+        .with_context(|| format!("cannot remove {} after unpacking it", archive.display()))?;
+    if !quiet {
+        eprintln!(
+            "unpacked {} files and {} folders ({})",
+            report.files,
+            report.directories,
+            super::units::human_size(report.bytes)
+        );
+    }
+    Ok(())
 }
 
 /// A full link, or a bare share id on the configured server. The claim goes to the link's
@@ -103,7 +147,7 @@ async fn to_file(
     (url, link): &(Url, ShareLink),
     output: &Path,
     quiet: bool,
-) -> Result<()> {
+) -> Result<PathBuf> {
     if output.symlink_metadata().is_ok() {
         bail!(
             "{} already exists; remove it or choose another -o (the link was not used)",
@@ -151,7 +195,7 @@ async fn to_directory(
     (url, link): &(Url, ShareLink),
     dir: Option<&Path>,
     quiet: bool,
-) -> Result<()> {
+) -> Result<PathBuf> {
     if let Some((name, saved)) = find_sidecar(dir.unwrap_or(Path::new(".")), link)? {
         let output = dir.map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
         if output.symlink_metadata().is_ok() {
@@ -200,7 +244,7 @@ async fn to_directory(
 }
 
 /// Continues an interrupted download from its `.part` with the stored blob URL; no claim.
-async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> Result<()> {
+async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> Result<PathBuf> {
     let part = with_suffix(output, ".part");
     let (sink, have) = Sink::append(&part).await?;
     if !quiet {
@@ -267,7 +311,7 @@ impl Download {
 
 /// Runs the transfer into `<output>.part`, then moves it into place and removes the sidecar.
 /// On failure or Ctrl-C the partial file is flushed and kept when it can be resumed.
-async fn finish_download(client: &Client, download: Download, quiet: bool) -> Result<()> {
+async fn finish_download(client: &Client, download: Download, quiet: bool) -> Result<PathBuf> {
     let Download {
         mut output,
         rename_if_taken,
@@ -352,5 +396,5 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
         }
     }
     eprintln!("saved {}", output.display());
-    Ok(())
+    Ok(output)
 }

@@ -1,0 +1,728 @@
+//! `once send`: one file, several files or folders (packed into one ZIP on the fly), or
+//! standard input (`-`). It asks the server for a share and an upload ticket (or, with `--to`,
+//! starts an upload to someone's request), sends the bytes where the ticket says (the server
+//! itself or presigned bucket URLs; in parts when the file is larger than one part or its size
+//! is unknown), reports the upload complete when the ticket asks for it, and prints the
+//! one-time link. A multipart upload keeps a resume record, so running the same command again
+//! after an interruption sends only the parts the storage does not hold yet.
+
+mod parts;
+mod record;
+mod source;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use futures::Stream;
+use indicatif::ProgressBar;
+use once_api::{
+    CompleteShare, NewRequestUpload, NewShare, RequestUploadTicket, ShareView, UploadTicket,
+};
+use once_domain::Filename;
+use reqwest::Method;
+use reqwest::header::CONTENT_LENGTH;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+use url::Url;
+
+use super::config::{Client, ensure_success, error_from_response};
+use super::{LARGE_FILE, byte_progress, describe_time, print_qr};
+use crate::SendArgs;
+use parts::{PartUpload, SentParts};
+use record::{RecordFile, UploadRecord};
+use source::{ByteStream, Source, check_inputs, read_head};
+
+/// A pipe that ends within this many bytes is sent like a file (its size and checksum known
+/// before the upload); a longer one goes in parts of unknown total size.
+const STDIN_HEAD: usize = 8 * 1024 * 1024;
+
+/// Where the upload goes and what to say when it is done.
+enum Destination {
+    /// A share of ours (needs the key).
+    Share,
+    /// Someone's upload request: `POST` here starts our upload, no key needed.
+    Request(Url),
+}
+
+pub async fn run(args: SendArgs) -> Result<()> {
+    let client = Client::from_args(&args.client)?;
+    check_inputs(&args.files)?;
+    let destination = match &args.to {
+        Some(url) => Destination::Request(super::link::request_uploads_url(url)?),
+        None => {
+            // Fail on a missing key before spending minutes hashing a large file.
+            client.settings.require_key()?;
+            Destination::Share
+        }
+    };
+    let (source, default_name) = prepare(&args).await?;
+    let raw_name = args.name.clone().unwrap_or(default_name);
+    let filename = Filename::parse(&raw_name)
+        .map_err(|error| anyhow!("{error}: choose another with --name"))?;
+
+    // A short pipe is read whole first and then sent like a file.
+    let mut head = Bytes::new();
+    let mut stream: Option<ByteStream> = None;
+    let (size, sha256) = match &source {
+        Source::Stdin => {
+            let mut input = source.stream()?;
+            let (bytes, ended) = read_head(&mut input, STDIN_HEAD).await?;
+            head = bytes;
+            stream = Some(input);
+            if ended {
+                (Some(head.len() as u64), Some(hex::encode(Sha256::digest(&head))))
+            } else {
+                (None, None)
+            }
+        }
+        Source::File { size, sha256, .. } => (Some(*size), Some(sha256.clone())),
+        Source::Archive { .. } => (source.size(), None),
+    };
+    let content_type = match &source {
+        Source::Archive { .. } => Some("application/zip"),
+        _ => guess_content_type(filename.as_str()),
+    };
+
+    let destination_key = match &destination {
+        Destination::Share => client.settings.server.clone(),
+        Destination::Request(url) => url.to_string(),
+    };
+    let record_file = match source.identity() {
+        Some(identity) => RecordFile::for_input(&destination_key, &identity),
+        None => RecordFile::none(),
+    };
+    if let Some(saved) = record_file.load()
+        && let Some(done) = resume(&client, &args, &source, saved, &record_file).await?
+    {
+        return finish(&args, done);
+    }
+
+    let (ticket, done) = match &destination {
+        Destination::Share => {
+            let request = NewShare {
+                filename: filename.as_str().to_owned(),
+                size,
+                max_downloads: Some(args.downloads),
+                expires_in: args.expires.map(whole_seconds),
+                sha256: sha256.clone(),
+                content_type: content_type.map(str::to_owned),
+                upload_expires_in: None,
+                contents: source.contents(),
+            };
+            let created: ShareView = client
+                .send_json(
+                    client.api(Method::POST, "/api/v1/shares")?.json(&request),
+                    "cannot create the share",
+                )
+                .await?;
+            let ticket = created
+                .upload
+                .clone()
+                .context("the server created the share but sent no upload ticket")?;
+            (ticket, Done::Link(created))
+        }
+        Destination::Request(url) => {
+            if args.downloads != 1 || args.expires.is_some() {
+                bail!("--downloads and --expires are the requester's to choose; leave them out with --to");
+            }
+            let request = NewRequestUpload {
+                filename: Some(filename.as_str().to_owned()),
+                size,
+                content_type: content_type.map(str::to_owned),
+                sha256: sha256.clone(),
+                contents: source.contents(),
+            };
+            let started: RequestUploadTicket = client
+                .send_json(
+                    client.http().post(url.as_str()).json(&request),
+                    "the upload URL did not take the upload",
+                )
+                .await?;
+            (started.upload, Done::Uploaded(started.filename))
+        }
+    };
+
+    let with_key = matches!(destination, Destination::Share);
+    match &ticket.multipart {
+        None => {
+            let body = match (&source, stream) {
+                (Source::File { path, .. }, _) => SingleBody::File(path.clone()),
+                (_, None) => SingleBody::Bytes(head.clone()),
+                (_, Some(_)) => bail!("the server asked for one request for an upload of unknown size"),
+            };
+            upload(&client, &ticket, body, size.unwrap_or(0), args.quiet).await?;
+            if let Some(complete) = &ticket.complete_url {
+                let url = complete_url(&client, complete, &done)?;
+                report_complete(&client, &url, with_key, &CompleteShare::default()).await?;
+            }
+        }
+        Some(multipart) => {
+            let record = UploadRecord {
+                link: match &done {
+                    Done::Link(view) => view.url.clone(),
+                    Done::Uploaded(_) => String::new(),
+                },
+                share_id: match &done {
+                    Done::Link(view) => Some(view.id.clone()),
+                    Done::Uploaded(_) => None,
+                },
+                parts_url: resolve(&client, &multipart.parts_url)?.to_string(),
+                complete_url: complete_url(
+                    &client,
+                    ticket
+                        .complete_url
+                        .as_deref()
+                        .context("the multipart ticket has no completion URL")?,
+                    &done,
+                )?
+                .to_string(),
+                with_key,
+                part_size: multipart.part_size,
+                size: multipart.size,
+                part_urls: multipart
+                    .parts
+                    .iter()
+                    .map(|part| (part.number, part.url.clone()))
+                    .collect(),
+                sent: Default::default(),
+                expires_at: ticket.expires_at,
+                done_message: match &done {
+                    Done::Uploaded(name) => Some(name.clone()),
+                    Done::Link(_) => None,
+                },
+            };
+            if multipart.size != size {
+                bail!("the server's ticket is for another size than the upload");
+            }
+            record_file.save(&record)?;
+            let upload = PartUpload {
+                client: &client,
+                record: Mutex::new(record),
+                record_file: &record_file,
+                stored: Vec::new(),
+            };
+            let input = match stream {
+                Some(stream) => Some(stream),
+                None if matches!(source, Source::File { .. }) => None,
+                None => Some(source.stream()?),
+            };
+            send_and_complete(&upload, &source, input, head, sha256.is_none(), args.quiet).await?;
+            record_file.remove();
+        }
+    }
+    finish(&args, done)
+}
+
+/// What to tell the user at the end.
+enum Done {
+    Link(ShareView),
+    /// The request's file name: the link is the requester's, not ours.
+    Uploaded(String),
+}
+
+fn finish(args: &SendArgs, done: Done) -> Result<()> {
+    match done {
+        Done::Link(created) => {
+            println!("{}", created.url);
+            if args.qr {
+                print_qr(&created.url)?;
+            }
+            if !args.quiet {
+                let downloads = match args.downloads {
+                    1 => "1 download".to_owned(),
+                    n => format!("{n} downloads"),
+                };
+                eprintln!("{downloads}, expires {}", describe_time(created.expires_at));
+            }
+        }
+        Done::Uploaded(name) => {
+            println!("Uploaded {name}. The person who asked for it can now download it.");
+        }
+    }
+    Ok(())
+}
+
+/// Sends the parts (all, or those the storage lacks) and reports the upload complete.
+async fn send_and_complete(
+    upload: &PartUpload<'_>,
+    source: &Source,
+    input: Option<ByteStream>,
+    first: Bytes,
+    report_sha256: bool,
+    quiet: bool,
+) -> Result<SentParts> {
+    let size = source.size();
+    let already: u64 = 0;
+    let bar = byte_progress(size, already, quiet, "uploading");
+    let sent = match (source, input) {
+        (Source::File { path, size, .. }, None) => upload.send_file(path, *size, &bar).await,
+        (_, Some(input)) => upload.send_stream(input, first, &bar).await,
+        (_, None) => Err(anyhow!("nothing to read the upload from")),
+    };
+    bar.finish_and_clear();
+    let sent = sent?;
+    let (complete_url, with_key) = {
+        let record = upload.record.lock().expect("record lock");
+        (record.complete_url.clone(), record.with_key)
+    };
+    let body = CompleteShare {
+        parts: sent.parts.clone(),
+        sha256: sent.sha256.clone().filter(|_| report_sha256),
+    };
+    report_complete(upload.client, &Url::parse(&complete_url)?, with_key, &body).await?;
+    tracing::debug!(sent_bytes = sent.sent_bytes, "upload complete");
+    Ok(sent)
+}
+
+/// Picks up an interrupted upload from its record: asks the server which parts it holds and
+/// sends the rest. Returns None when the record is of no use (the upload expired, or is not
+/// there any more), so a fresh upload starts; a finished one is reported as done.
+async fn resume(
+    client: &Client,
+    args: &SendArgs,
+    source: &Source,
+    saved: UploadRecord,
+    record_file: &RecordFile,
+) -> Result<Option<Done>> {
+    if saved.size != source.size() || time::OffsetDateTime::now_utc() >= saved.expires_at {
+        record_file.remove();
+        return Ok(None);
+    }
+    let upload = PartUpload {
+        client,
+        record: Mutex::new(saved.clone()),
+        record_file,
+        stored: Vec::new(),
+    };
+    let held = match upload.stored_parts().await {
+        Ok(held) => held,
+        Err(error) => {
+            // A share whose upload completed after all (the first run died before printing
+            // the link) shows as published: report it instead of sending again.
+            if let Some(view) = published_share(client, &saved).await {
+                record_file.remove();
+                return Ok(Some(Done::Link(view)));
+            }
+            if !args.quiet {
+                eprintln!("cannot resume the earlier upload ({error:#}); starting over");
+            }
+            record_file.remove();
+            return Ok(None);
+        }
+    };
+    // Only parts this client sent and the storage still holds with the same tag count.
+    let stored: Vec<(u16, String)> = held
+        .parts
+        .iter()
+        .filter(|part| {
+            saved
+                .sent
+                .get(&part.number)
+                .is_some_and(|etag| etag.trim_matches('"') == part.etag.trim_matches('"'))
+        })
+        .map(|part| (part.number, part.etag.trim_matches('"').to_owned()))
+        .collect();
+    let stored_bytes: u64 = held
+        .parts
+        .iter()
+        .filter(|part| stored.iter().any(|(number, _)| *number == part.number))
+        .map(|part| part.size)
+        .sum();
+    if !args.quiet {
+        eprintln!(
+            "resuming an earlier upload: {} parts ({}) already stored",
+            stored.len(),
+            super::units::human_size(stored_bytes)
+        );
+    }
+    let upload = PartUpload { stored, ..upload };
+    let input = match source {
+        Source::File { .. } => None,
+        _ => Some(source.stream()?),
+    };
+    send_and_complete(&upload, source, input, Bytes::new(), matches!(source, Source::Archive { .. }), args.quiet)
+        .await?;
+    record_file.remove();
+    Ok(Some(match saved.share_id.filter(|_| !saved.link.is_empty()) {
+        Some(_) => match published_share(client, &saved).await {
+            Some(view) => Done::Link(view),
+            None => bail!("the upload completed but the share cannot be read back"),
+        },
+        None => Done::Uploaded(saved.done_message.unwrap_or_default()),
+    }))
+}
+
+/// The share of a record, if it is published.
+async fn published_share(client: &Client, saved: &UploadRecord) -> Option<ShareView> {
+    let id = saved.share_id.as_deref()?;
+    let view: ShareView = client
+        .send_json(
+            client.api(Method::GET, &format!("/api/v1/shares/{id}")).ok()?,
+            "cannot read the share",
+        )
+        .await
+        .ok()?;
+    (view.state == "ready").then_some(view)
+}
+
+/// Looks at the inputs: one regular file is sent as it is, `-` is standard input, anything
+/// else (several files, a folder) is packed into one archive. Returns the source and the name
+/// it is shared under unless `--name` says otherwise.
+async fn prepare(args: &SendArgs) -> Result<(Source, String)> {
+    let inputs = &args.files;
+    if inputs.len() == 1 && inputs[0].as_os_str() == "-" {
+        return Ok((Source::Stdin, "stdin.bin".to_owned()));
+    }
+    if inputs.len() == 1 {
+        let path = inputs[0].as_path();
+        let metadata = tokio::fs::metadata(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if metadata.is_file() {
+            let name = path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .with_context(|| format!("{} has no file name; pass --name", path.display()))?;
+            let (size, sha256) = hash_file(path, metadata.len(), args.quiet).await?;
+            return Ok((
+                Source::File {
+                    path: path.to_owned(),
+                    size,
+                    sha256,
+                },
+                name,
+            ));
+        }
+        if !metadata.is_dir() {
+            bail!("{} is neither a file nor a folder", path.display());
+        }
+    }
+    let plan = super::archive::Plan::scan(inputs)?;
+    let name = match inputs.as_slice() {
+        [only] => format!("{}.zip", archive_base_name(only)),
+        _ => "files.zip".to_owned(),
+    };
+    Ok((Source::Archive { plan }, name))
+}
+
+/// `photos` for `photos/`, `.`, or `/home/a/photos`; `files` when there is no usable name.
+fn archive_base_name(path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
+    absolute
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "files".to_owned())
+}
+
+/// `expires_in` is whole seconds; a fraction rounds up so `--expires 1500ms` is not `1`.
+pub(super) fn whole_seconds(duration: std::time::Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// One pass over the file for its size and SHA-256, in constant memory. The size comes from
+/// what was read, not from `stat`, and must agree with it: a file that is still being written
+/// would otherwise be announced with one size and uploaded with another.
+async fn hash_file(path: &Path, stat_size: u64, quiet: bool) -> Result<(u64, String)> {
+    let bar = if stat_size >= LARGE_FILE {
+        byte_progress(Some(stat_size), 0, quiet, "hashing")
+    } else {
+        ProgressBar::hidden()
+    };
+    let owned = path.to_owned();
+    let progress = bar.clone();
+    let (size, digest) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+        let mut file = std::fs::File::open(&owned)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            hasher.update(&buffer[..n]);
+            total += n as u64;
+            progress.inc(n as u64);
+        }
+        Ok((total, hex::encode(hasher.finalize())))
+    })
+    .await
+    .context("the hashing task failed")?
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    bar.finish_and_clear();
+    if size != stat_size {
+        bail!(
+            "{} changed while it was being read; send it once it is complete",
+            path.display()
+        );
+    }
+    Ok((size, digest))
+}
+
+/// Ticket URLs may be relative to the server.
+fn resolve(client: &Client, url: &str) -> Result<Url> {
+    let base = Url::parse(&format!("{}/", client.settings.server))?;
+    base.join(url)
+        .with_context(|| format!("the server gave an invalid URL: {url}"))
+}
+
+/// Reports the finished upload. The bytes are already in the storage and `complete` is
+/// idempotent (a retry after the object was assembled only checks and publishes it), so a lost
+/// connection or a server error here is retried instead of losing the upload.
+async fn report_complete(
+    client: &Client,
+    url: &Url,
+    with_key: bool,
+    body: &CompleteShare,
+) -> Result<()> {
+    for attempt in 1..=COMPLETE_ATTEMPTS {
+        let request = if with_key {
+            client.api_at(Method::POST, url.as_str())?
+        } else {
+            client.http().post(url.as_str())
+        };
+        let sent = client.send(request.json(body)).await;
+        let retryable = match &sent {
+            Err(_) => true,
+            Ok(response) => response.status().is_server_error(),
+        };
+        if retryable && attempt < COMPLETE_ATTEMPTS {
+            // Also moves an HMAC-signed retry to a new timestamp, so it is no replay.
+            tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1))).await;
+            continue;
+        }
+        let response = sent.context("cannot report the finished upload to the server")?;
+        // A retry refused because the upload is complete: the earlier attempt did it and
+        // only its answer was lost (the caller checks the share where it can).
+        if attempt > 1 && response.status() == reqwest::StatusCode::CONFLICT {
+            tracing::debug!("a retried completion found the upload already complete");
+            return Ok(());
+        }
+        return ensure_success(response)
+            .await
+            .map(|_| ())
+            .context("the server did not accept the finished upload");
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The bearer key only ever goes to our own server: a share's `complete_url` elsewhere is
+/// replaced by the contract's route on the configured server. An upload to a request sends no
+/// key, so its URL is taken as it is.
+fn complete_url(client: &Client, complete: &str, done: &Done) -> Result<Url> {
+    let url = resolve(client, complete)?;
+    let Done::Link(view) = done else {
+        return Ok(url);
+    };
+    if client.is_our_server(&url) {
+        return Ok(url);
+    }
+    let id = once_domain::ShareId::parse(&view.id)
+        .map_err(|_| anyhow!("the server returned a malformed share id {:?}", view.id))?;
+    resolve(client, &format!("/api/v1/shares/{id}/complete"))
+}
+
+/// What a single-request upload sends.
+enum SingleBody {
+    File(PathBuf),
+    Bytes(Bytes),
+}
+
+/// Streams the file to the ticket's URL with the ticket's method and headers, with an explicit
+/// Content-Length (a streamed body would otherwise go out chunked, which presigned PUTs
+/// refuse). No credentials are sent: the ticket URL is itself the authorization.
+async fn upload(
+    client: &Client,
+    ticket: &UploadTicket,
+    body: SingleBody,
+    size: u64,
+    quiet: bool,
+) -> Result<()> {
+    let url = resolve(
+        client,
+        ticket
+            .url
+            .as_deref()
+            .context("the upload ticket has no URL")?,
+    )?;
+    let method =
+        Method::from_bytes(ticket.method.trim().to_ascii_uppercase().as_bytes()).map_err(|_| {
+            anyhow!(
+                "the server asked for an invalid upload method {:?}",
+                ticket.method
+            )
+        })?;
+    let bar = byte_progress(Some(size), 0, quiet, "uploading");
+    let body = match body {
+        SingleBody::File(path) => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let chunks = ReaderStream::with_capacity(file.take(size), 256 * 1024);
+            reqwest::Body::wrap_stream(counted(chunks, size, bar.clone()))
+        }
+        SingleBody::Bytes(bytes) => {
+            bar.inc(bytes.len() as u64);
+            reqwest::Body::from(bytes)
+        }
+    };
+
+    let mut request = client.http().request(method, url).body(body);
+    for (name, value) in &ticket.headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            if value.trim().parse::<u64>().ok() != Some(size) {
+                bar.finish_and_clear();
+                bail!(
+                    "the upload ticket expects Content-Length {value} but the upload is \
+                     {size} bytes"
+                );
+            }
+            continue;
+        }
+        // The HTTP client sets Host from the URL; a second one would be rejected.
+        if name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = client.send(request.header(CONTENT_LENGTH, size)).await;
+    bar.finish_and_clear();
+    let response = response.context("the upload failed")?;
+    ensure_success(response)
+        .await
+        .context("the upload was refused")?;
+    Ok(())
+}
+
+/// Attempts at reporting a finished upload (waiting 1, 2, 4 s in between).
+const COMPLETE_ATTEMPTS: u32 = 4;
+
+/// The file's chunks as a body stream of exactly `size` bytes that advances `bar`. The reader
+/// is already limited to `size` (a file that grew is cut there); a file that shrank fails the
+/// upload instead of leaving the server waiting for bytes that never come.
+pub(super) fn counted<S, B>(
+    chunks: S,
+    size: u64,
+    bar: ProgressBar,
+) -> impl Stream<Item = std::io::Result<B>> + Send + 'static
+where
+    S: Stream<Item = std::io::Result<B>> + Send + Unpin + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+{
+    struct State<S> {
+        chunks: S,
+        sent: u64,
+        size: u64,
+        bar: ProgressBar,
+        done: bool,
+    }
+    let state = State {
+        chunks,
+        sent: 0,
+        size,
+        bar,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        match state.chunks.next().await {
+            Some(Ok(chunk)) => {
+                let len = chunk.as_ref().len() as u64;
+                state.sent += len;
+                state.bar.inc(len);
+                Some((Ok(chunk), state))
+            }
+            Some(Err(error)) => {
+                state.done = true;
+                Some((Err(error), state))
+            }
+            None if state.sent < state.size => {
+                state.done = true;
+                let error = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file shrank while uploading ({} of {} bytes)",
+                        state.sent, state.size
+                    ),
+                );
+                Some((Err(error), state))
+            }
+            None => None,
+        }
+    })
+}
+
+/// A few common types so recipients' browsers can show them; anything else is left to the
+/// server (which defaults to `application/octet-stream`).
+fn guess_content_type(filename: &str) -> Option<&'static str> {
+    let (_, extension) = filename.rsplit_once('.')?;
+    Some(match extension.to_ascii_lowercase().as_str() {
+        "txt" | "log" | "md" => "text/plain",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "mp4" => "video/mp4",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_come_from_a_small_table() {
+        assert_eq!(guess_content_type("a.PDF"), Some("application/pdf"));
+        assert_eq!(guess_content_type("b.tar.gz"), Some("application/gzip"));
+        assert_eq!(guess_content_type("noext"), None);
+        assert_eq!(guess_content_type("x.html"), None);
+    }
+
+    #[test]
+    fn fractional_expiry_rounds_up() {
+        use std::time::Duration;
+        assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+    }
+
+    #[tokio::test]
+    async fn body_stops_at_size_and_fails_when_the_file_is_short() {
+        let dir = std::env::temp_dir().join(format!("once-send-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let chunks = ReaderStream::with_capacity(file.take(4), 3);
+        let bytes: Vec<u8> = counted(chunks, 4, ProgressBar::hidden())
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .flat_map(|chunk| chunk.unwrap().to_vec())
+            .collect();
+        assert_eq!(bytes, b"0123");
+
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let chunks = ReaderStream::new(file.take(20));
+        let items: Vec<_> = counted(chunks, 20, ProgressBar::hidden()).collect().await;
+        assert!(items.last().unwrap().is_err());
+
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
