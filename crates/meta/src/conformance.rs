@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use once_domain::share::add;
 use once_domain::{
-    ApiToken, BlobKey, KeyRecord, RequestPolicy, RequestSpec, Sha256Digest, Share, SharePolicy,
-    ShareSpec, ShareState,
+    ApiToken, BlobKey, KeyRecord, RequestPolicy, RequestSpec, SessionSpec, Sha256Digest, Share,
+    SharePolicy, ShareSpec, ShareState, UploadRequest, UploadToken,
 };
 
 use futures::future::join_all;
@@ -40,6 +40,17 @@ pub const CHECKS: &[&str] = &[
     "racing_uploads_fulfil_a_request_once",
     "mark_gone_needs_the_current_blob_key",
     "concurrent_reaper_loops_take_every_due_share_once",
+    "upload_session_fields_round_trip",
+    "upload_token_names_only_a_live_upload",
+    "session_completion_fulfils_the_request",
+    "later_session_is_refused_once_the_request_is_fulfilled",
+    "session_no_longer_pending_leaves_the_request_open",
+    "session_of_an_expired_request_is_refused",
+    "session_completion_needs_a_session_of_that_request",
+    "racing_sessions_fulfil_a_request_once",
+    "open_sessions_are_counted_per_request",
+    "refused_uploads_are_counted_per_request",
+    "blob_keys_of_pending_shares_are_referenced",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -76,6 +87,17 @@ macro_rules! conformance_tests {
             racing_uploads_fulfil_a_request_once,
             mark_gone_needs_the_current_blob_key,
             concurrent_reaper_loops_take_every_due_share_once,
+            upload_session_fields_round_trip,
+            upload_token_names_only_a_live_upload,
+            session_completion_fulfils_the_request,
+            later_session_is_refused_once_the_request_is_fulfilled,
+            session_no_longer_pending_leaves_the_request_open,
+            session_of_an_expired_request_is_refused,
+            session_completion_needs_a_session_of_that_request,
+            racing_sessions_fulfil_a_request_once,
+            open_sessions_are_counted_per_request,
+            refused_uploads_are_counted_per_request,
+            blob_keys_of_pending_shares_are_referenced,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -96,8 +118,8 @@ macro_rules! conformance_tests {
     };
 }
 
-pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
-    let store = store.as_ref();
+pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
+    let store = shared.as_ref();
     match check {
         "keys_round_trip_and_revoke" => keys_round_trip_and_revoke(store).await,
         "duplicate_key_id_is_refused" => duplicate_key_id_is_refused(store).await,
@@ -138,6 +160,37 @@ pub async fn run(check: &str, store: Arc<dyn MetaStore>) {
         "mark_gone_needs_the_current_blob_key" => mark_gone_needs_the_current_blob_key(store).await,
         "concurrent_reaper_loops_take_every_due_share_once" => {
             concurrent_reaper_loops_take_every_due_share_once(store).await
+        }
+        "upload_session_fields_round_trip" => upload_session_fields_round_trip(store).await,
+        "upload_token_names_only_a_live_upload" => {
+            upload_token_names_only_a_live_upload(store).await
+        }
+        "session_completion_fulfils_the_request" => {
+            session_completion_fulfils_the_request(store).await
+        }
+        "later_session_is_refused_once_the_request_is_fulfilled" => {
+            later_session_is_refused_once_the_request_is_fulfilled(store).await
+        }
+        "session_no_longer_pending_leaves_the_request_open" => {
+            session_no_longer_pending_leaves_the_request_open(store).await
+        }
+        "session_of_an_expired_request_is_refused" => {
+            session_of_an_expired_request_is_refused(store).await
+        }
+        "session_completion_needs_a_session_of_that_request" => {
+            session_completion_needs_a_session_of_that_request(store).await
+        }
+        "racing_sessions_fulfil_a_request_once" => {
+            racing_sessions_fulfil_a_request_once(&shared).await
+        }
+        "open_sessions_are_counted_per_request" => {
+            open_sessions_are_counted_per_request(store).await
+        }
+        "refused_uploads_are_counted_per_request" => {
+            refused_uploads_are_counted_per_request(store).await
+        }
+        "blob_keys_of_pending_shares_are_referenced" => {
+            blob_keys_of_pending_shares_are_referenced(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -190,9 +243,14 @@ pub(crate) fn completed(blob_key: BlobKey, size: u64, fill: u8) -> CompletedUplo
 pub(crate) async fn ready_share(store: &dyn MetaStore, max_downloads: u32) -> Share {
     let share = pending_share(max_downloads);
     store.insert_share(&share).await.unwrap();
+    publish_stored(store, &share.id).await
+}
+
+/// Publishes the stored pending share `id` with a fresh blob at [`t0`]; panics if refused.
+async fn publish_stored(store: &dyn MetaStore, id: &once_domain::ShareId) -> Share {
     let key = BlobKey::generate();
     match store
-        .publish_share(&share.id, &completed(key, 5, 7), t0())
+        .publish_share(id, &completed(key, 5, 7), t0())
         .await
         .unwrap()
     {
@@ -875,4 +933,467 @@ async fn concurrent_reaper_loops_take_every_due_share_once(store: &dyn MetaStore
     assert_eq!(seen, due, "every due share, and only those, is reaped once");
     let kept = store.get_share(&not_due.id).await.unwrap().unwrap();
     assert_eq!(kept.state, ShareState::Ready);
+}
+
+/// A request of a fresh owner, open for an hour from [`t0`], stored.
+async fn stored_request(store: &dyn MetaStore) -> UploadRequest {
+    let (owner, _) = stored_key("requester");
+    let request = new_request(&owner);
+    store.insert_request(&request).await.unwrap();
+    request
+}
+
+/// One uploader's session of `request`, begun at [`t0`] with a ten-minute upload window and
+/// the embedded store's staging id, stored.
+async fn open_session(store: &dyn MetaStore, request: &UploadRequest) -> Share {
+    let spec = SessionSpec {
+        filename_hint: Some("from a stranger.tar".into()),
+        content_type: Some("application/x-tar".into()),
+        size: Some(5),
+        sha256: None,
+    };
+    let mut share = request.session_share(&spec, secs(600), t0()).unwrap();
+    share.upload_session = Some(format!("staging-{}", share.id));
+    share.part_size = Some(8 << 20);
+    store.insert_share(&share).await.unwrap();
+    share
+}
+
+/// A session of `request` that its owner revoked before it completed.
+async fn revoked_session(store: &dyn MetaStore, request: &UploadRequest) -> Share {
+    let session = open_session(store, request).await;
+    let revoked = store.revoke_share(&session.id, &request.owner).await;
+    assert!(revoked.unwrap(), "the owner revokes the session");
+    session
+}
+
+/// The expiry a completed session share gets: the request's share lifetime from completion.
+fn session_expiry() -> once_domain::Instant {
+    add(t0(), secs(7200))
+}
+
+/// Completes `session` of `request` at `now` with a fresh blob uploaded from [`t0`] and
+/// [`session_expiry`].
+async fn complete_session(
+    store: &dyn MetaStore,
+    request: &once_domain::RequestId,
+    session: &once_domain::ShareId,
+    now: once_domain::Instant,
+) -> FulfilOutcome {
+    complete_session_started(store, request, session, t0(), now).await
+}
+
+/// [`complete_session`] of an upload that started at `started_at`.
+async fn complete_session_started(
+    store: &dyn MetaStore,
+    request: &once_domain::RequestId,
+    session: &once_domain::ShareId,
+    started_at: once_domain::Instant,
+    now: once_domain::Instant,
+) -> FulfilOutcome {
+    let mut upload = completed(BlobKey::generate(), 5, 1);
+    upload.started_at = started_at;
+    store
+        .fulfil_request_with(request, session, &upload, session_expiry(), now)
+        .await
+        .unwrap()
+}
+
+/// An archive listing of about 64 KiB, the largest the server accepts.
+fn large_listing() -> String {
+    let mut entries = Vec::new();
+    let mut length = 2;
+    while length < 64 * 1024 - 100 {
+        let entry = format!(
+            r#"{{"path":"photos/naïve \"quoted\" {}.jpg","size":{}}}"#,
+            entries.len(),
+            entries.len() * 1000
+        );
+        length += entry.len() + 1;
+        entries.push(entry);
+    }
+    format!("[{}]", entries.join(","))
+}
+
+async fn upload_session_fields_round_trip(store: &dyn MetaStore) {
+    let mut share = pending_share(1);
+    share.upload_token = Some(UploadToken::generate());
+    share.part_size = Some(64 << 20);
+    share.contents = Some(large_listing());
+    share.upload_session = Some("staging/0f3a".into());
+    assert!(share.contents.as_ref().unwrap().len() > 60 * 1024);
+    store.insert_share(&share).await.unwrap();
+    assert_eq!(
+        store.get_share(&share.id).await.unwrap(),
+        Some(share.clone())
+    );
+    let token = share.upload_token.as_ref().unwrap();
+    assert_eq!(
+        store.get_share_by_upload_token(token).await.unwrap(),
+        Some(share.clone())
+    );
+    // Publishing keeps the part size and the listing, which the landing page shows.
+    let published = publish_stored(store, &share.id).await;
+    assert_eq!(published.part_size, share.part_size);
+    assert_eq!(published.contents, share.contents);
+}
+
+async fn upload_token_names_only_a_live_upload(store: &dyn MetaStore) {
+    assert_eq!(
+        store
+            .get_share_by_upload_token(&UploadToken::generate())
+            .await
+            .unwrap(),
+        None
+    );
+    let mut share = pending_share(1);
+    share.upload_token = Some(UploadToken::generate());
+    store.insert_share(&share).await.unwrap();
+    let token = share.upload_token.clone().unwrap();
+    // Shares without a token do not collide with each other; two with the same one do.
+    store.insert_share(&pending_share(1)).await.unwrap();
+    store.insert_share(&pending_share(1)).await.unwrap();
+    let mut twin = pending_share(1);
+    twin.upload_token = Some(token.clone());
+    assert!(matches!(
+        store.insert_share(&twin).await,
+        Err(MetaError::Database(_))
+    ));
+    assert!(store.get_share(&twin.id).await.unwrap().is_none());
+
+    let published = publish_stored(store, &share.id).await;
+    assert_eq!(published.upload_token, None, "publishing ends the token");
+    assert_eq!(store.get_share_by_upload_token(&token).await.unwrap(), None);
+    let stored = store.get_share(&share.id).await.unwrap().unwrap();
+    assert_eq!(stored.upload_token, None);
+
+    // A tombstone names no upload either.
+    let mut abandoned = pending_share(1);
+    abandoned.upload_token = Some(UploadToken::generate());
+    store.insert_share(&abandoned).await.unwrap();
+    let abandoned_token = abandoned.upload_token.clone().unwrap();
+    assert!(store.mark_gone(&abandoned.id, None).await.unwrap());
+    assert_eq!(
+        store
+            .get_share_by_upload_token(&abandoned_token)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn session_completion_fulfils_the_request(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let session = open_session(store, &request).await;
+    let token = session.upload_token.clone().unwrap();
+    let blob_key = BlobKey::generate();
+    let mut upload = completed(blob_key.clone(), 5, 4);
+    upload.blob_version = Some("v7".into());
+    let now = add(t0(), secs(60));
+    let outcome = store
+        .fulfil_request_with(&request.id, &session.id, &upload, session_expiry(), now)
+        .await
+        .unwrap();
+    let FulfilOutcome::Fulfilled(published) = outcome else {
+        panic!("{outcome:?}")
+    };
+    let expected = Share {
+        state: ShareState::Ready,
+        blob_key: Some(blob_key),
+        blob_version: Some("v7".into()),
+        size: Some(5),
+        sha256: Some(Sha256Digest([4; 32])),
+        published_at: Some(now),
+        expires_at: session_expiry(),
+        upload_session: None,
+        upload_token: None,
+        ..session.clone()
+    };
+    assert_eq!(*published, expected);
+    assert_eq!(published.owner.as_ref(), Some(&request.owner));
+    assert_eq!(store.get_share(&session.id).await.unwrap(), Some(expected));
+    assert_eq!(store.get_share_by_upload_token(&token).await.unwrap(), None);
+    let fulfilled = store.get_request(&request.id).await.unwrap().unwrap();
+    assert_eq!(fulfilled.share_id.as_ref(), Some(&session.id));
+    assert_eq!(fulfilled.fulfilled_at, Some(now));
+    assert_eq!(
+        store.count_open_sessions(&request.id, now).await.unwrap(),
+        0
+    );
+}
+
+async fn later_session_is_refused_once_the_request_is_fulfilled(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let first = open_session(store, &request).await;
+    let second = open_session(store, &request).await;
+    let now = add(t0(), secs(60));
+    let outcome = complete_session(store, &request.id, &first.id, now).await;
+    assert!(
+        matches!(outcome, FulfilOutcome::Fulfilled(_)),
+        "{outcome:?}"
+    );
+    let later = add(now, secs(5));
+    for session in [&second, &first] {
+        let outcome = store
+            .fulfil_request_with(
+                &request.id,
+                &session.id,
+                &completed(BlobKey::generate(), 5, 2),
+                add(session_expiry(), secs(5)),
+                later,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, FulfilOutcome::SlotUsed);
+    }
+    let stored = store.get_request(&request.id).await.unwrap().unwrap();
+    assert_eq!(stored.share_id.as_ref(), Some(&first.id));
+    assert_eq!(stored.fulfilled_at, Some(now));
+    assert_eq!(
+        store.get_share(&second.id).await.unwrap(),
+        Some(second.clone()),
+        "the refused session is left as it was"
+    );
+    let winner = store.get_share(&first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (winner.published_at, winner.expires_at),
+        (Some(now), session_expiry()),
+        "a repeated completion changed nothing"
+    );
+}
+
+async fn session_no_longer_pending_leaves_the_request_open(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let revoked = revoked_session(store, &request).await;
+    let outcome = complete_session(store, &request.id, &revoked.id, t0()).await;
+    assert_eq!(outcome, FulfilOutcome::SlotUsed);
+    // Neither write happened: the request is still open for another session.
+    assert_eq!(
+        store.get_request(&request.id).await.unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(
+        store.get_share(&revoked.id).await.unwrap().unwrap().state,
+        ShareState::Revoked
+    );
+    let other = open_session(store, &request).await;
+    let outcome = complete_session(store, &request.id, &other.id, t0()).await;
+    assert!(
+        matches!(outcome, FulfilOutcome::Fulfilled(_)),
+        "{outcome:?}"
+    );
+}
+
+async fn session_of_an_expired_request_is_refused(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let session = open_session(store, &request).await;
+    let (id, expires_at) = (&request.id, request.expires_at);
+    let outcome =
+        complete_session_started(store, id, &session.id, expires_at, add(expires_at, secs(1)))
+            .await;
+    assert_eq!(outcome, FulfilOutcome::Expired);
+    // The session's own window counts as well.
+    let window_end = session.upload_expires_at;
+    let outcome = complete_session_started(store, id, &session.id, window_end, window_end).await;
+    assert_eq!(outcome, FulfilOutcome::Expired);
+    assert_eq!(store.get_request(id).await.unwrap(), Some(request.clone()));
+    assert_eq!(store.get_share(&session.id).await.unwrap(), Some(session));
+    // An upload that started in time may complete after both windows closed.
+    let other = open_session(store, &request).await;
+    let last_second = other.upload_expires_at - time::Duration::seconds(1);
+    let finished = add(expires_at, secs(3600));
+    let outcome = complete_session_started(store, id, &other.id, last_second, finished).await;
+    assert!(
+        matches!(outcome, FulfilOutcome::Fulfilled(_)),
+        "{outcome:?}"
+    );
+}
+
+async fn session_completion_needs_a_session_of_that_request(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let elsewhere = stored_request(store).await;
+    let foreign = open_session(store, &elsewhere).await;
+    let plain = pending_share(1);
+    store.insert_share(&plain).await.unwrap();
+    let session = open_session(store, &request).await;
+    let unknown_request = once_domain::RequestId::generate();
+    let unknown_share = once_domain::ShareId::generate();
+    for (request_id, share_id) in [
+        (&request.id, &foreign.id),
+        (&request.id, &plain.id),
+        (&request.id, &unknown_share),
+        (&unknown_request, &session.id),
+    ] {
+        let outcome = complete_session(store, request_id, share_id, t0()).await;
+        assert_eq!(outcome, FulfilOutcome::NotFound);
+    }
+    assert_eq!(
+        store.get_request(&request.id).await.unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(store.get_share(&foreign.id).await.unwrap(), Some(foreign));
+    assert_eq!(store.get_share(&plain.id).await.unwrap(), Some(plain));
+    assert_eq!(store.get_share(&session.id).await.unwrap(), Some(session));
+}
+
+/// Sessions of one request completing at the same moment, each on a task of its own (so on
+/// PostgreSQL each on a connection of its own): exactly one fulfils the request.
+async fn racing_sessions_fulfil_a_request_once(shared: &Arc<dyn MetaStore>) {
+    racing_sessions_fulfil_a_request_once_on(std::slice::from_ref(shared)).await;
+}
+
+/// [`racing_sessions_fulfil_a_request_once`] with the racing completions spread over
+/// `instances`, stores open on one database (the first also prepares and inspects): for a
+/// backend that several instances share.
+pub async fn racing_sessions_fulfil_a_request_once_on(instances: &[Arc<dyn MetaStore>]) {
+    const SESSIONS: usize = 12;
+    let store = instances[0].as_ref();
+    let request = stored_request(store).await;
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS {
+        sessions.push(open_session(store, &request).await);
+    }
+    let now = add(t0(), secs(60));
+    let start = Arc::new(tokio::sync::Barrier::new(SESSIONS));
+    let racers: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(index, session)| {
+            let store = Arc::clone(&instances[index % instances.len()]);
+            let start = Arc::clone(&start);
+            let (request_id, share_id) = (request.id.clone(), session.id.clone());
+            let fill = u8::try_from(index).unwrap();
+            tokio::spawn(async move {
+                let upload = completed(BlobKey::generate(), 5, fill);
+                start.wait().await;
+                store
+                    .fulfil_request_with(&request_id, &share_id, &upload, session_expiry(), now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (session, racer) in sessions.iter().zip(racers) {
+        match racer.await.unwrap() {
+            FulfilOutcome::Fulfilled(won) => {
+                assert_eq!(won.id, session.id);
+                winners.push(*won);
+            }
+            FulfilOutcome::SlotUsed => {
+                assert_eq!(
+                    store.get_share(&session.id).await.unwrap().as_ref(),
+                    Some(session),
+                    "a losing session was changed"
+                );
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of {SESSIONS} racing sessions wins"
+    );
+    let winner = &winners[0];
+    let stored = store.get_request(&request.id).await.unwrap().unwrap();
+    assert_eq!(stored.share_id.as_ref(), Some(&winner.id));
+    assert_eq!(
+        store.get_share(&winner.id).await.unwrap().as_ref(),
+        Some(winner)
+    );
+    assert_eq!(winner.state, ShareState::Ready);
+    assert_eq!(
+        store.count_open_sessions(&request.id, now).await.unwrap(),
+        u32::try_from(SESSIONS - 1).unwrap()
+    );
+}
+
+async fn open_sessions_are_counted_per_request(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let other_request = stored_request(store).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(open_session(store, &request).await);
+    }
+    let now = add(t0(), secs(10));
+    // Not counted: a revoked session, one whose window closes at `now`, another request's
+    // session, and a share of no request.
+    revoked_session(store, &request).await;
+    let closing = request
+        .session_share(&SessionSpec::default(), secs(10), t0())
+        .unwrap();
+    store.insert_share(&closing).await.unwrap();
+    assert_eq!(closing.upload_expires_at, now);
+    open_session(store, &other_request).await;
+    store.insert_share(&pending_share(1)).await.unwrap();
+
+    assert_eq!(
+        store.count_open_sessions(&request.id, t0()).await.unwrap(),
+        4
+    );
+    assert_eq!(
+        store.count_open_sessions(&request.id, now).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .count_open_sessions(&other_request.id, now)
+            .await
+            .unwrap(),
+        1
+    );
+    // A completed session is no longer open.
+    let outcome = complete_session(store, &request.id, &open[0].id, now).await;
+    assert!(
+        matches!(outcome, FulfilOutcome::Fulfilled(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store.count_open_sessions(&request.id, now).await.unwrap(),
+        2
+    );
+    let window_closed = open[1].upload_expires_at;
+    assert_eq!(
+        store
+            .count_open_sessions(&request.id, window_closed)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .count_open_sessions(&once_domain::RequestId::generate(), now)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn refused_uploads_are_counted_per_request(store: &dyn MetaStore) {
+    let request = stored_request(store).await;
+    let other = stored_request(store).await;
+    assert_eq!(store.refused_uploads(&request.id).await.unwrap(), 0);
+    assert_eq!(store.count_refused_upload(&request.id).await.unwrap(), 1);
+    assert_eq!(store.count_refused_upload(&request.id).await.unwrap(), 2);
+    assert_eq!(store.refused_uploads(&request.id).await.unwrap(), 2);
+    assert_eq!(store.refused_uploads(&other.id).await.unwrap(), 0);
+    let unknown = once_domain::RequestId::generate();
+    assert_eq!(store.count_refused_upload(&unknown).await.unwrap(), 0);
+    assert_eq!(store.refused_uploads(&unknown).await.unwrap(), 0);
+    assert_eq!(
+        store.get_request(&request.id).await.unwrap(),
+        Some(request),
+        "the counter changes nothing else"
+    );
+}
+
+async fn blob_keys_of_pending_shares_are_referenced(store: &dyn MetaStore) {
+    let mut pending = pending_share(1);
+    let blob_key = BlobKey::generate();
+    pending.blob_key = Some(blob_key.clone());
+    pending.upload_session = Some("multipart-upload-id".into());
+    store.insert_share(&pending).await.unwrap();
+    assert!(store.blob_referenced(&blob_key).await.unwrap());
+    assert!(!store.blob_referenced(&BlobKey::generate()).await.unwrap());
 }

@@ -13,6 +13,7 @@ pub mod testing;
 use async_trait::async_trait;
 use once_domain::{
     BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId, UploadRequest,
+    UploadToken,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +86,15 @@ pub enum PublishOutcome {
     NotFound,
 }
 
-/// Outcome of the attempt to turn an upload request into a share.
+/// Outcome of the attempt to turn an upload request into a share (a new one, or one of the
+/// request's sessions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FulfilOutcome {
+    /// This upload won: the request names the share, which is now ready.
     Fulfilled(Box<Share>),
+    /// Another upload fulfilled the request first, or the session share left `pending`.
     SlotUsed,
+    /// The request (or the session's upload window) had closed before the upload started.
     Expired,
     NotFound,
 }
@@ -133,6 +138,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Inserts a new (pending) share.
     async fn insert_share(&self, share: &Share) -> MetaResult<()>;
     async fn get_share(&self, id: &ShareId) -> MetaResult<Option<Share>>;
+    /// The share whose multipart upload this token names, in whatever state it is now (the
+    /// caller decides whether parts are still accepted). A token is cleared when its share is
+    /// published or becomes a tombstone, so from then on it finds nothing.
+    async fn get_share_by_upload_token(&self, token: &UploadToken) -> MetaResult<Option<Share>>;
     /// Counts an upload attempt (shown to the owner).
     async fn count_upload_attempt(&self, id: &ShareId) -> MetaResult<()>;
     /// Counts a link preview or landing-page view (shown to the owner).
@@ -175,6 +184,35 @@ pub trait MetaStore: Send + Sync + 'static {
         started_at: Instant,
     ) -> MetaResult<FulfilOutcome>;
 
+    /// Completes one session of an upload request: in one transaction, marks the request
+    /// fulfilled by `share` (`fulfilled_at = now`) and publishes that pending session share
+    /// with the blob of `upload`, as [`publish_share`](Self::publish_share) does (session and
+    /// token cleared, `published_at = now`), giving it its final `expires_at`. Both happen or
+    /// neither: the request must still have no share and have been open when the upload
+    /// started (its `expires_at > upload.started_at`), and the share must be a session of
+    /// this request, still `pending`, whose own upload window was open then too. Each is a
+    /// conditional write, the request's first, so of racing sessions of one request (on any
+    /// number of instances) exactly one is `Fulfilled`. The others get `SlotUsed`, as does a
+    /// share that left `pending` (revoked, reaped); `Expired` when a window had closed before
+    /// the upload started; `NotFound` for an unknown request or a share that is not one of
+    /// its sessions.
+    async fn fulfil_request_with(
+        &self,
+        request: &RequestId,
+        share: &ShareId,
+        upload: &CompletedUpload,
+        expires_at: Instant,
+        now: Instant,
+    ) -> MetaResult<FulfilOutcome>;
+    /// Sessions of the request that may still complete: its `pending` shares whose upload
+    /// window is open at `now` (`upload_expires_at > now`).
+    async fn count_open_sessions(&self, request: &RequestId, now: Instant) -> MetaResult<u32>;
+    /// Counts an upload refused because the request was already fulfilled (shown to the
+    /// owner) and returns the new count; 0 if there is no such request (nothing was counted).
+    async fn count_refused_upload(&self, request: &RequestId) -> MetaResult<u32>;
+    /// How many uploads to the request were refused so far; 0 if there is no such request.
+    async fn refused_uploads(&self, request: &RequestId) -> MetaResult<u32>;
+
     // ---- reaper -----------------------------------------------------------------------------
 
     /// Takes up to `limit` shares whose bytes may be deleted now, so that no other reaper takes
@@ -193,7 +231,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// only if it still has `blob_key`. True if this call did it (so exactly one of several
     /// racing reapers reports the share).
     async fn mark_gone(&self, id: &ShareId, blob_key: Option<&BlobKey>) -> MetaResult<bool>;
-    /// True if any share references this blob key (the orphan sweep asks before deleting).
+    /// True if any share references this blob key, pending ones included (the orphan sweep
+    /// asks before deleting).
     async fn blob_referenced(&self, blob_key: &BlobKey) -> MetaResult<bool>;
     /// Deletes tombstones and fulfilled/expired requests older than `before`, and signature
     /// records past their `keep_until`. Returns the number of rows removed.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use once_domain::{
     BlobKey, Filename, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId,
-    ShareState, UploadRequest,
+    ShareState, UploadRequest, UploadToken,
 };
 use sqlx::{FromRow, Row};
 
@@ -62,7 +62,7 @@ fn corrupt(what: &str) -> MetaError {
 }
 
 /// A stored count back as a `u32`; anything outside its range is corrupt.
-fn to_u32(value: i64, what: &str) -> MetaResult<u32> {
+pub(crate) fn to_u32(value: i64, what: &str) -> MetaResult<u32> {
     u32::try_from(value).map_err(|_| corrupt(what))
 }
 
@@ -145,6 +145,9 @@ pub(crate) struct ShareRow<'r> {
     preview_hits: i64,
     upload_session: Option<String>,
     blob_version: Option<String>,
+    upload_token: Option<&'r str>,
+    part_size: Option<i64>,
+    contents: Option<String>,
 }
 
 impl TryFrom<ShareRow<'_>> for Share {
@@ -176,10 +179,12 @@ impl TryFrom<ShareRow<'_>> for Share {
             upload_attempts: to_u32(row.upload_attempts, "upload_attempts")?,
             preview_hits: to_u32(row.preview_hits, "preview_hits")?,
             upload_session: row.upload_session,
-            // Stored from migration 0004 on (the meta branch).
-            upload_token: None,
-            part_size: None,
-            contents: None,
+            upload_token: parse_opt(row.upload_token, UploadToken::parse, "upload token")?,
+            part_size: row
+                .part_size
+                .map(|size| to_u64(size, "part_size"))
+                .transpose()?,
+            contents: row.contents,
             blob_version: row.blob_version,
         })
     }
@@ -306,6 +311,7 @@ mod tests {
         request: String,
         key: String,
         blob: String,
+        upload_token: String,
     }
 
     fn ids() -> Ids {
@@ -314,6 +320,7 @@ mod tests {
             request: RequestId::generate().as_str().to_owned(),
             key: KeyId::generate().as_str().to_owned(),
             blob: BlobKey::generate().as_str().to_owned(),
+            upload_token: UploadToken::generate().as_str().to_owned(),
         }
     }
 
@@ -339,6 +346,9 @@ mod tests {
             preview_hits: 4,
             upload_session: None,
             blob_version: Some("v1".to_owned()),
+            upload_token: Some(&ids.upload_token),
+            part_size: Some(8 << 20),
+            contents: Some("[]".to_owned()),
         }
     }
 
@@ -375,13 +385,18 @@ mod tests {
         assert_eq!(share.request_id.unwrap().as_str(), ids.request);
         assert_eq!((share.upload_attempts, share.preview_hits), (1, 4));
         assert_eq!(share.blob_version.as_deref(), Some("v1"));
+        assert_eq!(share.upload_token.unwrap().as_str(), ids.upload_token);
+        assert_eq!(share.part_size, Some(8 << 20));
+        assert_eq!(share.contents.as_deref(), Some("[]"));
     }
 
     #[test]
     fn a_rejected_share_column_is_named() {
         let ids = ids();
-        let cases: [(Spoil<ShareRow<'_>>, &str); 9] = [
+        let cases: [(Spoil<ShareRow<'_>>, &str); 11] = [
             (|row| row.sha256 = Some(vec![7; 31]), "sha256"),
+            (|row| row.upload_token = Some("short"), "upload token"),
+            (|row| row.part_size = Some(-1), "part_size"),
             (|row| row.id = "not-an-id", "share id"),
             (|row| row.owner_key = Some("KEY"), "owner key"),
             (|row| row.filename = "/", "filename"),

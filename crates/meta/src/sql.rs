@@ -12,7 +12,8 @@ macro_rules! share_columns {
     () => {
         "id, owner_key, filename, content_type, size, sha256, max_downloads, downloads_left, \
          state, created_at, expires_at, upload_expires_at, published_at, lease_until, blob_key, \
-         request_id, upload_attempts, preview_hits, upload_session, blob_version"
+         request_id, upload_attempts, preview_hits, upload_session, blob_version, upload_token, \
+         part_size, contents"
     };
 }
 
@@ -32,22 +33,44 @@ pub(crate) const INSERT_SHARE: &str = concat!(
     "INSERT INTO shares (",
     share_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19, $20)"
+     $18, $19, $20, $21, $22, $23)"
 );
 pub(crate) const GET_SHARE: &str =
     concat!("SELECT ", share_columns!(), " FROM shares WHERE id = $1");
+pub(crate) const GET_SHARE_BY_UPLOAD_TOKEN: &str = concat!(
+    "SELECT ",
+    share_columns!(),
+    " FROM shares WHERE upload_token = $1"
+);
 pub(crate) const COUNT_UPLOAD_ATTEMPT: &str =
     "UPDATE shares SET upload_attempts = upload_attempts + 1 WHERE id = $1";
 pub(crate) const COUNT_PREVIEW: &str =
     "UPDATE shares SET preview_hits = preview_hits + 1 WHERE id = $1";
-pub(crate) const PUBLISH_SHARE: &str = concat!(
-    "UPDATE shares SET state = 'ready', blob_key = $1, size = $2, \
-     sha256 = COALESCE($3, sha256), published_at = $4, upload_session = NULL, \
-     blob_version = $5 \
-     WHERE id = $6 AND state = 'pending' AND upload_expires_at > $7 \
-     RETURNING ",
-    share_columns!()
-);
+/// What publishing a pending share writes and checks, in [`PUBLISH_SHARE`] and
+/// [`PUBLISH_SESSION_SHARE`] alike: the blob of the complete upload (`$1`…`$5`), and the end
+/// of the multipart upload. Its session and its token are cleared, so a published share's
+/// token names nothing any more. Only a share still `pending` (`$6`) whose upload window was
+/// open when the upload started (`$7`) is published. A macro for `concat!`.
+macro_rules! publish_pending_share {
+    ($set:literal, $condition:literal) => {
+        concat!(
+            "UPDATE shares SET state = 'ready', blob_key = $1, size = $2, \
+             sha256 = COALESCE($3, sha256), published_at = $4, blob_version = $5, \
+             upload_session = NULL, upload_token = NULL",
+            $set,
+            " WHERE id = $6 AND state = 'pending' AND upload_expires_at > $7",
+            $condition,
+            " RETURNING ",
+            share_columns!()
+        )
+    };
+}
+pub(crate) const PUBLISH_SHARE: &str = publish_pending_share!("", "");
+/// The second statement of a request session's completion (after [`FULFIL_REQUEST`] took the
+/// request's slot): the share gets its final expiry (`$8`), and must be a session of that
+/// request (`$9`).
+pub(crate) const PUBLISH_SESSION_SHARE: &str =
+    publish_pending_share!(", expires_at = $8", " AND request_id = $9");
 /// The claim. The lease only grows: `CASE` rather than SQLite's `MAX` or PostgreSQL's
 /// `GREATEST`, which the other engine lacks. Under READ COMMITTED a claim that waits for a
 /// concurrent one re-checks `downloads_left > 0` on the committed row.
@@ -66,10 +89,17 @@ pub(crate) const INSERT_REQUEST: &str = "INSERT INTO upload_requests \
      expires_at, share_id, fulfilled_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 pub(crate) const GET_REQUEST: &str = "SELECT * FROM upload_requests WHERE id = $1";
+pub(crate) const COUNT_OPEN_SESSIONS: &str = "SELECT COUNT(*) FROM shares \
+     WHERE request_id = $1 AND state = 'pending' AND upload_expires_at > $2";
+pub(crate) const COUNT_REFUSED_UPLOAD: &str = "UPDATE upload_requests \
+     SET refused_uploads = refused_uploads + 1 WHERE id = $1 RETURNING refused_uploads";
+pub(crate) const REFUSED_UPLOADS: &str =
+    "SELECT refused_uploads FROM upload_requests WHERE id = $1";
 pub(crate) const LIST_REQUESTS: &str =
     "SELECT * FROM upload_requests WHERE owner_key = $1 ORDER BY created_at DESC, id";
-/// The first statement of the fulfilment transaction: taking the request's row (PostgreSQL)
-/// or the write lock (SQLite) before anything is read, so a racing upload waits here and then
+/// The first statement of the fulfilment transaction (of [`crate::MetaStore::fulfil_request`]
+/// and [`crate::MetaStore::fulfil_request_with`]): taking the request's row (PostgreSQL) or
+/// the write lock (SQLite) before anything is read, so a racing upload waits here and then
 /// finds `share_id` set.
 pub(crate) const FULFIL_REQUEST: &str = "UPDATE upload_requests \
      SET share_id = $1, fulfilled_at = $2 \
@@ -96,7 +126,7 @@ macro_rules! take_reap_batch {
     };
 }
 pub(crate) const MARK_GONE: &str = "UPDATE shares SET state = 'gone', blob_key = NULL, \
-     blob_version = NULL, reaper_until = NULL, upload_session = NULL \
+     blob_version = NULL, reaper_until = NULL, upload_session = NULL, upload_token = NULL \
      WHERE id = $1 AND state != 'gone' AND blob_key IS NOT DISTINCT FROM $2";
 pub(crate) const BLOB_REFERENCED: &str = "SELECT 1 FROM shares WHERE blob_key = $1 LIMIT 1";
 pub(crate) const PURGE_SIGNATURES: &str = "DELETE FROM used_signatures WHERE keep_until <= $1";
@@ -170,9 +200,37 @@ macro_rules! impl_meta_store {
                     .bind(i64::from(share.preview_hits))
                     .bind(share.upload_session.as_deref())
                     .bind(share.blob_version.as_deref())
+                    .bind(
+                        share
+                            .upload_token
+                            .as_ref()
+                            .map(once_domain::UploadToken::as_str),
+                    )
+                    .bind(share.part_size.map(size_param))
+                    .bind(share.contents.as_deref())
                     .execute(executor)
                     .await?;
                 Ok(())
+            }
+
+            /// `statement` ([`PUBLISH_SHARE`](crate::sql::PUBLISH_SHARE) or
+            /// [`PUBLISH_SESSION_SHARE`](crate::sql::PUBLISH_SESSION_SHARE)) with the
+            /// parameters of `publish_pending_share!` bound; a session's own ones follow.
+            fn publish_query<'q>(
+                statement: &'q str,
+                id: &'q once_domain::ShareId,
+                upload: &'q $crate::CompletedUpload,
+                now: once_domain::Instant,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                use $crate::rows::{secs, size_param};
+                sqlx::query(statement)
+                    .bind(upload.blob_key.as_str())
+                    .bind(size_param(upload.size))
+                    .bind(upload.sha256.map(|digest| digest.0.to_vec()))
+                    .bind(secs(now))
+                    .bind(upload.blob_version.as_deref())
+                    .bind(id.as_str())
+                    .bind(secs(upload.started_at))
             }
         }
 
@@ -266,6 +324,19 @@ macro_rules! impl_meta_store {
                     .transpose()
             }
 
+            async fn get_share_by_upload_token(
+                &self,
+                token: &once_domain::UploadToken,
+            ) -> $crate::MetaResult<Option<once_domain::Share>> {
+                sqlx::query($crate::sql::GET_SHARE_BY_UPLOAD_TOKEN)
+                    .bind(token.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($crate::rows::share_from_row)
+                    .transpose()
+            }
+
             async fn count_upload_attempt(
                 &self,
                 id: &once_domain::ShareId,
@@ -291,15 +362,8 @@ macro_rules! impl_meta_store {
                 upload: &$crate::CompletedUpload,
                 now: once_domain::Instant,
             ) -> $crate::MetaResult<$crate::PublishOutcome> {
-                use $crate::rows::{secs, share_from_row, size_param, written_row};
-                let published = sqlx::query($crate::sql::PUBLISH_SHARE)
-                    .bind(upload.blob_key.as_str())
-                    .bind(size_param(upload.size))
-                    .bind(upload.sha256.map(|digest| digest.0.to_vec()))
-                    .bind(secs(now))
-                    .bind(upload.blob_version.as_deref())
-                    .bind(id.as_str())
-                    .bind(secs(upload.started_at))
+                use $crate::rows::{share_from_row, written_row};
+                let published = Self::publish_query($crate::sql::PUBLISH_SHARE, id, upload, now)
                     .fetch_all(&self.pool)
                     .await?;
                 if let Some(row) = written_row(published)? {
@@ -421,6 +485,97 @@ macro_rules! impl_meta_store {
                     None => $crate::FulfilOutcome::NotFound,
                     Some(request) if request.share_id.is_some() => $crate::FulfilOutcome::SlotUsed,
                     Some(_) => $crate::FulfilOutcome::Expired,
+                })
+            }
+
+            async fn fulfil_request_with(
+                &self,
+                request: &once_domain::RequestId,
+                share: &once_domain::ShareId,
+                upload: &$crate::CompletedUpload,
+                expires_at: once_domain::Instant,
+                now: once_domain::Instant,
+            ) -> $crate::MetaResult<$crate::FulfilOutcome> {
+                use $crate::rows::{secs, share_from_row, written_row};
+                let mut transaction = self.pool.begin().await?;
+                let claimed = sqlx::query($crate::sql::FULFIL_REQUEST)
+                    .bind(share.as_str())
+                    .bind(secs(now))
+                    .bind(request.as_str())
+                    .bind(secs(upload.started_at))
+                    .execute(&mut *transaction)
+                    .await?;
+                if claimed.rows_affected() == 1 {
+                    let published =
+                        Self::publish_query($crate::sql::PUBLISH_SESSION_SHARE, share, upload, now)
+                            .bind(secs(expires_at))
+                            .bind(request.as_str())
+                            .fetch_all(&mut *transaction)
+                            .await?;
+                    if let Some(row) = written_row(published)? {
+                        let published = share_from_row(&row)?;
+                        transaction.commit().await?;
+                        return Ok($crate::FulfilOutcome::Fulfilled(Box::new(published)));
+                    }
+                }
+                // The request's slot goes back to the other sessions with the rollback.
+                transaction.rollback().await?;
+                // Nothing was written; explain why from the current rows.
+                let current_request = self.get_request(request).await?;
+                let current_share = self.get_share(share).await?;
+                Ok(match (current_request, current_share) {
+                    (Some(current_request), Some(current_share))
+                        if current_share.request_id.as_ref() == Some(request) =>
+                    {
+                        if current_request.share_id.is_some()
+                            || current_share.state != once_domain::ShareState::Pending
+                        {
+                            $crate::FulfilOutcome::SlotUsed
+                        } else {
+                            $crate::FulfilOutcome::Expired
+                        }
+                    }
+                    _ => $crate::FulfilOutcome::NotFound,
+                })
+            }
+
+            async fn count_open_sessions(
+                &self,
+                request: &once_domain::RequestId,
+                now: once_domain::Instant,
+            ) -> $crate::MetaResult<u32> {
+                let open: i64 = sqlx::query_scalar($crate::sql::COUNT_OPEN_SESSIONS)
+                    .bind(request.as_str())
+                    .bind($crate::rows::secs(now))
+                    .fetch_one(&self.pool)
+                    .await?;
+                // A count is never negative, and no request has u32::MAX sessions.
+                Ok(u32::try_from(open).unwrap_or(u32::MAX))
+            }
+
+            async fn count_refused_upload(
+                &self,
+                request: &once_domain::RequestId,
+            ) -> $crate::MetaResult<u32> {
+                let counted: Vec<i64> = sqlx::query_scalar($crate::sql::COUNT_REFUSED_UPLOAD)
+                    .bind(request.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                $crate::rows::written_row(counted)?.map_or(Ok(0), |count| {
+                    $crate::rows::to_u32(count, "refused_uploads")
+                })
+            }
+
+            async fn refused_uploads(
+                &self,
+                request: &once_domain::RequestId,
+            ) -> $crate::MetaResult<u32> {
+                let count: Option<i64> = sqlx::query_scalar($crate::sql::REFUSED_UPLOADS)
+                    .bind(request.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                count.map_or(Ok(0), |count| {
+                    $crate::rows::to_u32(count, "refused_uploads")
                 })
             }
 

@@ -49,6 +49,24 @@ async fn instances_starting_together_migrate_once() {
     assert!(report.applied_now.is_empty());
 }
 
+/// Sessions of one request completing on two instances (two pools on one database) at once:
+/// the request's slot is taken exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_sessions_on_two_instances_fulfil_a_request_once() {
+    let Some(database) =
+        TestDatabase::create("racing_sessions_on_two_instances_fulfil_a_request_once").await
+    else {
+        return;
+    };
+    let mut instances: Vec<Arc<dyn MetaStore>> = Vec::new();
+    for _ in 0..2 {
+        instances.push(Arc::new(
+            PostgresMetaStore::open(database.url()).await.unwrap(),
+        ));
+    }
+    once_meta::conformance::racing_sessions_fulfil_a_request_once_on(&instances).await;
+}
+
 /// A URL that cannot work fails with the server's own reason, not a bare pool timeout.
 #[tokio::test]
 async fn a_wrong_database_name_is_reported_clearly() {
