@@ -15,7 +15,9 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use futures::Stream;
+use std::io::Read;
+
+use futures::{Stream, StreamExt};
 use indicatif::ProgressBar;
 use once_api::{
     CompleteShare, NewRequestUpload, NewShare, RequestUploadTicket, ShareView, UploadTicket,
@@ -28,7 +30,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 use url::Url;
 
-use super::config::{Client, ensure_success, error_from_response};
+use super::config::{Client, ensure_success};
 use super::{LARGE_FILE, byte_progress, describe_time, print_qr};
 use crate::SendArgs;
 use parts::{PartUpload, SentParts};
