@@ -529,6 +529,27 @@ fn extract_refuses_to_go_through_a_symbolic_link_already_in_the_target() {
 }
 
 #[test]
+fn extract_removes_a_file_whose_data_fails_its_crc() {
+    let work = TempDir::new().unwrap();
+    let sent = work.path().join("letter.txt");
+    fs::write(&sent, b"the archive's version").unwrap();
+    let plan = Plan::scan(std::slice::from_ref(&sent)).unwrap();
+    let mut bytes = archive_bytes(&plan);
+    let data_start = format::local_header(&plan.entries[0], plan.zip64).len();
+    bytes[data_start] ^= 0x20;
+    let archive = work.path().join("damaged.zip");
+    fs::write(&archive, &bytes).unwrap();
+
+    let into = work.path().join("into");
+    let error = error_text(extract(&archive, &into).unwrap_err());
+    assert!(error.contains("letter.txt"), "{error}");
+    assert!(
+        !into.join("letter.txt").exists(),
+        "no half-checked file is left"
+    );
+}
+
+#[test]
 fn extract_refuses_to_overwrite_an_existing_file() {
     let work = TempDir::new().unwrap();
     let sent = work.path().join("letter.txt");
