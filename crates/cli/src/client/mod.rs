@@ -3,6 +3,7 @@
 //! beside them so every command presents it the same way: pasted links and server URLs
 //! (`link`), units (`units`), progress bars (`progress`), QR codes and time display (here).
 
+mod archive;
 pub mod config;
 pub mod get;
 pub mod link;
@@ -89,6 +90,7 @@ mod fixtures {
             upload_attempts: 1,
             preview_hits: 0,
             request_id: None,
+            contents: None,
             upload: None,
         }
     }

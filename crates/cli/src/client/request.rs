@@ -119,6 +119,7 @@ mod tests {
             created_at: now,
             expires_at: now + time::Duration::hours(3),
             fulfilled_at: None,
+            refused_uploads: 0,
             upload: once_api::RequestUpload {
                 method: "PUT".to_owned(),
                 url: format!("https://h/r/{id}"),

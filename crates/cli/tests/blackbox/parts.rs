@@ -128,6 +128,7 @@ async fn three_hundred_mib_pass_a_proxy_that_refuses_bodies_over_100_mb_on_both_
             matches!(refused, Ok(413) | Err(_)),
             "the proxy passed a 101 MB body: {refused:?}"
         );
+        assert_eq!(proxy.refused(), 1);
 
         let work = tempfile::tempdir().unwrap();
         let original = work.path().join("big.img");
@@ -143,6 +144,7 @@ async fn three_hundred_mib_pass_a_proxy_that_refuses_bodies_over_100_mb_on_both_
             None => proxy.forwarded_bytes(),
         };
         assert!(through >= 300 * MIB, "only {through} B passed the proxy (s3: {s3})");
+        assert_eq!(proxy.refused(), 1, "a request of the upload was refused by the proxy");
         println!("s3={s3}: 300 MiB sent through a 100 MB body limit in parts");
     }
 }

@@ -124,7 +124,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
                 .upload
                 .clone()
                 .context("the server created the share but sent no upload ticket")?;
-            (ticket, Done::Link(created))
+            (ticket, Done::Link(Box::new(created)))
         }
         Destination::Request(url) => {
             if args.downloads != 1 || args.expires.is_some() {
@@ -220,7 +220,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
 
 /// What to tell the user at the end.
 enum Done {
-    Link(ShareView),
+    Link(Box<ShareView>),
     /// The request's file name: the link is the requester's, not ours.
     Uploaded(String),
 }
@@ -306,7 +306,7 @@ async fn resume(
             // the link) shows as published: report it instead of sending again.
             if let Some(view) = published_share(client, &saved).await {
                 record_file.remove();
-                return Ok(Some(Done::Link(view)));
+                return Ok(Some(Done::Link(Box::new(view))));
             }
             if !args.quiet {
                 eprintln!("cannot resume the earlier upload ({error:#}); starting over");
@@ -348,9 +348,9 @@ async fn resume(
     send_and_complete(&upload, source, input, Bytes::new(), matches!(source, Source::Archive { .. }), args.quiet)
         .await?;
     record_file.remove();
-    Ok(Some(match saved.share_id.filter(|_| !saved.link.is_empty()) {
+    Ok(Some(match saved.share_id.as_ref().filter(|_| !saved.link.is_empty()) {
         Some(_) => match published_share(client, &saved).await {
-            Some(view) => Done::Link(view),
+            Some(view) => Done::Link(Box::new(view)),
             None => bail!("the upload completed but the share cannot be read back"),
         },
         None => Done::Uploaded(saved.done_message.unwrap_or_default()),
