@@ -439,14 +439,19 @@ async fn multipart_parts_are_listed_and_assembled(store: &dyn BlobStore) {
     let second = send_part(store, &key, &upload_id, 2, &bytes[PART..]).await;
     let first = send_part(store, &key, &upload_id, 1, &bytes[..PART]).await;
     let listed = store.list_parts(&key, &upload_id).await.unwrap();
-    let listed: Vec<(u16, u64, &str)> = listed
+    // A store may list parts without their tags (then it checks them itself at completion).
+    let listed: Vec<(u16, u64, bool)> = listed
         .iter()
-        .map(|part| (part.number, part.size, part.etag.as_str()))
+        .map(|part| {
+            let sent = if part.number == 1 { &first } else { &second };
+            (
+                part.number,
+                part.size,
+                part.etag.is_empty() || &part.etag == sent,
+            )
+        })
         .collect();
-    assert_eq!(
-        listed,
-        vec![(1, PART as u64, first.as_str()), (2, 1000, second.as_str())]
-    );
+    assert_eq!(listed, vec![(1, PART as u64, true), (2, 1000, true)]);
     assert_eq!(
         store.size(&key).await.unwrap(),
         None,
@@ -475,10 +480,6 @@ async fn multipart_parts_are_listed_and_assembled(store: &dyn BlobStore) {
         .await
         .unwrap();
     assert_eq!(read_all(read.body).await, bytes);
-    assert!(matches!(
-        store.list_parts(&key, &upload_id).await,
-        Err(BlobError::NotFound)
-    ));
     // A retried completion (its first answer lost) finds the blob assembled.
     let again = store
         .complete_upload(&key, Some(&upload_id), &reported)
@@ -499,7 +500,7 @@ async fn multipart_part_retry_is_harmless(store: &dyn BlobStore) {
     assert_eq!(first, again);
     let listed = store.list_parts(&key, &upload_id).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].etag, first);
+    assert!(listed[0].etag.is_empty() || listed[0].etag == first);
     store.abort_upload(&key, &upload_id).await.unwrap();
 }
 
@@ -509,12 +510,17 @@ async fn multipart_abort_removes_the_upload(store: &dyn BlobStore) {
         .start_multipart(&key, "application/octet-stream")
         .await
         .unwrap();
-    send_part(store, &key, &upload_id, 1, &pattern(1000)).await;
+    let etag = send_part(store, &key, &upload_id, 1, &pattern(1000)).await;
     store.abort_upload(&key, &upload_id).await.unwrap();
-    assert!(matches!(
-        store.list_parts(&key, &upload_id).await,
-        Err(BlobError::NotFound)
-    ));
+    // (Some stores still answer ListParts for an aborted upload; none may complete it.)
+    let reported = [ReportedPart { number: 1, etag }];
+    assert!(
+        store
+            .complete_upload(&key, Some(&upload_id), &reported)
+            .await
+            .is_err(),
+        "an aborted upload was completed"
+    );
     store.abort_upload(&key, &upload_id).await.unwrap();
     assert_eq!(store.size(&key).await.unwrap(), None);
 }

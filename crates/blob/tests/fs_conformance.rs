@@ -300,3 +300,80 @@ fn free_bytes(path: &std::path::Path) -> u64 {
         .parse()
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_completed_or_aborted_multipart_upload_leaves_no_staging_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path(), FsLimits::default())
+        .await
+        .unwrap();
+    let staging = dir.path().join("staging");
+    for complete in [true, false] {
+        let key = once_domain::BlobKey::generate();
+        let upload_id = store.start_multipart(&key, "text/plain").await.unwrap();
+        let part = store
+            .put_part(
+                &key,
+                &upload_id,
+                1,
+                5,
+                Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(
+                    b"hello",
+                ))])),
+            )
+            .await
+            .unwrap();
+        assert_eq!(count_files(&staging), 1);
+        assert!(
+            store.pending_bytes() >= 5,
+            "staged parts count against the budget"
+        );
+        if complete {
+            let reported = [once_blob::ReportedPart {
+                number: 1,
+                etag: part.etag,
+            }];
+            store
+                .complete_upload(&key, Some(&upload_id), &reported)
+                .await
+                .unwrap();
+        } else {
+            store.abort_upload(&key, &upload_id).await.unwrap();
+        }
+        assert_eq!(count_files(&staging), 0, "complete={complete}");
+        assert_eq!(store.pending_bytes(), 0, "complete={complete}");
+        assert!(matches!(
+            store.list_parts(&key, &upload_id).await,
+            Err(once_blob::BlobError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_part_with_other_bytes_than_the_stored_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path(), FsLimits::default())
+        .await
+        .unwrap();
+    let key = once_domain::BlobKey::generate();
+    let upload_id = store.start_multipart(&key, "text/plain").await.unwrap();
+    let body = |bytes: &'static [u8]| -> once_blob::ByteStream {
+        Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(
+            bytes,
+        ))]))
+    };
+    store
+        .put_part(&key, &upload_id, 1, 5, body(b"first"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.put_part(&key, &upload_id, 1, 5, body(b"other")).await,
+        Err(once_blob::BlobError::PartConflict(1))
+    ));
+    assert!(matches!(
+        store.put_part(&key, &upload_id, 2, 5, body(b"shrt")).await,
+        Err(once_blob::BlobError::SizeMismatch { .. })
+    ));
+    let listed = store.list_parts(&key, &upload_id).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+}

@@ -83,9 +83,11 @@ impl S3BlobStore {
         if status == StatusCode::NOT_FOUND {
             return Err(BlobError::NotFound);
         }
-        if status == StatusCode::BAD_REQUEST {
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN {
             // InvalidPart, InvalidPartOrder, EntityTooSmall: the client reported parts that
-            // are not what the storage holds.
+            // are not what the storage holds. Some compatible stores (s3s-fs) answer a part
+            // whose ETag does not match with 403 AccessDenied instead; the same credentials
+            // signed every call before this one, so a 403 here is about the parts.
             let text = response.text().await.unwrap_or_default();
             return Err(BlobError::InvalidParts(s3_error_code(&text)));
         }
@@ -179,13 +181,18 @@ impl S3BlobStore {
         let mut action =
             self.bucket
                 .abort_multipart_upload(Some(&self.credentials), object, upload_id);
-        call_unless_missing(
-            self.signed(&mut action, &[]),
-            SHORT_CALL,
-            "AbortMultipartUpload",
-        )
-        .await
-        .map(|_| ())
+        let response = send(self.signed(&mut action, &[]), SHORT_CALL).await?;
+        match response.status() {
+            // Already gone. Some compatible stores (s3s-fs) answer an upload that was aborted
+            // or completed with 403 instead of 404; an abort is cleanup, and the bucket's
+            // lifecycle rule remains the backstop, so neither stops the caller.
+            StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::FORBIDDEN => {
+                tracing::debug!(object, "AbortMultipartUpload answered 403; taken as gone");
+                Ok(())
+            }
+            _ => check(response, "AbortMultipartUpload").await.map(|_| ()),
+        }
     }
 
     async fn upload_part_bytes(

@@ -194,7 +194,9 @@ mod tests {
             );
         }
         assert_eq!(
-            request_uploads_url(&format!("http://h/once/r/{id}")).unwrap().as_str(),
+            request_uploads_url(&format!("http://h/once/r/{id}"))
+                .unwrap()
+                .as_str(),
             format!("http://h/once/r/{id}/uploads")
         );
         assert!(request_uploads_url("https://h/s/AAAAAAAAAAAAAAAAAAAAAA").is_err());

@@ -105,7 +105,10 @@ async fn three_hundred_mib_pass_a_proxy_that_refuses_bodies_over_100_mb_on_both_
         // With S3 the part URLs are the bucket's: put the same kind of proxy in front of it,
         // so every byte of the upload passes a 100 MB body limit.
         let bucket_proxy = match &storage {
-            Storage::S3(bucket) => Some(BodyLimitProxy::start(&bucket.endpoint, CLOUDFLARE_FREE_LIMIT)),
+            Storage::S3(bucket) => Some(BodyLimitProxy::start(
+                &bucket.endpoint,
+                CLOUDFLARE_FREE_LIMIT,
+            )),
             _ => None,
         };
         let env: Vec<(&str, &str)> = bucket_proxy
@@ -137,14 +140,26 @@ async fn three_hundred_mib_pass_a_proxy_that_refuses_bodies_over_100_mb_on_both_
         let link = stdout(&sent).trim().to_owned();
         assert!(link.starts_with(&proxy.endpoint), "{link}");
         let inbox = tempfile::tempdir().unwrap();
-        stdout(&client_via(&server, &proxy.endpoint, inbox.path(), &["get", &link]));
+        stdout(&client_via(
+            &server,
+            &proxy.endpoint,
+            inbox.path(),
+            &["get", &link],
+        ));
         assert!(same_file_contents(&original, &inbox.path().join("big.img")));
         let through = match &bucket_proxy {
             Some(bucket_proxy) => bucket_proxy.forwarded_bytes(),
             None => proxy.forwarded_bytes(),
         };
-        assert!(through >= 300 * MIB, "only {through} B passed the proxy (s3: {s3})");
-        assert_eq!(proxy.refused(), 1, "a request of the upload was refused by the proxy");
+        assert!(
+            through >= 300 * MIB,
+            "only {through} B passed the proxy (s3: {s3})"
+        );
+        assert_eq!(
+            proxy.refused(),
+            1,
+            "a request of the upload was refused by the proxy"
+        );
         println!("s3={s3}: 300 MiB sent through a 100 MB body limit in parts");
     }
 }
@@ -197,8 +212,14 @@ async fn a_send_killed_half_way_resumes_from_the_stored_parts_and_arrives_intact
     // bucket; the owner's view of the stored parts is the measure either way).
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        assert!(std::time::Instant::now() < deadline, "the first run never got half-way");
-        assert!(first.try_wait().unwrap().is_none(), "the first run ended before it was killed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never got half-way"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended before it was killed"
+        );
         if let Some(id) = pending_share_id(&server, work.path()).await
             && stored_bytes(&server, &id).await >= 160 * MIB
         {
@@ -225,13 +246,21 @@ async fn a_send_killed_half_way_resumes_from_the_stored_parts_and_arrives_intact
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    assert!(link.contains(&share_id), "the resumed upload made another share: {link}");
+    assert!(
+        link.contains(&share_id),
+        "the resumed upload made another share: {link}"
+    );
     assert!(
         second_run < 150 * MIB,
         "the second run sent {second_run} B, not less than half"
     );
     let inbox = tempfile::tempdir().unwrap();
-    stdout(&client_via(&server, &proxy.endpoint, inbox.path(), &["get", &link]));
+    stdout(&client_via(
+        &server,
+        &proxy.endpoint,
+        inbox.path(),
+        &["get", &link],
+    ));
     assert!(same_file_contents(&original, &inbox.path().join("big.img")));
     assert!(
         files_in(&work.path().join(".local/state/once/uploads")).is_empty(),
@@ -267,8 +296,16 @@ async fn a_folder_of_a_thousand_files_is_sent_as_one_archive_and_extracted_ident
     std::fs::create_dir_all(root.join("docs/deep/deeper")).unwrap();
     std::fs::create_dir_all(root.join("empty dir")).unwrap();
     std::fs::write(root.join("empty.txt"), b"").unwrap();
-    std::fs::write(root.join("docs/Résumé – 報告.txt"), "non-ASCII names survive").unwrap();
-    std::fs::write(root.join("docs/deep/deeper/data.bin"), payload(3 * MIB as usize, 5)).unwrap();
+    std::fs::write(
+        root.join("docs/Résumé – 報告.txt"),
+        "non-ASCII names survive",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("docs/deep/deeper/data.bin"),
+        payload(3 * MIB as usize, 5),
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("many")).unwrap();
     for index in 0..1000 {
         std::fs::write(
@@ -368,7 +405,11 @@ async fn a_tar_piped_into_send_comes_out_of_get_identical() {
         .env("HOME", work.path())
         .output()
         .unwrap();
-    assert!(fetch.status.success(), "{}", String::from_utf8_lossy(&fetch.stderr));
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
     assert_eq!(tree(&out), tree(&source));
 }
 
@@ -382,7 +423,12 @@ async fn a_short_pipe_is_sent_in_one_request_with_its_checksum() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"hello from a pipe\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello from a pipe\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let link = stdout(&output).trim().to_owned();
     let view = owner_view(&server, link.rsplit('/').next().unwrap()).await;
@@ -407,9 +453,19 @@ async fn bad_parts_are_refused_each_with_its_own_code() {
         body[start..(start + 5 * MIB as usize).min(body.len())].to_vec()
     };
 
-    // A part URL takes exactly its signed length.
-    let (status, _, _) = put_part(&part_url(ticket, 1), chunk(1)[1..].to_vec()).await;
-    assert!(matches!(status, 400 | 403), "a short part got {status}");
+    // A part URL takes exactly its signed length (a server may refuse before the body is
+    // written, and the connection then breaks instead).
+    let short = client()
+        .put(part_url(ticket, 1))
+        .header("content-length", 5 * MIB - 1)
+        .body(chunk(1)[1..].to_vec())
+        .send()
+        .await
+        .map(|response| response.status().as_u16());
+    assert!(
+        matches!(short, Ok(400 | 403) | Err(_)),
+        "a short part got {short:?}"
+    );
     let mut etags = Vec::new();
     for number in 1..=3 {
         let (status, etag, code) = put_part(&part_url(ticket, number), chunk(number)).await;
@@ -429,7 +485,11 @@ async fn bad_parts_are_refused_each_with_its_own_code() {
     }
     // No URL for a part past the declared size.
     let (status, answer) = post_json(parts_url, Some(&auth), json!({"part_numbers": [4]})).await;
-    assert_eq!((status, code_of(&answer)), (413, "part_beyond_size"), "{answer}");
+    assert_eq!(
+        (status, code_of(&answer)),
+        (413, "part_beyond_size"),
+        "{answer}"
+    );
 
     let refusals = [
         (
@@ -437,17 +497,21 @@ async fn bad_parts_are_refused_each_with_its_own_code() {
             400,
             "part_out_of_order",
         ),
-        (completed(&[etags[0].clone(), etags[2].clone()]), 400, "part_missing"),
         (
-            completed(&[
-                etags[0].clone(),
-                (2, "0".repeat(64)),
-                etags[2].clone(),
-            ]),
+            completed(&[etags[0].clone(), etags[2].clone()]),
+            400,
+            "part_missing",
+        ),
+        (
+            completed(&[etags[0].clone(), (2, "0".repeat(64)), etags[2].clone()]),
             409,
             "part_conflict",
         ),
-        (completed(&[etags[0].clone(), etags[1].clone()]), 400, "size_mismatch"),
+        (
+            completed(&[etags[0].clone(), etags[1].clone()]),
+            400,
+            "size_mismatch",
+        ),
     ];
     for (report, status, code) in refusals {
         let (got, answer) = post_json(complete_url, Some(&auth), report).await;
@@ -496,8 +560,9 @@ async fn two_uploaders_racing_to_complete_one_ticket_leave_exactly_one_winner_on
             post_json(&complete_url, Some(&auth), completed(&second_report)),
         );
         let (_, downloaded) = download(&share.url).await;
-        // Exactly one completion publishes; the other is refused (409: the share is taken,
-        // or on S3 the parts it names were overwritten).
+        // Exactly one completion publishes; the other is refused: the share is taken, or
+        // (S3) the parts it names were overwritten, which the store reports as its own
+        // refusal when it lists no part tags.
         let statuses = [a.0, b.0];
         assert_eq!(
             statuses.iter().filter(|status| **status == 200).count(),
@@ -505,9 +570,13 @@ async fn two_uploaders_racing_to_complete_one_ticket_leave_exactly_one_winner_on
             "{a:?} {b:?}"
         );
         let loser = if a.0 == 200 { &b } else { &a };
-        assert_eq!(loser.0, 409, "{}", loser.1);
         assert!(
-            ["slot_used", "part_conflict"].contains(&code_of(&loser.1)),
+            [
+                (409, "slot_used"),
+                (409, "part_conflict"),
+                (400, "invalid_parts")
+            ]
+            .contains(&(loser.0, code_of(&loser.1))),
             "{}",
             loser.1
         );
@@ -569,7 +638,12 @@ async fn two_uploaders_racing_to_one_request_leave_exactly_one_winner_on_both_st
             "s3={s3}: {first:?} {second:?}"
         );
         let loser = if first.0 == 201 { &second } else { &first };
-        assert_eq!((loser.0, code_of(&loser.1)), (409, "slot_used"), "{}", loser.1);
+        assert_eq!(
+            (loser.0, code_of(&loser.1)),
+            (409, "slot_used"),
+            "{}",
+            loser.1
+        );
         let winner_bytes = if first.0 == 201 { &mine } else { &theirs };
 
         let id = request["id"].as_str().unwrap();
@@ -586,7 +660,10 @@ async fn two_uploaders_racing_to_one_request_leave_exactly_one_winner_on_both_st
         assert_eq!(view["refused_uploads"], 1, "{view}");
         let link = view["share"]["url"].as_str().unwrap();
         let (_, downloaded) = download(link).await;
-        assert!(&downloaded == winner_bytes, "s3={s3}: the loser's bytes were served");
+        assert!(
+            &downloaded == winner_bytes,
+            "s3={s3}: the loser's bytes were served"
+        );
         // A third uploader is turned away before it sends a byte.
         let (status, answer) =
             post_json(&format!("{request_url}/uploads"), None, json!({"size": 1})).await;
@@ -635,7 +712,10 @@ async fn an_upload_to_a_request_through_the_s3_store_moves_no_file_bytes_through
     let link = view["share"]["url"].as_str().unwrap().to_owned();
     let inbox = tempfile::tempdir().unwrap();
     stdout(&once_client(&server, inbox.path(), &["get", &link]));
-    assert!(same_file_contents(&original, &inbox.path().join("scan.img")));
+    assert!(same_file_contents(
+        &original,
+        &inbox.path().join("scan.img")
+    ));
 }
 
 #[tokio::test]
@@ -701,7 +781,11 @@ async fn the_reaper_removes_the_staged_parts_of_an_abandoned_upload() {
     }
     assert_eq!(status, 200, "{code}");
     let staging = server.data_dir().join("staging");
-    assert_eq!(files_in(&staging).len(), 1, "no staging area for the upload");
+    assert_eq!(
+        files_in(&staging).len(),
+        1,
+        "no staging area for the upload"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.reap();
     assert!(

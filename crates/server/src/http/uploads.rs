@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use once_api::{
-    CompleteShare, NewRequestUpload, OpenRequest, PartTickets, RefreshParts,
-    RequestUploadTicket, StoredPartView, StoredParts, Uploaded, headers as wire,
+    CompleteShare, NewRequestUpload, OpenRequest, PartTickets, RefreshParts, RequestUploadTicket,
+    StoredPartView, StoredParts, Uploaded, headers as wire,
 };
 use once_domain::preview::{Opener, wants_html};
 use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
@@ -92,7 +92,11 @@ pub async fn request_page(
             app.base_url(&headers),
             once_api::routes::request_uploads(request.id.as_str())
         );
-        return pages::upload_page(&request, &uploads_url, app.service.upload_origin().as_deref());
+        return pages::upload_page(
+            &request,
+            &uploads_url,
+            app.service.upload_origin().as_deref(),
+        );
     }
     Json(OpenRequest {
         state: "open".to_owned(),

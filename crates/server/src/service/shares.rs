@@ -264,7 +264,9 @@ impl Service {
         if share.state != once_domain::ShareState::Pending {
             return Err(DomainError::SlotUsed.into());
         }
-        if share.upload_refusal(now).is_some() && now >= add(share.upload_expires_at, self.upload_grace) {
+        if share.upload_refusal(now).is_some()
+            && now >= add(share.upload_expires_at, self.upload_grace)
+        {
             return Err(DomainError::UploadExpired.into());
         }
         self.stored_parts(&share).await

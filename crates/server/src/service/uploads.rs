@@ -52,14 +52,9 @@ impl Service {
         share.blob_key = Some(blob_key);
         share.upload_session = Some(upload_id);
         // A request's session already has the token its URLs name.
-        share
-            .upload_token
-            .get_or_insert_with(UploadToken::generate);
+        share.upload_token.get_or_insert_with(UploadToken::generate);
         share.part_size = Some(layout.part_size);
-        let first = layout
-            .part_count()
-            .unwrap_or(0)
-            .min(PARTS_IN_TICKET);
+        let first = layout.part_count().unwrap_or(0).min(PARTS_IN_TICKET);
         let lengths: Vec<(u16, u64)> = (1..=first)
             .map(|number| Ok((number, layout.length_of(number)?)))
             .collect::<Result<_, DomainError>>()?;
@@ -107,7 +102,9 @@ impl Service {
                     share.upload_expires_at,
                 )
                 .await?
-                .ok_or(ServiceError::Blob(BlobError::Unsupported("presigned uploads")))?;
+                .ok_or(ServiceError::Blob(BlobError::Unsupported(
+                    "presigned uploads",
+                )))?;
             share.blob_key = Some(blob_key);
             return Ok(UploadTicket {
                 method: direct.method,
@@ -364,6 +361,12 @@ impl Service {
             .await
         {
             Ok(completed) => completed,
+            // A completion that raced this one may have taken the upload meanwhile: then this
+            // one lost, whatever the storage said about it.
+            Err(error) if self.lost_race(share).await => {
+                tracing::debug!(%error, "a concurrent completion took the upload first");
+                return Err(DomainError::SlotUsed.into());
+            }
             Err(BlobError::NotFound) => return Err(DomainError::NothingUploaded.into()),
             Err(BlobError::PartConflict(number)) => {
                 return Err(DomainError::PartConflict(number).into());
@@ -404,6 +407,17 @@ impl Service {
             // Parts are accepted until the grace ends only for uploads that began in time.
             started_at: now.min(share.upload_expires_at - time::Duration::seconds(1)),
         })
+    }
+}
+
+impl Service {
+    /// Whether the share left `pending` since it was read (another completion published it,
+    /// or it was revoked).
+    async fn lost_race(&self, share: &Share) -> bool {
+        matches!(
+            self.meta.get_share(&share.id).await,
+            Ok(Some(now)) if now.state != ShareState::Pending
+        )
     }
 }
 

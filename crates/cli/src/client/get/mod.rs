@@ -39,7 +39,9 @@ pub async fn run(args: GetArgs) -> Result<()> {
             .await
             .map(drop),
         Some(path) => to_file(&client, &link, path, args.quiet).await.map(drop),
-        None => to_directory(&client, &link, None, args.quiet).await.map(drop),
+        None => to_directory(&client, &link, None, args.quiet)
+            .await
+            .map(drop),
     }
 }
 

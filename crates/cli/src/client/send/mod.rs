@@ -75,7 +75,10 @@ pub async fn run(args: SendArgs) -> Result<()> {
             head = bytes;
             stream = Some(input);
             if ended {
-                (Some(head.len() as u64), Some(hex::encode(Sha256::digest(&head))))
+                (
+                    Some(head.len() as u64),
+                    Some(hex::encode(Sha256::digest(&head))),
+                )
             } else {
                 (None, None)
             }
@@ -128,7 +131,9 @@ pub async fn run(args: SendArgs) -> Result<()> {
         }
         Destination::Request(url) => {
             if args.downloads != 1 || args.expires.is_some() {
-                bail!("--downloads and --expires are the requester's to choose; leave them out with --to");
+                bail!(
+                    "--downloads and --expires are the requester's to choose; leave them out with --to"
+                );
             }
             let request = NewRequestUpload {
                 filename: Some(filename.as_str().to_owned()),
@@ -150,11 +155,17 @@ pub async fn run(args: SendArgs) -> Result<()> {
     let with_key = matches!(destination, Destination::Share);
     match &ticket.multipart {
         None => {
-            let body = match (&source, stream) {
-                (Source::File { path, .. }, _) => SingleBody::File(path.clone()),
-                (_, None) => SingleBody::Bytes(head.clone()),
-                (_, Some(_)) => bail!("the server asked for one request for an upload of unknown size"),
+            let body = match &source {
+                Source::File { path, .. } => SingleBody::File(path.clone()),
+                Source::Archive { .. } => SingleBody::Stream(source.stream()?),
+                // A pipe that fit in what was read ahead; a longer one has no size to send
+                // in one request.
+                Source::Stdin if size.is_some() => SingleBody::Bytes(head.clone()),
+                Source::Stdin => {
+                    bail!("the server asked for one request for an upload of unknown size")
+                }
             };
+            drop(stream);
             upload(&client, &ticket, body, size.unwrap_or(0), args.quiet).await?;
             if let Some(complete) = &ticket.complete_url {
                 let url = complete_url(&client, complete, &done)?;
@@ -345,16 +356,25 @@ async fn resume(
         Source::File { .. } => None,
         _ => Some(source.stream()?),
     };
-    send_and_complete(&upload, source, input, Bytes::new(), matches!(source, Source::Archive { .. }), args.quiet)
-        .await?;
+    send_and_complete(
+        &upload,
+        source,
+        input,
+        Bytes::new(),
+        matches!(source, Source::Archive { .. }),
+        args.quiet,
+    )
+    .await?;
     record_file.remove();
-    Ok(Some(match saved.share_id.as_ref().filter(|_| !saved.link.is_empty()) {
-        Some(_) => match published_share(client, &saved).await {
-            Some(view) => Done::Link(Box::new(view)),
-            None => bail!("the upload completed but the share cannot be read back"),
+    Ok(Some(
+        match saved.share_id.as_ref().filter(|_| !saved.link.is_empty()) {
+            Some(_) => match published_share(client, &saved).await {
+                Some(view) => Done::Link(Box::new(view)),
+                None => bail!("the upload completed but the share cannot be read back"),
+            },
+            None => Done::Uploaded(saved.done_message.unwrap_or_default()),
         },
-        None => Done::Uploaded(saved.done_message.unwrap_or_default()),
-    }))
+    ))
 }
 
 /// The share of a record, if it is published.
@@ -362,7 +382,9 @@ async fn published_share(client: &Client, saved: &UploadRecord) -> Option<ShareV
     let id = saved.share_id.as_deref()?;
     let view: ShareView = client
         .send_json(
-            client.api(Method::GET, &format!("/api/v1/shares/{id}")).ok()?,
+            client
+                .api(Method::GET, &format!("/api/v1/shares/{id}"))
+                .ok()?,
             "cannot read the share",
         )
         .await
@@ -534,6 +556,8 @@ fn complete_url(client: &Client, complete: &str, done: &Done) -> Result<Url> {
 enum SingleBody {
     File(PathBuf),
     Bytes(Bytes),
+    /// An archive being packed: exactly the planned size, or an error.
+    Stream(ByteStream),
 }
 
 /// Streams the file to the ticket's URL with the ticket's method and headers, with an explicit
@@ -572,6 +596,9 @@ async fn upload(
         SingleBody::Bytes(bytes) => {
             bar.inc(bytes.len() as u64);
             reqwest::Body::from(bytes)
+        }
+        SingleBody::Stream(stream) => {
+            reqwest::Body::wrap_stream(counted(stream, size, bar.clone()))
         }
     };
 

@@ -136,9 +136,9 @@ impl PartUpload<'_> {
 
     fn part_count(&self) -> Option<u16> {
         let record = self.record.lock().expect("record lock");
-        record.size.map(|size| {
-            u16::try_from(size.div_ceil(record.part_size).max(1)).unwrap_or(u16::MAX)
-        })
+        record
+            .size
+            .map(|size| u16::try_from(size.div_ceil(record.part_size).max(1)).unwrap_or(u16::MAX))
     }
 
     fn already_stored(&self, number: u16) -> Option<String> {
@@ -337,7 +337,9 @@ impl PartUpload<'_> {
         if let Some(size) = declared
             && total != size
         {
-            bail!("the input changed while it was being sent ({total} of {size} bytes); send it once it is complete");
+            bail!(
+                "the input changed while it was being sent ({total} of {size} bytes); send it once it is complete"
+            );
         }
         Ok(SentParts {
             parts,

@@ -96,8 +96,7 @@ impl RecordFile {
             return Ok(());
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let temp = path.with_extension("json.tmp");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -108,8 +107,7 @@ impl RecordFile {
             .with_context(|| format!("cannot write {}", temp.display()))?;
         std::io::Write::write_all(&mut file, serde_json::to_string(record)?.as_bytes())
             .with_context(|| format!("cannot write {}", temp.display()))?;
-        std::fs::rename(&temp, path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
 

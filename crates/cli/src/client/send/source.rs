@@ -91,7 +91,9 @@ impl Source {
                 let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
                 Some(format!("file\n{}\n{size}\n{sha256}", path.display()))
             }
-            Source::Archive { plan } => Some(format!("archive\n{}", hex::encode(plan.fingerprint()))),
+            Source::Archive { plan } => {
+                Some(format!("archive\n{}", hex::encode(plan.fingerprint())))
+            }
             Source::Stdin => None,
         }
     }

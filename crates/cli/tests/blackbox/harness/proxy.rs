@@ -80,8 +80,10 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     }
     let (limit, forwarded, refused) = (state.limit, state.forwarded.clone(), state.refused.clone());
     let mut seen = 0u64;
-    let body = body.into_data_stream().map_err(std::io::Error::other).and_then(
-        move |chunk| {
+    let body = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .and_then(move |chunk| {
             seen += chunk.len() as u64;
             let result = if seen > limit {
                 refused.fetch_add(1, Ordering::SeqCst);
@@ -91,8 +93,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
                 Ok(chunk)
             };
             async move { result }
-        },
-    );
+        });
     let upstream = upstream.body(reqwest::Body::wrap_stream(body));
     let answer = match upstream.send().await {
         Ok(answer) => answer,
@@ -138,9 +139,7 @@ impl BodyLimitProxy {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new()
-                    .fallback(forward)
-                    .with_state(state);
+                let app = axum::Router::new().fallback(forward).with_state(state);
                 axum::serve(listener, app).await.unwrap();
             });
         });
