@@ -144,12 +144,9 @@ impl S3BlobStore {
         format!("{}{}", self.prefix, key)
     }
 
-    /// Size and (where the store keeps one) SHA-256 of the object, or None when it is absent.
-    async fn head(
-        &self,
-        key: &BlobKey,
-        version: Option<&str>,
-    ) -> BlobResult<Option<(u64, Option<Sha256Digest>)>> {
+    /// Size, ETag and (where the store keeps one) SHA-256 of the object, or None when it is
+    /// absent.
+    async fn head(&self, key: &BlobKey, version: Option<&str>) -> BlobResult<Option<ObjectHead>> {
         let object = self.object(key);
         let mut action = self.bucket.head_object(Some(&self.credentials), &object);
         if let Some(version) = version {
@@ -173,6 +170,60 @@ impl S3BlobStore {
             .and_then(|value| STANDARD.decode(value.as_bytes()).ok())
             .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
             .map(Sha256Digest);
-        Ok(Some((size, sha256)))
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|value| value.to_str().ok())
+            .map(|etag| etag.trim_matches('"').to_owned());
+        Ok(Some(ObjectHead { size, sha256, etag }))
+    }
+}
+
+/// What a `HEAD` of an object tells.
+pub(crate) struct ObjectHead {
+    pub(crate) size: u64,
+    pub(crate) sha256: Option<Sha256Digest>,
+    pub(crate) etag: Option<String>,
+}
+
+/// The ETag S3 gives an object assembled from parts with these (MD5) ETags: the MD5 of their
+/// concatenated binary digests, then `-` and the number of parts. None when a part's tag is
+/// not a plain MD5 (encrypted buckets, stores with tags of their own), so nothing can be said.
+pub(crate) fn multipart_etag(part_etags: &[&str]) -> Option<String> {
+    use md5::Digest;
+    let mut hasher = md5::Md5::new();
+    for etag in part_etags {
+        let etag = etag.trim().trim_matches('"');
+        if etag.len() != 32 {
+            return None;
+        }
+        hasher.update(hex::decode(etag).ok()?);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(hasher.finalize()),
+        part_etags.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_etag_of_an_assembled_object_follows_from_its_parts() {
+        // MD5("a") and MD5("b"); the object's tag is MD5 of both digests, then "-2".
+        let parts = [
+            "0cc175b9c0f1b6a831c399e269772661",
+            "\"92eb5ffee6ae2fec3ad71c777531578f\"",
+        ];
+        let mut digests = Vec::new();
+        for part in parts {
+            digests.extend(hex::decode(part.trim_matches('"')).unwrap());
+        }
+        let expected = {
+            use md5::Digest;
+            format!("{}-2", hex::encode(md5::Md5::digest(&digests)))
+        };
+        assert_eq!(super::multipart_etag(&parts), Some(expected));
+        assert_eq!(super::multipart_etag(&["not-md5"]), None);
     }
 }

@@ -21,6 +21,22 @@ use crate::{
     PutLimits, ReportedPart, StoredPart,
 };
 
+impl S3BlobStore {
+    /// Whether the object exists now or within a moment: a store may still be writing an
+    /// object whose completion it has already accepted (and refuses a second completion of).
+    async fn appears(&self, key: &BlobKey) -> bool {
+        for attempt in 0..10 {
+            if let Ok(Some(_)) = self.head(key, None).await {
+                return true;
+            }
+            if attempt < 9 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        false
+    }
+}
+
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn ping(&self) -> BlobResult<()> {
@@ -54,7 +70,11 @@ impl BlobStore for S3BlobStore {
         version: Option<&str>,
         range: Option<RangeInclusive<u64>>,
     ) -> BlobResult<BlobRead> {
-        let (total_size, _) = self.head(key, version).await?.ok_or(BlobError::NotFound)?;
+        let total_size = self
+            .head(key, version)
+            .await?
+            .ok_or(BlobError::NotFound)?
+            .size;
         if let Some(range) = &range
             && (range.start() > range.end() || *range.end() >= total_size)
         {
@@ -85,7 +105,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn size(&self, key: &BlobKey) -> BlobResult<Option<u64>> {
-        Ok(self.head(key, None).await?.map(|(size, _)| size))
+        Ok(self.head(key, None).await?.map(|head| head.size))
     }
 
     /// On a versioned bucket every version goes, including those a replayed URL left behind.
@@ -277,8 +297,22 @@ impl BlobStore for S3BlobStore {
         // the database was briefly away): check it again instead of failing the retry.
         let assembled_before = upload_id.is_some() && self.head(key, None).await?.is_some();
         if let Some(upload_id) = upload_id.filter(|_| !assembled_before) {
-            self.complete_reported(&self.object(key), upload_id, parts)
-                .await?;
+            match self
+                .complete_reported(&self.object(key), upload_id, parts)
+                .await
+            {
+                Ok(()) => {}
+                // A completion of the same upload that raced this one may have assembled it
+                // meanwhile, and the store then refuses this one: the object is judged below by
+                // its tag, like one assembled before.
+                // (Stores refuse the loser of such a race in their own ways: 400, 403, 404
+                // or even 500.)
+                Err(error) => {
+                    if !self.appears(key).await {
+                        return Err(error);
+                    }
+                }
+            }
         }
         // In versioning mode a replayed PUT may have added versions: the oldest one is the
         // upload that completed first, and the only one that will ever be served.
@@ -291,13 +325,37 @@ impl BlobStore for S3BlobStore {
         } else {
             None
         };
-        let (size, sha256) = self
+        let head = self
             .head(key, version.as_deref())
             .await?
             .ok_or(BlobError::NotFound)?;
+        // The object must be the reported parts. Stores that list parts without their tags
+        // (s3s-fs) assemble whatever the parts hold now, even if another upload replaced them
+        // after the reporter sent its own; the object's tag tells, where it is the standard
+        // one. The object stays: its share's reaper owns it, and the upload that really sent
+        // these parts may still complete with them.
+        if upload_id.is_some()
+            && let (Some(stored), Some(expected)) = (
+                head.etag.as_deref(),
+                super::multipart_etag(
+                    &parts
+                        .iter()
+                        .map(|part| part.etag.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+            )
+            && stored.ends_with(&format!("-{}", parts.len()))
+            && stored != expected
+        {
+            return Err(BlobError::InvalidParts(
+                "the storage holds other bytes than the reported parts (another upload \
+                 replaced them)"
+                    .into(),
+            ));
+        }
         Ok(CompletedBlob {
-            size,
-            sha256,
+            size: head.size,
+            sha256: head.sha256,
             version,
         })
     }

@@ -178,7 +178,7 @@ async fn hostile_file_names_cannot_escape_the_data_dir_or_inject_headers() {
     let expected: &[&str] = if server.is_s3() {
         &["master.key"]
     } else {
-        &["blobs", "master.key", "tmp"]
+        &["blobs", "master.key", "staging", "tmp"]
     };
     assert_eq!(entries, expected);
     for blob in server.blob_files() {

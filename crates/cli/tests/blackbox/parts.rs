@@ -559,6 +559,7 @@ async fn two_uploaders_racing_to_complete_one_ticket_leave_exactly_one_winner_on
             post_json(&complete_url, Some(&auth), completed(&first)),
             post_json(&complete_url, Some(&auth), completed(&second_report)),
         );
+        println!("completions: {} {} / {} {}", a.0, a.1, b.0, b.1);
         let (_, downloaded) = download(&share.url).await;
         // Exactly one completion publishes; the other is refused: the share is taken, or
         // (S3) the parts it names were overwritten, which the store reports as its own

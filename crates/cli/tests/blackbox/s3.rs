@@ -61,7 +61,7 @@ async fn a_multipart_upload_survives_a_part_cut_off_mid_way_and_arrives_byte_ide
         Storage::S3(bucket),
         &[
             ("ONCE_S3_ENDPOINT", proxy.endpoint.as_str()),
-            ("ONCE_S3_MULTIPART_THRESHOLD", "32MiB"),
+            ("ONCE_UPLOAD_PART_SIZE", "32MiB"),
         ],
     );
     let work = tempfile::tempdir().unwrap();
@@ -97,7 +97,7 @@ async fn versioning_mode_serves_only_the_first_upload_and_reap_empties_the_bucke
     let server = Server::start_on(
         Storage::Versioned(bucket),
         &[
-            ("ONCE_S3_MULTIPART_THRESHOLD", "5MiB"),
+            ("ONCE_UPLOAD_PART_SIZE", "5MiB"),
             ("ONCE_UPLOAD_EXPIRES_IN", "3s"),
             ("ONCE_UPLOAD_GRACE", "0s"),
             ("ONCE_CLAIM_LEASE", "1s"),
@@ -150,10 +150,7 @@ async fn completing_with_wrong_parts_is_a_400_and_the_upload_can_still_finish() 
     let Some(bucket) = S3TestServer::start() else {
         return;
     };
-    let server = Server::start_on(
-        Storage::S3(bucket),
-        &[("ONCE_S3_MULTIPART_THRESHOLD", "5MiB")],
-    );
+    let server = Server::start_on(Storage::S3(bucket), &[("ONCE_UPLOAD_PART_SIZE", "5MiB")]);
     let bytes = payload(6 * MIB as usize, 8);
     let share = create_share(
         &server,
@@ -188,14 +185,14 @@ async fn completing_with_wrong_parts_is_a_400_and_the_upload_can_still_finish() 
     let gap = complete_with(json!([{"part_number": 2, "etag": first_etag}]))
         .await
         .unwrap();
-    assert_eq!(error_code(gap).await, (400, "invalid_parts".into()));
+    assert_eq!(error_code(gap).await, (400, "part_missing".into()));
     let missing = complete_with(json!([
         {"part_number": 1, "etag": first_etag},
         {"part_number": 2, "etag": "\"0123456789abcdef0123456789abcdef\""},
     ]))
     .await
     .unwrap();
-    assert_eq!(error_code(missing).await, (400, "invalid_parts".into()));
+    assert_eq!(error_code(missing).await, (400, "part_missing".into()));
     assert_eq!(
         error_code(claim(&share.url).await).await,
         (404, "share_not_ready".into()),
@@ -226,10 +223,7 @@ async fn once_get_checks_the_declared_sha256_that_only_the_recipient_can_check()
     };
     // Above the read-back limit (64 MiB) a multipart upload's declared digest is taken as the
     // sender's word: here it is wrong, and the recipient's client must notice.
-    let server = Server::start_on(
-        Storage::S3(bucket),
-        &[("ONCE_S3_MULTIPART_THRESHOLD", "16MiB")],
-    );
+    let server = Server::start_on(Storage::S3(bucket), &[("ONCE_UPLOAD_PART_SIZE", "16MiB")]);
     let bytes = payload(65 * MIB as usize, 5);
     let share = create_share(
         &server,
@@ -322,7 +316,7 @@ async fn reap_aborts_the_multipart_upload_of_a_server_that_crashed_mid_upload() 
     let mut server = Server::start_on(
         Storage::Versioned(bucket),
         &[
-            ("ONCE_S3_MULTIPART_THRESHOLD", "5MiB"),
+            ("ONCE_UPLOAD_PART_SIZE", "5MiB"),
             ("ONCE_UPLOAD_GRACE", "0s"),
             ("ONCE_ORPHAN_GRACE", "0s"),
         ],

@@ -216,6 +216,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
                 record: Mutex::new(record),
                 record_file: &record_file,
                 stored: Vec::new(),
+                listed: Vec::new(),
             };
             let input = match stream {
                 Some(stream) => Some(stream),
@@ -309,6 +310,7 @@ async fn resume(
         record: Mutex::new(saved.clone()),
         record_file,
         stored: Vec::new(),
+        listed: Vec::new(),
     };
     let held = match upload.stored_parts().await {
         Ok(held) => held,
@@ -351,7 +353,22 @@ async fn resume(
             super::units::human_size(stored_bytes)
         );
     }
-    let upload = PartUpload { stored, ..upload };
+    let listed = held
+        .parts
+        .iter()
+        .map(|part| {
+            (
+                part.number,
+                part.size,
+                part.etag.trim_matches('"').to_owned(),
+            )
+        })
+        .collect();
+    let upload = PartUpload {
+        stored,
+        listed,
+        ..upload
+    };
     let input = match source {
         Source::File { .. } => None,
         _ => Some(source.stream()?),

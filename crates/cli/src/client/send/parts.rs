@@ -38,6 +38,23 @@ pub(super) struct PartUpload<'a> {
     pub record_file: &'a RecordFile,
     /// Parts the storage holds already with bytes this client sent (from the resume record).
     pub stored: Vec<(u16, String)>,
+    /// Every part the storage listed when this run resumed, as (number, size, tag): a part
+    /// whose answer the interrupted run never saw is still used when its tag is that of the
+    /// local bytes.
+    pub listed: Vec<(u16, u64, String)>,
+}
+
+/// The tag a store gives these bytes, judged by the form of `like`: the embedded store's hex
+/// SHA-256, or S3's hex MD5. None for any other kind of tag.
+fn local_tag(bytes: &[u8], like: &str) -> Option<String> {
+    match like.len() {
+        64 => Some(hex::encode(Sha256::digest(bytes))),
+        32 => {
+            use md5::Digest as _;
+            Some(hex::encode(md5::Md5::digest(bytes)))
+        }
+        _ => None,
+    }
 }
 
 /// What the upload gives the completion call.
@@ -148,6 +165,21 @@ impl PartUpload<'_> {
             .map(|(_, etag)| etag.clone())
     }
 
+    /// The listed tag of part `number` if the storage holds one of `length` bytes.
+    fn listed_tag(&self, number: u16, length: u64) -> Option<&str> {
+        self.listed
+            .iter()
+            .find(|(listed, size, etag)| *listed == number && *size == length && !etag.is_empty())
+            .map(|(_, _, etag)| etag.as_str())
+    }
+
+    /// Whether the storage already holds exactly `bytes` as part `number`.
+    fn holds(&self, number: u16, bytes: &[u8]) -> Option<String> {
+        let listed = self.listed_tag(number, bytes.len() as u64)?;
+        let local = local_tag(bytes, listed)?;
+        (local == listed).then_some(local)
+    }
+
     /// Notes an accepted part in the resume record, on disk at once.
     fn remember(&self, number: u16, etag: &str) {
         let snapshot = {
@@ -234,7 +266,15 @@ impl PartUpload<'_> {
                 async move {
                     let offset = u64::from(number - 1) * part_size;
                     let length = part_size.min(size - offset);
-                    if let Some(etag) = self.already_stored(number) {
+                    let known = match self.already_stored(number) {
+                        Some(etag) => Some(etag),
+                        None if self.listed_tag(number, length).is_some() => {
+                            let bytes = read_range(path, offset, length).await?;
+                            self.holds(number, &bytes)
+                        }
+                        None => None,
+                    };
+                    if let Some(etag) = known {
                         bar.inc(length);
                         return Ok(CompletedPart {
                             part_number: number,
@@ -311,7 +351,10 @@ impl PartUpload<'_> {
             if declared.is_some_and(|size| total > size) {
                 bail!("the input grew while it was being sent; send it once it is complete");
             }
-            let etag = match self.already_stored(number) {
+            let known = self
+                .already_stored(number)
+                .or_else(|| self.holds(number, &bytes));
+            let etag = match known {
                 Some(etag) => etag,
                 None => {
                     let body = bytes.clone();
@@ -349,6 +392,18 @@ impl PartUpload<'_> {
     }
 }
 
+/// `length` bytes from `offset` of the file, read whole (one part, to compare with what the
+/// storage holds).
+async fn read_range(path: &std::path::Path, offset: u64, length: u64) -> Result<Vec<u8>> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+    file.take(length).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
 /// A body of `length` bytes from `offset` of the file; fails if the file turns out shorter.
 async fn file_range(path: &std::path::Path, offset: u64, length: u64) -> Result<reqwest::Body> {
     let mut file = tokio::fs::File::open(path)
@@ -361,4 +416,21 @@ async fn file_range(path: &std::path::Path, offset: u64, length: u64) -> Result<
         length,
         ProgressBar::hidden(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_tags_take_the_form_of_the_stores_tags() {
+        let sha = hex::encode(Sha256::digest(b"part"));
+        assert_eq!(local_tag(b"part", &sha), Some(sha.clone()));
+        let md5 = {
+            use md5::Digest as _;
+            hex::encode(md5::Md5::digest(b"part"))
+        };
+        assert_eq!(local_tag(b"part", &"0".repeat(32)), Some(md5));
+        assert_eq!(local_tag(b"part", "opaque-tag"), None);
+    }
 }
