@@ -43,6 +43,7 @@ const CHROMIUM_ARGS = [
 const TRICKY_NAME = 'naïve "report" 1.txt';
 const UPLOAD_NAME = 'données à envoyer 2024.bin';
 const UPLOAD_SIZE = 200 * 1024;
+const PART_SIZE = 5 * 1024 * 1024;
 
 /**
  * The name Chromium gives a download called `name`: whatever the platform, it replaces the
@@ -81,6 +82,8 @@ async function startServer() {
   );
   env.ONCE_BOOTSTRAP_KEY = token;
   env.NO_COLOR = '1';
+  // Small parts (S3's smallest), so a test file of a few MiB is uploaded in several.
+  env.ONCE_UPLOAD_PART_SIZE = `${PART_SIZE}B`;
   const child = spawn(
     ONCE_BIN,
     ['serve', '--bind', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'data')],
@@ -194,9 +197,9 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
     return { url, id: match[1] };
   }
 
-  async function uploadRequest() {
+  async function uploadRequest(maxSize = 1_000_000) {
     const response = await api('POST', '/requests', {
-      body: JSON.stringify({ max_size: 1_000_000 }),
+      body: JSON.stringify({ max_size: maxSize }),
       headers: { 'content-type': 'application/json' },
     });
     const text = await response.text();
@@ -355,6 +358,38 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
       assert.equal(second.status(), 409, 'a used upload page should answer 409');
       assert.equal(await page.locator('h1').textContent(), 'Already uploaded');
       assert.equal(await page.locator('#file').count(), 0, 'a used upload page still has a form');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('uploads a file larger than a part in several parts through the upload page', async () => {
+    const size = 2 * PART_SIZE + 123_457;
+    const payload = randomBytes(size);
+    const request = await uploadRequest(64 * 1024 * 1024);
+    const { context, page } = await openPage();
+    const parts = [];
+    page.on('request', (sent) => {
+      if (sent.method() === 'PUT') parts.push(new URL(sent.url()).pathname);
+    });
+    try {
+      await page.goto(request.url);
+      await page.setInputFiles('#file', {
+        name: 'three parts.bin',
+        mimeType: 'application/octet-stream',
+        buffer: payload,
+      });
+      await page.click('#send');
+      await waitForStatus(page, /Uploaded/);
+      assertClean(page);
+      assert.equal(parts.length, 3, `expected three part uploads, saw ${parts.join(', ')}`);
+      assert.ok(parts.every((part) => part.startsWith('/b/part/')), parts.join(', '));
+      const view = await apiJson('GET', `/requests/${request.id}`);
+      assert.equal(view.state, 'fulfilled', JSON.stringify(view));
+      assert.equal(view.share.size, size, JSON.stringify(view.share));
+      const fetched = await fetch(view.share.url, { method: 'POST', headers: { accept: '*/*' } });
+      assert.equal(fetched.status, 200, `downloading ${view.share.url}`);
+      assert.ok(Buffer.from(await fetched.arrayBuffer()).equals(payload), 'uploaded bytes differ');
     } finally {
       await context.close();
     }
