@@ -131,21 +131,9 @@ impl PartLayout {
         reported: &[ReportedPart],
         stored: &[StoredPart],
     ) -> Result<u64, DomainError> {
-        if reported.is_empty() {
-            return Err(DomainError::PartMissing(1));
-        }
-        if reported
-            .windows(2)
-            .any(|pair| pair[0].number >= pair[1].number)
-        {
-            return Err(DomainError::PartOutOfOrder);
-        }
+        check_numbering(reported)?;
         let mut total = 0u64;
         for (index, part) in reported.iter().enumerate() {
-            let expected_number = u16::try_from(index + 1).unwrap_or(u16::MAX);
-            if part.number != expected_number {
-                return Err(DomainError::PartMissing(expected_number));
-            }
             let held = stored
                 .iter()
                 .find(|held| held.number == part.number)
@@ -173,6 +161,26 @@ impl PartLayout {
             _ => Ok(total),
         }
     }
+}
+
+/// The reported parts are numbered 1..n in ascending order, each once.
+pub fn check_numbering(reported: &[ReportedPart]) -> Result<(), DomainError> {
+    if reported.is_empty() {
+        return Err(DomainError::PartMissing(1));
+    }
+    if reported
+        .windows(2)
+        .any(|pair| pair[0].number >= pair[1].number)
+    {
+        return Err(DomainError::PartOutOfOrder);
+    }
+    for (index, part) in reported.iter().enumerate() {
+        let expected = u16::try_from(index + 1).unwrap_or(u16::MAX);
+        if part.number != expected {
+            return Err(DomainError::PartMissing(expected));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,6 +21,16 @@ use crate::{
     PutLimits, ReportedPart, StoredPart,
 };
 
+/// An S3 multipart object tag: 32 hex digits, `-`, the number of parts.
+fn is_multipart_etag(etag: &str) -> bool {
+    etag.split_once('-').is_some_and(|(digest, count)| {
+        digest.len() == 32
+            && digest.bytes().all(|b| b.is_ascii_hexdigit())
+            && !count.is_empty()
+            && count.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 impl S3BlobStore {
     /// Whether the object exists now or within a moment: a store may still be writing an
     /// object whose completion it has already accepted (and refuses a second completion of).
@@ -335,17 +345,15 @@ impl BlobStore for S3BlobStore {
         // one. The object stays: its share's reaper owns it, and the upload that really sent
         // these parts may still complete with them.
         if upload_id.is_some()
-            && let (Some(stored), Some(expected)) = (
-                head.etag.as_deref(),
-                super::multipart_etag(
-                    &parts
-                        .iter()
-                        .map(|part| part.etag.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+            && let Some(stored) = head.etag.as_deref().filter(|etag| is_multipart_etag(etag))
+            && super::multipart_etag(
+                &parts
+                    .iter()
+                    .map(|part| part.etag.as_str())
+                    .collect::<Vec<_>>(),
             )
-            && stored.ends_with(&format!("-{}", parts.len()))
-            && stored != expected
+            .as_deref()
+                != Some(stored)
         {
             return Err(BlobError::InvalidParts(
                 "the storage holds other bytes than the reported parts (another upload \

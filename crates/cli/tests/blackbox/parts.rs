@@ -503,14 +503,20 @@ async fn bad_parts_are_refused_each_with_its_own_code() {
             "part_missing",
         ),
         (
-            completed(&[etags[0].clone(), (2, "0".repeat(64)), etags[2].clone()]),
-            409,
-            "part_conflict",
-        ),
-        (
             completed(&[etags[0].clone(), etags[1].clone()]),
             400,
             "size_mismatch",
+        ),
+        (
+            completed(&[etags[0].clone(), (2, "0".repeat(64)), etags[2].clone()]),
+            // A store that lists no part tags (s3s-fs) can only tell once it assembled them (so
+            // this refusal comes last).
+            if server.is_s3() { 400 } else { 409 },
+            if server.is_s3() {
+                "invalid_parts"
+            } else {
+                "part_conflict"
+            },
         ),
     ];
     for (report, status, code) in refusals {
