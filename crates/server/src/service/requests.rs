@@ -233,9 +233,12 @@ impl Service {
             self.refuse_session(id, &share).await;
             return Err(DomainError::SlotUsed.into());
         }
-        let upload = self
+        let mut upload = self
             .finish_multipart(&share, parts, reported_sha256, now)
             .await?;
+        // The upload began when its session did: a request that expired since still takes
+        // an upload that started in time (as a streamed one does).
+        upload.started_at = share.created_at;
         let expires_at = add(now, request.share_expires_in);
         let refusal: ServiceError = match self
             .meta

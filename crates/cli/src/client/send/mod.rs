@@ -268,9 +268,8 @@ async fn send_and_complete(
     report_sha256: bool,
     quiet: bool,
 ) -> Result<SentParts> {
-    let size = source.size();
-    let already: u64 = 0;
-    let bar = byte_progress(size, already, quiet, "uploading");
+    // Parts already stored count as they are passed over, so the bar starts at zero.
+    let bar = byte_progress(source.size(), 0, quiet, "uploading");
     let sent = match (source, input) {
         (Source::File { path, size, .. }, None) => upload.send_file(path, *size, &bar).await,
         (_, Some(input)) => upload.send_stream(input, first, &bar).await,
