@@ -42,7 +42,7 @@ fn policies() -> [SharePolicy; 2] {
 fn check_new_share(body: NewShare, now: once_domain::Instant) {
     let spec = ShareSpec {
         filename: body.filename,
-        size: Some(body.size),
+        size: body.size,
         content_type: body.content_type,
         max_downloads: body.max_downloads,
         expires_in: body.expires_in.map(Duration::from_secs),
