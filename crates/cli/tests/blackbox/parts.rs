@@ -329,6 +329,19 @@ async fn a_folder_of_a_thousand_files_is_sent_as_one_archive_and_extracted_ident
         view["contents"]
     );
 
+    // The landing page shows what is inside, without using the link up.
+    let landing = client()
+        .get(&link)
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(landing.contains("A ZIP archive of"), "{landing}");
+    assert!(landing.contains("project/docs/"), "{landing}");
+
     let inbox = tempfile::tempdir().unwrap();
     let out = inbox.path().join("out");
     stdout(&once_client(
@@ -801,4 +814,40 @@ async fn the_reaper_removes_the_staged_parts_of_an_abandoned_upload() {
         files_in(&staging)
     );
     assert_eq!(owner_view(&server, &share.id).await["state"], "gone");
+}
+
+#[tokio::test]
+async fn an_upload_of_unknown_size_to_a_request_is_held_to_the_requests_limit() {
+    let server = Server::start_with(&[("ONCE_UPLOAD_PART_SIZE", SMALL_PARTS)]);
+    let request = create_request(&server, json!({"max_size": 6 * MIB})).await;
+    let request_url = request["url"].as_str().unwrap();
+    let session = start_session(request_url, json!({"filename": "pipe.bin"})).await;
+    let parts_url = session["upload"]["multipart"]["parts_url"]
+        .as_str()
+        .unwrap();
+    let (status, answer) = post_json(
+        parts_url,
+        None,
+        json!({"parts": [{"number": 1, "size": 5 * MIB}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post_json(
+        parts_url,
+        None,
+        json!({"parts": [{"number": 2, "size": 5 * MIB}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, code_of(&answer)),
+        (413, "part_beyond_size"),
+        "{answer}"
+    );
+    let (status, answer) = post_json(
+        parts_url,
+        None,
+        json!({"parts": [{"number": 2, "size": MIB}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
 }

@@ -64,8 +64,9 @@ pub fn landing(share: &Share) -> Response {
             share.downloads_left
         )
     };
+    let contents = archive_listing(share);
     let body = format!(
-        "<h1>{name}</h1><p class=\"meta\">{size} · expires {expires}</p><p>{remaining} \
+        "<h1>{name}</h1><p class=\"meta\">{size} · expires {expires}</p>{contents}<p>{remaining} \
          Downloading uses it up; nothing has been used yet.</p>\
          <form method=\"post\"><button type=\"submit\" id=\"download\">Download</button></form>\
          <p class=\"note\">If the download breaks, the same link can resume it for a few minutes.</p>",
@@ -73,6 +74,45 @@ pub fn landing(share: &Share) -> Response {
         expires = text(&rfc3339(share.expires_at)),
     );
     page(StatusCode::OK, share.filename.as_str(), "", &body)
+}
+
+/// Entries shown on the landing page of an archive; the owner's view has the stored listing.
+const LANDING_ENTRIES: usize = 20;
+
+/// "An archive of N files (size)" and its first entries, for an archive share.
+fn archive_listing(share: &Share) -> String {
+    let Some(contents) = super::views::contents(share) else {
+        return String::new();
+    };
+    let items: String = contents
+        .listing
+        .iter()
+        .take(LANDING_ENTRIES)
+        .map(|entry| {
+            if entry.path.ends_with('/') {
+                format!("<li>{}</li>", text(&entry.path))
+            } else {
+                format!(
+                    "<li>{} <span class=\"meta\">{}</span></li>",
+                    text(&entry.path),
+                    human_size(entry.size)
+                )
+            }
+        })
+        .collect();
+    let more = contents
+        .entries
+        .saturating_sub(LANDING_ENTRIES.min(contents.listing.len()) as u64);
+    let more = if more > 0 {
+        format!("<p class=\"note\">… and {more} more</p>")
+    } else {
+        String::new()
+    };
+    format!(
+        "<p>A ZIP archive of {} entries ({} of files):</p><ul id=\"contents\">{items}</ul>{more}",
+        contents.entries,
+        human_size(contents.total_size)
+    )
 }
 
 /// What chat apps and mail scanners get: a generic card. The file name stays out of it so a

@@ -158,7 +158,14 @@ impl Service {
         if let Some(refusal) = request.upload_refusal(now) {
             return Err(refusal.into());
         }
-        if self.meta.count_open_sessions(id, now).await? >= self.request_uploads.limit {
+        // A session counts for as long as it may still take parts (its window plus the
+        // grace), so the limit bounds what one request can have staged at once.
+        let still_open_after = now
+            - time::Duration::seconds(
+                i64::try_from(self.upload_grace.as_secs()).unwrap_or(i64::MAX / 4),
+            );
+        if self.meta.count_open_sessions(id, still_open_after).await? >= self.request_uploads.limit
+        {
             return Err(DomainError::UploadsInFlight(self.request_uploads.limit).into());
         }
         let mut share = request.session_share(&start.spec, self.shares.upload_window, now)?;
@@ -203,7 +210,7 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<Vec<PartTicket>> {
         let share = self.session(id, token).await?;
-        self.sign_parts(&share, wanted, base, now)
+        self.sign_parts(&share, wanted, base, now).await
     }
 
     pub async fn request_upload_stored_parts(

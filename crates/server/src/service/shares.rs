@@ -250,7 +250,7 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<Vec<PartTicket>> {
         let share = self.share_for_owner(caller, id).await?;
-        self.sign_parts(&share, wanted, base, now)
+        self.sign_parts(&share, wanted, base, now).await
     }
 
     /// What the storage holds of the owner's unfinished multipart upload (for resuming).

@@ -146,12 +146,22 @@ impl Service {
         }
     }
 
-    fn layout_of(&self, share: &Share) -> ServiceResult<PartLayout> {
+    /// The layout fixed when the upload began. An upload of unknown size may grow to the
+    /// server's limit, or, for an upload to a request, to the request's.
+    async fn layout_of(&self, share: &Share) -> ServiceResult<PartLayout> {
         let part_size = share.part_size.ok_or(DomainError::NotMultipart)?;
+        let limit = match (share.size, &share.request_id) {
+            (Some(size), _) => size,
+            (None, Some(request)) => match self.meta.get_request(request).await? {
+                Some(request) => request.max_size.min(self.shares.max_size),
+                None => return Err(DomainError::RequestNotFound.into()),
+            },
+            (None, None) => self.shares.max_size,
+        };
         Ok(PartLayout {
             part_size,
             size: share.size,
-            max_size: share.size.unwrap_or(self.shares.max_size),
+            max_size: limit,
         })
     }
 
@@ -220,7 +230,7 @@ impl Service {
     }
 
     /// URLs for more parts, or fresh ones for parts whose URLs expired.
-    pub(super) fn sign_parts(
+    pub(super) async fn sign_parts(
         &self,
         share: &Share,
         wanted: &once_api::RefreshParts,
@@ -228,7 +238,7 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<Vec<PartTicket>> {
         self.check_parts_open(share, now)?;
-        let layout = self.layout_of(share)?;
+        let layout = self.layout_of(share).await?;
         if wanted.part_numbers.len() + wanted.parts.len() > usize::from(PARTS_IN_TICKET) {
             return Err(DomainError::InvalidPart(format!(
                 "ask for at most {PARTS_IN_TICKET} part URLs at once"
@@ -248,7 +258,7 @@ impl Service {
 
     /// What the storage holds of an unfinished multipart upload.
     pub(super) async fn stored_parts(&self, share: &Share) -> ServiceResult<StoredParts> {
-        let layout = self.layout_of(share)?;
+        let layout = self.layout_of(share).await?;
         let parts = self.list_stored(share).await?;
         Ok(StoredParts {
             part_size: layout.part_size,
@@ -315,7 +325,7 @@ impl Service {
             .await?
             .ok_or(DomainError::UploadExpired)?;
         self.check_parts_open(&share, started_at)?;
-        self.layout_of(&share)?.check_part(number, length)?;
+        self.layout_of(&share).await?.check_part(number, length)?;
         let (Some(blob_key), Some(upload_id)) = (&share.blob_key, &share.upload_session) else {
             return Err(DomainError::NotMultipart.into());
         };
@@ -346,18 +356,18 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<CompletedUpload> {
         self.check_parts_open(share, now)?;
-        let layout = self.layout_of(share)?;
+        let layout = self.layout_of(share).await?;
         let (Some(blob_key), Some(upload_id)) = (&share.blob_key, &share.upload_session) else {
             return Err(DomainError::NotMultipart.into());
         };
         if reported.len() > usize::from(MAX_PARTS) {
             return Err(DomainError::InvalidPart(format!("at most {MAX_PARTS} parts")).into());
         }
-        // A bucket that assembled the parts already (an earlier completion that was refused,
-        // or whose share was not published) lists them no more: the assembled object is then
-        // judged by the store against the reported tags, and by its size below.
-        let assembled_before =
-            self.blob.direct_uploads() && self.blob.size(blob_key).await?.is_some();
+        // A store that assembled the parts already (an earlier completion that was refused,
+        // or whose share was not published because the server died or the database was
+        // away) lists them no more: the assembled blob is then judged by the store (the
+        // bucket against the reported tags), and by its size and checksum below.
+        let assembled_before = self.blob.size(blob_key).await?.is_some();
         if assembled_before {
             once_domain::parts::check_numbering(reported)?;
         } else {
@@ -412,7 +422,9 @@ impl Service {
             blob_key: blob_key.clone(),
             blob_version: completed.version,
             size: completed.size,
-            sha256: stored_sha256.or(share.sha256),
+            // What the store computed, else what was declared, else what the client reported
+            // for a pipe (as unverified as a declared one on a store that keeps none).
+            sha256: stored_sha256.or(share.sha256).or(reported_sha256),
             // Parts are accepted until the grace ends only for uploads that began in time.
             started_at: now.min(share.upload_expires_at - time::Duration::seconds(1)),
         })

@@ -300,7 +300,9 @@ async fn resume(
     saved: UploadRecord,
     record_file: &RecordFile,
 ) -> Result<Option<Done>> {
-    if saved.size != source.size() || time::OffsetDateTime::now_utc() >= saved.expires_at {
+    // The server says whether the upload still takes parts (its window plus a grace the
+    // client does not know), so only a record of another size is dropped here.
+    if saved.size != source.size() {
         record_file.remove();
         return Ok(None);
     }

@@ -34,6 +34,8 @@ pub(super) struct UploadRecord {
     /// The storage's tag of each part this client sent and saw accepted.
     #[serde(default)]
     pub sent: BTreeMap<u16, String>,
+    /// When the ticket's window closes; the server takes parts for a grace period after it,
+    /// so a resume asks the server rather than trusting this.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// What to print when done (the request's own words, for an upload to a request).
