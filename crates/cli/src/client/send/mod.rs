@@ -182,7 +182,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     Done::Link(view) => Some(view.id.clone()),
                     Done::Uploaded(_) => None,
                 },
-                parts_url: resolve(&client, &multipart.parts_url)?.to_string(),
+                parts_url: parts_url(&client, &multipart.parts_url, &done)?.to_string(),
                 complete_url: complete_url(
                     &client,
                     ticket
@@ -568,6 +568,21 @@ fn complete_url(client: &Client, complete: &str, done: &Done) -> Result<Url> {
     let id = once_domain::ShareId::parse(&view.id)
         .map_err(|_| anyhow!("the server returned a malformed share id {:?}", view.id))?;
     resolve(client, &format!("/api/v1/shares/{id}/complete"))
+}
+
+/// Like [`complete_url`], for the ticket's parts URL: a share's is always the contract's route
+/// on the configured server when the ticket names another host.
+fn parts_url(client: &Client, parts: &str, done: &Done) -> Result<Url> {
+    let url = resolve(client, parts)?;
+    let Done::Link(view) = done else {
+        return Ok(url);
+    };
+    if client.is_our_server(&url) {
+        return Ok(url);
+    }
+    let id = once_domain::ShareId::parse(&view.id)
+        .map_err(|_| anyhow!("the server returned a malformed share id {:?}", view.id))?;
+    resolve(client, &format!("/api/v1/shares/{id}/parts"))
 }
 
 /// What a single-request upload sends.

@@ -67,13 +67,23 @@ pub(super) struct SentParts {
 }
 
 impl PartUpload<'_> {
+    /// A request to one of the upload's own URLs: with the key for a share of ours, which
+    /// only ever goes to the configured server (a ticket or a record naming another host is
+    /// refused, never followed with the key).
     fn request(&self, method: Method, url: &str) -> Result<reqwest::RequestBuilder> {
         let with_key = self.record.lock().expect("record lock").with_key;
-        if with_key {
-            self.client.api_at(method, url)
-        } else {
-            Ok(self.client.http().request(method, url))
+        if !with_key {
+            return Ok(self.client.http().request(method, url));
         }
+        let parsed = url::Url::parse(url).with_context(|| format!("invalid upload URL {url}"))?;
+        if !self.client.is_our_server(&parsed) {
+            bail!(
+                "the upload's URL {} is not on the configured server {}; not sending the key there",
+                parsed.origin().ascii_serialization(),
+                self.client.settings.server
+            );
+        }
+        self.client.api_at(method, url)
     }
 
     fn part_size(&self) -> u64 {
@@ -421,6 +431,54 @@ async fn file_range(path: &std::path::Path, offset: u64, length: u64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_never_goes_to_an_upload_url_on_another_host() {
+        let args = crate::ClientArgs {
+            server: Some("http://127.0.0.1:9".into()),
+            key: Some(format!("{}.{}", "0".repeat(16), "A".repeat(43))),
+            client_config: Some(std::path::PathBuf::from("/dev/null")),
+        };
+        let client = Client::from_args(&args).unwrap();
+        let record_file = RecordFile::none();
+        let upload = |parts_url: &str, with_key: bool| PartUpload {
+            client: &client,
+            record: Mutex::new(UploadRecord {
+                link: String::new(),
+                share_id: None,
+                parts_url: parts_url.into(),
+                complete_url: String::new(),
+                with_key,
+                part_size: 1,
+                size: Some(1),
+                part_urls: Default::default(),
+                sent: Default::default(),
+                expires_at: time::OffsetDateTime::UNIX_EPOCH,
+                done_message: None,
+            }),
+            record_file: &record_file,
+            stored: Vec::new(),
+            listed: Vec::new(),
+        };
+        let refused = upload("http://elsewhere.example/api/v1/shares/x/parts", true).request(
+            Method::GET,
+            "http://elsewhere.example/api/v1/shares/x/parts",
+        );
+        assert!(refused.is_err());
+        let ours = upload("http://127.0.0.1:9/api/v1/shares/x/parts", true)
+            .request(Method::GET, "http://127.0.0.1:9/api/v1/shares/x/parts")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(ours.headers().contains_key("authorization"));
+        // An upload to someone's request carries no key at all, wherever it goes.
+        let keyless = upload("http://bucket.example/x", false)
+            .request(Method::GET, "http://bucket.example/x")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(!keyless.headers().contains_key("authorization"));
+    }
 
     #[test]
     fn local_tags_take_the_form_of_the_stores_tags() {
