@@ -194,6 +194,15 @@ pub struct ShareView {
     pub upload: Option<UploadTicket>,
 }
 
+/// `GET /api/v1/shares?limit=N&after=CURSOR`: the owner's shares, newest first; `next` is the
+/// cursor of the following page, absent on the last one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShareList {
+    pub shares: Vec<ShareView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 /// How to send the bytes of a new share: one request to `url` with `headers`, or the parts of
 /// `multipart`; then, when `complete_url` is set, `POST` there to publish the share.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

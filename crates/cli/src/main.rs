@@ -57,6 +57,8 @@ enum Command {
     Request(RequestArgs),
     /// List your upload requests and the links of files uploaded to them
     Requests(ClientOnly),
+    /// List your shares, newest first
+    List(ListArgs),
     /// Show the owner's view of a share
     Status(ShareRef),
     /// Revoke a share now
@@ -162,6 +164,15 @@ pub struct RequestArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    /// Every share, not only the newest 100
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct ShareRef {
     /// Share id or link
     pub share: String,
@@ -216,6 +227,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Get(args) => client::get::run(args).await,
         Command::Request(args) => client::request::run(args).await,
         Command::Requests(args) => client::request::list(args).await,
+        Command::List(args) => client::share::list(args).await,
         Command::Status(args) => client::share::status(args).await,
         Command::Revoke(args) => client::share::revoke(args).await,
     }

@@ -44,6 +44,8 @@ pub enum DomainError {
     InvalidHeader(String),
     #[error("a part of the URL path is not valid (percent-encoded UTF-8 expected)")]
     InvalidPath,
+    #[error("invalid query parameter: {0}")]
+    InvalidQuery(String),
     #[error("key name must be 1-100 printable characters")]
     InvalidKeyName,
     #[error("the master secret must be 64 hexadecimal characters")]
@@ -149,6 +151,7 @@ impl DomainError {
             InvalidJson(_) => "invalid_json",
             InvalidHeader(_) => "invalid_header",
             InvalidPath => "invalid_path",
+            InvalidQuery(_) => "invalid_query",
             InvalidKeyName => "invalid_key_name",
             InvalidMasterSecret => "invalid_master_secret",
             UploadInterrupted(_) => "upload_interrupted",
@@ -206,6 +209,7 @@ impl DomainError {
             | InvalidJson(_)
             | InvalidHeader(_)
             | InvalidPath
+            | InvalidQuery(_)
             | InvalidKeyName
             | InvalidMasterSecret
             | UploadInterrupted(_)
@@ -251,6 +255,7 @@ impl DomainError {
             InvalidJson(String::new()),
             InvalidHeader(String::new()),
             InvalidPath,
+            InvalidQuery(String::new()),
             InvalidKeyName,
             InvalidMasterSecret,
             UploadInterrupted(String::new()),
@@ -309,6 +314,7 @@ impl DomainError {
                 | InvalidJson(_)
                 | InvalidHeader(_)
                 | InvalidPath
+                | InvalidQuery(_)
                 | InvalidKeyName
                 | InvalidMasterSecret
                 | UploadInterrupted(_)

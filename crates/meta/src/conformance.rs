@@ -51,6 +51,7 @@ pub const CHECKS: &[&str] = &[
     "open_sessions_are_counted_per_request",
     "refused_uploads_are_counted_per_request",
     "blob_keys_of_pending_shares_are_referenced",
+    "shares_are_listed_per_owner_newest_first_in_pages",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -98,6 +99,7 @@ macro_rules! conformance_tests {
             open_sessions_are_counted_per_request,
             refused_uploads_are_counted_per_request,
             blob_keys_of_pending_shares_are_referenced,
+            shares_are_listed_per_owner_newest_first_in_pages,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -121,6 +123,9 @@ macro_rules! conformance_tests {
 pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
     let store = shared.as_ref();
     match check {
+        "shares_are_listed_per_owner_newest_first_in_pages" => {
+            shares_are_listed_per_owner_newest_first_in_pages(store).await
+        }
         "keys_round_trip_and_revoke" => keys_round_trip_and_revoke(store).await,
         "duplicate_key_id_is_refused" => duplicate_key_id_is_refused(store).await,
         "signature_is_accepted_once" => signature_is_accepted_once(store).await,
@@ -1396,4 +1401,66 @@ async fn blob_keys_of_pending_shares_are_referenced(store: &dyn MetaStore) {
     store.insert_share(&pending).await.unwrap();
     assert!(store.blob_referenced(&blob_key).await.unwrap());
     assert!(!store.blob_referenced(&BlobKey::generate()).await.unwrap());
+}
+
+async fn shares_are_listed_per_owner_newest_first_in_pages(store: &dyn MetaStore) {
+    let owner = once_domain::KeyId::generate();
+    let other = once_domain::KeyId::generate();
+    let mut mine = Vec::new();
+    for index in 0..5 {
+        let mut share = pending_share(1);
+        share.owner = Some(owner.clone());
+        // Two shares in the same second: the id orders them.
+        share.created_at = t0() + time::Duration::seconds(index.min(3));
+        store.insert_share(&share).await.unwrap();
+        mine.push(share);
+    }
+    let mut theirs = pending_share(1);
+    theirs.owner = Some(other.clone());
+    store.insert_share(&theirs).await.unwrap();
+    // An uploader's unfinished upload to one of the owner's requests is not a share yet.
+    let mut attempt = pending_share(1);
+    attempt.owner = Some(owner.clone());
+    attempt.request_id = Some(once_domain::RequestId::generate());
+    store.insert_share(&attempt).await.unwrap();
+
+    let mut listed = Vec::new();
+    let mut cursor: Option<Share> = None;
+    loop {
+        let page = store
+            .list_shares(
+                &owner,
+                cursor.as_ref().map(|last| (last.created_at, &last.id)),
+                2,
+            )
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        listed.extend(page);
+        cursor = Some(last);
+    }
+    let ids: Vec<_> = listed.iter().map(|share| share.id.clone()).collect();
+    assert_eq!(ids.len(), 5, "every share once: {ids:?}");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "a share listed twice: {ids:?}");
+    assert!(!ids.contains(&attempt.id) && !ids.contains(&theirs.id));
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| pair[0].created_at >= pair[1].created_at),
+        "not newest first"
+    );
+    assert!(
+        store
+            .list_shares(&other, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|share| share.id == theirs.id)
+    );
 }

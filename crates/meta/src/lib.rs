@@ -168,6 +168,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Revokes a pending or ready share owned by `owner`. False if there was nothing to revoke.
     async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool>;
 
+    /// The owner's shares, newest first (by `created_at`, then id), at most `limit`, starting
+    /// after the share `(created_at, id)` of the previous page. Uploads to a request that never
+    /// completed are not listed: they are attempts, not shares.
+    async fn list_shares(
+        &self,
+        owner: &KeyId,
+        after: Option<(Instant, &ShareId)>,
+        limit: u32,
+    ) -> MetaResult<Vec<Share>>;
+
     // ---- upload requests --------------------------------------------------------------------
 
     async fn insert_request(&self, request: &UploadRequest) -> MetaResult<()>;

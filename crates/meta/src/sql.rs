@@ -95,6 +95,17 @@ pub(crate) const COUNT_REFUSED_UPLOAD: &str = "UPDATE upload_requests \
      SET refused_uploads = refused_uploads + 1 WHERE id = $1 RETURNING refused_uploads";
 pub(crate) const REFUSED_UPLOADS: &str =
     "SELECT refused_uploads FROM upload_requests WHERE id = $1";
+/// An owner's shares, newest first, from a cursor (`created_at`, `id` of the last one seen; a
+/// cursor past every row starts at the top). Uploads to a request that never completed
+/// (sessions still pending, refused or abandoned) are the uploader's attempts, not shares.
+pub(crate) const LIST_SHARES: &str = concat!(
+    "SELECT ",
+    share_columns!(),
+    " FROM shares WHERE owner_key = $1 \
+     AND NOT (request_id IS NOT NULL AND published_at IS NULL) \
+     AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+     ORDER BY created_at DESC, id DESC LIMIT $4"
+);
 pub(crate) const LIST_REQUESTS: &str =
     "SELECT * FROM upload_requests WHERE owner_key = $1 ORDER BY created_at DESC, id";
 /// The first statement of the fulfilment transaction (of [`crate::MetaStore::fulfil_request`]
@@ -445,6 +456,30 @@ macro_rules! impl_meta_store {
                     .as_ref()
                     .map($crate::rows::request_from_row)
                     .transpose()
+            }
+
+            async fn list_shares(
+                &self,
+                owner: &once_domain::KeyId,
+                after: Option<(once_domain::Instant, &once_domain::ShareId)>,
+                limit: u32,
+            ) -> $crate::MetaResult<Vec<once_domain::Share>> {
+                use $crate::rows::secs;
+                // No cursor: everything is "after" the largest time and id.
+                let (created_at, id) = match after {
+                    Some((created_at, id)) => (secs(created_at), id.as_str().to_owned()),
+                    None => (i64::MAX, "~".to_owned()),
+                };
+                sqlx::query($crate::sql::LIST_SHARES)
+                    .bind(owner.as_str())
+                    .bind(created_at)
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::rows::share_from_row)
+                    .collect()
             }
 
             async fn list_requests(

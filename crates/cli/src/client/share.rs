@@ -1,15 +1,74 @@
-//! `once status SHARE` and `once revoke SHARE`: the owner's view of one share and revoking it.
-//! SHARE may be the bare id or the link itself, since the link is what people keep around.
+//! `once list`, `once status SHARE` and `once revoke SHARE`: the owner's shares, the owner's
+//! view of one share and revoking it. SHARE may be the bare id or the link itself, since the
+//! link is what people keep around.
 
 use anyhow::{Context, Result};
-use once_api::ShareView;
+use once_api::{ShareList, ShareView};
 use reqwest::Method;
 use time::OffsetDateTime;
 
 use super::config::{Client, ensure_success};
 use super::describe_time_at;
 use super::link::share_id_from_ref;
-use crate::ShareRef;
+use crate::{ListArgs, ShareRef};
+
+/// `once list`: the newest shares first, one line each; `--all` follows every page.
+pub async fn list(args: ListArgs) -> Result<()> {
+    let client = Client::from_args(&args.client)?;
+    let mut shares = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = "/api/v1/shares?limit=100".to_owned();
+        if let Some(cursor) = &after {
+            path.push_str(&format!("&after={cursor}"));
+        }
+        let page: ShareList = client
+            .send_json(client.api(Method::GET, &path)?, "cannot list the shares")
+            .await?;
+        shares.extend(page.shares);
+        match page.next {
+            Some(next) if args.all => after = Some(next),
+            Some(_) => {
+                if !shares.is_empty() {
+                    eprintln!("(the newest {}; --all lists every share)", shares.len());
+                }
+                break;
+            }
+            None => break,
+        }
+    }
+    if shares.is_empty() {
+        eprintln!("no shares");
+        return Ok(());
+    }
+    for line in table(&shares, OffsetDateTime::now_utc()) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// A header line, then one line per share: what a recipient finds now, downloads left, expiry,
+/// name and size, link.
+fn table(shares: &[ShareView], now: OffsetDateTime) -> Vec<String> {
+    let mut lines = vec![
+        "AVAILABILITY     LEFT  EXPIRES                                   NAME  LINK".to_owned(),
+    ];
+    for share in shares {
+        let size = share
+            .size
+            .map(|bytes| format!(" ({})", bytesize::ByteSize(bytes)))
+            .unwrap_or_default();
+        lines.push(format!(
+            "{:<16} {:>4}  {:<40}  {}{size}  {}",
+            share.availability,
+            share.downloads_left,
+            describe_time_at(share.expires_at, now),
+            share.filename,
+            share.url
+        ));
+    }
+    lines
+}
 
 pub async fn status(args: ShareRef) -> Result<()> {
     let id = share_id_from_ref(&args.share)?;
@@ -73,6 +132,22 @@ fn status_lines(share: &ShareView, now: OffsetDateTime) -> Vec<(&'static str, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_has_a_line_per_share_after_its_header() {
+        let now = OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap();
+        let mut share = super::super::fixtures::share("AAAAAAAAAAAAAAAAAAAAAA", now);
+        share.size = Some(2048);
+        let lines = table(&[share.clone(), share], now);
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("AVAILABILITY"));
+        assert!(lines[1].contains("(2.0 KiB)"), "{}", lines[1]);
+        assert!(
+            lines[1].contains("/s/AAAAAAAAAAAAAAAAAAAAAA"),
+            "{}",
+            lines[1]
+        );
+    }
 
     #[test]
     fn status_shows_present_fields_in_order() {

@@ -276,3 +276,83 @@ async fn curl_style_put_honours_max_downloads_and_max_days() {
     }
     assert_eq!(claim(&link).await.status(), 410);
 }
+
+#[tokio::test]
+async fn the_owner_lists_their_shares_newest_first_a_page_at_a_time() {
+    let server = Server::start();
+    let mut made = Vec::new();
+    for index in 0..3 {
+        made.push(
+            share_bytes(&server, &format!("file-{index}.txt"), b"x", 1)
+                .await
+                .id,
+        );
+    }
+    // Another key's share and an uploader's unfinished upload to a request are not listed.
+    let other = server.once(&["keys", "create", "--name", "someone else"]);
+    let other_token = String::from_utf8(other.stdout).unwrap().trim().to_owned();
+    let theirs = client()
+        .post(server.url("/api/v1/shares"))
+        .header("Authorization", format!("Bearer {other_token}"))
+        .json(&serde_json::json!({"filename": "theirs.txt", "size": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 201);
+    let request = create_request(&server, serde_json::json!({"max_size": 100})).await;
+    let session = client()
+        .post(format!("{}/uploads", request["url"].as_str().unwrap()))
+        .json(&serde_json::json!({"filename": "attempt.bin", "size": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 201);
+
+    let page = |query: String| {
+        let server = &server;
+        async move {
+            let response = client()
+                .get(server.url(&format!("/api/v1/shares{query}")))
+                .header("Authorization", server.auth())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, first) = page("?limit=2".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["shares"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_str().unwrap().to_owned();
+    let (_, second) = page(format!("?limit=2&after={next}")).await;
+    let mut listed: Vec<String> = first["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["shares"].as_array().unwrap())
+        .map(|share| share["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(second["shares"].as_array().unwrap().len(), 1, "{second}");
+    assert!(second["next"].is_null(), "{second}");
+    listed.sort();
+    made.sort();
+    assert_eq!(listed, made);
+
+    for bad in ["?limit=0", "?limit=1000", "?after=nonsense", "?colour=red"] {
+        let (status, answer) = page(bad.into()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str().unwrap()),
+            (400, "invalid_query"),
+            "{bad}: {answer}"
+        );
+    }
+
+    let work = tempfile::tempdir().unwrap();
+    let printed = stdout(&once_client(&server, work.path(), &["list"]));
+    assert_eq!(printed.lines().count(), 4, "{printed}");
+    for index in 0..3 {
+        assert!(printed.contains(&format!("file-{index}.txt")), "{printed}");
+    }
+    assert!(!printed.contains("theirs.txt") && !printed.contains("attempt.bin"));
+}

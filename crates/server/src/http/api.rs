@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use once_api::{
     CompleteShare, NewRequest, NewShare, PartTickets, RefreshParts, RequestList, RequestView,
-    ShareView, StoredParts, headers as wire,
+    ShareList, ShareView, StoredParts, headers as wire,
 };
 use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
@@ -55,6 +55,60 @@ pub async fn create_share(
     let mut view = views::share(&share, &base, now);
     view.upload = Some(ticket);
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Shares listed per page unless the client asks for fewer (or more, up to the maximum).
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// A page cursor: `<created_at unix seconds>.<share id>` of the last share of a page.
+fn parse_cursor(text: &str) -> Result<(once_domain::Instant, ShareId), DomainError> {
+    let invalid =
+        || DomainError::InvalidQuery("after must be a cursor from a previous page".into());
+    let (seconds, id) = text.split_once('.').ok_or_else(invalid)?;
+    let seconds: i64 = seconds.parse().map_err(|_| invalid())?;
+    let at = time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| invalid())?;
+    Ok((at, ShareId::parse(id).map_err(|_| invalid())?))
+}
+
+/// `GET /api/v1/shares`: the caller's shares, newest first, a page at a time.
+pub async fn list_shares(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ShareList>> {
+    let axum::extract::Query(query) =
+        query.map_err(|rejection| DomainError::InvalidQuery(rejection.body_text()))?;
+    let limit = match query.limit {
+        None => DEFAULT_PAGE,
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
+        Some(_) => {
+            return Err(DomainError::InvalidQuery(format!("limit must be 1 to {MAX_PAGE}")).into());
+        }
+    };
+    let after = query.after.as_deref().map(parse_cursor).transpose()?;
+    let shares = app.service.list_shares(&caller, after, limit).await?;
+    let next = (shares.len() == limit as usize)
+        .then(|| shares.last())
+        .flatten()
+        .map(|last| format!("{}.{}", last.created_at.unix_timestamp(), last.id.as_str()));
+    let base = app.base_url(&headers);
+    let now = once_domain::now();
+    Ok(Json(ShareList {
+        shares: shares
+            .iter()
+            .map(|share| views::share(share, &base, now))
+            .collect(),
+        next,
+    }))
 }
 
 pub async fn get_share(

@@ -60,7 +60,10 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route(routes::SHARES, post(api::create_share))
+        .route(
+            routes::SHARES,
+            post(api::create_share).get(api::list_shares),
+        )
         .route(routes::SHARE, get(api::get_share).delete(api::revoke_share))
         .route(routes::SHARE_COMPLETE, post(api::complete_share))
         .route(

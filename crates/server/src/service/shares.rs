@@ -272,6 +272,24 @@ impl Service {
         self.stored_parts(&share).await
     }
 
+    /// The caller's shares, newest first, after the share `(created_at, id)` of the previous
+    /// page.
+    pub async fn list_shares(
+        &self,
+        caller: &Caller,
+        after: Option<(Instant, ShareId)>,
+        limit: u32,
+    ) -> ServiceResult<Vec<Share>> {
+        Ok(self
+            .meta
+            .list_shares(
+                &caller.key_id,
+                after.as_ref().map(|(created_at, id)| (*created_at, id)),
+                limit,
+            )
+            .await?)
+    }
+
     pub async fn share_for_owner(&self, caller: &Caller, id: &ShareId) -> ServiceResult<Share> {
         match self.meta.get_share(id).await? {
             // Someone else's share is reported as unknown, not as forbidden: ids are secrets.
