@@ -166,16 +166,10 @@ async fn three_hundred_mib_pass_a_proxy_that_refuses_bodies_over_100_mb_on_both_
 
 /// Bytes of the upload the server holds so far (the owner's view of the stored parts).
 async fn stored_bytes(server: &Server, share_id: &str) -> u64 {
-    let response = client()
-        .get(server.url(&format!("/api/v1/shares/{share_id}/parts")))
-        .header("Authorization", server.auth())
-        .send()
-        .await
-        .unwrap();
-    if !response.status().is_success() {
+    let (status, parts) = api_get(server, &format!("/api/v1/shares/{share_id}/parts")).await;
+    if status != 200 {
         return 0;
     }
-    let parts: Value = response.json().await.unwrap();
     parts["parts"]
         .as_array()
         .unwrap()

@@ -310,16 +310,7 @@ async fn the_owner_lists_their_shares_newest_first_a_page_at_a_time() {
 
     let page = |query: String| {
         let server = &server;
-        async move {
-            let response = client()
-                .get(server.url(&format!("/api/v1/shares{query}")))
-                .header("Authorization", server.auth())
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<serde_json::Value>().await.unwrap())
-        }
+        async move { api_get(server, &format!("/api/v1/shares{query}")).await }
     };
     let (status, first) = page("?limit=2".into()).await;
     assert_eq!(status, 200, "{first}");

@@ -217,13 +217,23 @@ pub async fn error_code(response: reqwest::Response) -> (u16, String) {
     )
 }
 
-pub async fn owner_view(server: &Server, id: &str) -> serde_json::Value {
+/// An authenticated `GET` of an API path: the status and the JSON answer (null if none).
+pub async fn api_get(server: &Server, path: &str) -> (u16, serde_json::Value) {
     let response = client()
-        .get(server.url(&format!("/api/v1/shares/{id}")))
+        .get(server.url(path))
         .header("Authorization", server.auth())
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+pub async fn owner_view(server: &Server, id: &str) -> serde_json::Value {
+    let (status, view) = api_get(server, &format!("/api/v1/shares/{id}")).await;
+    assert_eq!(status, 200, "{view}");
+    view
 }
