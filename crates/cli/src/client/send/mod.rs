@@ -10,13 +10,12 @@ mod parts;
 mod record;
 mod source;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use std::io::Read;
-
 use futures::{Stream, StreamExt};
 use indicatif::ProgressBar;
 use once_api::{
@@ -53,7 +52,15 @@ pub async fn run(args: SendArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
     check_inputs(&args.files)?;
     let destination = match &args.to {
-        Some(url) => Destination::Request(super::link::request_uploads_url(url)?),
+        Some(url) => {
+            // Checked before a large file is read: these belong to the requester.
+            if args.downloads != 1 || args.expires.is_some() {
+                bail!(
+                    "--downloads and --expires are the requester's to choose; leave them out with --to"
+                );
+            }
+            Destination::Request(super::link::request_uploads_url(url)?)
+        }
         None => {
             // Fail on a missing key before spending minutes hashing a large file.
             client.settings.require_key()?;
@@ -130,11 +137,6 @@ pub async fn run(args: SendArgs) -> Result<()> {
             (ticket, Done::Link(Box::new(created)))
         }
         Destination::Request(url) => {
-            if args.downloads != 1 || args.expires.is_some() {
-                bail!(
-                    "--downloads and --expires are the requester's to choose; leave them out with --to"
-                );
-            }
             let request = NewRequestUpload {
                 filename: Some(filename.as_str().to_owned()),
                 size,
