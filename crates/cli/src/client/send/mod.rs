@@ -543,9 +543,18 @@ async fn report_complete(
         }
         let response = sent.context("cannot report the finished upload to the server")?;
         // A retry refused because the upload is complete: the earlier attempt did it and
-        // only its answer was lost (the caller checks the share where it can).
-        if attempt > 1 && response.status() == reqwest::StatusCode::CONFLICT {
+        // only its answer was lost. For an upload to a request the answer is 403 instead: the
+        // upload's URLs die with the request's fulfilment.
+        let done_before = response.status() == reqwest::StatusCode::CONFLICT
+            || (!with_key && response.status() == reqwest::StatusCode::FORBIDDEN);
+        if attempt > 1 && done_before {
             tracing::debug!("a retried completion found the upload already complete");
+            if !with_key {
+                eprintln!(
+                    "the connection broke before the server confirmed the upload; it most likely \
+                     arrived (the upload URL no longer takes it)"
+                );
+            }
             return Ok(());
         }
         return ensure_success(response)
