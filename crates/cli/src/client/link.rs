@@ -67,6 +67,62 @@ pub fn parse_server(text: &str) -> Result<String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// What [`id_segment`] looks for, and how its errors name it.
+struct IdPath {
+    /// The segment before the id: `s` or `r`.
+    marker: &'static str,
+    /// "a share link", "an upload request URL".
+    what: &'static str,
+    /// "link", "URL".
+    noun: &'static str,
+    /// "share", "request".
+    kind: &'static str,
+}
+
+const SHARE_PATH: IdPath = IdPath {
+    marker: "s",
+    what: "a share link",
+    noun: "link",
+    kind: "share",
+};
+
+const REQUEST_PATH: IdPath = IdPath {
+    marker: "r",
+    what: "an upload request URL",
+    noun: "URL",
+    kind: "request",
+};
+
+/// The path of a share link or request URL taken apart at its `/{marker}/ID`: the segments,
+/// where the marker stands, and the id after it (not yet validated). A path prefix before the
+/// marker (a server under `https://host/once`) is allowed.
+fn id_segment<'a>(
+    url: &'a Url,
+    path: &IdPath,
+    text: &str,
+) -> Result<(Vec<&'a str>, usize, &'a str)> {
+    let IdPath {
+        marker,
+        what,
+        noun,
+        kind,
+    } = path;
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let position = segments
+        .iter()
+        .position(|segment| segment == marker)
+        .with_context(|| format!("not {what} (expected …/{marker}/ID): {text}"))?;
+    let id = segments
+        .get(position + 1)
+        .copied()
+        .filter(|id| !id.is_empty())
+        .with_context(|| format!("the {noun} has no {kind} id after /{marker}/: {text}"))?;
+    Ok((segments, position, id))
+}
+
 /// A share link taken apart: the link without any trailing file name (so the same share
 /// always compares equal) and the share id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,18 +139,7 @@ impl ShareLink {
     /// slash. The id is validated here so a typo fails before any request is sent.
     pub fn parse(text: &str) -> Result<Self> {
         let url = parse_http_url(text).with_context(|| format!("not a link: {text}"))?;
-        let segments: Vec<&str> = url
-            .path_segments()
-            .map(Iterator::collect)
-            .unwrap_or_default();
-        let position = segments
-            .iter()
-            .position(|segment| *segment == "s")
-            .with_context(|| format!("not a share link (expected …/s/ID): {text}"))?;
-        let id_text = segments
-            .get(position + 1)
-            .filter(|id| !id.is_empty())
-            .with_context(|| format!("the link has no share id after /s/: {text}"))?;
+        let (segments, position, id_text) = id_segment(&url, &SHARE_PATH, text)?;
         let id = ShareId::parse(id_text)
             .map_err(|_| anyhow!("malformed share id {id_text:?} in {text}"))?;
         let filename = segments
@@ -140,18 +185,7 @@ impl ShareLink {
 /// (`http(s)://host[/prefix]/r/ID`, with or without a trailing file name or slash).
 pub fn request_uploads_url(text: &str) -> Result<Url> {
     let url = parse_http_url(text).with_context(|| format!("not an upload URL: {text}"))?;
-    let segments: Vec<&str> = url
-        .path_segments()
-        .map(Iterator::collect)
-        .unwrap_or_default();
-    let position = segments
-        .iter()
-        .position(|segment| *segment == "r")
-        .with_context(|| format!("not an upload request URL (expected …/r/ID): {text}"))?;
-    let id_text = segments
-        .get(position + 1)
-        .filter(|id| !id.is_empty())
-        .with_context(|| format!("the URL has no request id after /r/: {text}"))?;
+    let (segments, position, id_text) = id_segment(&url, &REQUEST_PATH, text)?;
     let id = once_domain::RequestId::parse(id_text)
         .map_err(|_| anyhow!("malformed request id {id_text:?} in {text}"))?;
     let mut uploads = url.clone();

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use indicatif::ProgressBar;
+use once_api::routes;
 use once_api::{
     CompleteShare, NewRequestUpload, NewShare, RequestUploadTicket, ShareView, UploadTicket,
 };
@@ -170,7 +171,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
             drop(stream);
             upload(&client, &ticket, body, size.unwrap_or(0), args.quiet).await?;
             if let Some(complete) = &ticket.complete_url {
-                let url = complete_url(&client, complete, &done)?;
+                let url = ticket_url(&client, complete, &done, routes::share_complete)?;
                 report_complete(&client, &url, with_key, &CompleteShare::default()).await?;
             }
         }
@@ -184,14 +185,16 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     Done::Link(view) => Some(view.id.clone()),
                     Done::Uploaded(_) => None,
                 },
-                parts_url: parts_url(&client, &multipart.parts_url, &done)?.to_string(),
-                complete_url: complete_url(
+                parts_url: ticket_url(&client, &multipart.parts_url, &done, routes::share_parts)?
+                    .to_string(),
+                complete_url: ticket_url(
                     &client,
                     ticket
                         .complete_url
                         .as_deref()
                         .context("the multipart ticket has no completion URL")?,
                     &done,
+                    routes::share_complete,
                 )?
                 .to_string(),
                 with_key,
@@ -565,11 +568,12 @@ async fn report_complete(
     unreachable!("the last attempt returns")
 }
 
-/// The bearer key only ever goes to our own server: a share's `complete_url` elsewhere is
-/// replaced by the contract's route on the configured server. An upload to a request sends no
-/// key, so its URL is taken as it is.
-fn complete_url(client: &Client, complete: &str, done: &Done) -> Result<Url> {
-    let url = resolve(client, complete)?;
+/// One of the ticket's own URLs (its parts or completion URL). The bearer key only ever goes
+/// to our own server: for a share, a URL elsewhere is replaced by the contract's route
+/// (`route(share id)`) on the configured server. An upload to a request sends no key, so its
+/// URLs are taken as they are.
+fn ticket_url(client: &Client, given: &str, done: &Done, route: fn(&str) -> String) -> Result<Url> {
+    let url = resolve(client, given)?;
     let Done::Link(view) = done else {
         return Ok(url);
     };
@@ -578,22 +582,7 @@ fn complete_url(client: &Client, complete: &str, done: &Done) -> Result<Url> {
     }
     let id = once_domain::ShareId::parse(&view.id)
         .map_err(|_| anyhow!("the server returned a malformed share id {:?}", view.id))?;
-    resolve(client, &format!("/api/v1/shares/{id}/complete"))
-}
-
-/// Like [`complete_url`], for the ticket's parts URL: a share's is always the contract's route
-/// on the configured server when the ticket names another host.
-fn parts_url(client: &Client, parts: &str, done: &Done) -> Result<Url> {
-    let url = resolve(client, parts)?;
-    let Done::Link(view) = done else {
-        return Ok(url);
-    };
-    if client.is_our_server(&url) {
-        return Ok(url);
-    }
-    let id = once_domain::ShareId::parse(&view.id)
-        .map_err(|_| anyhow!("the server returned a malformed share id {:?}", view.id))?;
-    resolve(client, &format!("/api/v1/shares/{id}/parts"))
+    resolve(client, &route(id.as_str()))
 }
 
 /// What a single-request upload sends.
