@@ -149,6 +149,18 @@ impl Service {
         }
     }
 
+    /// Checks one of this server's signed upload URLs (a ticket or a part): ours, and not
+    /// expired when the upload starts (an expired one is an upload that came too late).
+    fn verify_upload_url(&self, path: &str, query: &str, at: Instant) -> ServiceResult<()> {
+        self.signer
+            .verify("PUT", path, query, at)
+            .map_err(|error| match error {
+                DomainError::UrlExpired => DomainError::UploadExpired,
+                other => other,
+            })?;
+        Ok(())
+    }
+
     /// The stores, for the reaper (which lives beside the service in this crate) only.
     pub(crate) fn stores(&self) -> (&dyn MetaStore, &dyn BlobStore) {
         (&*self.meta, &*self.blob)
@@ -177,6 +189,35 @@ impl Service {
     /// Bytes that unfinished uploads through this instance hold now.
     pub fn pending_upload_bytes(&self) -> u64 {
         self.blob.pending_bytes()
+    }
+}
+
+/// What a publishing write decided: the share it published, or why this upload lost.
+fn published(outcome: once_meta::PublishOutcome) -> Result<Share, DomainError> {
+    use once_meta::PublishOutcome::*;
+    match outcome {
+        Published(share) => {
+            metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+            Ok(*share)
+        }
+        SlotUsed => Err(DomainError::SlotUsed),
+        UploadExpired => Err(DomainError::UploadExpired),
+        NotFound => Err(DomainError::ShareNotFound),
+    }
+}
+
+/// What the write that fulfils an upload request decided: the share it published, or why
+/// this upload lost.
+fn fulfilled(outcome: once_meta::FulfilOutcome) -> Result<Share, DomainError> {
+    use once_meta::FulfilOutcome::*;
+    match outcome {
+        Fulfilled(share) => {
+            metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
+            Ok(*share)
+        }
+        SlotUsed => Err(DomainError::SlotUsed),
+        Expired => Err(DomainError::UploadExpired),
+        NotFound => Err(DomainError::RequestNotFound),
     }
 }
 

@@ -9,7 +9,6 @@ use once_domain::{
     BlobKey, DomainError, Instant, RequestId, RequestSpec, SessionSpec, Sha256Digest, Share,
     ShareId, UploadRequest, UploadToken,
 };
-use once_meta::FulfilOutcome;
 
 use super::uploads::UploadEndpoints;
 use super::*;
@@ -120,14 +119,9 @@ impl Service {
                 .map_err(ServiceError::from),
             Err(error) => Err(error.into()),
         };
-        let refusal = match result {
-            Ok(FulfilOutcome::Fulfilled(share)) => {
-                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
-                return Ok(*share);
-            }
-            Ok(FulfilOutcome::SlotUsed) => DomainError::SlotUsed.into(),
-            Ok(FulfilOutcome::Expired) => DomainError::UploadExpired.into(),
-            Ok(FulfilOutcome::NotFound) => DomainError::RequestNotFound.into(),
+        let refusal = match result.map(fulfilled) {
+            Ok(Ok(share)) => return Ok(share),
+            Ok(Err(refusal)) => ServiceError::from(refusal),
             Err(error) => error,
         };
         if let Err(error) = self.blob.delete(&blob_key).await {
@@ -247,19 +241,13 @@ impl Service {
         // an upload that started in time (as a streamed one does).
         upload.started_at = share.created_at;
         let expires_at = add(now, request.share_expires_in);
-        let refusal: ServiceError = match self
+        let outcome = self
             .meta
             .fulfil_request_with(id, &share.id, &upload, expires_at, now)
-            .await
-        {
-            Ok(FulfilOutcome::Fulfilled(share)) => {
-                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
-                return Ok(*share);
-            }
-            Ok(FulfilOutcome::SlotUsed) => DomainError::SlotUsed.into(),
-            Ok(FulfilOutcome::Expired) => DomainError::UploadExpired.into(),
-            Ok(FulfilOutcome::NotFound) => DomainError::RequestNotFound.into(),
-            Err(error) => return Err(error.into()),
+            .await?;
+        let refusal = match fulfilled(outcome) {
+            Ok(share) => return Ok(share),
+            Err(refusal) => ServiceError::from(refusal),
         };
         if let Err(error) = self.blob.delete(&upload.blob_key).await {
             tracing::warn!(blob_key = %upload.blob_key, %error, "could not delete the blob of a refused upload; the reaper will");

@@ -5,7 +5,7 @@ use once_api::{PartTicket, StoredParts, UploadTicket};
 use once_blob::{BlobError, PutLimits, ReportedPart};
 use once_domain::share::add;
 use once_domain::{BlobKey, DomainError, Instant, Sha256Digest, Share, ShareId, ShareSpec};
-use once_meta::{CompletedUpload, PublishOutcome};
+use once_meta::CompletedUpload;
 
 use once_api::routes;
 
@@ -109,14 +109,9 @@ impl Service {
             .meta
             .publish_share(id, &upload, once_domain::now())
             .await;
-        let refusal = match outcome {
-            Ok(PublishOutcome::Published(share)) => {
-                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
-                return Ok(*share);
-            }
-            Ok(PublishOutcome::SlotUsed) => DomainError::SlotUsed.into(),
-            Ok(PublishOutcome::UploadExpired) => DomainError::UploadExpired.into(),
-            Ok(PublishOutcome::NotFound) => DomainError::ShareNotFound.into(),
+        let refusal = match outcome.map(published) {
+            Ok(Ok(share)) => return Ok(share),
+            Ok(Err(refusal)) => ServiceError::from(refusal),
             Err(error) => ServiceError::from(error),
         };
         // This upload lost (or could not be recorded): its bytes must never be served.
@@ -156,15 +151,7 @@ impl Service {
         } else {
             self.finish_single_direct(&share, now).await?
         };
-        match self.meta.publish_share(id, &upload, now).await? {
-            PublishOutcome::Published(share) => {
-                metrics::counter!("once_uploads_total", "outcome" => "published").increment(1);
-                Ok(*share)
-            }
-            PublishOutcome::SlotUsed => Err(DomainError::SlotUsed.into()),
-            PublishOutcome::UploadExpired => Err(DomainError::UploadExpired.into()),
-            PublishOutcome::NotFound => Err(DomainError::ShareNotFound.into()),
-        }
+        Ok(published(self.meta.publish_share(id, &upload, now).await?)?)
     }
 
     /// Checks what a single presigned `PUT` left in the bucket.
@@ -431,12 +418,7 @@ impl Service {
         incoming: IncomingBody,
         started_at: Instant,
     ) -> ServiceResult<Share> {
-        self.signer
-            .verify("PUT", path, query, started_at)
-            .map_err(|error| match error {
-                DomainError::UrlExpired => DomainError::UploadExpired,
-                other => other,
-            })?;
+        self.verify_upload_url(path, query, started_at)?;
         self.receive_share_upload(id, incoming, started_at).await
     }
 

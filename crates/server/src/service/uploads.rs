@@ -299,12 +299,7 @@ impl Service {
         incoming: IncomingBody,
         started_at: Instant,
     ) -> ServiceResult<StoredPart> {
-        self.signer
-            .verify("PUT", path, query, started_at)
-            .map_err(|error| match error {
-                DomainError::UrlExpired => DomainError::UploadExpired,
-                other => other,
-            })?;
+        self.verify_upload_url(path, query, started_at)?;
         let length = query
             .split('&')
             .find_map(|pair| pair.strip_prefix("len="))
