@@ -661,15 +661,7 @@ async fn two_uploaders_racing_to_one_request_leave_exactly_one_winner_on_both_st
         let winner_bytes = if first.0 == 201 { &mine } else { &theirs };
 
         let id = request["id"].as_str().unwrap();
-        let view: Value = client()
-            .get(server.url(&format!("/api/v1/requests/{id}")))
-            .header("Authorization", server.auth())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = request_view(&server, id).await;
         assert_eq!(view["state"], "fulfilled");
         assert_eq!(view["refused_uploads"], 1, "{view}");
         let link = view["share"]["url"].as_str().unwrap();
@@ -714,15 +706,7 @@ async fn an_upload_to_a_request_through_the_s3_store_moves_no_file_bytes_through
         "the server moved {server_io} B for a 256 MiB upload to a request"
     );
     let id = request["id"].as_str().unwrap();
-    let view: Value = client()
-        .get(server.url(&format!("/api/v1/requests/{id}")))
-        .header("Authorization", server.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = request_view(&server, id).await;
     let link = view["share"]["url"].as_str().unwrap().to_owned();
     let inbox = tempfile::tempdir().unwrap();
     stdout(&once_client(&server, inbox.path(), &["get", &link]));
@@ -749,15 +733,7 @@ async fn once_send_to_a_request_url_uploads_without_a_key() {
         .unwrap();
     assert!(stdout(&output).contains("Uploaded report.pdf"));
     let id = request["id"].as_str().unwrap();
-    let view: Value = client()
-        .get(server.url(&format!("/api/v1/requests/{id}")))
-        .header("Authorization", server.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = request_view(&server, id).await;
     let (_, downloaded) = download(view["share"]["url"].as_str().unwrap()).await;
     assert!(downloaded == original);
     // A second upload to the used URL is refused.

@@ -308,18 +308,7 @@ async fn upload_request_accepts_one_curl_upload_then_409() {
         .unwrap();
     assert_eq!(error_code(second).await, (409, "slot_used".into()));
 
-    let view: serde_json::Value = client()
-        .get(server.url(&format!(
-            "/api/v1/requests/{}",
-            request["id"].as_str().unwrap()
-        )))
-        .header("Authorization", server.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = request_view(&server, request["id"].as_str().unwrap()).await;
     assert_eq!(view["state"], "fulfilled");
     assert_eq!(view["share"]["filename"], "report.csv");
     let link = view["share"]["url"].as_str().unwrap();

@@ -237,3 +237,10 @@ pub async fn owner_view(server: &Server, id: &str) -> serde_json::Value {
     assert_eq!(status, 200, "{view}");
     view
 }
+
+/// The requester's view of an upload request.
+pub async fn request_view(server: &Server, id: &str) -> serde_json::Value {
+    let (status, view) = api_get(server, &format!("/api/v1/requests/{id}")).await;
+    assert_eq!(status, 200, "{view}");
+    view
+}
