@@ -105,6 +105,16 @@ pub struct ReceivedUpload {
 }
 
 impl UploadRequest {
+    /// The name an upload gets: the requester's fixed one, else the uploader's, else a
+    /// neutral default.
+    fn filename_for(&self, hint: Option<&str>) -> Result<Filename, DomainError> {
+        match (&self.filename, hint) {
+            (Some(fixed), _) => Ok(fixed.clone()),
+            (None, Some(hint)) => Filename::parse(hint),
+            (None, None) => Filename::parse("upload.bin"),
+        }
+    }
+
     pub fn upload_refusal(&self, now: Instant) -> Option<DomainError> {
         if self.share_id.is_some() {
             Some(DomainError::SlotUsed)
@@ -135,11 +145,7 @@ impl UploadRequest {
                 limit: self.max_size,
             });
         }
-        let filename = match (&self.filename, spec.filename_hint.as_deref()) {
-            (Some(fixed), _) => fixed.clone(),
-            (None, Some(hint)) => Filename::parse(hint)?,
-            (None, None) => Filename::parse("upload.bin")?,
-        };
+        let filename = self.filename_for(spec.filename_hint.as_deref())?;
         let sha256 = spec
             .sha256
             .as_deref()
@@ -179,11 +185,7 @@ impl UploadRequest {
         upload: ReceivedUpload,
         now: Instant,
     ) -> Result<Share, DomainError> {
-        let filename = match (&self.filename, upload.filename_hint.as_deref()) {
-            (Some(fixed), _) => fixed.clone(),
-            (None, Some(hint)) => Filename::parse(hint)?,
-            (None, None) => Filename::parse("upload.bin")?,
-        };
+        let filename = self.filename_for(upload.filename_hint.as_deref())?;
         Ok(Share {
             id: share_id,
             owner: Some(self.owner.clone()),
