@@ -31,6 +31,17 @@ fn client_via(server: &Server, endpoint: &str, dir: &Path, args: &[&str]) -> std
         .expect("run once")
 }
 
+/// `once send FILE --to URL` in `dir`, with no server or key configured at all.
+fn send_without_key(dir: &Path, file: &str, request_url: &str) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["send", file, "--to", request_url])
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .output()
+        .unwrap()
+}
+
 /// `PUT` of one part to its URL; the status and the ETag (unquoted) it answered.
 async fn put_part(url: &str, bytes: Vec<u8>) -> (u16, String, String) {
     let response = client()
@@ -690,13 +701,7 @@ async fn an_upload_to_a_request_through_the_s3_store_moves_no_file_bytes_through
     write_big_file(&original, 256);
 
     let before = process_io_bytes(server.pid());
-    let output = std::process::Command::new(BIN)
-        .args(["send", "scan.img", "--to", &request_url])
-        .current_dir(work.path())
-        .env_clear()
-        .env("HOME", work.path())
-        .output()
-        .unwrap();
+    let output = send_without_key(work.path(), "scan.img", &request_url);
     let said = stdout(&output);
     let server_io = process_io_bytes(server.pid()) - before;
     assert!(said.contains("Uploaded scan.img"), "{said}");
@@ -724,26 +729,14 @@ async fn once_send_to_a_request_url_uploads_without_a_key() {
     let work = tempfile::tempdir().unwrap();
     let original = payload(12 * MIB as usize, 21);
     std::fs::write(work.path().join("report.pdf"), &original).unwrap();
-    let output = std::process::Command::new(BIN)
-        .args(["send", "report.pdf", "--to", &request_url])
-        .current_dir(work.path())
-        .env_clear()
-        .env("HOME", work.path())
-        .output()
-        .unwrap();
+    let output = send_without_key(work.path(), "report.pdf", &request_url);
     assert!(stdout(&output).contains("Uploaded report.pdf"));
     let id = request["id"].as_str().unwrap();
     let view = request_view(&server, id).await;
     let (_, downloaded) = download(view["share"]["url"].as_str().unwrap()).await;
     assert!(downloaded == original);
     // A second upload to the used URL is refused.
-    let again = std::process::Command::new(BIN)
-        .args(["send", "report.pdf", "--to", &request_url])
-        .current_dir(work.path())
-        .env_clear()
-        .env("HOME", work.path())
-        .output()
-        .unwrap();
+    let again = send_without_key(work.path(), "report.pdf", &request_url);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("slot_used"),
