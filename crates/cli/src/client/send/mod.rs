@@ -206,7 +206,6 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     .map(|part| (part.number, part.url.clone()))
                     .collect(),
                 sent: Default::default(),
-                expires_at: ticket.expires_at,
                 done_message: match &done {
                     Done::Uploaded(name) => Some(name.clone()),
                     Done::Link(_) => None,

@@ -453,7 +453,6 @@ mod tests {
                 size: Some(1),
                 part_urls: Default::default(),
                 sent: Default::default(),
-                expires_at: time::OffsetDateTime::UNIX_EPOCH,
                 done_message: None,
             }),
             record_file: &record_file,

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 /// A record is a few URLs and up to 10,000 tags; anything much bigger is not ours.
 const MAX_RECORD: u64 = 2 * 1024 * 1024;
@@ -34,10 +33,6 @@ pub(super) struct UploadRecord {
     /// The storage's tag of each part this client sent and saw accepted.
     #[serde(default)]
     pub sent: BTreeMap<u16, String>,
-    /// When the ticket's window closes; the server takes parts for a grace period after it,
-    /// so a resume asks the server rather than trusting this.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
     /// What to print when done (the request's own words, for an upload to a request).
     #[serde(default)]
     pub done_message: Option<String>,
@@ -154,7 +149,6 @@ mod tests {
             size: Some(25),
             part_urls: BTreeMap::from([(1, "http://h/b/part/t/1".into())]),
             sent: BTreeMap::from([(1, "abc".into())]),
-            expires_at: OffsetDateTime::UNIX_EPOCH,
             done_message: None,
         };
         file.save(&record).unwrap();
