@@ -189,7 +189,8 @@ pub async fn put_part(
     body: Body,
 ) -> ApiResult<Response> {
     let started_at = once_domain::now();
-    let token = parse_token(&token)?;
+    // A malformed token cannot be in a URL this server signed.
+    let token = UploadToken::parse(&token).map_err(|_| DomainError::BadUrlSignature)?;
     let number: u16 = number
         .parse()
         .map_err(|_| DomainError::InvalidPart("part numbers go from 1 to 10000".into()))?;
