@@ -85,6 +85,12 @@ pub enum DomainError {
     StaleTimestamp,
     #[error("this request signature was already used")]
     ReplayedSignature,
+    #[error("the browser session is not valid; sign in again")]
+    SessionInvalid,
+    #[error("the browser session has expired; sign in again")]
+    SessionExpired,
+    #[error("this request did not come from a page of this server (CSRF check failed)")]
+    CsrfRejected,
 
     #[error("the URL signature is invalid")]
     BadUrlSignature,
@@ -171,6 +177,9 @@ impl DomainError {
             BadRequestSignature => "bad_request_signature",
             StaleTimestamp => "stale_timestamp",
             ReplayedSignature => "replayed_signature",
+            SessionInvalid => "session_invalid",
+            SessionExpired => "session_expired",
+            CsrfRejected => "csrf_rejected",
             BadUrlSignature => "bad_url_signature",
             UrlExpired => "url_expired",
             UploadExpired => "upload_expired",
@@ -223,8 +232,8 @@ impl DomainError {
             | ChecksumMismatch => ErrorClass::BadInput,
             TooLarge { .. } | PartBeyondSize { .. } => ErrorClass::TooLarge,
             MissingCredentials | InvalidCredentials | BadRequestSignature | StaleTimestamp
-            | ReplayedSignature => ErrorClass::Unauthenticated,
-            BadUrlSignature | UrlExpired | UploadExpired => ErrorClass::Forbidden,
+            | ReplayedSignature | SessionInvalid | SessionExpired => ErrorClass::Unauthenticated,
+            BadUrlSignature | UrlExpired | UploadExpired | CsrfRejected => ErrorClass::Forbidden,
             ShareNotFound | RequestNotFound | KeyNotFound | NotFound | ShareNotReady
             | RouteNotFound => ErrorClass::NotFound,
             SlotUsed | KeyExists | PartConflict(_) => ErrorClass::Conflict,
@@ -278,6 +287,9 @@ impl DomainError {
             BadRequestSignature,
             StaleTimestamp,
             ReplayedSignature,
+            SessionInvalid,
+            SessionExpired,
+            CsrfRejected,
             BadUrlSignature,
             UrlExpired,
             UploadExpired,
@@ -334,6 +346,9 @@ impl DomainError {
                 | BadRequestSignature
                 | StaleTimestamp
                 | ReplayedSignature
+                | SessionInvalid
+                | SessionExpired
+                | CsrfRejected
                 | BadUrlSignature
                 | UrlExpired
                 | UploadExpired

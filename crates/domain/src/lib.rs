@@ -12,6 +12,7 @@ pub mod parts;
 pub mod preview;
 pub mod range;
 pub mod request;
+pub mod session;
 pub mod share;
 pub mod signing;
 
@@ -22,6 +23,7 @@ pub use key::{ApiToken, KeyRecord, KeySecret};
 pub use parts::{PartLayout, ReportedPart, StoredPart};
 pub use range::{RequestedRange, requested_range};
 pub use request::{RequestPolicy, RequestSpec, SessionSpec, UploadRequest};
+pub use session::{BrowserSession, SessionSigner};
 pub use share::{Availability, Sha256Digest, Share, SharePolicy, ShareSpec, ShareState};
 pub use signing::{MasterSecret, SecretSealer, UrlSigner};
 

@@ -63,6 +63,13 @@ impl MasterSecret {
         }
     }
 
+    pub fn session_signer(&self) -> crate::session::SessionSigner {
+        crate::session::SessionSigner {
+            session_key: self.derive(b"once/v1/browser-session"),
+            csrf_key: self.derive(b"once/v1/browser-csrf"),
+        }
+    }
+
     pub fn sealer(&self) -> SecretSealer {
         SecretSealer {
             key: self.derive(b"once/v1/key-sealing"),

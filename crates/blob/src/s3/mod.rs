@@ -72,11 +72,26 @@ pub struct S3BlobStore {
     buffers: Arc<SpaceBudget>,
 }
 
-fn seconds_until(expires_at: Instant) -> Duration {
-    let now = time::OffsetDateTime::now_utc();
-    // S3 accepts 1 s to 7 days.
-    let seconds = (expires_at - now).whole_seconds().clamp(1, 7 * 86400);
-    Duration::from_secs(seconds as u64)
+/// Signs `action` so that it stays valid until at least `expires_at`. SigV4 dates are whole
+/// seconds and `X-Amz-Expires` counts from that date, so both are taken from the current
+/// second and the lifetime is rounded up: signing `now` with the lifetime left, rounded down,
+/// would let a URL die up to two seconds before the expiry its ticket announces.
+fn presign<'a, A: S3Action<'a>>(action: &A, expires_at: Instant) -> url::Url {
+    let (signed_at, lifetime) = validity(jiff::Timestamp::now().as_second(), expires_at);
+    let signed_at =
+        jiff::Timestamp::from_second(signed_at).unwrap_or_else(|_| jiff::Timestamp::now());
+    action.sign_with_time(lifetime, &signed_at)
+}
+
+/// The signing second and the lifetime from it that covers `expires_at` (S3 accepts 1 s to
+/// 7 days).
+fn validity(now_second: i64, expires_at: Instant) -> (i64, Duration) {
+    let mut until = expires_at.unix_timestamp();
+    if expires_at.nanosecond() > 0 {
+        until += 1;
+    }
+    let seconds = (until - now_second).clamp(1, 7 * 86400);
+    (now_second, Duration::from_secs(seconds as u64))
 }
 
 /// Whether an S3 listing's timestamp (RFC 3339) is before `before`. A missing or unreadable
@@ -208,6 +223,31 @@ pub(crate) fn multipart_etag(part_etags: &[&str]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_presigned_url_lives_at_least_until_the_expiry_it_was_asked_for() {
+        let at = |second: i64, nanos: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(second) * 1_000_000_000 + i128::from(nanos),
+            )
+            .unwrap()
+        };
+        // Asked at 100.9 s for 101.9 s: signed at 100, valid for 2 s, so until 102 > 101.9.
+        assert_eq!(
+            super::validity(100, at(101, 900_000_000)),
+            (100, std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            super::validity(100, at(160, 0)),
+            (100, std::time::Duration::from_secs(60))
+        );
+        // Already past, or far ahead: S3's own bounds.
+        assert_eq!(super::validity(100, at(50, 0)).1.as_secs(), 1);
+        assert_eq!(
+            super::validity(100, at(100 + 30 * 86400, 0)).1.as_secs(),
+            7 * 86400
+        );
+    }
+
     #[test]
     fn the_etag_of_an_assembled_object_follows_from_its_parts() {
         // MD5("a") and MD5("b"); the object's tag is MD5 of both digests, then "-2".

@@ -2,11 +2,9 @@
 //! and abort them, and uploads that stream through the server, cut into parts of bounded size
 //! whose buffers count against the store's memory budget.
 
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use once_domain::BlobKey;
+use once_domain::{BlobKey, Instant};
 use reqwest::StatusCode;
 use rusty_s3::actions::CreateMultipartUpload;
 
@@ -37,14 +35,14 @@ impl S3BlobStore {
         upload_id: &str,
         number: u16,
         size: u64,
-        lifetime: Duration,
+        expires_at: Instant,
     ) -> String {
         let length = size.to_string();
         let mut action =
             self.bucket
                 .upload_part(Some(&self.credentials), object, number, upload_id);
         action.headers_mut().insert("content-length", length);
-        action.sign(lifetime).to_string()
+        super::presign(&action, expires_at).to_string()
     }
 
     pub(super) async fn create_multipart(

@@ -15,7 +15,7 @@ use rusty_s3::{Method, S3Action};
 
 use super::calls::{LISTING_CALL, call, call_text, call_text_if_implemented, check, storage_error};
 use super::xml::ListMultipartUploadsResult;
-use super::{S3BlobStore, seconds_until, stamped_before};
+use super::{S3BlobStore, presign, stamped_before};
 use crate::{
     BlobError, BlobInfo, BlobRead, BlobResult, BlobStore, ByteStream, CompletedBlob, DirectUpload,
     PutLimits, ReportedPart, StoredPart,
@@ -227,7 +227,6 @@ impl BlobStore for S3BlobStore {
         expires_at: Instant,
     ) -> BlobResult<Option<DirectUpload>> {
         let object = self.object(key);
-        let lifetime = seconds_until(expires_at);
         let mut headers = vec![
             ("content-length".to_owned(), size.to_string()),
             ("content-type".to_owned(), content_type.to_owned()),
@@ -245,7 +244,7 @@ impl BlobStore for S3BlobStore {
         for (name, value) in &headers {
             action.headers_mut().insert(name.clone(), value.clone());
         }
-        let url = action.sign(lifetime).to_string();
+        let url = presign(&action, expires_at).to_string();
         Ok(Some(DirectUpload {
             method: "PUT".into(),
             url,
@@ -267,13 +266,7 @@ impl BlobStore for S3BlobStore {
         length: u64,
         expires_at: Instant,
     ) -> Option<String> {
-        Some(self.sign_part(
-            &self.object(key),
-            upload_id,
-            number,
-            length,
-            seconds_until(expires_at),
-        ))
+        Some(self.sign_part(&self.object(key), upload_id, number, length, expires_at))
     }
 
     /// Stores that list parts without sizes or ETags (some compatible ones) report them as
@@ -395,6 +388,6 @@ impl BlobStore for S3BlobStore {
         action
             .query_mut()
             .insert("response-cache-control", "private, no-store");
-        Some(action.sign(seconds_until(expires_at)).to_string())
+        Some(presign(&action, expires_at).to_string())
     }
 }
