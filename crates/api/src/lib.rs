@@ -194,6 +194,17 @@ pub struct ShareView {
     pub upload: Option<UploadTicket>,
 }
 
+/// `POST /s/{id}` with `Accept: application/json` (what the landing page's script sends): the
+/// claim's answer as data instead of a redirect, so the page can start the download and offer
+/// to resume it while the lease lasts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClaimTicket {
+    pub download_url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub lease_until: OffsetDateTime,
+    pub downloads_left: u32,
+}
+
 /// `GET /api/v1/shares?limit=N&after=CURSOR`: the owner's shares, newest first; `next` is the
 /// cursor of the following page, absent on the last one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -52,6 +52,8 @@ settings! {
     orphan_grace: Duration = "1h", env "ONCE_ORPHAN_GRACE";
     /// How long an upload that started in time may take to finish
     upload_grace: Duration = "24h", env "ONCE_UPLOAD_GRACE";
+    /// How long a browser stays signed in after signing in with a key
+    session_lifetime: Duration = "12h", env "ONCE_SESSION_LIFETIME";
     /// How long in-flight requests may run after SIGINT/SIGTERM
     shutdown_grace: Duration = "30s", env "ONCE_SHUTDOWN_GRACE";
     /// Log format: text or json

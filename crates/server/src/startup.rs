@@ -225,6 +225,7 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
         upload_grace: config.upload_grace,
         request_uploads_in_flight: config.request_uploads_in_flight,
         upload_part_size: config.upload_part_size.as_u64(),
+        session_lifetime: config.session_lifetime,
     };
     Ok(Service::new(meta, blob, &master, settings))
 }

@@ -69,7 +69,7 @@ pub struct ListQuery {
 }
 
 /// A page cursor: `<created_at unix seconds>.<share id>` of the last share of a page.
-fn parse_cursor(text: &str) -> Result<(once_domain::Instant, ShareId), DomainError> {
+pub(super) fn parse_cursor(text: &str) -> Result<(once_domain::Instant, ShareId), DomainError> {
     let invalid =
         || DomainError::InvalidQuery("after must be a cursor from a previous page".into());
     let (seconds, id) = text.split_once('.').ok_or_else(invalid)?;

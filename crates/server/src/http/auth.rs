@@ -3,7 +3,8 @@
 //! (`PUT /api/v1/files/…`) signs the hash it announces in `X-Once-Content-Sha256`, which the
 //! upload then enforces byte for byte; on every other route the header is not trusted: the body
 //! is read (at most `api_body_limit`, and only once the key id is known to be real) and hashed
-//! here, so a signature always covers the real body.
+//! here, so a signature always covers the real body. Pages of this server call the same API
+//! with the browser's session cookie instead, plus a CSRF token on anything that changes state.
 
 use std::sync::Arc;
 
@@ -89,6 +90,20 @@ pub async fn require_key(
             body_sha256_hex: &body_hash,
         };
         let caller = app.service.authenticate_signed(key, &signed, now).await?;
+        (caller, request)
+    } else if let Some(session) = super::web::session::cookie(request.headers()) {
+        let session = session.to_owned();
+        let caller = app.service.authenticate_session(&session, now).await?;
+        // A page of ours proves it is one by the token only our pages hold; SameSite=Strict
+        // already keeps other sites' requests from carrying the cookie at all.
+        if !matches!(
+            request.method(),
+            &axum::http::Method::GET | &axum::http::Method::HEAD
+        ) {
+            let csrf = header(&request, super::web::session::CSRF_HEADER)
+                .ok_or(DomainError::CsrfRejected)?;
+            app.service.check_csrf(&session, csrf)?;
+        }
         (caller, request)
     } else {
         return Err(DomainError::MissingCredentials.into());

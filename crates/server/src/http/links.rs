@@ -11,7 +11,8 @@ use once_domain::preview::{OpenRequest, Opener, wants_html};
 use once_domain::{DomainError, ShareId};
 
 use super::error::ApiError;
-use super::{AppState, header_text, pages};
+use super::web::pages;
+use super::{AppState, header_text};
 
 /// Who is asking, judged by the domain's one rule from the method and headers.
 pub(super) fn classify(method: &Method, headers: &HeaderMap) -> Opener {
@@ -27,9 +28,9 @@ pub(super) fn classify(method: &Method, headers: &HeaderMap) -> Opener {
 }
 
 /// An error as the opener expects it: a page for people, JSON for programs.
-fn refusal(error: ApiError, html: bool) -> Response {
+fn refusal(app: &AppState, headers: &HeaderMap, error: ApiError, html: bool) -> Response {
     if html {
-        pages::problem(&error)
+        pages::problem(app, headers, &error)
     } else {
         error.into_response()
     }
@@ -82,10 +83,10 @@ async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderM
     };
     let share = match share {
         Ok(share) => share,
-        Err(error) => return refusal(error, html),
+        Err(error) => return refusal(app, headers, error, html),
     };
     if let Some(reason) = share.claim_refusal(now) {
-        return refusal(ApiError::from(reason), html);
+        return refusal(app, headers, ApiError::from(reason), html);
     }
     if let Err(error) = app.service.count_preview(&share.id).await {
         tracing::warn!(%error, "could not count a preview");
@@ -99,15 +100,17 @@ async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderM
             );
             response
         }
-        Opener::Preview => pages::preview(&share),
-        _ => pages::landing(&share),
+        Opener::Preview => pages::preview(app, headers),
+        _ => pages::landing(app, headers, &share).await,
     }
 }
 
 async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response {
-    let html = wants_html(header_text(headers, header::ACCEPT).unwrap_or_default());
+    let accept = header_text(headers, header::ACCEPT).unwrap_or_default();
+    let html = wants_html(accept);
+    let as_data = !html && accept.contains("application/json");
     let Ok(id) = ShareId::parse(id) else {
-        return refusal(DomainError::ShareNotFound.into(), html);
+        return refusal(app, headers, DomainError::ShareNotFound.into(), html);
     };
     match app
         .service
@@ -116,6 +119,18 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
     {
         Ok(claim) => {
             tracing::info!(share = %claim.share.id.log_label(), downloads_left = claim.share.downloads_left, "share claimed");
+            if as_data {
+                let mut response = axum::Json(once_api::ClaimTicket {
+                    download_url: claim.download_url.clone(),
+                    lease_until: claim.lease_until,
+                    downloads_left: claim.share.downloads_left,
+                })
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return response;
+            }
             // The body repeats the URL so that `curl` without `-L` still shows where the bytes are.
             let mut response =
                 (StatusCode::SEE_OTHER, format!("{}\n", claim.download_url)).into_response();
@@ -133,6 +148,6 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
             }
             response
         }
-        Err(error) => refusal(error.into(), html),
+        Err(error) => refusal(app, headers, error.into(), html),
     }
 }

@@ -7,9 +7,9 @@ mod blobs;
 pub mod error;
 mod links;
 pub mod pace;
-mod pages;
 mod uploads;
 mod views;
+mod web;
 
 use std::sync::Arc;
 
@@ -56,6 +56,13 @@ impl AppState {
             .unwrap_or("localhost");
         format!("http://{host}")
     }
+
+    /// Session cookies are `Secure` when people reach this server over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -83,7 +90,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit));
 
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(web::pages::home))
+        .route("/session", post(web::session::sign_in))
+        .route("/session/end", post(web::session::sign_out))
+        .route("/shares", get(web::pages::shares))
+        .route("/assets/{name}", get(web::assets::serve))
         .route(routes::HEALTH, get(healthz))
         .route(routes::READY, get(readyz))
         .route(routes::METRICS, get(render_metrics))
@@ -117,7 +128,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(routes::TICKET_UPLOAD, put(uploads::put_ticket))
         .route(routes::PART_UPLOAD, put(uploads::put_part))
         .route(routes::BLOB_DOWNLOAD, get(blobs::download))
-        .fallback(not_found)
+        .fallback(web::pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
@@ -131,10 +142,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
-}
-
-async fn not_found() -> Response {
-    error::render(&DomainError::RouteNotFound)
 }
 
 async fn method_not_allowed() -> Response {

@@ -21,7 +21,8 @@ use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
 use crate::service::{SessionStart, parse_sha256, reported_parts};
 
 use super::error::{ApiError, ApiResult};
-use super::{AppState, header_text, incoming, links, pages, views};
+use super::web::pages;
+use super::{AppState, header_text, incoming, links, views};
 
 pub async fn put_ticket(
     State(app): State<Arc<AppState>>,
@@ -75,13 +76,13 @@ pub async fn request_page(
     let now = once_domain::now();
     let request = match request {
         Ok(request) => request,
-        Err(error) if html => return pages::problem(&error),
+        Err(error) if html => return pages::problem(&app, &headers, &error),
         Err(error) => return error.into_response(),
     };
     if let Some(refusal) = request.upload_refusal(now) {
         let error = ApiError::from(refusal);
         return if html {
-            pages::problem(&error)
+            pages::problem(&app, &headers, &error)
         } else {
             error.into_response()
         };
@@ -92,11 +93,7 @@ pub async fn request_page(
             app.base_url(&headers),
             once_api::routes::request_uploads(request.id.as_str())
         );
-        return pages::upload_page(
-            &request,
-            &uploads_url,
-            app.service.upload_origin().as_deref(),
-        );
+        return pages::upload_page(&app, &headers, &request, &uploads_url);
     }
     Json(OpenRequest {
         state: "open".to_owned(),

@@ -68,6 +68,47 @@ impl Service {
         Ok(Caller { key_id: key.key_id })
     }
 
+    // ---- browser sessions -------------------------------------------------------------
+
+    /// Signs a browser in with an API key: the session token its cookie carries, and when it
+    /// ends. The key is checked exactly as a bearer token is.
+    pub async fn open_session(
+        &self,
+        token: &str,
+        now: Instant,
+    ) -> ServiceResult<(String, Caller, Instant)> {
+        let caller = self.authenticate_bearer(token.trim()).await?;
+        let lifetime =
+            time::Duration::try_from(self.session_lifetime).unwrap_or(time::Duration::HOUR);
+        let expires_at = now
+            .saturating_add(lifetime)
+            .replace_nanosecond(0)
+            .unwrap_or(now);
+        let session = self.sessions.issue(&caller.key_id, expires_at);
+        Ok((session, caller, expires_at))
+    }
+
+    /// The key behind a session cookie, which must still be active: revoking a key ends all
+    /// of its sessions.
+    pub async fn authenticate_session(&self, session: &str, now: Instant) -> ServiceResult<Caller> {
+        let session = self.sessions.verify(session, now)?;
+        self.active_key(&session.key_id)
+            .await
+            .map_err(|_| DomainError::SessionInvalid)?;
+        Ok(Caller {
+            key_id: session.key_id,
+        })
+    }
+
+    /// The CSRF token pages of this session carry.
+    pub fn csrf_token(&self, session: &str) -> String {
+        self.sessions.csrf_token(session)
+    }
+
+    pub fn check_csrf(&self, session: &str, csrf: &str) -> ServiceResult<()> {
+        Ok(self.sessions.check_csrf(session, csrf)?)
+    }
+
     // ---- keys ---------------------------------------------------------------------------
 
     fn keyring(&self) -> crate::keys::Keyring<'_> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use once_blob::{BlobError, BlobStore, ByteStream};
 use once_domain::{
     DomainError, Instant, KeyId, MasterSecret, RequestId, RequestPolicy, SecretSealer,
-    Sha256Digest, Share, SharePolicy, UrlSigner,
+    SessionSigner, Sha256Digest, Share, SharePolicy, UrlSigner,
 };
 use once_meta::{MetaError, MetaStore};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -111,6 +111,8 @@ pub struct ServiceSettings {
     /// Parts of multipart uploads have this many bytes (every part but the last); larger
     /// uploads, and uploads of unknown size, go in parts.
     pub upload_part_size: u64,
+    /// How long a browser session lasts.
+    pub session_lifetime: Duration,
 }
 
 /// The only door to the stores: handlers, the reaper and the commands call these methods and
@@ -120,6 +122,8 @@ pub struct Service {
     blob: Arc<dyn BlobStore>,
     signer: UrlSigner,
     sealer: SecretSealer,
+    sessions: SessionSigner,
+    session_lifetime: Duration,
     shares: SharePolicy,
     requests: RequestPolicy,
     claim_lease: Duration,
@@ -140,6 +144,8 @@ impl Service {
             blob,
             signer: master.url_signer(),
             sealer: master.sealer(),
+            sessions: master.session_signer(),
+            session_lifetime: settings.session_lifetime,
             shares: settings.shares,
             requests: settings.requests,
             claim_lease: settings.claim_lease,
@@ -179,6 +185,11 @@ impl Service {
     /// Whether any API key exists (start-up prints how to make one).
     pub async fn has_keys(&self) -> ServiceResult<bool> {
         Ok(!self.meta.list_keys().await?.is_empty())
+    }
+
+    /// The limits shares are held to (the send page shows them).
+    pub fn share_policy(&self) -> &SharePolicy {
+        &self.shares
     }
 
     /// The bucket's origin where browsers upload straight to it (for page security policies).

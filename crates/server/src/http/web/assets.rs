@@ -1,0 +1,98 @@
+//! The few static files the pages load, embedded in the binary and served under names that
+//! carry a hash of their content, so they can be cached for a year and never go stale.
+
+use std::sync::LazyLock;
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+struct Asset {
+    /// The file's own name, as the code refers to it.
+    file: &'static str,
+    /// The name it is served under: `app.1a2b3c4d5e6f.js`.
+    served: String,
+    body: &'static [u8],
+    content_type: &'static str,
+}
+
+const FILES: &[(&str, &[u8], &str)] = &[
+    (
+        "app.css",
+        include_bytes!("assets/app.css"),
+        "text/css; charset=utf-8",
+    ),
+    (
+        "app.js",
+        include_bytes!("assets/app.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "zip.js",
+        include_bytes!("assets/zip.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "qr.js",
+        include_bytes!("assets/vendor/lean-qr.mjs"),
+        "text/javascript; charset=utf-8",
+    ),
+];
+
+static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
+    FILES
+        .iter()
+        .map(|&(file, body, content_type)| {
+            let hash = hex::encode(&Sha256::digest(body)[..6]);
+            let (stem, extension) = file.rsplit_once('.').unwrap_or((file, ""));
+            Asset {
+                file,
+                served: format!("{stem}.{hash}.{extension}"),
+                body,
+                content_type,
+            }
+        })
+        .collect()
+});
+
+/// The URL path of an asset by its file name.
+pub fn url(file: &str) -> &'static str {
+    ASSETS
+        .iter()
+        .find(|asset| asset.file == file)
+        .map(|asset| asset.served.as_str())
+        .unwrap_or_default()
+}
+
+/// Where the page script finds the modules it loads on demand.
+#[derive(Serialize)]
+pub struct ScriptUrls {
+    zip: String,
+    qr: String,
+}
+
+pub fn script_urls() -> ScriptUrls {
+    ScriptUrls {
+        zip: format!("/assets/{}", url("zip.js")),
+        qr: format!("/assets/{}", url("qr.js")),
+    }
+}
+
+pub async fn serve(Path(name): Path<String>) -> Response {
+    let Some(asset) = ASSETS.iter().find(|asset| asset.served == name) else {
+        return super::super::error::render(&once_domain::DomainError::RouteNotFound);
+    };
+    let mut response = (StatusCode::OK, asset.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    response
+}

@@ -1,0 +1,130 @@
+//! Signing in and out of the web pages. The sign-in form posts an API key once; the browser
+//! gets a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` when the public URL is
+//! HTTPS) and the key itself is kept nowhere a page script could read it.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::super::AppState;
+use super::super::error::ApiError;
+use super::{Chrome, pages};
+
+pub const COOKIE: &str = "once_session";
+/// Scripts of our pages send the session's CSRF token in this header.
+pub const CSRF_HEADER: &str = "x-once-csrf";
+
+/// The session token in a `Cookie` header, if any.
+pub fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE && !value.is_empty()).then_some(value)
+        })
+}
+
+/// A request that states where it came from must come from one of our pages: a login form on
+/// another site must not be able to sign a browser into the attacker's key.
+fn same_origin(headers: &HeaderMap, base: &str) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    match headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(origin) => origin == base,
+        None => true,
+    }
+}
+
+fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if app.secure_cookies() { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("once_session=; Path=/; Max-Age=0"))
+}
+
+fn see_home(cookie: HeaderValue) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("/"));
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    #[serde(default)]
+    key: String,
+}
+
+pub async fn sign_in(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let chrome = Chrome::for_request(&app, &headers, None);
+    if !same_origin(&headers, &app.base_url(&headers)) {
+        return pages::sign_in_page(&chrome, StatusCode::FORBIDDEN, Some(chrome.t.signin_failed));
+    }
+    let now = once_domain::now();
+    match app.service.open_session(&form.key, now).await {
+        Ok((session, caller, expires_at)) => {
+            tracing::info!(key = %caller.key_id.as_str(), "browser signed in");
+            let max_age = (expires_at - now).whole_seconds().max(0) as u64;
+            see_home(session_cookie(&app, &session, max_age))
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            let status = error.parts().0;
+            // Only a refused key is the visitor's to fix; anything else is the server's.
+            let message = if status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST
+            {
+                chrome.t.signin_failed
+            } else {
+                chrome.t.trouble_text
+            };
+            let status = if status == StatusCode::BAD_REQUEST {
+                StatusCode::UNAUTHORIZED
+            } else {
+                status
+            };
+            pages::sign_in_page(&chrome, status, Some(message))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Ends the browser's session: the cookie is dropped. (The token itself stays valid until it
+/// expires; it never left the browser's cookie jar, and revoking the key ends it at once.)
+pub async fn sign_out(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<SignOut>,
+) -> Response {
+    if let Some(session) = cookie(&headers)
+        && app.service.check_csrf(session, &form.csrf).is_err()
+    {
+        return pages::problem_for(
+            &Chrome::for_request(&app, &headers, None),
+            &ApiError::from(once_domain::DomainError::CsrfRejected),
+        );
+    }
+    see_home(session_cookie(&app, "", 0))
+}
