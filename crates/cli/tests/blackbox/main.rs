@@ -14,3 +14,4 @@ mod s3;
 mod scale_out;
 mod shares;
 mod uploads;
+mod web;
