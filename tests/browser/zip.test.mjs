@@ -233,7 +233,8 @@ async function roundTrip(t, name, expected, { chunkSizes, order = expected, opti
   const file = path.join(work, `${name}.zip`);
   for (const chunkSize of chunkSizes) {
     const written = await writeShuffled(plan, file, chunkSize);
-    assert.ok(Buffer.from(whole).equals(written), `ranges of ${chunkSize} bytes give the same archive`);
+    const same = Buffer.from(whole).equals(written);
+    assert.ok(same, `ranges of ${chunkSize} bytes give the same archive`);
   }
   const view = pythonView(file);
   checkArchive(whole, view, expected);
@@ -262,18 +263,22 @@ describe('crc32', () => {
 });
 
 describe('planArchive', () => {
-  it('writes small files, a directory and a non-ASCII name that Python and unzip read back', async (t) => {
+  it('writes small files, a directory and a non-ASCII name that Python and unzip read', async (t) => {
+    const text = (value) => new TextEncoder().encode(value);
     const expected = [
-      { path: NON_ASCII_NAME, bytes: new TextEncoder().encode('naïve café\n'), modified: SOME_TIME },
-      { path: 'a.txt', bytes: new TextEncoder().encode('first file\n'), modified: SOME_TIME + 1000 },
+      { path: NON_ASCII_NAME, bytes: text('naïve café\n'), modified: SOME_TIME },
+      { path: 'a.txt', bytes: text('first file\n'), modified: SOME_TIME + 1000 },
       { path: 'b.bin', bytes: randomBytes(1000), modified: Date.UTC(1975, 5, 1) },
       // A directory before its contents, and `docs/…` before `docs.txt`, as the CLI orders.
       { path: 'docs/', bytes: null, modified: Date.UTC(2050, 0, 1, 0, 0, 1) },
-      { path: 'docs/readme.md', bytes: new TextEncoder().encode('# read me\n'), modified: SOME_TIME },
+      { path: 'docs/readme.md', bytes: text('# read me\n'), modified: SOME_TIME },
       { path: 'docs.txt', bytes: randomBytes(333), modified: Date.UTC(1960, 0, 1) },
     ];
     const shuffled = [expected[4], expected[5], expected[1], expected[3], expected[0], expected[2]];
-    const { plan } = await roundTrip(t, 'small', expected, { chunkSizes: [7, 61, MiB + 7], order: shuffled });
+    const { plan } = await roundTrip(t, 'small', expected, {
+      chunkSizes: [7, 61, MiB + 7],
+      order: shuffled,
+    });
     assert.deepEqual(plan.contents, {
       entries: 6,
       total_size: expected.reduce((total, entry) => total + (entry.bytes?.length ?? 0), 0),
@@ -296,7 +301,7 @@ describe('planArchive', () => {
     });
   });
 
-  it('writes a file of 5 MiB + 3 bytes read from disk in ranges that split it anywhere', async (t) => {
+  it('writes a file of 5 MiB + 3 bytes from disk, in ranges that cut it anywhere', async (t) => {
     const bytes = randomBytes(5 * MiB + 3);
     const source = path.join(work, 'big.bin');
     await writeFile(source, bytes);
@@ -318,7 +323,8 @@ describe('planArchive', () => {
     const empty = new Blob([]);
     const entries = [{ path: 'many/', blob: null, modified: SOME_TIME }];
     for (let index = 0; index < 70_000; index++) {
-      entries.push({ path: `many/${String(index).padStart(5, '0')}.txt`, blob: empty, modified: SOME_TIME });
+      const name = `many/${String(index).padStart(5, '0')}.txt`;
+      entries.push({ path: name, blob: empty, modified: SOME_TIME });
     }
     const plan = await planArchive(entries);
     const file = path.join(work, 'many.zip');
@@ -344,7 +350,7 @@ describe('planArchive', () => {
     assert.equal(plan.contents.entries, 70_001);
     assert.equal(plan.contents.total_size, 0);
     assert.equal(plan.contents.truncated, true);
-    assert.equal(plan.contents.listing.length, 300, 'the listing is cut to 300 entries, as the CLI sends');
+    assert.equal(plan.contents.listing.length, 300, 'cut to 300 entries, as the CLI sends');
     assert.deepEqual(plan.contents.listing[0], { path: 'many/', size: 0 });
     assert.deepEqual(plan.contents.listing[299], { path: 'many/00298.txt', size: 0 });
     await t.test('unzip -t', { skip: UNZIP_MISSING && 'the unzip binary is not installed' }, () =>
@@ -352,7 +358,7 @@ describe('planArchive', () => {
     );
   });
 
-  it('writes ZIP64 sizes, offsets and end records, forced by a low threshold, that Python and unzip read', async (t) => {
+  it('writes ZIP64 sizes, offsets and end records (forced) that Python and unzip read', async (t) => {
     const expected = [
       { path: 'big.bin', bytes: randomBytes(5000), modified: SOME_TIME },
       { path: 'dir/', bytes: null, modified: SOME_TIME },
@@ -391,7 +397,11 @@ describe('planArchive', () => {
     const sizes = [9 * MiB + 1, 0, 3];
     const calls = [];
     await planArchive(
-      sizes.map((size, index) => ({ path: `f${index}`, blob: new Blob([new Uint8Array(size)]), modified: 0 })),
+      sizes.map((size, index) => ({
+        path: `f${index}`,
+        blob: new Blob([new Uint8Array(size)]),
+        modified: 0,
+      })),
       { onProgress: (done, total) => calls.push([done, total]) },
     );
     const total = 9 * MiB + 4;
@@ -413,7 +423,7 @@ describe('planArchive', () => {
     await assert.rejects(plan, { name: 'AbortError' });
   });
 
-  it('refuses duplicate, absolute, climbing and malformed paths with a message naming them', async () => {
+  it('refuses duplicate, absolute, climbing and malformed paths, naming them', async () => {
     const file = (entryPath) => ({ path: entryPath, blob: new Blob(['x']), modified: 0 });
     const dir = (entryPath) => ({ path: entryPath, blob: null, modified: 0 });
     const refusals = [
@@ -433,9 +443,9 @@ describe('planArchive', () => {
       [[file('bad\ud800')], /lone surrogate/],
       [[file('x'.repeat(65_536))], /more than ZIP allows/],
       [[{ path: 'dir', blob: null, modified: 0 }], /not a directory path ending in "\/"/],
-      [[{ path: 'dir/', blob: new Blob(['x']), modified: 0 }], /ends in "\/", so it is a directory/],
+      [[{ path: 'dir/', blob: new Blob(['x']), modified: 0 }], /ends in "\/", so it is a dir/],
       [[{ path: 'f', blob: 'text', modified: 0 }], /not a Blob or File/],
-      [[{ path: 'f', blob: new Blob(['x']), modified: new Date(Number.NaN) }], /no valid modification time/],
+      [[{ path: 'f', blob: new Blob(['x']), modified: new Date(Number.NaN) }], /no valid mod/],
       [[{ path: 'f', blob: new Blob(['x']) }], /no valid modification time/],
       [[], /nothing to archive/],
     ];

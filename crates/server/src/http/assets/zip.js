@@ -122,9 +122,13 @@ function pathProblem(path) {
   if (path.startsWith('/')) {
     return 'is absolute; paths in an archive are relative, like "folder/file.txt"';
   }
-  if (/^[A-Za-z]:/.test(path)) return 'starts with a drive letter; paths in an archive are relative';
+  if (/^[A-Za-z]:/.test(path)) {
+    return 'starts with a drive letter; paths in an archive are relative';
+  }
   const parts = (path.endsWith('/') ? path.slice(0, -1) : path).split('/');
-  if (parts.includes('..')) return 'has a ".." segment, which would unpack outside the target folder';
+  if (parts.includes('..')) {
+    return 'has a ".." segment, which would unpack outside the target folder';
+  }
   if (parts.some((part) => part === '' || part === '.')) {
     return 'has an empty or "." segment (a doubled or leading "/", or "./")';
   }
@@ -159,7 +163,9 @@ function checkedEntry(entry, index) {
   if (problem) throw new Error(`"${path}" cannot go into the archive: it ${problem}`);
   const isDir = blob === null || blob === undefined;
   if (isDir && !path.endsWith('/')) {
-    throw new Error(`"${path}" has no file (blob is null) but is not a directory path ending in "/"`);
+    throw new Error(
+      `"${path}" has no file (blob is null) but is not a directory path ending in "/"`,
+    );
   }
   if (!isDir && path.endsWith('/')) {
     throw new Error(`"${path}" ends in "/", so it is a directory, but it has a file (blob)`);
@@ -169,7 +175,9 @@ function checkedEntry(entry, index) {
   }
   const name = utf8.encode(path);
   if (name.length > LONGEST_NAME) {
-    throw new Error(`"${path}" is ${name.length} bytes long in UTF-8, more than ZIP allows (${LONGEST_NAME})`);
+    throw new Error(
+      `"${path}" is ${name.length} bytes long in UTF-8, more than ZIP allows (${LONGEST_NAME})`,
+    );
   }
   return {
     path,
@@ -222,15 +230,18 @@ function orderedEntries(entries) {
     const before = ordered[index - 1];
     const entry = ordered[index];
     if (archiveOrder(before, entry) === 0) {
+      const both = entry.path.replace(/\/$/, '');
       throw new Error(
         before.path === entry.path
           ? `"${entry.path}" is given twice; each path goes into the archive once`
-          : `"${before.path}" and "${entry.path}" would both be "${entry.path.replace(/\/$/, '')}" in the archive`,
+          : `"${before.path}" and "${entry.path}" would both be "${both}" in the archive`,
       );
     }
     // Sorted, whatever lies below a name comes right after it.
     if (!before.isDir && isBelow(entry, before)) {
-      throw new Error(`"${entry.path}" lies below "${before.path}", which is a file, not a directory`);
+      throw new Error(
+        `"${entry.path}" lies below "${before.path}", which is a file, not a directory`,
+      );
     }
   }
   return ordered;
@@ -273,7 +284,9 @@ class RecordWriter {
   }
 
   done() {
-    if (this.at !== this.bytes.length) throw new Error('zip.js: a record came out the wrong length');
+    if (this.at !== this.bytes.length) {
+      throw new Error('zip.js: a record came out the wrong length');
+    }
     return this.bytes;
   }
 }
@@ -511,7 +524,8 @@ async function readFileRange(entry, start, end) {
     throw unreadable(entry, error);
   }
   if (bytes.length !== end - start) {
-    throw unreadable(entry, new Error(`got ${bytes.length} bytes where ${end - start} were expected`));
+    const short = `got ${bytes.length} bytes where ${end - start} were expected`;
+    throw unreadable(entry, new Error(short));
   }
   return bytes;
 }
@@ -557,18 +571,39 @@ function lastEntryAtOrBefore(entries, key, offset) {
   return low;
 }
 
-/**
- * Copies the part of a record at `recordStart` (`length` bytes, made by `build` only if
- * needed) that falls in [at, end) into `out` (which holds [outStart, …)); returns the new `at`.
- */
-function copyRecord(out, outStart, at, end, recordStart, length, build) {
-  const recordEnd = recordStart + length;
-  if (at >= end || at >= recordEnd || length === 0) return at;
-  const record = build();
-  const from = at - recordStart;
-  const count = Math.min(recordEnd, end) - at;
-  out.set(record.subarray(from, from + count), at - outStart);
-  return at + count;
+/** The bytes [start, stop) of the archive being filled in, `at` the first one not yet there. */
+class RangeBuffer {
+  constructor(start, stop) {
+    this.bytes = new Uint8Array(stop - start);
+    this.start = start;
+    this.stop = stop;
+    this.at = start;
+  }
+
+  get full() {
+    return this.at >= this.stop;
+  }
+
+  /** Copies in what falls in the range of the record at `offset` (made by `build` if so). */
+  record(offset, length, build) {
+    const recordEnd = offset + length;
+    if (this.full || this.at >= recordEnd || length === 0) return;
+    const from = this.at - offset;
+    const count = Math.min(recordEnd, this.stop) - this.at;
+    this.bytes.set(build().subarray(from, from + count), this.at - this.start);
+    this.at += count;
+  }
+
+  /** Copies in what falls in the range of the entry's file data, at `offset`. */
+  async fileData(entry, offset) {
+    const dataEnd = offset + entry.size;
+    while (!this.full && this.at < dataEnd) {
+      const count = Math.min(this.stop, dataEnd, this.at + CHUNK_BYTES) - this.at;
+      const from = this.at - offset;
+      this.bytes.set(await readFileRange(entry, from, from + count), this.at - this.start);
+      this.at += count;
+    }
+  }
 }
 
 /** The `contents` of NewShare: `api::ArchiveContents`, as the CLI fills it. */
@@ -576,7 +611,9 @@ function listing(entries) {
   return {
     entries: entries.length,
     total_size: entries.reduce((total, entry) => total + entry.size, 0),
-    listing: entries.slice(0, LISTED_ENTRIES).map((entry) => ({ path: entry.path, size: entry.size })),
+    listing: entries
+      .slice(0, LISTED_ENTRIES)
+      .map((entry) => ({ path: entry.path, size: entry.size })),
     truncated: entries.length > LISTED_ENTRIES,
   };
 }
@@ -599,13 +636,17 @@ function listing(entries) {
  *
  * Returns `{ size, contents, read }`: the archive's exact length in bytes, the listing for
  * NewShare's `contents`, and `read(start, end)`, which resolves to a Uint8Array of the archive's
- * bytes [start, end), for any range in any order, as often as asked.
+ * bytes [start, end), for any range in any order, as often as asked, holding no more than the
+ * range and one 4 MiB piece of a file at a time.
  */
 export async function planArchive(
   entries,
   { onProgress, signal, zip64Threshold = ZIP64_THRESHOLD } = {},
 ) {
   const threshold = zip64Threshold;
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > ZIP64_THRESHOLD) {
+    throw new RangeError(`zip64Threshold must be an integer from 1 to ${ZIP64_THRESHOLD}`);
+  }
   const ordered = orderedEntries(entries);
 
   let offset = 0;
@@ -621,8 +662,8 @@ export async function planArchive(
     offset += entry.centralHeaderLength;
   }
   const directorySize = offset - directoryOffset;
-  const end = endRecords(threshold, ordered.length, directoryOffset, directorySize);
   const endOffset = offset;
+  const end = endRecords(threshold, ordered.length, directoryOffset, directorySize);
   const size = endOffset + end.length;
   if (size > Number.MAX_SAFE_INTEGER) throw new Error('the archive would be too large');
 
@@ -639,41 +680,37 @@ export async function planArchive(
   }
 
   async function read(start, stop) {
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(stop) || start < 0 || start > stop || stop > size) {
+    const valid = Number.isSafeInteger(start) && Number.isSafeInteger(stop);
+    if (!valid || start < 0 || start > stop || stop > size) {
       throw new RangeError(`cannot read [${start}, ${stop}) of an archive of ${size} bytes`);
     }
-    const out = new Uint8Array(stop - start);
-    let at = start;
-    if (at < directoryOffset) {
-      for (let index = lastEntryAtOrBefore(ordered, 'headerOffset', at); index < ordered.length && at < stop; index++) {
+    const range = new RangeBuffer(start, stop);
+    if (range.at < directoryOffset) {
+      const first = lastEntryAtOrBefore(ordered, 'headerOffset', range.at);
+      for (let index = first; index < ordered.length && !range.full; index++) {
         const entry = ordered[index];
-        const dataStart = entry.headerOffset + entry.localHeaderLength;
-        const dataEnd = dataStart + entry.size;
-        at = copyRecord(out, start, at, stop, entry.headerOffset, entry.localHeaderLength, () =>
+        const dataOffset = entry.headerOffset + entry.localHeaderLength;
+        range.record(entry.headerOffset, entry.localHeaderLength, () =>
           localHeader(entry, threshold),
         );
-        while (at < stop && at < dataEnd) {
-          const count = Math.min(stop, dataEnd, at + CHUNK_BYTES) - at;
-          const bytes = await readFileRange(entry, at - dataStart, at - dataStart + count);
-          out.set(bytes, at - start);
-          at += count;
-        }
-        at = copyRecord(out, start, at, stop, dataEnd, dataDescriptorLength(entry, threshold), () =>
+        await range.fileData(entry, dataOffset);
+        range.record(dataOffset + entry.size, dataDescriptorLength(entry, threshold), () =>
           dataDescriptor(entry, threshold),
         );
       }
     }
-    if (at < endOffset && at < stop) {
-      for (let index = lastEntryAtOrBefore(ordered, 'centralOffset', at); index < ordered.length && at < stop; index++) {
+    if (range.at < endOffset && !range.full) {
+      const first = lastEntryAtOrBefore(ordered, 'centralOffset', range.at);
+      for (let index = first; index < ordered.length && !range.full; index++) {
         const entry = ordered[index];
-        at = copyRecord(out, start, at, stop, entry.centralOffset, entry.centralHeaderLength, () =>
+        range.record(entry.centralOffset, entry.centralHeaderLength, () =>
           centralHeader(entry, threshold),
         );
       }
     }
-    at = copyRecord(out, start, at, stop, endOffset, end.length, () => end);
-    if (at !== stop) throw new Error('zip.js: a range came out short');
-    return out;
+    range.record(endOffset, end.length, () => end);
+    if (!range.full) throw new Error('zip.js: a range came out short');
+    return range.bytes;
   }
 
   return Object.freeze({ size, contents: listing(ordered), read });
