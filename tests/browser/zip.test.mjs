@@ -246,6 +246,38 @@ async function roundTrip(t, name, expected, { chunkSizes, order = expected, opti
 
 const SOME_TIME = Date.UTC(2024, 1, 29, 13, 37, 59, 750);
 
+// What the CLI's writer (Plan::scan in crates/cli/src/client/archive) made of the folder `top`
+// below (modes 0755 and 0644, the same times), once as is and once with its ZIP64 threshold
+// lowered to 100 bytes: zip.js must give the same bytes, so one reader serves both clients.
+const CLI_ARCHIVE = Buffer.from(
+  'UEsDBBQAAAgAAAEAIVAAAAAAAAAAAAAAAAAEAAkAdG9wL1VUBQABA+ELXlBLAwQUAAgIAAC9bF1YAAAAAAAAAAAAAAAACQAJ' +
+  'AHRvcC9hLnR4dFVUBQABt4jgZWhlbGxvClBLBwggMDo2BgAAAAYAAABQSwMEFAAACAAA1A0pKwAAAAAAAAAAAAAAAAgACQB0' +
+  'b3Avc3ViL1VUBQABAMqaO1BLAwQUAAgIAADUDSkrAAAAAAAAAAAAAAAACgAJAHRvcC/DqS50eHRVVAUAAQDKmjvDqXTDqQpQ' +
+  'SwcIMsEtswYAAAAGAAAAUEsBAi0DFAAACAAAAQAhUAAAAAAAAAAAAAAAAAQACQAAAAAAAAAQAO1BAAAAAHRvcC9VVAUAAQPh' +
+  'C15QSwECLQMUAAgIAAC9bF1YIDA6NgYAAAAGAAAACQAJAAAAAAAAAAAApIErAAAAdG9wL2EudHh0VVQFAAG3iOBlUEsBAi0D' +
+  'FAAACAAA1A0pKwAAAAAAAAAAAAAAAAgACQAAAAAAAAAQAO1BcQAAAHRvcC9zdWIvVVQFAAEAypo7UEsBAi0DFAAICAAA1A0p' +
+  'KzLBLbMGAAAABgAAAAoACQAAAAAAAAAAAKSBoAAAAHRvcC/DqS50eHRVVAUAAQDKmjtQSwUGAAAAAAQABAD7AAAA5wAAAAAA',
+  'base64',
+);
+const CLI_ARCHIVE_FORCED_ZIP64 = Buffer.from(
+  'UEsDBBQAAAgAAAEAIVAAAAAAAAAAAAAAAAAEAAkAdG9wL1VUBQABA+ELXlBLAwQUAAgIAAC9bF1YAAAAAAAAAAAAAAAACQAJ' +
+  'AHRvcC9hLnR4dFVUBQABt4jgZWhlbGxvClBLBwggMDo2BgAAAAYAAABQSwMELQAACAAA1A0pKwAAAAAAAAAAAAAAAAgACQB0' +
+  'b3Avc3ViL1VUBQABAMqaO1BLAwQtAAgIAADUDSkrAAAAAAAAAAAAAAAACgAJAHRvcC/DqS50eHRVVAUAAQDKmjvDqXTDqQpQ' +
+  'SwcIMsEtswYAAAAGAAAAUEsBAi0DFAAACAAAAQAhUAAAAAAAAAAAAAAAAAQACQAAAAAAAAAQAO1BAAAAAHRvcC9VVAUAAQPh' +
+  'C15QSwECLQMUAAgIAAC9bF1YIDA6NgYAAAAGAAAACQAJAAAAAAAAAAAApIErAAAAdG9wL2EudHh0VVQFAAG3iOBlUEsBAi0D' +
+  'LQAACAAA1A0pKwAAAAAAAAAAAAAAAAgAFQAAAAAAAAAQAO1B/////3RvcC9zdWIvAQAIAHEAAAAAAAAAVVQFAAEAypo7UEsB' +
+  'Ai0DLQAICAAA1A0pKzLBLbMGAAAABgAAAAoAFQAAAAAAAAAAAKSB/////3RvcC/DqS50eHQBAAgAoAAAAAAAAABVVAUAAQDK' +
+  'mjtQSwYGLAAAAAAAAAAtAy0AAAAAAAAAAAAEAAAAAAAAAAQAAAAAAAAAEwEAAAAAAADnAAAAAAAAAFBLBgcAAAAA+gEAAAAA' +
+  'AAABAAAAUEsFBgAAAAAEAAQA//////////8AAA==',
+  'base64',
+);
+const CLI_INPUTS = [
+  { path: 'top/', blob: null, modified: Date.UTC(2020, 0, 1, 0, 0, 3) },
+  { path: 'top/a.txt', blob: new Blob(['hello\n']), modified: Date.UTC(2024, 1, 29, 13, 37, 59) },
+  { path: 'top/sub/', blob: null, modified: 1_000_000_000_000 },
+  { path: 'top/\u00e9.txt', blob: new Blob(['\u00e9t\u00e9\n']), modified: 1_000_000_000_000 },
+];
+
 describe('crc32', () => {
   it('matches zlib on every length and alignment, and continues from a previous CRC', () => {
     const bytes = randomBytes(MiB + 77);
@@ -376,6 +408,13 @@ describe('planArchive', () => {
     );
     const tail = new DataView(whole.buffer, whole.byteOffset + whole.length - 98, 98);
     assert.equal(tail.getUint32(0, true), 0x06064b50, 'ZIP64 end of central directory record');
+  });
+
+  it('gives the same bytes as the CLI for the same files, with and without ZIP64', async () => {
+    const plain = await planArchive(CLI_INPUTS);
+    assert.ok(Buffer.from(await plain.read(0, plain.size)).equals(CLI_ARCHIVE));
+    const forced = await planArchive(CLI_INPUTS, { zip64Threshold: 100 });
+    assert.ok(Buffer.from(await forced.read(0, forced.size)).equals(CLI_ARCHIVE_FORCED_ZIP64));
   });
 
   it('gives the same bytes whatever order the entries come in', async () => {
