@@ -8,8 +8,8 @@
 //   is a plain copy of headers and file bytes. Deflate would give neither, and most of what
 //   people send (photos, video, archives) does not shrink anyway.
 // - Data descriptors (flag bit 3), CRC-32 and sizes after each file's data: the layout is the
-//   CLI's, byte for byte for the same names, sizes and times, so there is one format to read and
-//   test. The CLI needs them because it streams and learns a CRC only after the data.
+//   CLI's, byte for byte for the same names, sizes, times and modes, so there is one format to
+//   read and test. The CLI needs them because it streams and learns a CRC only after the data.
 // - CRC first: the browser uploads parts out of order, three at a time, retries them and
 //   resumes by sending only some again, so every part must be made on its own. The central
 //   directory at the end holds every file's CRC-32, and the part that carries it may go first.
@@ -354,19 +354,24 @@ function localHeaderLength(entry, threshold) {
   );
 }
 
-/** The header before an entry's data; CRC-32 and sizes are zero for files (bit 3). */
-function localHeader(entry, threshold) {
-  const sizesZip64 = sizesNeedZip64(entry, threshold);
-  const length = localHeaderLength(entry, threshold);
-  const extraLength = length - LOCAL_HEADER_FIXED_LEN - entry.name.length;
+/** The run of fields local and central headers have in common, after their first ones. */
+function writeSharedFields(writer, entry, threshold) {
   const { date, time } = dosDateTime(entry.seconds);
-  const writer = new RecordWriter(length);
-  writer.u32(LOCAL_FILE_HEADER);
   writer.u16(versionNeeded(entry, threshold));
   writer.u16(flags(entry));
   writer.u16(METHOD_STORED);
   writer.u16(time);
   writer.u16(date);
+}
+
+/** The header before an entry's data; CRC-32 and sizes are zero for files (bit 3). */
+function localHeader(entry, threshold) {
+  const sizesZip64 = sizesNeedZip64(entry, threshold);
+  const length = localHeaderLength(entry, threshold);
+  const extraLength = length - LOCAL_HEADER_FIXED_LEN - entry.name.length;
+  const writer = new RecordWriter(length);
+  writer.u32(LOCAL_FILE_HEADER);
+  writeSharedFields(writer, entry, threshold);
   writer.u32(0);
   writer.u32(sizesZip64 ? ZIP64_THRESHOLD : 0);
   writer.u32(sizesZip64 ? ZIP64_THRESHOLD : 0);
@@ -427,16 +432,11 @@ function centralHeader(entry, threshold) {
   const offsetZip64 = entry.headerOffset >= threshold;
   const zip64Length = centralZip64Length(entry, threshold);
   const length = centralHeaderLength(entry, threshold);
-  const { date, time } = dosDateTime(entry.seconds);
   const mode = entry.isDir ? DIRECTORY_MODE : FILE_MODE;
   const writer = new RecordWriter(length);
   writer.u32(CENTRAL_DIRECTORY_HEADER);
   writer.u16(VERSION_MADE_BY);
-  writer.u16(versionNeeded(entry, threshold));
-  writer.u16(flags(entry));
-  writer.u16(METHOD_STORED);
-  writer.u16(time);
-  writer.u16(date);
+  writeSharedFields(writer, entry, threshold);
   writer.u32(entry.crc);
   writer.u32(sizesZip64 ? ZIP64_THRESHOLD : entry.size);
   writer.u32(sizesZip64 ? ZIP64_THRESHOLD : entry.size);
