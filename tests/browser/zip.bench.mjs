@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { crc32, planArchive } from '../../crates/server/src/http/assets/zip.js';
+import { crc32, planArchive } from '../../crates/server/src/http/web/assets/zip.js';
 
 const MiB = 1024 * 1024;
 const TOTAL = 256 * MiB;

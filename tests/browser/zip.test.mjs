@@ -1,4 +1,4 @@
-// The web send page's archive writer (crates/server/src/http/assets/zip.js), run in Node: each
+// The web send page's archive writer (crates/server/src/http/web/assets/zip.js), run in Node: each
 // archive is written by reading it in ranges of odd sizes in a shuffled order, as the page's
 // parallel, retried part uploads do, then read back by Python's zipfile, by `unzip -t` and by
 // a walk over its local records here.
@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
-import { crc32, planArchive } from '../../crates/server/src/http/assets/zip.js';
+import { crc32, planArchive } from '../../crates/server/src/http/web/assets/zip.js';
 
 const MiB = 1024 * 1024;
 const NON_ASCII_NAME = 'Résumé – 報告 ✓.txt';

@@ -421,7 +421,8 @@ async function sourceFor(files, onPreparing) {
     type: 'application/zip',
     size: plan.size,
     contents: plan.contents,
-    read: async (start, end) => (plan.readBlob ? plan.readBlob(start, end) : new Blob([await plan.read(start, end)])),
+    // Only the range of one part is ever in memory.
+    read: (start, end) => plan.read(start, end),
   };
 }
 
