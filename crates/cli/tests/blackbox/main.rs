@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod limits;
+mod notes;
 mod parts;
 mod s3;
 mod scale_out;
