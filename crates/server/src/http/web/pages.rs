@@ -375,7 +375,7 @@ pub async fn landing(app: &AppState, headers: &HeaderMap, share: &Share) -> Resp
         expires_label: expires_label.trim_end(),
         expires_at: rfc3339(share.expires_at),
         expires_text: utc_text(share.expires_at),
-        note: None,
+        note: share.note.as_ref().map(|note| note.as_str().to_owned()),
         listing: listing(&chrome, share),
         explain: if share.downloads_left == 1 {
             t.landing_explain_one
@@ -495,8 +495,11 @@ pub fn upload_page(
     );
     let page = RequestPage {
         chrome: &chrome,
-        heading: t.request_someone.to_owned(),
-        note: None,
+        heading: match &request.requester {
+            Some(name) => fill(t.request_from, &[("from", name.as_str())]),
+            None => t.request_someone.to_owned(),
+        },
+        note: request.note.as_ref().map(|note| note.as_str().to_owned()),
         limit_prefix: limit.trim_end().to_owned(),
         expires_at: rfc3339(request.expires_at),
         expires_text: utc_text(request.expires_at),
