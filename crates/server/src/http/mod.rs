@@ -91,8 +91,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 
     Router::new()
         .route("/", get(web::pages::home))
-        .route("/session", post(web::session::sign_in))
-        .route("/session/end", post(web::session::sign_out))
+        // A key or a CSRF token is all these forms carry.
+        .route(
+            "/session",
+            post(web::session::sign_in).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            "/session/end",
+            post(web::session::sign_out).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
         .route("/shares", get(web::pages::shares))
         .route("/assets/{name}", get(web::assets::serve))
         .route(routes::HEALTH, get(healthz))

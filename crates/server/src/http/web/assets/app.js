@@ -584,7 +584,7 @@ function landingPage() {
     form.hidden = true;
     $('explain').hidden = true;
     $('claimed').hidden = false;
-    $('claimed-text').textContent = t('download_started');
+    $('claimed-text').textContent = claim.downloads_left > 0 ? t('download_started_more', { n: claim.downloads_left }) : t('download_started');
     const until = new Date(claim.lease_until);
     $('resume-text').textContent = t('download_resume', { time: localTime(until) });
     const resume = $('resume');
