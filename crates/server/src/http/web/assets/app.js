@@ -201,7 +201,7 @@ async function sendThrough(ticket, source, { onProgress, onRetry, signal, stored
           loaded[number - 1] = bytes;
           report();
         }, signal);
-        if (!etag) throw new Refused('the storage did not return the part’s ETag (check the bucket’s CORS rules: ExposeHeaders ETag)', 0, 'no_etag');
+        if (!etag) throw new Refused(t('no_etag'), 0, 'no_etag');
         etags[number - 1] = etag;
         loaded[number - 1] = lengthOf(number);
         report();
@@ -282,9 +282,12 @@ function fingerprintOf(scope, files) {
   return `${scope}|${files.map((file) => `${file.path}:${file.blob.size}:${file.blob.lastModified || 0}`).join('|')}`;
 }
 
-/** What the server still holds of a recorded upload, or null if it cannot go on. */
+/**
+ * What the server still holds of a recorded upload, or null if it cannot go on. The server
+ * decides: an upload that started in time may take parts past its ticket's expiry (the grace).
+ */
 async function storedParts(record) {
-  if (!record || !record.ticket.multipart || Date.parse(record.ticket.expires_at) <= Date.now()) return null;
+  if (!record || !record.ticket.multipart) return null;
   try {
     const answer = await call('GET', record.ticket.multipart.parts_url);
     return answer.parts || [];
