@@ -14,5 +14,6 @@ mod parts;
 mod s3;
 mod scale_out;
 mod shares;
+mod tls;
 mod uploads;
 mod web;
