@@ -90,7 +90,7 @@ async function call(method, url, body, signal) {
     });
   } catch (error) {
     if (signal && signal.aborted) throw error;
-    throw new Refused(t('retrying'), 0, 'network');
+    throw new Refused(t('connection_lost'), 0, 'network');
   }
   let answer = {};
   try {
@@ -133,7 +133,7 @@ function put(url, body, headers, onProgress, signal) {
       }
       reject(new Refused(message, xhr.status, code));
     };
-    xhr.onerror = () => reject(new Refused(t('retrying'), 0, 'network'));
+    xhr.onerror = () => reject(new Refused(t('connection_lost'), 0, 'network'));
     xhr.onabort = () => reject(new DOMException('cancelled', 'AbortError'));
     xhr.send(body);
   });
@@ -279,7 +279,9 @@ function saveRecord(fingerprint, record) {
 }
 
 function fingerprintOf(scope, files) {
-  return `${scope}|${files.map((file) => `${file.path}:${file.blob.size}:${file.blob.lastModified || 0}`).join('|')}`;
+  // Folders (no blob) count by their path only.
+  const part = (file) => (file.blob ? `${file.path}:${file.blob.size}:${file.blob.lastModified || 0}` : file.path);
+  return `${scope}|${files.map(part).join('|')}`;
 }
 
 /**
@@ -411,10 +413,13 @@ async function sourceFor(files, onPreparing) {
     };
   }
   const { planArchive } = await import(config.assets.zip);
+  // Folders take the newest time of the files chosen, so the same choice after a reload makes
+  // the same archive, byte for byte, and a recorded upload can go on with it.
+  const newest = Math.max(0, ...files.filter((file) => file.blob).map((file) => file.blob.lastModified || 0));
   const entries = withDirectories(files).map((file) => ({
     path: file.path,
     blob: file.blob,
-    modified: file.blob ? file.blob.lastModified : Date.now(),
+    modified: file.blob ? file.blob.lastModified : newest,
   }));
   const plan = await planArchive(entries, { onProgress: onPreparing });
   const top = new Set(files.map((file) => file.path.split('/')[0]));
