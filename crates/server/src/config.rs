@@ -59,6 +59,9 @@ settings! {
     upload_grace: Duration = "24h", env "ONCE_UPLOAD_GRACE";
     /// How long a browser stays signed in after signing in with a key
     session_lifetime: Duration = "12h", env "ONCE_SESSION_LIFETIME", check positive;
+    /// Exit cleanly once no connection has been open for this long (0s: never); meant for
+    /// socket activation, where the next connection starts the server again
+    exit_when_idle: Duration = "0s", env "ONCE_EXIT_WHEN_IDLE";
     /// How long in-flight requests may run after SIGINT/SIGTERM
     shutdown_grace: Duration = "30s", env "ONCE_SHUTDOWN_GRACE";
     /// Log format: text or json

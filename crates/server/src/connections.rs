@@ -34,11 +34,31 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
 }
 
-/// Open connections, in total and per client address.
-#[derive(Default)]
+/// Open connections, in total and per client address, and when the count last changed.
 struct Census {
     total: usize,
     per_address: HashMap<IpAddr, usize>,
+    changed: tokio::time::Instant,
+}
+
+impl Default for Census {
+    fn default() -> Self {
+        Self {
+            total: 0,
+            per_address: HashMap::new(),
+            changed: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// Why [`serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown was asked for (a signal).
+    Shutdown,
+    /// No connection was open for the idle time: the next one will start a new process
+    /// (socket activation), so this one can go.
+    Idle,
 }
 
 /// A connection's place in the census, given back when the connection ends.
@@ -51,6 +71,7 @@ impl Drop for Admission {
     fn drop(&mut self) {
         let mut census = self.census.lock().expect("census lock");
         census.total -= 1;
+        census.changed = tokio::time::Instant::now();
         if let Some(count) = census.per_address.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
@@ -72,6 +93,7 @@ fn admit(
         return None;
     }
     guard.total += 1;
+    guard.changed = tokio::time::Instant::now();
     *guard.per_address.entry(address).or_insert(0) += 1;
     metrics::gauge!("once_open_connections").set(guard.total as f64);
     drop(guard);
@@ -175,6 +197,7 @@ impl Drop for Running {
 /// Serves `app` on `listener` until `shutdown` turns true; then stops accepting, asks every
 /// connection to finish its current request, and waits up to `grace` for them. With `tls`,
 /// every connection is HTTPS; its handshake must finish within the header read timeout.
+/// With `idle_exit`, it also returns once no connection has been open for that long.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -182,7 +205,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) {
+    idle_exit: Option<Duration>,
+) -> Ended {
     let census = Arc::new(Mutex::new(Census::default()));
     let tracker = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -191,10 +215,25 @@ pub async fn serve(
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes)
         .keep_alive(true);
+    let mut idle_check = tokio::time::interval(Duration::from_millis(250));
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ended = Ended::Shutdown;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
+            _ = idle_check.tick(), if idle_exit.is_some() => {
+                let idle = idle_exit.unwrap_or_default();
+                let census = census.lock().expect("census lock");
+                // Decided in the task that accepts: no connection is accepted and left
+                // unserved, and the ones still queued stay with the socket's owner.
+                if census.total == 0 && census.changed.elapsed() >= idle {
+                    tracing::info!(idle = ?idle, "idle: exiting until the next connection");
+                    ended = Ended::Idle;
+                    break;
+                }
+                continue;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -260,6 +299,7 @@ pub async fn serve(
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("shutdown grace period over; dropping the remaining connections");
     }
+    ended
 }
 
 #[allow(clippy::too_many_arguments)]

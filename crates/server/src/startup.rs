@@ -264,6 +264,45 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
+/// The listening socket systemd (or `systemd-socket-activate`) passed in, if any: the first
+/// of `LISTEN_FDS`, meant for this process (`LISTEN_PID`).
+fn inherited_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let Some(listener) = fds
+        .take_tcp_listener(0)
+        .context("the socket passed in LISTEN_FDS is not a listening TCP socket")?
+    else {
+        return Ok(None);
+    };
+    listener.set_nonblocking(true)?;
+    Ok(Some(tokio::net::TcpListener::from_std(listener)?))
+}
+
+/// Tells systemd how the service is doing; a no-op when not started by systemd.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::debug!(%error, "cannot notify systemd");
+    }
+}
+
+/// Pings systemd's watchdog at half its interval while the server runs, when the unit asks
+/// for one (`WatchdogSec=`).
+fn watchdog(
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = sd_notify::watchdog_enabled().filter(|interval| !interval.is_zero())?;
+    let every = interval / 2;
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }))
+}
+
 /// `once serve`.
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     if args.print_config {
@@ -291,9 +330,17 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let listener = match inherited_listener()? {
+        Some(listener) => {
+            tracing::info!(
+                "serving on the socket systemd passed in (LISTEN_FDS); bind is not used"
+            );
+            listener
+        }
+        None => tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?,
+    };
     let local = listener.local_addr()?;
     let public_url = config
         .public_url
@@ -353,18 +400,34 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         max_header_bytes: usize::try_from(config.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
         max_headers: config.max_headers as usize,
     };
-    let server = tokio::spawn(connections::serve(
+    let idle_exit = (!config.exit_when_idle.is_zero()).then_some(config.exit_when_idle);
+    let mut server = tokio::spawn(connections::serve(
         listener,
         app,
         limits,
         shutdown_rx.clone(),
         config.shutdown_grace,
         tls,
+        idle_exit,
     ));
-    shutdown_signal().await;
-    tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
-    let _ = shutdown_tx.send(true);
-    server.await.context("server task failed")?;
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = watchdog(shutdown_rx.clone());
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
+            notify_systemd(&[sd_notify::NotifyState::Stopping]);
+            let _ = shutdown_tx.send(true);
+            server.await.context("server task failed")?;
+        }
+        ended = &mut server => {
+            ended.context("server task failed")?;
+            notify_systemd(&[sd_notify::NotifyState::Stopping]);
+            let _ = shutdown_tx.send(true);
+        }
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     if let Some(reaper) = reaper {
         reaper.abort();
     }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod activation;
 mod auth;
 mod cli;
 mod faults;
