@@ -15,6 +15,7 @@ import net from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { once as eventOnce } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -106,6 +107,8 @@ export async function startOnce({ name = 'server', env: extra = {}, partSize = S
   );
   env.ONCE_BOOTSTRAP_KEY = token;
   env.NO_COLOR = '1';
+  // No reaper unless a test asks for one: it would turn shares into tombstones mid-test.
+  env.ONCE_REAP_INTERVAL = '0s';
   if (partSize !== null) env.ONCE_UPLOAD_PART_SIZE = `${partSize}B`;
   Object.assign(env, extra);
   const child = spawn(ONCE_BIN, ['serve', '--bind', '127.0.0.1:0', '--data-dir', path.join(dir, 'data')], {
@@ -285,8 +288,8 @@ export function s3Env(endpoint) {
  *   `client_max_body_size` does.
  * - `hold(request)`: requests it is true for wait, unforwarded, until `release()`.
  *
- * `requests` records each request: method, path, body bytes forwarded, status, whether the
- * client went away before it was answered.
+ * `requests` records each request: method, url (path and query), body bytes forwarded, status,
+ * whether it was held, whether the client went away before it was answered.
  */
 export async function startProxy(target, { cors = null, maxBody = Infinity, hold = null } = {}) {
   const upstream = new URL(target);
@@ -304,10 +307,12 @@ export async function startProxy(target, { cors = null, maxBody = Infinity, hold
     cors,
     hold,
     url: '',
-    /** Lets held requests (and every later one) through. */
+    /** Lets the held requests through; later ones are held again only if `hold` is set again. */
     release() {
+      const letThrough = released;
+      openGate();
       proxy.hold = null;
-      released();
+      letThrough();
     },
   };
 
@@ -322,7 +327,7 @@ export async function startProxy(target, { cors = null, maxBody = Infinity, hold
   }
 
   const server = http.createServer(async (request, response) => {
-    const entry = { method: request.method, path: request.url, bodyBytes: 0, status: null, abandoned: false };
+    const entry = { method: request.method, url: request.url, bodyBytes: 0, status: null, abandoned: false };
     requests.push(entry);
     response.on('close', () => {
       if (!response.writableFinished) entry.abandoned = true;
@@ -352,8 +357,12 @@ export async function startProxy(target, { cors = null, maxBody = Infinity, hold
     };
     if (Number(request.headers['content-length'] ?? 0) > maxBody) return tooLarge();
 
+    // A held request's body is read meanwhile (and kept): a socket nobody reads from would
+    // never notice that the client went away.
+    let body = request;
     if (proxy.hold && proxy.hold(request, requests)) {
       entry.held = true;
+      body = request.pipe(new PassThrough({ highWaterMark: 256 * MiB }));
       await gate;
       if (entry.abandoned) return;
     }
@@ -374,22 +383,22 @@ export async function startProxy(target, { cors = null, maxBody = Infinity, hold
     response.on('close', () => {
       if (!response.writableFinished) forwarded.destroy();
     });
-    request.on('data', (chunk) => {
+    body.on('data', (chunk) => {
       entry.bodyBytes += chunk.length;
       if (entry.bodyBytes > maxBody) {
         // A body without a (true) length that grew too large: stop forwarding it.
-        request.unpipe(forwarded);
+        body.unpipe(forwarded);
         forwarded.destroy();
         if (!response.headersSent) tooLarge();
       }
     });
-    request.pipe(forwarded);
+    body.pipe(forwarded);
   });
   server.listen(0, '127.0.0.1');
   await eventOnce(server, 'listening');
   proxy.url = `http://127.0.0.1:${server.address().port}`;
   proxy.stop = async () => {
-    released();
+    proxy.release();
     server.closeAllConnections();
     server.close();
   };
