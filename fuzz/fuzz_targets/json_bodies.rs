@@ -48,11 +48,15 @@ fn check_new_share(body: NewShare, now: once_domain::Instant) {
         expires_in: body.expires_in.map(Duration::from_secs),
         upload_expires_in: body.upload_expires_in.map(Duration::from_secs),
         sha256: body.sha256,
+        note: body.note,
     };
     for policy in policies() {
         if let Ok(share) = policy.new_share(&spec, Some(KeyId::generate()), now) {
             assert!(share.expires_at >= now && share.upload_expires_at >= now);
             assert!(share.max_downloads >= 1 && share.max_downloads <= policy.max_downloads_limit);
+            if let Some(note) = &share.note {
+                assert!(!note.as_str().is_empty() && note.as_str().chars().count() <= 1000);
+            }
             assert!(
                 share.content_type == DEFAULT_CONTENT_TYPE
                     || share
@@ -75,6 +79,8 @@ fn check_new_request(body: NewRequest, now: once_domain::Instant) {
             .map(Duration::from_secs),
         max_downloads: body.max_downloads,
         share_expires_in: body.share_expires_in.map(Duration::from_secs),
+        note: body.note,
+        requester: body.from,
     };
     for policy in policies() {
         if let Ok(request) =
@@ -82,6 +88,9 @@ fn check_new_request(body: NewRequest, now: once_domain::Instant) {
         {
             assert!(request.expires_at >= now);
             assert!(request.max_size >= 1 && request.max_size <= policy.max_size);
+            if let Some(from) = &request.requester {
+                assert!(!from.as_str().chars().any(char::is_control));
+            }
         }
     }
 }

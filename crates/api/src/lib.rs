@@ -134,6 +134,10 @@ pub struct NewShare {
     /// What an archive holds, for the landing page and the owner's view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<ArchiveContents>,
+    /// The sender's message to the recipient, shown on the landing page: plain text, at most
+    /// 1000 characters; blank means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The listing of an archive share (`once send A B DIR` packs them into one ZIP).
@@ -188,6 +192,9 @@ pub struct ShareView {
     pub upload_attempts: u32,
     pub preview_hits: u32,
     pub request_id: Option<String>,
+    /// The sender's message to the recipient.
+    #[serde(default)]
+    pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<ArchiveContents>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +341,13 @@ pub struct NewRequest {
     pub max_downloads: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_expires_in: Option<u64>,
+    /// The requester's message to the uploader, shown on the upload page (the rules of
+    /// [`NewShare::note`]); the share the upload becomes has no note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who asks, shown to the uploader: one line, at most 100 characters; blank means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// An upload request as its owner sees it.
@@ -357,6 +371,11 @@ pub struct RequestView {
     /// Uploads refused because another one had fulfilled the request first.
     #[serde(default)]
     pub refused_uploads: u32,
+    /// What the uploader is shown: the requester's note and name.
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
     pub upload: RequestUpload,
     /// The share the upload became, once it arrived.
     pub share: Option<ShareView>,
@@ -408,6 +427,11 @@ pub struct OpenRequest {
     pub max_size: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The requester's note to the uploader and who asks.
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// The uploader's answer after a successful upload to a request URL (the link goes to the

@@ -112,6 +112,10 @@ pub struct SendArgs {
     /// Name shown to the recipient [default: the file's name]
     #[arg(long)]
     pub name: Option<String>,
+    /// A message for the recipient, shown on the link's landing page (up to 1000 characters;
+    /// newlines and tabs allowed)
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
     /// Also print the link as a QR code
     #[arg(long)]
     pub qr: bool,
@@ -156,6 +160,12 @@ pub struct RequestArgs {
     /// How many downloads the resulting share allows
     #[arg(long, short = 'n')]
     pub downloads: Option<u32>,
+    /// A message for the uploader, shown on the upload page (up to 1000 characters)
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Who asks, shown to the uploader (one line, up to 100 characters)
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
     /// Also print the URL as a QR code
     #[arg(long)]
     pub qr: bool,

@@ -36,6 +36,9 @@ pub enum DomainError {
     InvalidContentType,
     #[error("sha256 must be 64 hexadecimal characters")]
     InvalidSha256,
+    /// A share's or request's `note`, or a request's `from` (the message says which).
+    #[error("{0}")]
+    InvalidNote(&'static str),
     #[error("malformed id")]
     InvalidId,
     #[error("invalid JSON body: {0}")]
@@ -153,6 +156,7 @@ impl DomainError {
             InvalidMaxDownloads(_) => "invalid_max_downloads",
             InvalidContentType => "invalid_content_type",
             InvalidSha256 => "invalid_sha256",
+            InvalidNote(_) => "invalid_note",
             InvalidId => "invalid_id",
             InvalidJson(_) => "invalid_json",
             InvalidHeader(_) => "invalid_header",
@@ -214,6 +218,7 @@ impl DomainError {
             | InvalidMaxDownloads(_)
             | InvalidContentType
             | InvalidSha256
+            | InvalidNote(_)
             | InvalidId
             | InvalidJson(_)
             | InvalidHeader(_)
@@ -260,6 +265,7 @@ impl DomainError {
             InvalidMaxDownloads(1),
             InvalidContentType,
             InvalidSha256,
+            InvalidNote(""),
             InvalidId,
             InvalidJson(String::new()),
             InvalidHeader(String::new()),
@@ -322,6 +328,7 @@ impl DomainError {
                 | InvalidMaxDownloads(_)
                 | InvalidContentType
                 | InvalidSha256
+                | InvalidNote(_)
                 | InvalidId
                 | InvalidJson(_)
                 | InvalidHeader(_)

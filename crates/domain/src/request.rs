@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::share::{add, validate_content_type};
 use crate::{
-    BlobKey, DomainError, Filename, Instant, KeyId, RequestId, Sha256Digest, Share, ShareId,
-    SharePolicy, ShareState, UploadToken,
+    BlobKey, DomainError, Filename, Instant, KeyId, Note, RequestId, RequesterName, Sha256Digest,
+    Share, ShareId, SharePolicy, ShareState, UploadToken,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,11 @@ pub struct UploadRequest {
     /// Set once, by the first complete upload.
     pub share_id: Option<ShareId>,
     pub fulfilled_at: Option<Instant>,
+    /// The requester's message to the uploader, shown on the upload page. The share the
+    /// upload becomes does not inherit it: the uploader did not write it.
+    pub note: Option<Note>,
+    /// Who asks (`from` on the wire), shown to the uploader.
+    pub requester: Option<RequesterName>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -33,6 +38,9 @@ pub struct RequestSpec {
     pub expires_in: Option<Duration>,
     pub max_downloads: Option<u32>,
     pub share_expires_in: Option<Duration>,
+    /// Blank means none, for both.
+    pub note: Option<String>,
+    pub requester: Option<String>,
 }
 
 /// Limits for upload requests; share limits come from the [`SharePolicy`].
@@ -69,6 +77,8 @@ impl RequestPolicy {
             shares.check_expires_in(Some(spec.expires_in.unwrap_or(self.default_expires_in)))?;
         let share_expires_in = shares.check_expires_in(spec.share_expires_in)?;
         let max_downloads = shares.check_max_downloads(spec.max_downloads)?;
+        let note = Note::parse_optional(spec.note.as_deref())?;
+        let requester = RequesterName::parse_optional(spec.requester.as_deref())?;
         Ok(UploadRequest {
             id: RequestId::generate(),
             owner,
@@ -80,6 +90,8 @@ impl RequestPolicy {
             expires_at: add(now, expires_in),
             share_id: None,
             fulfilled_at: None,
+            note,
+            requester,
         })
     }
 }
@@ -175,6 +187,7 @@ impl UploadRequest {
             upload_token: Some(UploadToken::generate()),
             part_size: None,
             contents: None,
+            note: None,
         })
     }
 
@@ -210,6 +223,7 @@ impl UploadRequest {
             upload_token: None,
             part_size: None,
             contents: None,
+            note: None,
         })
     }
 }
@@ -273,6 +287,64 @@ mod tests {
             used.session_share(&spec, window, now()),
             Err(DomainError::SlotUsed)
         );
+    }
+
+    #[test]
+    fn a_request_keeps_its_note_and_requester_but_its_share_gets_neither() {
+        let spec = RequestSpec {
+            note: Some(" Please send the signed contract.\n".into()),
+            requester: Some(" Alice ".into()),
+            ..RequestSpec::default()
+        };
+        let request = RequestPolicy::default()
+            .new_request(&spec, &SharePolicy::default(), KeyId::generate(), now())
+            .unwrap();
+        assert_eq!(
+            request.note.as_ref().map(Note::as_str),
+            Some("Please send the signed contract.")
+        );
+        assert_eq!(
+            request.requester.as_ref().map(RequesterName::as_str),
+            Some("Alice")
+        );
+        let session = request
+            .session_share(&SessionSpec::default(), Duration::from_secs(600), now())
+            .unwrap();
+        assert_eq!(session.note, None);
+        let upload = ReceivedUpload {
+            filename_hint: None,
+            content_type: None,
+            size: 1,
+            sha256: Sha256Digest([0; 32]),
+            blob_key: BlobKey::generate(),
+        };
+        let share = request
+            .share_for(ShareId::generate(), upload, now())
+            .unwrap();
+        assert_eq!(share.note, None);
+    }
+
+    #[test]
+    fn a_bad_note_or_requester_is_refused_as_invalid_note() {
+        for spec in [
+            RequestSpec {
+                note: Some("n".repeat(1001)),
+                ..RequestSpec::default()
+            },
+            RequestSpec {
+                requester: Some("r".repeat(101)),
+                ..RequestSpec::default()
+            },
+            RequestSpec {
+                requester: Some("Alice\nBob".into()),
+                ..RequestSpec::default()
+            },
+        ] {
+            let error = RequestPolicy::default()
+                .new_request(&spec, &SharePolicy::default(), KeyId::generate(), now())
+                .unwrap_err();
+            assert_eq!(error.code(), "invalid_note");
+        }
     }
 
     #[test]

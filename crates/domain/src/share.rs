@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use crate::{BlobKey, DomainError, Filename, Instant, KeyId, RequestId, ShareId, UploadToken};
+use crate::{
+    BlobKey, DomainError, Filename, Instant, KeyId, Note, RequestId, ShareId, UploadToken,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShareState {
@@ -111,6 +113,8 @@ pub struct Share {
     pub part_size: Option<u64>,
     /// What an archive holds (JSON, as the client described it), for the landing page.
     pub contents: Option<String>,
+    /// The sender's message to the recipient, for the landing page.
+    pub note: Option<Note>,
 }
 
 impl Share {
@@ -165,6 +169,8 @@ pub struct ShareSpec {
     /// How long the upload ticket stays valid; at most the policy's `upload_window`.
     pub upload_expires_in: Option<Duration>,
     pub sha256: Option<String>,
+    /// The sender's message to the recipient; blank means none.
+    pub note: Option<String>,
 }
 
 /// Server-side limits that every new share is checked against.
@@ -286,6 +292,7 @@ impl SharePolicy {
             .as_deref()
             .map(Sha256Digest::parse_hex)
             .transpose()?;
+        let note = Note::parse_optional(spec.note.as_deref())?;
         Ok(Share {
             id: ShareId::generate(),
             owner,
@@ -310,6 +317,7 @@ impl SharePolicy {
             upload_token: None,
             part_size: None,
             contents: None,
+            note,
         })
     }
 }
@@ -404,6 +412,13 @@ mod tests {
                 },
                 "invalid_content_type",
             ),
+            (
+                ShareSpec {
+                    note: Some("x".repeat(1001)),
+                    ..spec()
+                },
+                "invalid_note",
+            ),
         ];
         for (case, code) in cases {
             assert_eq!(
@@ -411,6 +426,26 @@ mod tests {
                 code
             );
         }
+    }
+
+    #[test]
+    fn a_share_keeps_the_senders_note_and_a_blank_one_is_none() {
+        let policy = SharePolicy::default();
+        let with_note = ShareSpec {
+            note: Some("  For the meeting on Friday.\r\nThanks!  ".into()),
+            ..spec()
+        };
+        let share = policy.new_share(&with_note, None, now()).unwrap();
+        assert_eq!(
+            share.note.as_ref().map(Note::as_str),
+            Some("For the meeting on Friday.\nThanks!")
+        );
+        let blank = ShareSpec {
+            note: Some(" \n ".into()),
+            ..spec()
+        };
+        assert_eq!(policy.new_share(&blank, None, now()).unwrap().note, None);
+        assert_eq!(policy.new_share(&spec(), None, now()).unwrap().note, None);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use once_domain::share::add;
 use once_domain::{
-    ApiToken, BlobKey, KeyRecord, RequestPolicy, RequestSpec, SessionSpec, Sha256Digest, Share,
-    SharePolicy, ShareSpec, ShareState, UploadRequest, UploadToken,
+    ApiToken, BlobKey, KeyRecord, Note, RequestPolicy, RequestSpec, SessionSpec, Sha256Digest,
+    Share, SharePolicy, ShareSpec, ShareState, UploadRequest, UploadToken,
 };
 
 use futures::future::join_all;
@@ -52,6 +52,7 @@ pub const CHECKS: &[&str] = &[
     "refused_uploads_are_counted_per_request",
     "blob_keys_of_pending_shares_are_referenced",
     "shares_are_listed_per_owner_newest_first_in_pages",
+    "notes_and_requesters_round_trip_and_are_absent_when_not_given",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -100,6 +101,7 @@ macro_rules! conformance_tests {
             refused_uploads_are_counted_per_request,
             blob_keys_of_pending_shares_are_referenced,
             shares_are_listed_per_owner_newest_first_in_pages,
+            notes_and_requesters_round_trip_and_are_absent_when_not_given,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -196,6 +198,9 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
         }
         "blob_keys_of_pending_shares_are_referenced" => {
             blob_keys_of_pending_shares_are_referenced(store).await
+        }
+        "notes_and_requesters_round_trip_and_are_absent_when_not_given" => {
+            notes_and_requesters_round_trip_and_are_absent_when_not_given(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -540,6 +545,112 @@ async fn request_is_fulfilled_once(store: &dyn MetaStore) {
     assert_eq!(stored.share_id, Some(first_id));
     assert_eq!(stored.fulfilled_at, Some(t0()));
     assert_eq!(store.list_requests(&owner.id).await.unwrap(), vec![stored]);
+}
+
+/// A note as long as the domain allows, in a script of several bytes per character, with the
+/// newlines and tabs it keeps: the columns must hold it unchanged.
+fn longest_note() -> String {
+    let line = "Grüße, 日本語\tok\n";
+    let mut note: String = line
+        .chars()
+        .cycle()
+        .take(once_domain::note::MAX_NOTE_CHARS - 1)
+        .collect();
+    // Not a newline at the end, which trimming would take away.
+    note.push('!');
+    note
+}
+
+async fn notes_and_requesters_round_trip_and_are_absent_when_not_given(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let note = longest_note();
+    let spec = ShareSpec {
+        filename: "slides.pdf".into(),
+        size: Some(5),
+        note: Some(note.clone()),
+        ..ShareSpec::default()
+    };
+    let with_note = SharePolicy::default()
+        .new_share(&spec, Some(owner.id.clone()), t0())
+        .unwrap();
+    assert_eq!(
+        with_note.note.as_ref().map(Note::as_str),
+        Some(note.as_str())
+    );
+    let mut without_note = pending_share(1);
+    without_note.owner = Some(owner.id.clone());
+    store.insert_share(&with_note).await.unwrap();
+    store.insert_share(&without_note).await.unwrap();
+    assert_eq!(
+        store.get_share(&with_note.id).await.unwrap(),
+        Some(with_note.clone())
+    );
+    assert_eq!(
+        store
+            .get_share(&without_note.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .note,
+        None
+    );
+    // Publishing and listing keep the note; the recipient reads it after the upload.
+    let published = publish_stored(store, &with_note.id).await;
+    assert_eq!(published.note, with_note.note);
+    let listed = store.list_shares(&owner.id, None, 10).await.unwrap();
+    let listed_note = |id: &once_domain::ShareId| {
+        listed
+            .iter()
+            .find(|share| &share.id == id)
+            .map(|share| share.note.clone())
+    };
+    assert_eq!(listed_note(&with_note.id), Some(with_note.note.clone()));
+    assert_eq!(listed_note(&without_note.id), Some(None));
+
+    let spec = RequestSpec {
+        max_size: Some(100),
+        expires_in: Some(secs(3600)),
+        note: Some("Bitte den Vertrag, unterschrieben.\n\tDanke!".into()),
+        requester: Some("Ünal from accounting".into()),
+        ..RequestSpec::default()
+    };
+    let asking = RequestPolicy::default()
+        .new_request(&spec, &SharePolicy::default(), owner.id.clone(), t0())
+        .unwrap();
+    assert!(asking.note.is_some() && asking.requester.is_some());
+    let silent = new_request(&owner);
+    store.insert_request(&asking).await.unwrap();
+    store.insert_request(&silent).await.unwrap();
+    assert_eq!(
+        store.get_request(&asking.id).await.unwrap(),
+        Some(asking.clone())
+    );
+    let stored_silent = store.get_request(&silent.id).await.unwrap().unwrap();
+    assert_eq!((stored_silent.note, stored_silent.requester), (None, None));
+    let listed = store.list_requests(&owner.id).await.unwrap();
+    assert!(listed.contains(&asking), "{listed:?}");
+
+    // The share an upload turns into has no note, and fulfilling keeps the request's.
+    let share = asking
+        .share_for(once_domain::ShareId::generate(), received_upload(), t0())
+        .unwrap();
+    let outcome = store
+        .fulfil_request(&asking.id, &share, t0())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, FulfilOutcome::Fulfilled(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store.get_share(&share.id).await.unwrap().unwrap().note,
+        None
+    );
+    let fulfilled = store.get_request(&asking.id).await.unwrap().unwrap();
+    assert_eq!(
+        (fulfilled.note, fulfilled.requester),
+        (asking.note, asking.requester)
+    );
 }
 
 async fn expired_request_is_not_fulfilled(store: &dyn MetaStore) {

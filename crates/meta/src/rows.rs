@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use once_domain::{
-    BlobKey, Filename, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId,
-    ShareState, UploadRequest, UploadToken,
+    BlobKey, Filename, Instant, KeyId, KeyRecord, Note, RequestId, RequesterName, Sha256Digest,
+    Share, ShareId, ShareState, UploadRequest, UploadToken,
 };
 use sqlx::{FromRow, Row};
 
@@ -81,6 +81,22 @@ fn parse_opt<T, E>(
     text.map(parse).transpose().map_err(|_| corrupt(what))
 }
 
+/// A stored note or requester name back through its domain parser. The store only ever holds
+/// parsed, non-blank text, so text the parser refuses or reads as blank is corrupt.
+fn parse_text<T>(
+    text: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<Option<T>, once_domain::DomainError>,
+    what: &str,
+) -> MetaResult<Option<T>> {
+    match text {
+        None => Ok(None),
+        Some(text) => match parse(text) {
+            Ok(Some(value)) => Ok(Some(value)),
+            _ => Err(corrupt(what)),
+        },
+    }
+}
+
 /// A row of the share columns (`share_columns!` in `sql.rs`) as a [`Share`].
 pub(crate) fn share_from_row<'r, R: Row>(row: &'r R) -> MetaResult<Share>
 where
@@ -148,6 +164,7 @@ pub(crate) struct ShareRow<'r> {
     upload_token: Option<&'r str>,
     part_size: Option<i64>,
     contents: Option<String>,
+    note: Option<&'r str>,
 }
 
 impl TryFrom<ShareRow<'_>> for Share {
@@ -186,6 +203,7 @@ impl TryFrom<ShareRow<'_>> for Share {
                 .transpose()?,
             contents: row.contents,
             blob_version: row.blob_version,
+            note: parse_text(row.note, Note::parse, "note")?,
         })
     }
 }
@@ -203,6 +221,8 @@ pub(crate) struct RequestRow<'r> {
     expires_at: i64,
     share_id: Option<&'r str>,
     fulfilled_at: Option<i64>,
+    note: Option<&'r str>,
+    requester: Option<&'r str>,
 }
 
 impl TryFrom<RequestRow<'_>> for UploadRequest {
@@ -223,6 +243,8 @@ impl TryFrom<RequestRow<'_>> for UploadRequest {
             expires_at: instant(row.expires_at)?,
             share_id: parse_opt(row.share_id, ShareId::parse, "share id")?,
             fulfilled_at: opt_instant(row.fulfilled_at)?,
+            note: parse_text(row.note, Note::parse, "note")?,
+            requester: parse_text(row.requester, RequesterName::parse, "requester")?,
         })
     }
 }
@@ -349,6 +371,7 @@ mod tests {
             upload_token: Some(&ids.upload_token),
             part_size: Some(8 << 20),
             contents: Some("[]".to_owned()),
+            note: Some("Hi,\n\tthe slides."),
         }
     }
 
@@ -364,6 +387,8 @@ mod tests {
             expires_at: 1_700_086_400,
             share_id: Some(&ids.share),
             fulfilled_at: Some(1_700_000_500),
+            note: Some("The scan, please."),
+            requester: Some("Alice"),
         }
     }
 
@@ -388,12 +413,18 @@ mod tests {
         assert_eq!(share.upload_token.unwrap().as_str(), ids.upload_token);
         assert_eq!(share.part_size, Some(8 << 20));
         assert_eq!(share.contents.as_deref(), Some("[]"));
+        assert_eq!(
+            share.note.as_ref().map(Note::as_str),
+            Some("Hi,\n\tthe slides.")
+        );
     }
 
     #[test]
     fn a_rejected_share_column_is_named() {
         let ids = ids();
-        let cases: [(Spoil<ShareRow<'_>>, &str); 11] = [
+        let cases: [(Spoil<ShareRow<'_>>, &str); 13] = [
+            (|row| row.note = Some("bell\u{7}"), "note"),
+            (|row| row.note = Some("  "), "note"),
             (|row| row.sha256 = Some(vec![7; 31]), "sha256"),
             (|row| row.upload_token = Some("short"), "upload token"),
             (|row| row.part_size = Some(-1), "part_size"),
@@ -433,8 +464,18 @@ mod tests {
         assert_eq!(request.share_expires_in, Duration::from_secs(3600));
         assert_eq!(request.share_id.unwrap().as_str(), ids.share);
         assert_eq!(request.fulfilled_at.map(secs), Some(1_700_000_500));
+        assert_eq!(
+            request.note.as_ref().map(Note::as_str),
+            Some("The scan, please.")
+        );
+        assert_eq!(
+            request.requester.as_ref().map(RequesterName::as_str),
+            Some("Alice")
+        );
 
-        let cases: [(Spoil<RequestRow<'_>>, &str); 4] = [
+        let cases: [(Spoil<RequestRow<'_>>, &str); 6] = [
+            (|row| row.note = Some(""), "note"),
+            (|row| row.requester = Some("two\nlines"), "requester"),
             (|row| row.id = "not-an-id", "request id"),
             (|row| row.max_size = -1, "max_size"),
             (|row| row.share_expires_in = -1, "share_expires_in"),

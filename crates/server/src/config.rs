@@ -24,6 +24,11 @@ settings! {
     /// Base URL used in links, e.g. https://once.example.com when behind a proxy
     /// [default: http://<Host header>]
     public_url: Url, env "ONCE_PUBLIC_URL";
+    /// PEM certificate chain to serve HTTPS with (with tls_key); reloaded when the file
+    /// changes or on SIGHUP
+    tls_cert: PathBuf, env "ONCE_TLS_CERT";
+    /// PEM private key of tls_cert
+    tls_key: PathBuf, env "ONCE_TLS_KEY";
     /// Metadata store URL (`sqlite://path`) [default: sqlite in the data directory]
     database_url: String, env "ONCE_DATABASE_URL", secret redact_password;
     /// 64 hex characters shared by every instance; signs URLs and seals key secrets
@@ -53,7 +58,7 @@ settings! {
     /// How long an upload that started in time may take to finish
     upload_grace: Duration = "24h", env "ONCE_UPLOAD_GRACE";
     /// How long a browser stays signed in after signing in with a key
-    session_lifetime: Duration = "12h", env "ONCE_SESSION_LIFETIME";
+    session_lifetime: Duration = "12h", env "ONCE_SESSION_LIFETIME", check positive;
     /// How long in-flight requests may run after SIGINT/SIGTERM
     shutdown_grace: Duration = "30s", env "ONCE_SHUTDOWN_GRACE";
     /// Log format: text or json
@@ -202,6 +207,10 @@ impl Config {
              lower max_upload_size",
             self.max_pending_upload_bytes,
             self.max_upload_size
+        );
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "tls_cert and tls_key go together: set both to serve HTTPS, or neither"
         );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(

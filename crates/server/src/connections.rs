@@ -173,13 +173,15 @@ impl Drop for Running {
 }
 
 /// Serves `app` on `listener` until `shutdown` turns true; then stops accepting, asks every
-/// connection to finish its current request, and waits up to `grace` for them.
+/// connection to finish its current request, and waits up to `grace` for them. With `tls`,
+/// every connection is HTTPS; its handshake must finish within the header read timeout.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let census = Arc::new(Mutex::new(Census::default()));
     let tracker = TaskTracker::new();
@@ -215,16 +217,42 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let connection = serve_connection(
-            stream,
-            peer,
-            app.clone(),
-            http.clone(),
-            limits.keepalive_timeout,
-            shutdown.clone(),
-        );
+        let activity = Arc::new(Activity::default());
+        let watched = WatchedStream {
+            inner: stream,
+            activity: activity.clone(),
+            opened: tokio::time::Instant::now(),
+        };
+        let (app, http, shutdown) = (app.clone(), http.clone(), shutdown.clone());
+        let keepalive = limits.keepalive_timeout;
+        let handshake_timeout = limits.header_read_timeout;
+        let tls = tls.clone();
         tracker.spawn(async move {
-            connection.await;
+            let opened = watched.opened;
+            match tls {
+                None => {
+                    serve_connection(
+                        watched, activity, opened, peer, app, http, keepalive, shutdown,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(watched)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(
+                                stream, activity, opened, peer, app, http, keepalive, shutdown,
+                            )
+                            .await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(peer = %peer.ip(), %error, "TLS handshake failed")
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer.ip(), "TLS handshake timed out")
+                        }
+                    }
+                }
+            }
             drop(admission);
         });
     }
@@ -234,21 +262,20 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection<S>(
+    stream: S,
+    activity: Arc<Activity>,
+    opened: tokio::time::Instant,
     peer: SocketAddr,
     app: Router,
     http: hyper::server::conn::http1::Builder,
     keepalive_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let activity = Arc::new(Activity::default());
-    let opened = tokio::time::Instant::now();
-    let io = TokioIo::new(WatchedStream {
-        inner: stream,
-        activity: activity.clone(),
-        opened,
-    });
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let service_activity = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));

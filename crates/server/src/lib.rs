@@ -8,5 +8,6 @@ pub mod keys;
 pub mod reaper;
 pub mod service;
 mod startup;
+pub mod tls;
 
 pub use startup::{migrate, reap_once, serve};

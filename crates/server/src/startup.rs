@@ -280,6 +280,17 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             .await
             .map_err(|error| anyhow::anyhow!("cannot ensure the bootstrap key: {error}"))?;
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certificate =
+                crate::tls::ReloadingCertificate::load(crate::tls::CertificateFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })?;
+            Some(certificate)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -294,6 +305,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .ok();
     let app = http::router(Arc::new(AppState {
         service: service.clone(),
+        tls: config.tls_cert.is_some(),
         public_url,
         metrics,
         body_pace: http::pace::BodyPace {
@@ -313,8 +325,19 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ))
     });
 
+    let tls = match tls {
+        Some(certificate) => {
+            tokio::spawn(crate::tls::watch_files(
+                certificate.clone(),
+                shutdown_rx.clone(),
+            ));
+            Some(crate::tls::acceptor(certificate)?)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // One plain line on stdout so scripts and tests can find the bound address.
-    println!("once listening on http://{local}");
+    println!("once listening on {scheme}://{local}");
     tracing::info!(address = %local, data_dir = %config.data_dir.display(), "once is serving");
     if !service.has_keys().await.unwrap_or(true) {
         tracing::info!(
@@ -336,6 +359,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         limits,
         shutdown_rx.clone(),
         config.shutdown_grace,
+        tls,
     ));
     shutdown_signal().await;
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");

@@ -36,6 +36,22 @@ fn print_qr(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Text someone wrote (a note, a name) as the server sent it, made safe for a terminal: a
+/// control character other than a newline or a tab (an escape sequence, a carriage return
+/// that would overwrite the line) becomes a space. The server refuses them, but the client
+/// does not take a server's word for what reaches the terminal.
+fn terminal_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// A time from the server, shown in RFC 3339 plus a coarse "in 3h" / "5m ago" so the reader
 /// need not do clock arithmetic.
 fn describe_time(at: OffsetDateTime) -> String {
@@ -90,6 +106,7 @@ mod fixtures {
             upload_attempts: 1,
             preview_hits: 0,
             request_id: None,
+            note: None,
             contents: None,
             upload: None,
         }
@@ -99,6 +116,14 @@ mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_text_keeps_lines_and_tabs_but_no_escapes() {
+        assert_eq!(
+            terminal_text("Hi\n\tthere\u{1b}[2J\rX\u{9b}"),
+            "Hi\n\tthere [2J X "
+        );
+    }
 
     #[test]
     fn relative_times_use_the_largest_unit() {

@@ -8,7 +8,7 @@ use reqwest::Method;
 use time::OffsetDateTime;
 
 use super::config::Client;
-use super::{describe_time, describe_time_at, print_qr};
+use super::{describe_time, describe_time_at, print_qr, terminal_text};
 use crate::{ClientOnly, RequestArgs};
 
 pub async fn run(args: RequestArgs) -> Result<()> {
@@ -25,6 +25,8 @@ pub async fn run(args: RequestArgs) -> Result<()> {
         expires_in: args.expires.map(super::send::whole_seconds),
         filename: filename.map(|name| name.as_str().to_owned()),
         max_downloads: args.downloads,
+        note: args.note,
+        from: args.from,
         ..NewRequest::default()
     };
     let created: RequestView = client
@@ -64,7 +66,8 @@ pub async fn list(args: ClientOnly) -> Result<()> {
 }
 
 /// One line per request: state, id, expiry, then what matters for that state (the file's link
-/// once fulfilled, the upload URL while open).
+/// once fulfilled, the upload URL while open); below it, indented, who asks and the note the
+/// uploader sees, where the request has them.
 fn table(requests: &[RequestView], now: OffsetDateTime) -> Vec<String> {
     let mut lines = vec![
         format!("{:<10} {:<22} {:<40} {}", "STATE", "ID", "EXPIRES", "")
@@ -97,6 +100,15 @@ fn table(requests: &[RequestView], now: OffsetDateTime) -> Vec<String> {
             .trim_end()
             .to_owned(),
         );
+        if let Some(from) = &request.from {
+            lines.push(format!("{:11}from  {}", "", terminal_text(from)));
+        }
+        if let Some(note) = &request.note {
+            for (number, line) in terminal_text(note).split('\n').enumerate() {
+                let label = if number == 0 { "note" } else { "" };
+                lines.push(format!("{:11}{label:<4}  {line}", "").trim_end().to_owned());
+            }
+        }
     }
     lines
 }
@@ -120,6 +132,8 @@ mod tests {
             expires_at: now + time::Duration::hours(3),
             fulfilled_at: None,
             refused_uploads: 0,
+            note: None,
+            from: None,
             upload: once_api::RequestUpload {
                 method: "PUT".to_owned(),
                 url: format!("https://h/r/{id}"),
@@ -149,5 +163,40 @@ mod tests {
         assert!(lines[2].starts_with("expired    CCCCCCCCCCCCCCCCCCCCCC 2024-01-01T03:00:00Z"));
         assert!(!lines[2].contains("https://"));
         assert!(lines[3].ends_with("https://h/r/DDDDDDDDDDDDDDDDDDDDDD"));
+    }
+
+    #[test]
+    fn table_shows_who_asks_and_the_note_under_the_request() {
+        let now = OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap();
+        let request = RequestView {
+            id: "AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+            url: "https://h/r/AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+            state: "open".to_owned(),
+            filename: None,
+            max_size: 10,
+            max_downloads: 1,
+            share_expires_in: 3600,
+            created_at: now,
+            expires_at: now,
+            fulfilled_at: None,
+            refused_uploads: 0,
+            note: Some("The signed contract,\nplease.".to_owned()),
+            from: Some("Alice".to_owned()),
+            upload: once_api::RequestUpload {
+                method: "PUT".to_owned(),
+                url: "https://h/r/AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+                expires_at: now,
+            },
+            share: None,
+        };
+        let lines = table(&[request], now);
+        assert_eq!(
+            lines[2..],
+            [
+                "           from  Alice",
+                "           note  The signed contract,",
+                "                 please.",
+            ]
+        );
     }
 }

@@ -8,8 +8,8 @@ use reqwest::Method;
 use time::OffsetDateTime;
 
 use super::config::{Client, ensure_success};
-use super::describe_time_at;
 use super::link::share_id_from_ref;
+use super::{describe_time_at, terminal_text};
 use crate::{ListArgs, ShareRef};
 
 /// `once list`: the newest shares first, one line each; `--all` follows every page.
@@ -80,7 +80,12 @@ pub async fn status(args: ShareRef) -> Result<()> {
         )
         .await?;
     for (label, value) in status_lines(&share, OffsetDateTime::now_utc()) {
-        println!("{label:<16}{value}");
+        // A note may have several lines; the later ones line up under the first.
+        let mut lines = value.split('\n');
+        println!("{label:<16}{}", lines.next().unwrap_or_default());
+        for line in lines {
+            println!("{:<16}{line}", "");
+        }
     }
     Ok(())
 }
@@ -114,6 +119,9 @@ fn status_lines(share: &ShareView, now: OffsetDateTime) -> Vec<(&'static str, St
             "size",
             format!("{} ({bytes} bytes)", bytesize::ByteSize(bytes)),
         ));
+    }
+    if let Some(note) = &share.note {
+        lines.push(("note", terminal_text(note)));
     }
     lines.push((
         "downloads left",
@@ -181,5 +189,20 @@ mod tests {
         share.lease_until = Some(now + time::Duration::minutes(5));
         let labels: Vec<_> = status_lines(&share, now).iter().map(|(l, _)| *l).collect();
         assert!(!labels.contains(&"size") && labels.contains(&"lease until"));
+        assert!(!labels.contains(&"note"));
+    }
+
+    #[test]
+    fn status_shows_the_note_after_the_file() {
+        let now = OffsetDateTime::from_unix_timestamp(1_704_067_200).unwrap();
+        let mut share = super::super::fixtures::share("AAAAAAAAAAAAAAAAAAAAAA", now);
+        share.note = Some("Hi Bob,\nthe slides.".to_owned());
+        let lines = status_lines(&share, now);
+        let note = lines
+            .iter()
+            .position(|(label, _)| *label == "note")
+            .unwrap();
+        assert_eq!(lines[note - 1].0, "size");
+        assert_eq!(lines[note].1, "Hi Bob,\nthe slides.");
     }
 }

@@ -45,6 +45,7 @@ pub async fn create_share(
         expires_in: body.expires_in.map(Duration::from_secs),
         upload_expires_in: body.upload_expires_in.map(Duration::from_secs),
         sha256: body.sha256,
+        note: body.note,
     };
     let now = once_domain::now();
     let base = app.base_url(&headers);
@@ -234,6 +235,8 @@ pub async fn put_file(
         expires_in: max_days.map(|days| Duration::from_secs(days.saturating_mul(86400))),
         upload_expires_in: None,
         sha256: incoming.sha256.map(|digest| digest.to_hex()),
+        // Headers cannot carry a note's line breaks; a note needs `POST /api/v1/shares`.
+        note: None,
     };
     let share = app
         .service
@@ -277,6 +280,8 @@ pub async fn create_request(
         expires_in: expires_in.map(Duration::from_secs),
         max_downloads: body.max_downloads,
         share_expires_in: body.share_expires_in.map(Duration::from_secs),
+        note: body.note,
+        requester: body.from,
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;

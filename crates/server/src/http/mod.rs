@@ -28,6 +28,8 @@ use crate::service::{IncomingBody, Service};
 
 pub struct AppState {
     pub service: Arc<Service>,
+    /// This server speaks HTTPS itself.
+    pub tls: bool,
     /// Configured public base URL without a trailing slash.
     pub public_url: Option<String>,
     /// Renders `/metrics`; None when another recorder owns this process.
@@ -54,18 +56,40 @@ impl AppState {
                         .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
             })
             .unwrap_or("localhost");
-        format!("http://{host}")
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{host}")
     }
 
     /// Session cookies are `Secure` when people reach this server over HTTPS.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://"))
+        self.tls
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://"))
     }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let tls = state.tls;
+    let router = routes(state);
+    if tls {
+        // Browsers that once reached us over HTTPS never fall back to plain HTTP.
+        router.layer(axum::middleware::map_response(strict_transport_security))
+    } else {
+        router
+    }
+}
+
+async fn strict_transport_security(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
+}
+
+fn routes(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route(
             routes::SHARES,
@@ -91,8 +115,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 
     Router::new()
         .route("/", get(web::pages::home))
-        .route("/session", post(web::session::sign_in))
-        .route("/session/end", post(web::session::sign_out))
+        // A key or a CSRF token is all these forms carry.
+        .route(
+            "/session",
+            post(web::session::sign_in).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            "/session/end",
+            post(web::session::sign_out).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
         .route("/shares", get(web::pages::shares))
         .route("/assets/{name}", get(web::assets::serve))
         .route(routes::HEALTH, get(healthz))

@@ -39,6 +39,7 @@ pub fn share(share: &Share, base: &str, now: Instant) -> ShareView {
         upload_attempts: share.upload_attempts,
         preview_hits: share.preview_hits,
         request_id: share.request_id.as_ref().map(|id| id.as_str().to_owned()),
+        note: share.note.as_ref().map(|note| note.as_str().to_owned()),
         contents: contents(share),
         upload: None,
     }
@@ -88,6 +89,11 @@ pub fn request(
         expires_at: request.expires_at,
         fulfilled_at: request.fulfilled_at,
         refused_uploads,
+        note: request.note.as_ref().map(|note| note.as_str().to_owned()),
+        from: request
+            .requester
+            .as_ref()
+            .map(|name| name.as_str().to_owned()),
         upload: RequestUpload {
             method: "PUT".to_owned(),
             url,

@@ -22,7 +22,7 @@ use once_api::routes;
 use once_api::{
     CompleteShare, NewRequestUpload, NewShare, RequestUploadTicket, ShareView, UploadTicket,
 };
-use once_domain::Filename;
+use once_domain::{Filename, Note};
 use reqwest::Method;
 use reqwest::header::CONTENT_LENGTH;
 use sha2::{Digest, Sha256};
@@ -60,6 +60,9 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     "--downloads and --expires are the requester's to choose; leave them out with --to"
                 );
             }
+            if args.note.is_some() {
+                bail!("--note is for the recipients of your own shares; leave it out with --to");
+            }
             Destination::Request(super::link::request_uploads_url(url)?)
         }
         None => {
@@ -68,6 +71,8 @@ pub async fn run(args: SendArgs) -> Result<()> {
             Destination::Share
         }
     };
+    // Checked before a large file is hashed; the server checks it again.
+    let note = Note::parse_optional(args.note.as_deref()).map_err(|error| anyhow!("{error}"))?;
     let (source, default_name) = prepare(&args).await?;
     let raw_name = args.name.clone().unwrap_or(default_name);
     let filename = Filename::parse(&raw_name)
@@ -124,6 +129,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
                 content_type: content_type.map(str::to_owned),
                 upload_expires_in: None,
                 contents: source.contents(),
+                note: note.as_ref().map(|note| note.as_str().to_owned()),
             };
             let created: ShareView = client
                 .send_json(

@@ -159,7 +159,10 @@ impl Server {
             .strip_prefix("once listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", self.log()))
             .to_owned();
-        self.addr = url.trim_start_matches("http://").to_owned();
+        self.addr = url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned();
         self.base = url;
         self.child = Some(child);
     }

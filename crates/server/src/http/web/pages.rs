@@ -86,13 +86,51 @@ fn render_with(status: StatusCode, html: Result<String, askama::Error>) -> Respo
     response
 }
 
+struct ExpiryPreset {
+    seconds: u64,
+    label: &'static str,
+    checked: bool,
+}
+
 #[derive(Template)]
 #[template(path = "send.html")]
 struct SendPage<'a> {
     chrome: &'a Chrome,
     max_size: u64,
     max_downloads: u32,
+    presets: Vec<ExpiryPreset>,
     max_hours: u64,
+    custom_hours: u64,
+}
+
+/// The expiry choices the server allows, the server's default (or the longest choice below
+/// it) already chosen.
+fn expiry_presets(chrome: &Chrome, policy: &once_domain::SharePolicy) -> Vec<ExpiryPreset> {
+    let t = chrome.t;
+    let longest = policy.max_expires_in.as_secs();
+    let default = policy.default_expires_in.as_secs().min(longest);
+    let mut presets: Vec<ExpiryPreset> = [
+        (3600, t.expiry_hour),
+        (86_400, t.expiry_day),
+        (604_800, t.expiry_week),
+        (2_592_000, t.expiry_month),
+    ]
+    .into_iter()
+    .filter(|&(seconds, _)| seconds <= longest)
+    .map(|(seconds, label)| ExpiryPreset {
+        seconds,
+        label,
+        checked: false,
+    })
+    .collect();
+    if let Some(chosen) = presets
+        .iter_mut()
+        .rev()
+        .find(|preset| preset.seconds <= default.max(3600))
+    {
+        chosen.checked = true;
+    }
+    presets
 }
 
 /// `/`: the send page for a signed-in browser, the sign-in form for everyone else.
@@ -101,11 +139,14 @@ pub async fn home(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         Visitor::SignedIn { session, .. } => {
             let chrome = Chrome::for_request(&app, &headers, Some(&session));
             let policy = app.service.share_policy();
+            let max_hours = (policy.max_expires_in.as_secs() / 3600).max(1);
             let page = SendPage {
                 chrome: &chrome,
                 max_size: policy.max_size,
                 max_downloads: policy.max_downloads_limit,
-                max_hours: (policy.max_expires_in.as_secs() / 3600).max(1),
+                presets: expiry_presets(&chrome, policy),
+                max_hours,
+                custom_hours: (policy.default_expires_in.as_secs() / 3600).clamp(1, max_hours),
             };
             respond(&app, StatusCode::OK, page.render())
         }
@@ -375,7 +416,7 @@ pub async fn landing(app: &AppState, headers: &HeaderMap, share: &Share) -> Resp
         expires_label: expires_label.trim_end(),
         expires_at: rfc3339(share.expires_at),
         expires_text: utc_text(share.expires_at),
-        note: None,
+        note: share.note.as_ref().map(|note| note.as_str().to_owned()),
         listing: listing(&chrome, share),
         explain: if share.downloads_left == 1 {
             t.landing_explain_one
@@ -438,7 +479,7 @@ pub fn problem_for(chrome: &Chrome, error: &ApiError) -> Response {
         DomainError::RouteNotFound | DomainError::NotFound | DomainError::MethodNotAllowed => {
             (t.page_missing_title, t.page_missing_text, t.go_home)
         }
-        DomainError::UrlExpired | DomainError::BadUrlSignature => {
+        DomainError::UrlExpired | DomainError::BadUrlSignature | DomainError::UploadExpired => {
             (t.link_expired_title, t.link_expired_text, t.try_again)
         }
         _ => (t.trouble_title, t.trouble_text, t.try_again),
@@ -495,8 +536,11 @@ pub fn upload_page(
     );
     let page = RequestPage {
         chrome: &chrome,
-        heading: t.request_someone.to_owned(),
-        note: None,
+        heading: match &request.requester {
+            Some(name) => fill(t.request_from, &[("from", name.as_str())]),
+            None => t.request_someone.to_owned(),
+        },
+        note: request.note.as_ref().map(|note| note.as_str().to_owned()),
         limit_prefix: limit.trim_end().to_owned(),
         expires_at: rfc3339(request.expires_at),
         expires_text: utc_text(request.expires_at),

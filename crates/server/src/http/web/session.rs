@@ -76,7 +76,11 @@ pub async fn sign_in(
 ) -> Response {
     let chrome = Chrome::for_request(&app, &headers, None);
     if !same_origin(&headers, &app.base_url(&headers)) {
-        return pages::sign_in_page(&chrome, StatusCode::FORBIDDEN, Some(chrome.t.signin_failed));
+        return pages::sign_in_page(
+            &chrome,
+            StatusCode::FORBIDDEN,
+            Some(chrome.t.signin_elsewhere),
+        );
     }
     let now = once_domain::now();
     match app.service.open_session(&form.key, now).await {

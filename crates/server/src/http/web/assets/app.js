@@ -90,7 +90,7 @@ async function call(method, url, body, signal) {
     });
   } catch (error) {
     if (signal && signal.aborted) throw error;
-    throw new Refused(t('retrying'), 0, 'network');
+    throw new Refused(t('connection_lost'), 0, 'network');
   }
   let answer = {};
   try {
@@ -133,7 +133,7 @@ function put(url, body, headers, onProgress, signal) {
       }
       reject(new Refused(message, xhr.status, code));
     };
-    xhr.onerror = () => reject(new Refused(t('retrying'), 0, 'network'));
+    xhr.onerror = () => reject(new Refused(t('connection_lost'), 0, 'network'));
     xhr.onabort = () => reject(new DOMException('cancelled', 'AbortError'));
     xhr.send(body);
   });
@@ -201,7 +201,7 @@ async function sendThrough(ticket, source, { onProgress, onRetry, signal, stored
           loaded[number - 1] = bytes;
           report();
         }, signal);
-        if (!etag) throw new Refused('the storage did not return the part’s ETag (check the bucket’s CORS rules: ExposeHeaders ETag)', 0, 'no_etag');
+        if (!etag) throw new Refused(t('no_etag'), 0, 'no_etag');
         etags[number - 1] = etag;
         loaded[number - 1] = lengthOf(number);
         report();
@@ -279,12 +279,17 @@ function saveRecord(fingerprint, record) {
 }
 
 function fingerprintOf(scope, files) {
-  return `${scope}|${files.map((file) => `${file.path}:${file.blob.size}:${file.blob.lastModified || 0}`).join('|')}`;
+  // Folders (no blob) count by their path only.
+  const part = (file) => (file.blob ? `${file.path}:${file.blob.size}:${file.blob.lastModified || 0}` : file.path);
+  return `${scope}|${files.map(part).join('|')}`;
 }
 
-/** What the server still holds of a recorded upload, or null if it cannot go on. */
+/**
+ * What the server still holds of a recorded upload, or null if it cannot go on. The server
+ * decides: an upload that started in time may take parts past its ticket's expiry (the grace).
+ */
 async function storedParts(record) {
-  if (!record || !record.ticket.multipart || Date.parse(record.ticket.expires_at) <= Date.now()) return null;
+  if (!record || !record.ticket.multipart) return null;
   try {
     const answer = await call('GET', record.ticket.multipart.parts_url);
     return answer.parts || [];
@@ -408,10 +413,13 @@ async function sourceFor(files, onPreparing) {
     };
   }
   const { planArchive } = await import(config.assets.zip);
+  // Folders take the newest time of the files chosen, so the same choice after a reload makes
+  // the same archive, byte for byte, and a recorded upload can go on with it.
+  const newest = Math.max(0, ...files.filter((file) => file.blob).map((file) => file.blob.lastModified || 0));
   const entries = withDirectories(files).map((file) => ({
     path: file.path,
     blob: file.blob,
-    modified: file.blob ? file.blob.lastModified : Date.now(),
+    modified: file.blob ? file.blob.lastModified : newest,
   }));
   const plan = await planArchive(entries, { onProgress: onPreparing });
   const top = new Set(files.map((file) => file.path.split('/')[0]));
@@ -421,7 +429,8 @@ async function sourceFor(files, onPreparing) {
     type: 'application/zip',
     size: plan.size,
     contents: plan.contents,
-    read: async (start, end) => (plan.readBlob ? plan.readBlob(start, end) : new Blob([await plan.read(start, end)])),
+    // Only the range of one part is ever in memory.
+    read: (start, end) => plan.read(start, end),
   };
 }
 
@@ -584,7 +593,7 @@ function landingPage() {
     form.hidden = true;
     $('explain').hidden = true;
     $('claimed').hidden = false;
-    $('claimed-text').textContent = t('download_started');
+    $('claimed-text').textContent = claim.downloads_left > 0 ? t('download_started_more', { n: claim.downloads_left }) : t('download_started');
     const until = new Date(claim.lease_until);
     $('resume-text').textContent = t('download_resume', { time: localTime(until) });
     const resume = $('resume');
