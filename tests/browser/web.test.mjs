@@ -494,156 +494,174 @@ print(json.dumps({"files": files, "same": same, "bad": archive.testzip()}))`,
 
   // ---- 7 and 8: every page --------------------------------------------------------------------
 
-  let tour = null;
-  /** Every page the app has, with the state each needs, made once for the tests below. */
-  async function pagesToVisit() {
-    if (tour) return tour;
-    const landing = await server.share('quarterly report.pdf', randomBytes(1536 * 1024));
-    const used = await server.share('used.txt', Buffer.from('read once\n'));
-    await server.claim(used.url);
-    const revoked = await server.share('withdrawn.txt', Buffer.from('withdrawn\n'));
-    await server.apiJson('DELETE', `/shares/${revoked.id}`);
-    const request = await server.uploadRequest({ max_size: 50 * MiB, filename: 'signed contract.pdf' });
-    const usedRequest = await server.uploadRequest({ max_size: 1000 });
-    const put = await fetch(usedRequest.url, { method: 'PUT', body: 'done', headers: { 'user-agent': 'curl/8.5.0' } });
-    assert.ok(put.ok, `uploading to ${usedRequest.url}: ${put.status}`);
-    const small = path.join(files, 'minutes.txt');
-    await writeFile(small, 'Minutes of the meeting.\n');
-    const base = server.base;
-    tour = [
-      { name: 'signin', url: `${base}/`, signedIn: false, status: 200, title: STRINGS.signin_title },
-      { name: 'send', url: `${base}/`, status: 200, title: STRINGS.send_title },
-      {
-        name: 'send-result',
-        url: `${base}/`,
-        status: 200,
-        title: STRINGS.send_title,
-        after: (page) => send(page, small),
-      },
-      { name: 'landing', url: landing.url, status: 200, title: 'quarterly report.pdf' },
-      { name: 'used', url: used.url, status: 410, title: STRINGS.used_title },
-      { name: 'revoked', url: revoked.url, status: 410, title: STRINGS.revoked_title },
-      { name: 'unknown', url: `${base}/s/${randomBytes(16).toString('base64url')}`, status: 404, title: STRINGS.unknown_title },
-      { name: 'not-found', url: `${base}/no/such/page`, status: 404, title: STRINGS.page_missing_title },
-      { name: 'request', url: request.url, status: 200, title: STRINGS.request_someone },
-      { name: 'request-used', url: usedRequest.url, status: 409, title: STRINGS.request_used_title },
-      { name: 'shares', url: `${base}/shares`, status: 200, title: STRINGS.shares_title },
-    ];
-    return tour;
-  }
+  describe('every page', () => {
+    // A server of its own, so My shares (and its screenshot) shows what this tour made, whatever
+    // ran before.
+    let site;
+    before(async () => {
+      site = await startOnce({ name: 'web-tour' });
+    });
+    after(async () => {
+      await site?.stop();
+    });
 
-  /**
-   * Visits every page (or those named in `only`) in one context, signing in after the sign-in
-   * page, and calls `check` on each; `setup` prepares the context's page first.
-   */
-  async function visitAll(context, check, { only = null, setup = null } = {}) {
-    const page = await context.newPage();
-    watchProblems(page);
-    if (setup) await setup(page);
-    for (const visit of await pagesToVisit()) {
-      if (only && !only.includes(visit.name)) continue;
-      if (visit.signedIn !== false && !page.signedIn) {
-        await signIn(page, server.base, server.token);
-        page.signedIn = true;
+    let tour = null;
+    /** Every page the app has, with the state each needs, made once for the tests below. */
+    async function pagesToVisit() {
+      if (tour) return tour;
+      const landing = await site.share('quarterly report.pdf', randomBytes(1536 * 1024));
+      const used = await site.share('used.txt', Buffer.from('read once\n'));
+      await site.claim(used.url);
+      const revoked = await site.share('withdrawn.txt', Buffer.from('withdrawn\n'));
+      await site.apiJson('DELETE', `/shares/${revoked.id}`);
+      const request = await site.uploadRequest({ max_size: 50 * MiB, filename: 'signed contract.pdf' });
+      const usedRequest = await site.uploadRequest({ max_size: 1000 });
+      const put = await fetch(usedRequest.url, { method: 'PUT', body: 'done', headers: { 'user-agent': 'curl/8.5.0' } });
+      assert.ok(put.ok, `uploading to ${usedRequest.url}: ${put.status}`);
+      const small = path.join(files, 'minutes.txt');
+      await writeFile(small, 'Minutes of the meeting.\n');
+      const base = site.base;
+      tour = [
+        { name: 'signin', url: `${base}/`, signedIn: false, status: 200, title: STRINGS.signin_title },
+        { name: 'send', url: `${base}/`, status: 200, title: STRINGS.send_title },
+        {
+          name: 'send-result',
+          url: `${base}/`,
+          status: 200,
+          title: STRINGS.send_title,
+          after: async (page) => {
+            await send(page, small);
+            // The QR code is drawn by a module loaded on demand: wait for it, so it is weighed.
+            await page.waitForFunction(() => performance.getEntriesByType('resource').some((entry) => /\/qr\.[0-9a-f]+\.js$/.test(entry.name)));
+            await page.waitForFunction(() => document.getElementById('qr').width !== 300 || document.getElementById('qr').hidden);
+            assert.ok(await page.locator('#qr').isVisible(), 'no QR code of the link');
+          },
+        },
+        { name: 'landing', url: landing.url, status: 200, title: 'quarterly report.pdf' },
+        { name: 'used', url: used.url, status: 410, title: STRINGS.used_title },
+        { name: 'revoked', url: revoked.url, status: 410, title: STRINGS.revoked_title },
+        { name: 'unknown', url: `${base}/s/${randomBytes(16).toString('base64url')}`, status: 404, title: STRINGS.unknown_title },
+        { name: 'not-found', url: `${base}/no/such/page`, status: 404, title: STRINGS.page_missing_title },
+        { name: 'request', url: request.url, status: 200, title: STRINGS.request_someone },
+        { name: 'request-used', url: usedRequest.url, status: 409, title: STRINGS.request_used_title },
+        { name: 'shares', url: `${base}/shares`, status: 200, title: STRINGS.shares_title },
+      ];
+      return tour;
+    }
+
+    /**
+     * Visits every page (or those named in `only`) in one context, signing in after the sign-in
+     * page, and calls `check` on each; `setup` prepares the context's page first.
+     */
+    async function visitAll(context, check, { only = null, setup = null } = {}) {
+      const page = await context.newPage();
+      watchProblems(page);
+      if (setup) await setup(page);
+      for (const visit of await pagesToVisit()) {
+        if (only && !only.includes(visit.name)) continue;
+        if (visit.signedIn !== false && !page.signedIn) {
+          await signIn(page, site.base, site.token);
+          page.signedIn = true;
+        }
+        const response = await page.goto(visit.url);
+        assert.equal(response.status(), visit.status, `${visit.name}: GET ${visit.url}`);
+        assert.equal(await page.locator('h1').first().textContent(), visit.title, visit.name);
+        if (visit.after) await visit.after(page);
+        await check(page, visit, response);
       }
-      const response = await page.goto(visit.url);
-      assert.equal(response.status(), visit.status, `${visit.name}: GET ${visit.url}`);
-      assert.equal(await page.locator('h1').first().textContent(), visit.title, visit.name);
-      if (visit.after) await visit.after(page);
-      await check(page, visit, response);
+      return page;
     }
-    return page;
-  }
 
-  it('every page weighs under 100 KiB, has a strict policy and logs no errors; screenshots', async () => {
-    await mkdir(SCREENSHOTS, { recursive: true });
-    const desktop = { width: 1280, height: 800 };
-    const phone = { width: 390, height: 844 };
-    async function screenshots(page, name) {
-      for (const [size, viewport] of [['desktop', desktop], ['phone', phone]]) {
-        await page.setViewportSize(viewport);
-        const png = await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${size}.png`), fullPage: true });
-        assert.ok(png.length > 3_000 && png.length < 400_000, `${name}-${size}.png is ${png.length} bytes`);
+    it('every page weighs under 100 KiB, has a strict policy and logs no errors; screenshots', async () => {
+      await mkdir(SCREENSHOTS, { recursive: true });
+      const desktop = { width: 1280, height: 800 };
+      const phone = { width: 390, height: 844 };
+      async function screenshots(page, name) {
+        for (const [size, viewport] of [['desktop', desktop], ['phone', phone]]) {
+          await page.setViewportSize(viewport);
+          const png = await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${size}.png`), fullPage: true });
+          assert.ok(png.length > 3_000 && png.length < 400_000, `${name}-${size}.png is ${png.length} bytes`);
+        }
+        await page.setViewportSize(desktop);
       }
-      await page.setViewportSize(desktop);
-    }
 
-    const light = await browser.newContext({ viewport: desktop, locale: 'en-US', acceptDownloads: true });
-    const dark = await browser.newContext({ viewport: desktop, locale: 'en-US', colorScheme: 'dark' });
-    try {
-      const weights = {};
-      const page = await visitAll(light, async (page, visit, response) => {
-        const policy = response.headers()['content-security-policy'] ?? '';
-        assert.match(policy, /default-src 'none'/, `${visit.name}: Content-Security-Policy ${policy}`);
-        assert.match(policy, /script-src 'self'/, `${visit.name}: Content-Security-Policy ${policy}`);
-        assert.ok(!policy.includes('unsafe-inline'), `${visit.name}: ${policy}`);
-        // Everything the page loaded but its API calls and uploads, as sent over the wire
-        // (the cache is off for this page, so shared assets count on every page).
-        weights[visit.name] = (await pageWeight(page)).bytes;
-        assert.ok(weights[visit.name] > 1000, `${visit.name}: transfer sizes not measured (${weights[visit.name]})`);
-        assert.ok(weights[visit.name] < PAGE_BUDGET, `${visit.name} weighs ${weights[visit.name]} bytes`);
-        await screenshots(page, visit.name);
-        assertClean(page);
-      }, {
-        // Routing every request through Playwright turns Chromium's cache off.
-        setup: (page) => page.route('**/*', (route) => route.continue()),
-      });
-      assertClean(page);
-      console.log(`page weights (bytes): ${JSON.stringify(weights)}`);
-      const darkPage = await visitAll(dark, async (page, visit) => {
-        await screenshots(page, `${visit.name}-dark`);
-        assertClean(page);
-      }, { only: ['send'] });
-      assertClean(darkPage);
-    } finally {
-      await light.close();
-      await dark.close();
-    }
-  });
-
-  it('axe-core finds no serious or critical violation on any page, light or dark', async () => {
-    const found = [];
-    for (const colorScheme of ['light', 'dark']) {
-      // The pages' policy forbids inline scripts, and axe is injected as one: these contexts
-      // alone bypass it.
-      const context = await browser.newContext({ bypassCSP: true, colorScheme, locale: 'en-US', viewport: { width: 1280, height: 800 } });
+      const light = await browser.newContext({ viewport: desktop, locale: 'en-US', acceptDownloads: true });
+      const dark = await browser.newContext({ viewport: desktop, locale: 'en-US', colorScheme: 'dark' });
       try {
-        const last = await visitAll(context, async (page, visit) => {
-          const dark = await page.evaluate(() => window.matchMedia('(prefers-color-scheme: dark)').matches);
-          assert.equal(dark, colorScheme === 'dark', `${visit.name} is not in ${colorScheme} mode`);
-          await page.addScriptTag({ content: AXE_SOURCE });
-          const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-          assert.ok(result.passes.some((rule) => rule.id === 'color-contrast'), `${visit.name}: axe checked no contrast`);
-          for (const violation of result.violations) {
-            if (!['serious', 'critical'].includes(violation.impact)) continue;
-            found.push({
-              page: visit.name,
-              colorScheme,
-              rule: violation.id,
-              impact: violation.impact,
-              help: violation.help,
-              nodes: violation.nodes.map((node) => `${node.target.join(' ')}: ${node.failureSummary}`),
-            });
-          }
+        const weights = {};
+        const page = await visitAll(light, async (page, visit, response) => {
+          const policy = response.headers()['content-security-policy'] ?? '';
+          assert.match(policy, /default-src 'none'/, `${visit.name}: Content-Security-Policy ${policy}`);
+          assert.match(policy, /script-src 'self'/, `${visit.name}: Content-Security-Policy ${policy}`);
+          assert.ok(!policy.includes('unsafe-inline'), `${visit.name}: ${policy}`);
+          // Everything the page loaded but its API calls and uploads, as sent over the wire
+          // (the cache is off for this page, so shared assets count on every page).
+          weights[visit.name] = (await pageWeight(page)).bytes;
+          assert.ok(weights[visit.name] > 1000, `${visit.name}: transfer sizes not measured (${weights[visit.name]})`);
+          assert.ok(weights[visit.name] < PAGE_BUDGET, `${visit.name} weighs ${weights[visit.name]} bytes`);
+          await screenshots(page, visit.name);
+          assertClean(page);
+        }, {
+          // Routing every request through Playwright turns Chromium's cache off.
+          setup: (page) => page.route('**/*', (route) => route.continue()),
         });
-        // A canary: axe, as run here, does report a text nobody can read.
-        const canary = await last.evaluate(async () => {
-          const text = document.createElement('p');
-          text.id = 'axe-canary';
-          text.textContent = 'grey on grey';
-          text.style.color = '#999';
-          text.style.background = '#aaa';
-          document.querySelector('main').append(text);
-          const result = await window.axe.run('#axe-canary', { runOnly: ['color-contrast'] });
-          text.remove();
-          return result.violations.map((violation) => `${violation.id}: ${violation.impact}`);
-        });
-        assert.deepEqual(canary, ['color-contrast: serious'], 'axe missed the low-contrast canary');
+        assertClean(page);
+        console.log(`page weights (bytes): ${JSON.stringify(weights)}`);
+        const darkPage = await visitAll(dark, async (page, visit) => {
+          await screenshots(page, `${visit.name}-dark`);
+          assertClean(page);
+        }, { only: ['send'] });
+        assertClean(darkPage);
       } finally {
-        await context.close();
+        await light.close();
+        await dark.close();
       }
-    }
-    assert.deepEqual(found, [], `axe found serious or critical violations:\n${JSON.stringify(found, null, 2)}`);
+    });
+
+    it('axe-core finds no serious or critical violation on any page, light or dark', async () => {
+      const found = [];
+      for (const colorScheme of ['light', 'dark']) {
+        // The pages' policy forbids inline scripts, and axe is injected as one: these contexts
+        // alone bypass it.
+        const context = await browser.newContext({ bypassCSP: true, colorScheme, locale: 'en-US', viewport: { width: 1280, height: 800 } });
+        try {
+          const last = await visitAll(context, async (page, visit) => {
+            const dark = await page.evaluate(() => window.matchMedia('(prefers-color-scheme: dark)').matches);
+            assert.equal(dark, colorScheme === 'dark', `${visit.name} is not in ${colorScheme} mode`);
+            await page.addScriptTag({ content: AXE_SOURCE });
+            const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+            assert.ok(result.passes.some((rule) => rule.id === 'color-contrast'), `${visit.name}: axe checked no contrast`);
+            for (const violation of result.violations) {
+              if (!['serious', 'critical'].includes(violation.impact)) continue;
+              found.push({
+                page: visit.name,
+                colorScheme,
+                rule: violation.id,
+                impact: violation.impact,
+                help: violation.help,
+                nodes: violation.nodes.map((node) => `${node.target.join(' ')}: ${node.failureSummary}`),
+              });
+            }
+          });
+          // A canary: axe, as run here, does report a text nobody can read.
+          const canary = await last.evaluate(async () => {
+            const text = document.createElement('p');
+            text.id = 'axe-canary';
+            text.textContent = 'grey on grey';
+            text.style.color = '#999';
+            text.style.background = '#aaa';
+            document.querySelector('main').append(text);
+            const result = await window.axe.run('#axe-canary', { runOnly: ['color-contrast'] });
+            text.remove();
+            return result.violations.map((violation) => `${violation.id}: ${violation.impact}`);
+          });
+          assert.deepEqual(canary, ['color-contrast: serious'], 'axe missed the low-contrast canary');
+        } finally {
+          await context.close();
+        }
+      }
+      assert.deepEqual(found, [], `axe found serious or critical violations:\n${JSON.stringify(found, null, 2)}`);
+    });
   });
 });
 
