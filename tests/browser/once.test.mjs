@@ -10,40 +10,28 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  HERE,
+  SMALL_PART_SIZE as PART_SIZE,
+  STRINGS,
+  assertClean,
+  fill,
+  launchBrowser,
+  openPage as openContext,
+  startOnce,
+  waitForStatus,
+} from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ONCE_BIN = process.env.ONCE_BIN
-  ? path.resolve(process.env.ONCE_BIN)
-  : path.resolve(HERE, '../../target/debug/once');
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const SCREENSHOTS = path.join(HERE, 'screenshots');
-const LOGS = path.join(HERE, 'logs');
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--disable-dev-shm-usage',
-];
 
 // A name that exercises percent-encoding, HTML escaping and Content-Disposition's filename*.
 const TRICKY_NAME = 'naïve "report" 1.txt';
 const UPLOAD_NAME = 'données à envoyer 2024.bin';
 const UPLOAD_SIZE = 200 * 1024;
-const PART_SIZE = 5 * 1024 * 1024;
 
 /**
  * The name Chromium gives a download called `name`: whatever the platform, it replaces the
@@ -54,97 +42,6 @@ function chromiumSafeName(name) {
   return name.replace(/["*:<>?|/\\\u0000-\u001f\u007f]/g, '_');
 }
 
-/** A fresh `KEYID.SECRET`: 16 lowercase hex, then 32 random bytes as unpadded base64url. */
-function freshToken() {
-  return `${randomBytes(8).toString('hex')}.${randomBytes(32).toString('base64url')}`;
-}
-
-function requireExecutable(file, what, hint) {
-  try {
-    accessSync(file, fsConstants.X_OK);
-  } catch {
-    throw new Error(`${what} not found or not executable at ${file}. ${hint}`);
-  }
-}
-
-/** Starts `once serve` on a free port; resolves once it prints its address. */
-async function startServer() {
-  requireExecutable(
-    ONCE_BIN,
-    'the once server binary',
-    'Build it with `cargo build -p once` or set ONCE_BIN.',
-  );
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'once-browser-'));
-  const token = freshToken();
-  // Hermetic: no ONCE_* setting of the caller (public URL, config file, ...) leaks in.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('ONCE_')),
-  );
-  env.ONCE_BOOTSTRAP_KEY = token;
-  env.NO_COLOR = '1';
-  // Small parts (S3's smallest), so a test file of a few MiB is uploaded in several.
-  env.ONCE_UPLOAD_PART_SIZE = `${PART_SIZE}B`;
-  const child = spawn(
-    ONCE_BIN,
-    ['serve', '--bind', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'data')],
-    { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const log = [];
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => log.push(chunk));
-  child.stdout.setEncoding('utf8');
-
-  const base = await new Promise((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => {
-      fail(new Error(`once did not print its address within 15 s; stdout: ${stdout}`));
-    }, 15_000);
-    function fail(error) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${error.message}\nserver stderr:\n${log.join('').slice(-4000)}`));
-    }
-    child.on('error', fail);
-    child.on('exit', (code, signal) =>
-      fail(new Error(`once exited early (code ${code}, signal ${signal}); stdout: ${stdout}`)),
-    );
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /once listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.removeAllListeners('error');
-        resolve(match[1]);
-      }
-    });
-  });
-  child.stdout.on('data', (chunk) => log.push(chunk));
-
-  async function stop() {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await mkdir(LOGS, { recursive: true });
-    await writeFile(path.join(LOGS, 'server.log'), log.join(''));
-    await rm(dataDir, { recursive: true, force: true });
-  }
-  return { base, token, stop, log };
-}
-
-async function launchBrowser() {
-  requireExecutable(
-    CHROMIUM_BIN,
-    'Chromium',
-    'Install it with `apt-get update && apt-get install -y chromium` or set CHROMIUM_BIN.',
-  );
-  return chromium.launch({ executablePath: CHROMIUM_BIN, args: CHROMIUM_ARGS, timeout: 20_000 });
-}
-
 describe('once in a real browser', { timeout: 60_000 }, () => {
   let server;
   let browser;
@@ -152,7 +49,7 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
   before(async () => {
     // Both are started (and checked) here; a missing one fails every test below. Whatever did
     // start is kept so that `after` stops it (a stray Chromium would keep node alive).
-    const [started, launched] = await Promise.allSettled([startServer(), launchBrowser()]);
+    const [started, launched] = await Promise.allSettled([startOnce({ name: 'once-test' }), launchBrowser()]);
     server = started.value;
     browser = launched.value;
     const failures = [started, launched].filter((r) => r.status === 'rejected');
@@ -167,86 +64,11 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
     await server?.stop();
   });
 
-  /** An authenticated API call; returns the fetch Response. */
-  function api(method, route, { body, headers = {} } = {}) {
-    return fetch(`${server.base}/api/v1${route}`, {
-      method,
-      body,
-      headers: { authorization: `Bearer ${server.token}`, ...headers },
-      redirect: 'manual',
-    });
-  }
-
-  async function apiJson(method, route, options) {
-    const response = await api(method, route, options);
-    const text = await response.text();
-    assert.ok(response.ok, `${method} ${route} answered ${response.status}: ${text}`);
-    return JSON.parse(text);
-  }
-
-  /** Shares `content` under `filename` with the curl-style one-step upload. */
-  async function share(filename, content) {
-    const route = `/files/${encodeURIComponent(filename)}`;
-    const response = await api('PUT', route, { body: content });
-    const text = await response.text();
-    assert.equal(response.status, 201, `PUT /api/v1${route} answered ${response.status}: ${text}`);
-    const url = text.trim();
-    const match = /\/s\/([A-Za-z0-9_-]+)$/.exec(url);
-    assert.ok(match, `PUT answered no share link: ${JSON.stringify(text)}`);
-    assert.ok(url.startsWith(`${server.base}/s/`), `share link ${url} is not on ${server.base}`);
-    return { url, id: match[1] };
-  }
-
-  async function uploadRequest(maxSize = 1_000_000) {
-    const response = await api('POST', '/requests', {
-      body: JSON.stringify({ max_size: maxSize }),
-      headers: { 'content-type': 'application/json' },
-    });
-    const text = await response.text();
-    assert.equal(response.status, 201, `POST /api/v1/requests answered ${response.status}: ${text}`);
-    const request = JSON.parse(text);
-    assert.ok(request.id && request.url, `request without id or url: ${text}`);
-    return request;
-  }
-
-  /** A fresh context and page; records script errors and CSP violations for `assertClean`. */
-  async function openPage() {
-    const context = await browser.newContext({
-      acceptDownloads: true,
-      viewport: { width: 900, height: 640 },
-      locale: 'en-US',
-    });
-    const page = await context.newPage();
-    page.problems = [];
-    page.on('pageerror', (error) => page.problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      const text = message.text();
-      // A 4xx main document is logged as "Failed to load resource"; that is expected here.
-      if (message.type() === 'error' && !/Failed to load resource/.test(text)) {
-        page.problems.push(`console error: ${text}`);
-      }
-    });
-    return { context, page };
-  }
-
-  function assertClean(page) {
-    assert.deepEqual(page.problems, [], 'the page logged script errors or CSP violations');
-  }
-
-  async function waitForStatus(page, pattern, timeout = 15_000) {
-    try {
-      await page.waitForFunction(
-        (source) => new RegExp(source).test(document.getElementById('status')?.textContent ?? ''),
-        pattern.source,
-        { timeout },
-      );
-    } catch (error) {
-      const status = await page.locator('#status').textContent().catch(() => '(none)');
-      throw new Error(`#status never matched ${pattern}; it says ${JSON.stringify(status)}`, {
-        cause: error,
-      });
-    }
-  }
+  const apiJson = (method, route) => server.apiJson(method, route);
+  const share = (filename, content) => server.share(filename, content);
+  const uploadRequest = (maxSize = 1_000_000) => server.uploadRequest({ max_size: maxSize });
+  const openPage = () => openContext(browser, { viewport: { width: 900, height: 640 } });
+  const arrived = (name) => fill(STRINGS.request_done, { name });
 
   it('shows the landing page without consuming the share', async () => {
     const content = Buffer.from(`hello from the browser test\n${'x'.repeat(3000)}\n`);
@@ -258,10 +80,22 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
         assert.equal(response.status(), 200, `visit ${visit} of ${url}`);
         assert.match(response.headers()['content-type'] ?? '', /^text\/html/);
         assert.equal(await page.locator('h1').textContent(), TRICKY_NAME);
-        assert.equal(await page.title(), TRICKY_NAME);
-        const meta = await page.locator('.meta').textContent();
+        assert.equal(await page.title(), `${TRICKY_NAME} · once`);
+        const meta = await page.locator('p.meta').textContent();
         assert.match(meta, /KiB/, `size missing from ${JSON.stringify(meta)}`);
-        assert.match(meta, /expires \d{4}-\d\d-\d\d/, `expiry missing from ${JSON.stringify(meta)}`);
+        assert.ok(meta.includes(STRINGS.landing_left_one), `downloads left missing from ${JSON.stringify(meta)}`);
+        // The script shows the expiry in the reader's terms ("in 7 days") and the exact local
+        // time on hover; the server's UTC text is only what a page without script shows.
+        const expiry = page.locator('p.meta time');
+        const [label, title, datetime] = await Promise.all([
+          expiry.textContent(),
+          expiry.getAttribute('title'),
+          expiry.getAttribute('datetime'),
+        ]);
+        assert.ok(meta.includes(STRINGS.landing_expires.split('{time}')[0].trim()), `no expiry label in ${JSON.stringify(meta)}`);
+        assert.match(label, /^(in \d+ (days|hours|minutes)|tomorrow)$/, `expiry ${JSON.stringify(label)} is not relative`);
+        assert.ok(Date.parse(datetime) > Date.now(), `expiry ${datetime} is not in the future`);
+        assert.match(title ?? '', /\d{4}/, `the exact expiry ${JSON.stringify(title)} is not on hover`);
         assert.ok(await page.locator('#download').isVisible(), 'no Download button');
         const form = page.locator('form:has(#download)');
         assert.equal((await form.getAttribute('method'))?.toLowerCase(), 'post');
@@ -310,7 +144,7 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
       const again = await page.reload();
       assert.equal(again.request().method(), 'GET');
       assert.equal(again.status(), 410, 'the used-up link should answer 410');
-      assert.equal(await page.locator('h1').textContent(), 'This link has been used up');
+      assert.equal(await page.locator('h1').textContent(), STRINGS.used_title);
       assert.equal(await page.locator('#download').count(), 0, 'a used-up link offers Download');
       await mkdir(SCREENSHOTS, { recursive: true });
       await page.screenshot({ path: path.join(SCREENSHOTS, 'used-up.png'), fullPage: true });
@@ -330,16 +164,17 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
     try {
       const response = await page.goto(request.url);
       assert.equal(response.status(), 200, `GET ${request.url}`);
-      assert.equal(await page.locator('h1').textContent(), 'Send a file');
+      assert.equal(await page.locator('h1').textContent(), STRINGS.request_someone);
       await page.setInputFiles('#file', {
         name: UPLOAD_NAME,
         mimeType: 'application/octet-stream',
         buffer: payload,
       });
       await page.click('#send');
-      await waitForStatus(page, /Uploaded/);
+      await waitForStatus(page, arrived(UPLOAD_NAME));
       assert.equal(await page.locator('#progress').evaluate((bar) => bar.value), 1);
-      assert.ok(await page.locator('#send').isDisabled(), 'Upload stays enabled after success');
+      assert.ok(await page.locator('#send').isHidden(), 'Upload is still offered after success');
+      assert.ok(await page.locator('#drop').isHidden(), 'the file picker is still offered after success');
       assertClean(page);
 
       const view = await apiJson('GET', `/requests/${request.id}`);
@@ -356,7 +191,7 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
 
       const second = await page.goto(request.url);
       assert.equal(second.status(), 409, 'a used upload page should answer 409');
-      assert.equal(await page.locator('h1').textContent(), 'Already uploaded');
+      assert.equal(await page.locator('h1').textContent(), STRINGS.request_used_title);
       assert.equal(await page.locator('#file').count(), 0, 'a used upload page still has a form');
     } finally {
       await context.close();
@@ -380,7 +215,7 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
         buffer: payload,
       });
       await page.click('#send');
-      await waitForStatus(page, /Uploaded/);
+      await waitForStatus(page, arrived('three parts.bin'));
       assertClean(page);
       assert.equal(parts.length, 3, `expected three part uploads, saw ${parts.join(', ')}`);
       assert.ok(parts.every((part) => part.startsWith('/b/part/')), parts.join(', '));
@@ -418,7 +253,7 @@ describe('once in a real browser', { timeout: 60_000 }, () => {
         buffer: randomBytes(50_000),
       });
       await page.click('#send');
-      await waitForStatus(page, /Uploaded/);
+      await waitForStatus(page, arrived('photo.jpg'));
       await shot('upload-done.png');
       assertClean(page);
       for (const file of shots) assert.ok(existsSync(file), `${file} was not written`);

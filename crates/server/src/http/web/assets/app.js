@@ -230,8 +230,8 @@ async function sendThrough(ticket, source, { onProgress, onRetry, signal, stored
   }, signal);
 }
 
-/** Progress text and bar for an upload of `total` bytes. */
-function progressReporter(bar, status, total) {
+/** Progress text and bar for an upload of `total` bytes, after `lead` (e.g. that it resumes). */
+function progressReporter(bar, status, total, lead = '') {
   const started = performance.now();
   let first = null;
   return (done) => {
@@ -243,7 +243,7 @@ function progressReporter(bar, status, total) {
     const left = speed > 0 ? (total - done) / speed : Infinity;
     const percent = `${Math.floor((total === 0 ? 1 : done / total) * 100)} %`;
     bar.setAttribute('aria-valuetext', percent);
-    status.textContent = t('progress', {
+    status.textContent = (lead ? `${lead} ` : '') + t('progress', {
       percent,
       done: size(done),
       total: size(total),
@@ -500,6 +500,7 @@ function sendPage() {
       if (source.size > maxSize) throw new Refused(t('too_large', { size: size(maxSize) }), 413);
       record = records()[fingerprint] || null;
       let stored = await storedParts(record);
+      const resumed = stored !== null;
       if (stored === null) {
         const body = {
           filename: source.name,
@@ -518,7 +519,7 @@ function sendPage() {
         status.textContent = t('resuming');
       }
       await sendThrough(record.ticket, source, {
-        onProgress: progressReporter(bar, status, source.size),
+        onProgress: progressReporter(bar, status, source.size, resumed ? t('resuming') : ''),
         onRetry: () => {
           status.textContent = t('retrying');
         },
@@ -647,6 +648,7 @@ function requestPage() {
     try {
       let record = records()[fingerprint] || null;
       let stored = await storedParts(record);
+      const resumed = stored !== null;
       if (stored === null) {
         const body = { filename: name, size: blob.size };
         if (blob.type) body.content_type = blob.type;
@@ -658,7 +660,7 @@ function requestPage() {
         status.textContent = t('resuming');
       }
       await sendThrough(record.ticket, { size: blob.size, read: async (start, end) => blob.slice(start, end) }, {
-        onProgress: progressReporter(bar, status, blob.size),
+        onProgress: progressReporter(bar, status, blob.size, resumed ? t('resuming') : ''),
         onRetry: () => {
           status.textContent = t('retrying');
         },
