@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod cli;
 mod faults;
+mod firstrun;
 mod hostile;
 mod lifecycle;
 mod limits;
