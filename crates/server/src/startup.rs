@@ -397,8 +397,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     println!("once listening on http://{local}");
     tracing::info!(address = %local, data_dir = %config.data_dir.display(), "once is serving");
     if !service.has_keys().await.unwrap_or(true) {
+        let url = config.public_url.as_ref().map_or_else(
+            || format!("http://{local}"),
+            |url| url.as_str().trim_end_matches('/').to_owned(),
+        );
         tracing::info!(
-            "no API keys yet: create one with `once keys create --name me` (same --data-dir)"
+            "no API keys yet: create one with `once keys create --name me` (same --data-dir), \
+             then `once login {url}` on the client"
         );
     }
 
