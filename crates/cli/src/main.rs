@@ -1,5 +1,5 @@
-//! The `once` binary: the server (`serve`, `reap`, `keys`) and the client (`send`, `get`,
-//! `request`, `requests`, `status`, `revoke`) in one executable.
+//! The `once` binary: the server (`serve`, `reap`, `keys`) and the client (`login`, `send`,
+//! `get`, `request`, `requests`, `status`, `revoke`) in one executable.
 
 mod client;
 
@@ -21,11 +21,12 @@ struct Cli {
 }
 
 /// Where the client finds the server and its key: flags > `ONCE_SERVER`/`ONCE_KEY` > the client
-/// config file (`$XDG_CONFIG_HOME/once/client.toml` or `~/.config/once/client.toml`).
+/// config file (`$XDG_CONFIG_HOME/once/client.toml` or `~/.config/once/client.toml`, which
+/// `once login` writes).
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// Base URL of the once server; a bare `host[:port]` means https://, or http:// for
-    /// localhost and IP addresses [default: http://127.0.0.1:8080]
+    /// Base URL of the once server, with its scheme: `https://host[:port][/path]` (or
+    /// `http://` for a server without TLS) [default: http://127.0.0.1:8080]
     #[arg(long, env = "ONCE_SERVER", global = true)]
     pub server: Option<String>,
     /// API key, `KEYID.SECRET`
@@ -49,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check an API key against a server, then save both in the client config file
+    Login(LoginArgs),
     /// Upload a file and print its one-time link
     Send(SendArgs),
     /// Download a one-time link (resumes an interrupted download within the lease)
@@ -91,6 +94,20 @@ enum KeysCommand {
 pub struct ClientOnly {
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoginArgs {
+    /// Base URL of the once server, e.g. `https://files.example.org`
+    pub server: String,
+    /// The API key, `KEYID.SECRET` [default: asked for without echo, or the first line of
+    /// standard input when it is not a terminal; either keeps the key out of `ps`]
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Client config file to write [default: `$XDG_CONFIG_HOME/once/client.toml`, else
+    /// `~/.config/once/client.toml`]
+    #[arg(long, env = "ONCE_CLIENT_CONFIG")]
+    pub client_config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -233,6 +250,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             KeysCommand::Revoke { id, server } => once_server::keys::revoke(server, &id).await,
         },
+        Command::Login(args) => client::login::run(args).await,
         Command::Send(args) => client::send::run(args).await,
         Command::Get(args) => client::get::run(args).await,
         Command::Request(args) => client::request::run(args).await,

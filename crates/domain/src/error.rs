@@ -80,7 +80,12 @@ pub enum DomainError {
 
     #[error("missing credentials: send Authorization: Bearer KEYID.SECRET or a signed request")]
     MissingCredentials,
-    #[error("invalid credentials")]
+    /// One text for every cause (unknown id, revoked key, wrong secret, malformed token), so
+    /// the answer tells a prober nothing about which key ids exist.
+    #[error(
+        "invalid credentials: not an active key of this server (keys are made on the server \
+         with `once keys create`)"
+    )]
     InvalidCredentials,
     #[error("request signature does not match")]
     BadRequestSignature,

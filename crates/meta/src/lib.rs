@@ -29,6 +29,9 @@ pub enum MetaError {
     /// The readiness probe found the store unable to commit a write now.
     #[error("metadata store not ready: {0}")]
     NotReady(String),
+    /// A store that had to exist already (see `SqliteMetaStore::open_existing`) does not.
+    #[error("the database file {} does not exist", .0.display())]
+    Missing(std::path::PathBuf),
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;

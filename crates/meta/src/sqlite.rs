@@ -68,29 +68,54 @@ impl FileIdentity {
     }
 }
 
+fn file_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL in WAL mode survives a process crash; only power loss can drop the last
+        // commits, which is the documented trade-off of the embedded store.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true)
+}
+
+fn url_options(url: &str) -> MetaResult<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30)))
+}
+
 impl SqliteMetaStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> MetaResult<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode survives a process crash; only power loss can drop the last
-            // commits, which is the documented trade-off of the embedded store.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        Self::connect(options).await
+        Self::connect(file_options(path).create_if_missing(true)).await
+    }
+
+    /// Opens a database file that must already exist (key administration must not make an
+    /// empty store nobody serves from).
+    pub async fn open_existing(path: &Path) -> MetaResult<Self> {
+        Self::connect_existing(file_options(path)).await
     }
 
     /// Opens a `sqlite:` URL (`sqlite://path/to/once.db`).
     pub async fn open_url(url: &str) -> MetaResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
-        Self::connect(options).await
+        Self::connect(url_options(url)?.create_if_missing(true)).await
+    }
+
+    /// Opens a `sqlite:` URL whose database must already exist.
+    pub async fn open_url_existing(url: &str) -> MetaResult<Self> {
+        Self::connect_existing(url_options(url)?).await
+    }
+
+    /// SQLite's own refusal is "unable to open database file"; saying which file is missing
+    /// is what the person needs. `create_if_missing(false)` still guards the moment between.
+    async fn connect_existing(options: SqliteConnectOptions) -> MetaResult<Self> {
+        let path = options.get_filename();
+        if !path.exists() {
+            return Err(MetaError::Missing(path.to_owned()));
+        }
+        Self::connect(options.create_if_missing(false)).await
     }
 
     async fn connect(options: SqliteConnectOptions) -> MetaResult<Self> {

@@ -1,13 +1,14 @@
 //! API keys: creating them (sealed secret, hashed secret) needs only the metadata store and the
 //! sealer, so `once keys …` administers keys straight on the metadata store (no HTTP, no key,
-//! no blob store) for whoever can read the server's configuration and data directory.
+//! no blob store) for whoever can read the server's configuration and data directory. It opens
+//! only a store that exists: listing or creating keys where no server looks helps nobody.
 
 use once_domain::{ApiToken, DomainError, Instant, KeyId, KeyRecord, SecretSealer};
 use once_meta::{MetaError, MetaStore, StoredKey};
 
 use crate::config::ServerArgs;
 use crate::service::{ServiceError, ServiceResult};
-use crate::startup::load_key_stores;
+use crate::startup::{key_sealer, open_key_store};
 
 /// The stores a key is written to: its record and hashed secret in the metadata store, its
 /// secret sealed under the master secret.
@@ -59,7 +60,8 @@ impl Keyring<'_> {
 }
 
 pub async fn create(args: ServerArgs, name: &str) -> anyhow::Result<String> {
-    let (meta, sealer) = load_key_stores(&args).await?;
+    let (config, meta) = open_key_store(&args).await?;
+    let sealer = key_sealer(&config, &*meta).await?;
     let keyring = Keyring {
         meta: &*meta,
         sealer: &sealer,
@@ -72,12 +74,12 @@ pub async fn create(args: ServerArgs, name: &str) -> anyhow::Result<String> {
 }
 
 pub async fn list(args: ServerArgs) -> anyhow::Result<Vec<KeyRecord>> {
-    let (meta, _) = load_key_stores(&args).await?;
+    let (_, meta) = open_key_store(&args).await?;
     Ok(meta.list_keys().await?)
 }
 
 pub async fn revoke(args: ServerArgs, id: &str) -> anyhow::Result<()> {
-    let (meta, _) = load_key_stores(&args).await?;
+    let (_, meta) = open_key_store(&args).await?;
     let id = KeyId::parse(id)
         .map_err(|_| anyhow::anyhow!("a key id is 16 lowercase hexadecimal characters"))?;
     anyhow::ensure!(

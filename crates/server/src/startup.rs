@@ -174,17 +174,97 @@ pub(crate) enum Role {
     Maintenance,
 }
 
-/// What `once keys …` needs: the metadata store and the sealer for key secrets, no blob store
-/// (so keys can be managed where the bucket is not reachable).
-pub(crate) async fn load_key_stores(
+/// How to point `once keys …` at a server's stores, for the messages that refuse to guess.
+const KEYS_HINT: &str = "pass the --data-dir (or ONCE_DATA_DIR, --database-url, --config) \
+     that `once serve` runs with, or start `once serve` once with these settings to create it";
+
+/// `path` as the person should look for it: relative to the working directory, the default
+/// `once-data` says nothing about where that was.
+fn shown(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+/// What `once keys …` opens: the metadata store of a server that already exists. Keys in a
+/// store no server reads are a trap (they are printed, then refused with 401), so a data
+/// directory or database that is not there is refused instead of created.
+pub(crate) async fn open_key_store(
     args: &ServerArgs,
-) -> anyhow::Result<(Arc<dyn MetaStore>, SecretSealer)> {
+) -> anyhow::Result<(Config, Arc<dyn MetaStore>)> {
     let config = Config::load(args)?;
     init_tracing(config.log_format, "warn");
-    create_data_dir(&config.data_dir).await?;
-    let meta = open_meta(&config).await?;
-    let sealer = master_secret(&config).await?.sealer();
-    Ok((meta, sealer))
+    let meta = open_existing_meta(&config).await?;
+    Ok((config, meta))
+}
+
+async fn open_existing_meta(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+    match config.database_url.as_deref() {
+        None => {
+            let dir = &config.data_dir;
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "no once server keeps its data in {}: the directory does not exist; \
+                     {KEYS_HINT}",
+                    shown(dir)
+                );
+            }
+            let path = dir.join("once.db");
+            if !path.is_file() {
+                anyhow::bail!(
+                    "no once server keeps its data in {}: it has no once.db; {KEYS_HINT}",
+                    shown(dir)
+                );
+            }
+            Ok(Arc::new(
+                SqliteMetaStore::open_existing(&path)
+                    .await
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            ))
+        }
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(
+            SqliteMetaStore::open_url_existing(url)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}; {KEYS_HINT}"))?,
+        )),
+        // A PostgreSQL database exists before any instance runs; its schema is the server's.
+        Some(_) => open_meta(config).await,
+    }
+}
+
+/// The sealer for a new key's secret: the master secret the server uses, which is either
+/// configured or in `<data dir>/master.key`. A secret sealed under any other master secret
+/// would pass bearer authentication but fail every HMAC-signed request, so a fresh
+/// `master.key` is made only where `once serve` would make the same one: in the data directory
+/// of an embedded store that has no keys yet (after `once migrate`, say).
+pub(crate) async fn key_sealer(
+    config: &Config,
+    meta: &dyn MetaStore,
+) -> anyhow::Result<SecretSealer> {
+    if config.master_secret.is_some() {
+        return Ok(master_secret(config).await?.sealer());
+    }
+    let path = config.data_dir.join("master.key");
+    if path.is_file() {
+        return Ok(read_master_secret(&path).await?.sealer());
+    }
+    let store_in_data_dir = config.database_url.is_none();
+    if store_in_data_dir && meta.list_keys().await?.is_empty() {
+        return Ok(master_secret(config).await?.sealer());
+    }
+    let reason = if config.data_dir.is_dir() {
+        format!("{} does not exist", shown(&path))
+    } else {
+        format!(
+            "the data directory {} does not exist",
+            shown(&config.data_dir)
+        )
+    };
+    anyhow::bail!(
+        "cannot find the server's master secret, which seals key secrets ({reason}): pass the \
+         server's --master-secret (ONCE_MASTER_SECRET) or its --data-dir"
+    )
 }
 
 /// Opens both stores and assembles the service from a loaded configuration.
@@ -387,8 +467,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     println!("once listening on {scheme}://{local}");
     tracing::info!(address = %local, data_dir = %config.data_dir.display(), "once is serving");
     if !service.has_keys().await.unwrap_or(true) {
+        let url = config.public_url.as_ref().map_or_else(
+            || format!("http://{local}"),
+            |url| url.as_str().trim_end_matches('/').to_owned(),
+        );
         tracing::info!(
-            "no API keys yet: create one with `once keys create --name me` (same --data-dir)"
+            "no API keys yet: create one with `once keys create --name me` (same --data-dir), \
+             then `once login {url}` on the client"
         );
     }
 

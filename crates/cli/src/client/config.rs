@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use once_api::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::ClientArgs;
@@ -18,7 +18,7 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// The client config file, `{ server = "...", key = "..." }`. Unknown keys are refused so a
 /// typo such as `sever = ` is reported instead of silently ignored.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     server: Option<String>,
@@ -63,12 +63,19 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
         };
-        let server = non_empty(server)
-            .or_else(|| non_empty(file.server.as_deref()))
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let server = match (non_empty(server), non_empty(file.server.as_deref())) {
+            (Some(given), _) => super::link::parse_server(&given)?,
+            (None, Some(saved)) => super::link::parse_server(&saved).with_context(|| {
+                let path = config_path
+                    .as_deref()
+                    .unwrap_or(Path::new("the client config"));
+                format!("in {}", path.display())
+            })?,
+            (None, None) => DEFAULT_SERVER.to_owned(),
+        };
         let key = non_empty(key).or_else(|| non_empty(file.key.as_deref()));
         Ok(Self {
-            server: super::link::parse_server(&server)?,
+            server,
             key,
             config_path,
         })
@@ -90,6 +97,50 @@ impl Settings {
         })?;
         Ok(key)
     }
+}
+
+/// The config file `once login` writes: the one named, else the default.
+pub fn config_path(named: Option<&Path>) -> Result<PathBuf> {
+    named
+        .map(Path::to_owned)
+        .or_else(default_config_path)
+        .context(
+            "no place for the client config: set HOME or XDG_CONFIG_HOME, or pass --client-config",
+        )
+}
+
+/// Replaces the config file with `server` and `key`. The file holds a secret, so it is
+/// readable by its owner only from the first byte (a temporary file made 0600, then renamed
+/// over the old one), and a crash leaves either the old file or the new one, never half.
+pub fn write_config(path: &Path, server: &str, key: &str) -> Result<()> {
+    let text = toml::to_string(&FileConfig {
+        server: Some(server.to_owned()),
+        key: Some(key.to_owned()),
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        // tempfile creates its files 0600 on Unix.
+        let mut file = tempfile::Builder::new()
+            .prefix(".client.toml.")
+            .tempfile_in(dir)?;
+        file.write_all(text.as_bytes())?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|error| error.error)?;
+        // The rename is durable once the directory is.
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().with_context(|| format!("cannot write the client config {}", path.display()))
 }
 
 /// `$XDG_CONFIG_HOME/once/client.toml`, else `~/.config/once/client.toml`.
@@ -141,7 +192,10 @@ pub struct Client {
 
 impl Client {
     pub fn from_args(args: &ClientArgs) -> Result<Self> {
-        let settings = Settings::load(args)?;
+        Self::new(Settings::load(args)?)
+    }
+
+    pub fn new(settings: Settings) -> Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("once-cli/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
@@ -373,11 +427,49 @@ mod tests {
     }
 
     #[test]
-    fn a_server_without_a_scheme_is_accepted_from_any_source() {
-        let s = Settings::merge(Some("localhost:8080"), None, FileConfig::default(), None).unwrap();
-        assert_eq!(s.server, "http://localhost:8080");
-        let s = Settings::merge(None, None, file(Some("once.example.com"), None), None).unwrap();
-        assert_eq!(s.server, "https://once.example.com");
+    fn a_server_without_a_scheme_is_refused_from_any_source_with_a_hint() {
+        let error =
+            Settings::merge(Some("localhost:8080"), None, FileConfig::default(), None).unwrap_err();
+        assert!(
+            format!("{error:#}").ends_with("did you mean http://localhost:8080?"),
+            "{error:#}"
+        );
+        let error = Settings::merge(
+            None,
+            None,
+            file(Some("once.example.com"), None),
+            Some(PathBuf::from("/cfg/once/client.toml")),
+        )
+        .unwrap_err();
+        let error = format!("{error:#}");
+        assert!(error.starts_with("in /cfg/once/client.toml: "), "{error}");
+        assert!(
+            error.ends_with("did you mean https://once.example.com?"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_written_config_reads_back_and_only_its_owner_can_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh").join("once").join("client.toml");
+        write_config(&path, "https://old.example", "old.key").unwrap();
+        write_config(&path, "https://once.example", "k.s").unwrap();
+        assert_eq!(
+            read_config(&path, true).unwrap(),
+            file(Some("https://once.example"), Some("k.s"))
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["client.toml"]);
     }
 
     #[test]

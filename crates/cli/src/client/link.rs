@@ -1,6 +1,7 @@
 //! Reading what people paste: share links, share ids and server URLs. Every command goes
 //! through these parsers, so they all accept the same forms: surrounding quotes or `<…>` (as
-//! mail and chat clients wrap links), a trailing slash, and a host without a scheme.
+//! mail and chat clients wrap links) and a trailing slash; a link may also lack its scheme, a
+//! server URL may not (see [`parse_server`]).
 
 use std::net::IpAddr;
 
@@ -56,9 +57,26 @@ fn is_local_host(host: &str) -> bool {
 }
 
 /// The server's base URL, without a trailing slash so `{server}/api/v1/…` is well formed (a
-/// path prefix such as `https://host/once` is kept).
+/// path prefix such as `https://host/once` is kept). Unlike a pasted link, a server URL must
+/// name its scheme: it is where the key is sent and it is saved for later, so plain `http://`
+/// (the key in clear) or `https://` is the person's choice, not a guess; the refusal suggests
+/// the URL a guess would have made.
 pub fn parse_server(text: &str) -> Result<String> {
-    let url = parse_http_url(text).map_err(|error| {
+    let pasted = unwrap_pasted(text);
+    if !pasted.contains("://") {
+        let looks_like_a_scheme = ["http:", "https:"].iter().any(|scheme| {
+            pasted
+                .get(..scheme.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+        });
+        let suggestion = parse_http_url(pasted)
+            .ok()
+            .filter(|_| !looks_like_a_scheme && !pasted.is_empty())
+            .map(|url| format!("; did you mean {}?", url.as_str().trim_end_matches('/')))
+            .unwrap_or_default();
+        bail!("invalid server URL {text:?}: it must start with https:// or http://{suggestion}");
+    }
+    let url = parse_http_url(pasted).map_err(|error| {
         anyhow!("invalid server URL {text:?}: {error} (expected http(s)://host[:port])")
     })?;
     if url.query().is_some() || url.fragment().is_some() {
@@ -331,21 +349,46 @@ mod tests {
     }
 
     #[test]
-    fn servers_without_a_scheme_get_http_for_local_hosts_and_https_otherwise() {
+    fn server_urls_keep_their_scheme_and_lose_trailing_slashes() {
         for (given, expected) in [
-            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
-            ("localhost:8080", "http://localhost:8080"),
-            ("[::1]:8080", "http://[::1]:8080"),
-            ("192.168.1.5", "http://192.168.1.5"),
-            ("example.com", "https://example.com"),
-            ("example.com/once/", "https://example.com/once"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            ("https://example.com/once/", "https://example.com/once"),
             ("'http://h:1/'", "http://h:1"),
             ("<https://h>", "https://h"),
+            ("HTTPS://Example.COM", "https://example.com"),
         ] {
             assert_eq!(parse_server(given).unwrap(), expected, "{given}");
         }
         for bad in ["ftp://x", "http://h/?q=1", "not a url", "", "http://"] {
             assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_server_without_a_scheme_is_refused_with_the_url_it_probably_meant() {
+        for (given, meant) in [
+            ("files.example.org", "https://files.example.org"),
+            ("files.example.org/once/", "https://files.example.org/once"),
+            ("'files.example.org:8443'", "https://files.example.org:8443"),
+            ("localhost:8080", "http://localhost:8080"),
+            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let error = parse_server(given).unwrap_err().to_string();
+            assert!(
+                error.ends_with(&format!(
+                    "it must start with https:// or http://; did you mean {meant}?"
+                )),
+                "{given}: {error}"
+            );
+        }
+        // No guess where a guess would be nonsense.
+        for given in ["https:/h", "http:h", "not a url", ""] {
+            let error = parse_server(given).unwrap_err().to_string();
+            assert!(
+                error.ends_with("it must start with https:// or http://"),
+                "{given}: {error}"
+            );
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The client half of `once`: `send`, `get`, `request`, `requests`, `status` and `revoke`, all
+//! The client half of `once`: `login`, `send`, `get`, `request`, `requests`, `status` and `revoke`, all
 //! speaking the v1 HTTP contract through `once-api`'s types. What several commands share lives
 //! beside them so every command presents it the same way: pasted links and server URLs
 //! (`link`), units (`units`), progress bars (`progress`), QR codes and time display (here).
@@ -7,6 +7,7 @@ mod archive;
 pub mod config;
 pub mod get;
 pub mod link;
+pub mod login;
 mod progress;
 pub mod request;
 pub mod send;

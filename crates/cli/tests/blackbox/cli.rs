@@ -205,9 +205,22 @@ async fn every_command_accepts_links_as_people_paste_them() {
         );
     }
 
-    // A server given as host:port, as people write it, with no scheme.
-    let status = client_command(&server, work.path(), &["status", &format!("{link}/")])
+    // A server given as host:port, as people write it, with no scheme: the key is not sent
+    // to a guess, but the refusal names the URL to use, and that URL works.
+    let refused = client_command(&server, work.path(), &["status", &format!("{link}/")])
         .env("ONCE_SERVER", &server.addr)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    let meant = said
+        .trim_end()
+        .rsplit_once("did you mean ")
+        .and_then(|(_, url)| url.strip_suffix('?'))
+        .unwrap_or_else(|| panic!("no suggestion in {said}"));
+    assert_eq!(meant, server.base);
+    let status = client_command(&server, work.path(), &["status", &format!("{link}/")])
+        .env("ONCE_SERVER", meant)
         .output()
         .unwrap();
     let status = stdout(&status);
@@ -259,7 +272,7 @@ async fn an_unreachable_server_is_reported_in_one_line_with_a_hint() {
         &["status", "AAAAAAAAAAAAAAAAAAAAAA"],
     ] {
         let output = client_command(&server, work.path(), args)
-            .env("ONCE_SERVER", closed.to_string())
+            .env("ONCE_SERVER", format!("http://{closed}"))
             .output()
             .unwrap();
         assert!(!output.status.success());

@@ -7,6 +7,7 @@ mod activation;
 mod auth;
 mod cli;
 mod faults;
+mod firstrun;
 mod hostile;
 mod lifecycle;
 mod limits;
