@@ -125,7 +125,10 @@ impl Share {
             ShareState::Pending => Availability::AwaitingUpload,
             _ if self.downloads_left == 0 => Availability::Consumed,
             _ if now >= self.expires_at => Availability::Expired,
-            // Gone with downloads left can only mean expired or revoked before the bytes went.
+            // Gone with downloads left before its expiry: the reaper only takes the bytes of a
+            // published share early when it was revoked; one never published ran out of time
+            // for its upload.
+            ShareState::Gone if self.published_at.is_some() => Availability::Revoked,
             ShareState::Gone => Availability::Expired,
             ShareState::Ready => Availability::Available,
         }
@@ -344,6 +347,24 @@ mod tests {
             .unwrap();
         share.state = ShareState::Ready;
         share
+    }
+
+    #[test]
+    fn a_tombstone_still_says_why_the_link_is_dead() {
+        let mut revoked = ready_share();
+        revoked.published_at = Some(now());
+        revoked.state = ShareState::Gone;
+        assert_eq!(revoked.availability(now()), Availability::Revoked);
+        assert_eq!(revoked.claim_refusal(now()), Some(DomainError::ShareRevoked));
+        let mut used = revoked.clone();
+        used.downloads_left = 0;
+        assert_eq!(used.availability(now()), Availability::Consumed);
+        let later = revoked.expires_at + time::Duration::SECOND;
+        assert_eq!(revoked.availability(later), Availability::Expired);
+        let mut never_uploaded = ready_share();
+        never_uploaded.published_at = None;
+        never_uploaded.state = ShareState::Gone;
+        assert_eq!(never_uploaded.availability(now()), Availability::Expired);
     }
 
     #[test]
