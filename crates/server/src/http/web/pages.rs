@@ -309,7 +309,7 @@ pub async fn shares(
                     .filename
                     .as_ref()
                     .map(|name| name.as_str().to_owned())
-                    .unwrap_or_else(|| "—".to_owned()),
+                    .unwrap_or_else(|| chrome.t.request_any_name.to_owned()),
                 state_label: state_label(&chrome, state),
                 expires_at: rfc3339(request.expires_at),
                 expires_text: utc_text(request.expires_at),
