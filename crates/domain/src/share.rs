@@ -355,7 +355,10 @@ mod tests {
         revoked.published_at = Some(now());
         revoked.state = ShareState::Gone;
         assert_eq!(revoked.availability(now()), Availability::Revoked);
-        assert_eq!(revoked.claim_refusal(now()), Some(DomainError::ShareRevoked));
+        assert_eq!(
+            revoked.claim_refusal(now()),
+            Some(DomainError::ShareRevoked)
+        );
         let mut used = revoked.clone();
         used.downloads_left = 0;
         assert_eq!(used.availability(now()), Availability::Consumed);

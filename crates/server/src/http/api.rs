@@ -100,7 +100,7 @@ pub async fn list_shares(
     let next = (shares.len() == limit as usize)
         .then(|| shares.last())
         .flatten()
-        .map(|last| format!("{}.{}", last.created_at.unix_timestamp(), last.id.as_str()));
+        .map(views::next_cursor);
     let base = app.base_url(&headers);
     let now = once_domain::now();
     Ok(Json(ShareList {

@@ -59,6 +59,22 @@ pub fn contents(share: &Share) -> Option<ArchiveContents> {
         .and_then(|text| serde_json::from_str(text).ok())
 }
 
+/// `fulfilled`, `expired` or `open`.
+pub fn request_state(request: &UploadRequest, now: Instant) -> &'static str {
+    if request.share_id.is_some() {
+        "fulfilled"
+    } else if now >= request.expires_at {
+        "expired"
+    } else {
+        "open"
+    }
+}
+
+/// The cursor of the page of shares that follows `last`.
+pub fn next_cursor(last: &Share) -> String {
+    format!("{}.{}", last.created_at.unix_timestamp(), last.id.as_str())
+}
+
 pub fn request(
     request: &UploadRequest,
     share: Option<&Share>,
@@ -66,13 +82,7 @@ pub fn request(
     base: &str,
     now: Instant,
 ) -> RequestView {
-    let state = if request.share_id.is_some() {
-        "fulfilled"
-    } else if now >= request.expires_at {
-        "expired"
-    } else {
-        "open"
-    };
+    let state = request_state(request, now);
     let url = request_link(base, request);
     RequestView {
         id: request.id.as_str().to_owned(),

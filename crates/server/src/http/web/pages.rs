@@ -268,7 +268,7 @@ pub async fn shares(
     let next = (listed.len() == SHARES_PER_PAGE as usize)
         .then(|| listed.last())
         .flatten()
-        .map(|last| format!("{}.{}", last.created_at.unix_timestamp(), last.id.as_str()));
+        .map(super::super::views::next_cursor);
     let shares = listed
         .iter()
         .map(|share| {
@@ -295,13 +295,7 @@ pub async fn shares(
     let requests = requests
         .iter()
         .map(|(request, share)| {
-            let state = if request.share_id.is_some() {
-                "fulfilled"
-            } else if now >= request.expires_at {
-                "expired"
-            } else {
-                "open"
-            };
+            let state = super::super::views::request_state(request, now);
             RequestRow {
                 id: request.id.as_str().to_owned(),
                 url: super::super::views::request_link(&base, request),
