@@ -29,6 +29,20 @@ settings! {
     tls_cert: PathBuf, env "ONCE_TLS_CERT";
     /// PEM private key of tls_cert
     tls_key: PathBuf, env "ONCE_TLS_KEY";
+    /// Serve HTTPS with a certificate for these domains (comma-separated), obtained and
+    /// renewed over ACME (HTTP-01 on http_bind) and cached in <data dir>/acme
+    acme_domain: DomainList, env "ONCE_ACME_DOMAIN";
+    /// Contact address given to the ACME certificate authority, for its notices
+    acme_email: String, env "ONCE_ACME_EMAIL";
+    /// ACME directory of the certificate authority
+    acme_directory: Url = "https://acme-v02.api.letsencrypt.org/directory",
+        env "ONCE_ACME_DIRECTORY";
+    /// Extra PEM root certificate to trust for the ACME directory; for testing against a CA
+    /// such as pebble
+    acme_ca_cert: PathBuf, env "ONCE_ACME_CA_CERT";
+    /// Plain HTTP listener beside HTTPS: answers ACME challenges and redirects everything
+    /// else to https:// [default: 0.0.0.0:80 with acme_domain, else off]
+    http_bind: SocketAddr, env "ONCE_HTTP_BIND";
     /// Metadata store URL (`sqlite://path`) [default: sqlite in the data directory]
     database_url: String, env "ONCE_DATABASE_URL", secret redact_password;
     /// 64 hex characters shared by every instance; signs URLs and seals key secrets
@@ -118,6 +132,90 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// The names a certificate is obtained for over ACME: DNS names in ASCII (an internationalised
+/// name in its `xn--` form), lowercased, without duplicates. Wildcards need DNS-01, which
+/// `once` does not do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DomainList(Vec<String>);
+
+impl DomainList {
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DomainList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::from_names(text.split(','))
+    }
+}
+
+impl DomainList {
+    fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut domains: Vec<String> = Vec::new();
+        for name in names {
+            let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+            if name.is_empty() {
+                continue;
+            }
+            if name.starts_with("*.") {
+                return Err(format!(
+                    "{name}: wildcard certificates need DNS-01 challenges; once answers HTTP-01 \
+                     only, so list each name"
+                ));
+            }
+            let label_ok = |label: &str| {
+                (1..=63).contains(&label.len())
+                    && label
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            };
+            if name.len() > 253 || !name.split('.').all(label_ok) {
+                return Err(format!(
+                    "{name:?} is not a DNS name (letters, digits and hyphens in dot-separated \
+                     labels; an internationalised name in its xn-- form)"
+                ));
+            }
+            // Top-level domains are never all digits, so this is an IPv4 address.
+            if name
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b'.')
+            {
+                return Err(format!("{name}: give a domain name, not an IP address"));
+            }
+            if !domains.contains(&name) {
+                domains.push(name);
+            }
+        }
+        if domains.is_empty() {
+            return Err("give at least one domain name".into());
+        }
+        Ok(Self(domains))
+    }
+}
+
+impl<'de> Deserialize<'de> for DomainList {
+    /// A TOML array of names, or one string with commas.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            One(String),
+            Many(Vec<String>),
+        }
+        let parsed = match Written::deserialize(deserializer)? {
+            Written::One(text) => text.parse(),
+            Written::Many(names) => Self::from_names(names.iter().map(String::as_str)),
+        };
+        parsed.map_err(serde::de::Error::custom)
+    }
 }
 
 /// How the bucket keeps the first upload of a ticket from being replaced (see `docs/storage.md`).
@@ -215,6 +313,31 @@ impl Config {
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "tls_cert and tls_key go together: set both to serve HTTPS, or neither"
         );
+        if self.acme_domain.is_some() {
+            anyhow::ensure!(
+                self.tls_cert.is_none(),
+                "tls_cert/tls_key and acme_domain are two ways to get a certificate: choose one"
+            );
+            anyhow::ensure!(
+                self.acme_directory.scheme() == "https",
+                "acme_directory must be an https:// URL (RFC 8555)"
+            );
+            if let Some(email) = &self.acme_email {
+                anyhow::ensure!(
+                    email.contains('@') && !email.contains([',', ' ', ':']),
+                    "acme_email must be one mail address, like admin@example.com"
+                );
+            }
+        } else {
+            anyhow::ensure!(
+                self.acme_email.is_none() && self.acme_ca_cert.is_none(),
+                "acme_email and acme_ca_cert are used only with acme_domain"
+            );
+        }
+        anyhow::ensure!(
+            self.http_bind.is_none() || self.tls_cert.is_some() || self.acme_domain.is_some(),
+            "http_bind redirects to HTTPS, so it needs tls_cert/tls_key or acme_domain"
+        );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 matches!(url.scheme(), "http" | "https") && url.host().is_some(),
@@ -252,6 +375,28 @@ impl Config {
             prefix: self.s3_prefix.clone(),
             write_guard: self.s3_write_guard.into(),
         }))
+    }
+
+    /// The plain HTTP listener's address: `http_bind`, else port 80 on every IPv4 address
+    /// when ACME needs it for its challenges, else none.
+    pub fn plain_http_bind(&self) -> Option<SocketAddr> {
+        self.http_bind.or_else(|| {
+            self.acme_domain
+                .is_some()
+                .then(|| SocketAddr::from(([0, 0, 0, 0], 80)))
+        })
+    }
+
+    /// What ACME needs, when `acme_domain` is set.
+    pub fn acme_settings(&self) -> Option<crate::acme::AcmeSettings> {
+        let domains = self.acme_domain.as_ref()?;
+        Some(crate::acme::AcmeSettings {
+            domains: domains.names().to_vec(),
+            email: self.acme_email.clone(),
+            directory: self.acme_directory.clone(),
+            ca_cert: self.acme_ca_cert.clone(),
+            cache_dir: self.data_dir.join("acme"),
+        })
     }
 
     pub fn to_toml(&self) -> String {
@@ -550,6 +695,101 @@ mod tests {
                 assert_eq!(documented, expected, "default of --{flag}");
             }
         }
+    }
+
+    #[test]
+    fn acme_domains_are_a_comma_list_on_the_command_line_and_an_array_in_the_file() {
+        let config = load_flags(&[
+            "--acme-domain",
+            "Once.Example.com, files.example.com,once.example.com",
+        ])
+        .unwrap();
+        let names = config.acme_domain.as_ref().unwrap().names().to_vec();
+        assert_eq!(names, ["once.example.com", "files.example.com"]);
+        assert_eq!(
+            config.plain_http_bind(),
+            Some("0.0.0.0:80".parse().unwrap())
+        );
+        let printed = config.to_toml();
+        assert!(
+            printed.contains(
+                "acme_domain = [\n    \"once.example.com\",\n    \"files.example.com\",\n]"
+            ),
+            "{printed}"
+        );
+        let read_back = load_with_file(&printed, ServerArgs::default()).unwrap();
+        assert_eq!(read_back.acme_domain, config.acme_domain);
+        let from_string = load_with_file(
+            "acme_domain = \"a.example, b.example\"\n",
+            ServerArgs::default(),
+        );
+        assert_eq!(
+            from_string.unwrap().acme_domain.unwrap().names(),
+            ["a.example", "b.example"]
+        );
+    }
+
+    #[test]
+    fn acme_refuses_wildcards_addresses_and_a_second_way_to_get_a_certificate() {
+        for bad in [
+            "*.example.com",
+            "127.0.0.1",
+            "exa mple.com",
+            "-bad.example",
+            ",",
+        ] {
+            use clap::Args;
+            let command = ServerArgs::augment_args(clap::Command::new("once"));
+            let parsed = command.try_get_matches_from(["once", "--acme-domain", bad]);
+            assert!(parsed.is_err(), "{bad} was accepted");
+        }
+        let error = load_flags(&[
+            "--acme-domain",
+            "a.example",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("choose one"), "{error}");
+        let error = load_flags(&["--acme-email", "me@example.com"]).unwrap_err();
+        assert!(
+            error.to_string().contains("only with acme_domain"),
+            "{error}"
+        );
+        let error = load_flags(&["--http-bind", "127.0.0.1:8081"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("needs tls_cert/tls_key or acme_domain"),
+            "{error}"
+        );
+        let error = load_flags(&[
+            "--acme-domain",
+            "a.example",
+            "--acme-directory",
+            "http://ca.example/dir",
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("https://"), "{error}");
+        let config = load_flags(&[
+            "--acme-domain",
+            "a.example",
+            "--http-bind",
+            "127.0.0.1:8081",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.plain_http_bind(),
+            Some("127.0.0.1:8081".parse().unwrap())
+        );
+        assert_eq!(
+            Config::load(&ServerArgs::default())
+                .unwrap()
+                .plain_http_bind(),
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `once` service: configuration, start-up, the HTTP layer, the share service and the
 //! reaper. The binary (`crates/cli`) calls [`serve`], [`reap_once`] and [`keys`].
 
+pub mod acme;
 pub mod config;
 pub mod connections;
 pub mod http;

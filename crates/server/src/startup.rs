@@ -155,14 +155,18 @@ async fn read_master_secret(path: &Path) -> anyhow::Result<MasterSecret> {
 /// master key, the database and the files. An existing directory keeps the mode its operator
 /// chose.
 async fn create_data_dir(path: &Path) -> anyhow::Result<()> {
+    create_private_dir(path)
+        .await
+        .with_context(|| format!("cannot create the data directory {}", path.display()))
+}
+
+/// Creates `path` (and missing parents) with mode 0700; an existing directory keeps its mode.
+pub(crate) async fn create_private_dir(path: &Path) -> std::io::Result<()> {
     let mut builder = tokio::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     builder.mode(0o700);
-    builder
-        .create(path)
-        .await
-        .with_context(|| format!("cannot create the data directory {}", path.display()))
+    builder.create(path).await
 }
 
 /// What a command will do with the stores.
@@ -383,6 +387,77 @@ fn watchdog(
     }))
 }
 
+/// The certificate HTTPS is served with, if any: from files (watched for renewals), or over
+/// ACME (obtained now unless a cached one is still valid, then renewed in the background).
+async fn certificate_slot(
+    config: &Config,
+    challenges: crate::acme::Challenges,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<crate::tls::CertificateSlot>>> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let certificate = crate::tls::ReloadingCertificate::load(crate::tls::CertificateFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        })?;
+        let slot = certificate.slot();
+        tokio::spawn(crate::tls::watch_files(certificate, shutdown.clone()));
+        return Ok(Some(slot));
+    }
+    let Some(settings) = config.acme_settings() else {
+        return Ok(None);
+    };
+    let acme = crate::acme::Acme::new(settings, challenges)?;
+    let first = acme
+        .initial_certificate()
+        .await
+        .context("cannot obtain a certificate over ACME")?;
+    let slot = crate::tls::CertificateSlot::new(first.certified.clone());
+    tokio::spawn(acme.keep_renewed(slot.clone(), first, shutdown.clone()));
+    Ok(Some(slot))
+}
+
+/// Starts the plain HTTP listener on `address`: ACME challenges, and redirects to HTTPS on
+/// `https_port` (or to an `https://` public URL).
+async fn serve_plain_http(
+    config: &Config,
+    address: std::net::SocketAddr,
+    https_port: u16,
+    challenges: crate::acme::Challenges,
+    limits: ConnectionLimits,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<connections::Ended>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| {
+            let hint = if address.port() < 1024 {
+                ": a port below 1024 needs root or CAP_NET_BIND_SERVICE (AmbientCapabilities= \
+                 in a systemd unit); or set http_bind to a port that port 80 is forwarded to"
+            } else {
+                ""
+            };
+            format!("cannot listen on {address} (http_bind){hint}")
+        })?;
+    let target = match config.public_url.as_ref() {
+        Some(url) if url.scheme() == "https" => {
+            http::plain::HttpsTarget::Origin(url.origin().ascii_serialization())
+        }
+        _ => http::plain::HttpsTarget::RequestHost { port: https_port },
+    };
+    tracing::info!(
+        address = %listener.local_addr()?,
+        "plain HTTP: answering ACME challenges, redirecting the rest to HTTPS"
+    );
+    Ok(tokio::spawn(connections::serve(
+        listener,
+        http::plain::router(challenges, target),
+        limits,
+        shutdown,
+        config.shutdown_grace,
+        None,
+        None,
+    )))
+}
+
 /// `once serve`.
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     if args.print_config {
@@ -399,17 +474,6 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             .await
             .map_err(|error| anyhow::anyhow!("cannot ensure the bootstrap key: {error}"))?;
     }
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let certificate =
-                crate::tls::ReloadingCertificate::load(crate::tls::CertificateFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                })?;
-            Some(certificate)
-        }
-        _ => None,
-    };
     let listener = match inherited_listener()? {
         Some(listener) => {
             tracing::info!(
@@ -422,6 +486,33 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.bind))?,
     };
     let local = listener.local_addr()?;
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections as usize,
+        max_connections_per_address: config.max_connections_per_address as usize,
+        header_read_timeout: config.header_read_timeout,
+        keepalive_timeout: config.keepalive_timeout,
+        max_header_bytes: usize::try_from(config.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
+        max_headers: config.max_headers as usize,
+    };
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+
+    // Plain HTTP comes up first: an ACME CA validates through it before HTTPS can start.
+    let challenges = crate::acme::Challenges::default();
+    let plain_http = match config.plain_http_bind() {
+        Some(address) => Some(
+            serve_plain_http(
+                &config,
+                address,
+                local.port(),
+                challenges.clone(),
+                limits.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let certificate = certificate_slot(&config, challenges, &shutdown_rx).await?;
     let public_url = config
         .public_url
         .as_ref()
@@ -432,7 +523,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .ok();
     let app = http::router(Arc::new(AppState {
         service: service.clone(),
-        tls: config.tls_cert.is_some(),
+        tls: certificate.is_some(),
         public_url,
         metrics,
         body_pace: http::pace::BodyPace {
@@ -442,7 +533,6 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         api_body_limit: usize::try_from(config.api_body_limit.as_u64()).unwrap_or(usize::MAX),
     }));
 
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let reaper = (!config.reap_interval.is_zero()).then(|| {
         tokio::spawn(reaper::run_loop(
             service.clone(),
@@ -452,16 +542,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ))
     });
 
-    let tls = match tls {
-        Some(certificate) => {
-            tokio::spawn(crate::tls::watch_files(
-                certificate.clone(),
-                shutdown_rx.clone(),
-            ));
-            Some(crate::tls::acceptor(certificate)?)
-        }
-        None => None,
-    };
+    let tls = certificate.map(crate::tls::acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // One plain line on stdout so scripts and tests can find the bound address.
     println!("once listening on {scheme}://{local}");
@@ -477,14 +558,6 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
-    let limits = ConnectionLimits {
-        max_connections: config.max_connections as usize,
-        max_connections_per_address: config.max_connections_per_address as usize,
-        header_read_timeout: config.header_read_timeout,
-        keepalive_timeout: config.keepalive_timeout,
-        max_header_bytes: usize::try_from(config.max_header_bytes.as_u64()).unwrap_or(usize::MAX),
-        max_headers: config.max_headers as usize,
-    };
     let idle_exit = (!config.exit_when_idle.is_zero()).then_some(config.exit_when_idle);
     let mut server = tokio::spawn(connections::serve(
         listener,
@@ -509,6 +582,9 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             notify_systemd(&[sd_notify::NotifyState::Stopping]);
             let _ = shutdown_tx.send(true);
         }
+    }
+    if let Some(plain_http) = plain_http {
+        let _ = plain_http.await;
     }
     if let Some(watchdog) = watchdog {
         watchdog.abort();

@@ -1,8 +1,8 @@
-//! HTTPS from certificate files (rustls, ring). The certificate is looked up per handshake
-//! from a slot that a watcher refills when the files change (checked every few seconds) or on
-//! SIGHUP, so a renewed certificate is served without a restart and without dropping a
-//! connection. A broken renewal (a missing file, a key that does not match) is logged and the
-//! last good certificate stays in service.
+//! HTTPS (rustls, ring). The certificate is looked up per handshake from a slot that is
+//! refilled when it is renewed: from files, by a watcher that notices a change (checked every
+//! few seconds) or SIGHUP; with ACME, by the renewer (`crate::acme`). So a renewed certificate
+//! is served without a restart and without dropping a connection. A broken renewal (a missing
+//! file, a key that does not match) is logged and the last good certificate stays in service.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,34 +36,62 @@ impl CertificateFiles {
     }
 
     fn load(&self) -> anyhow::Result<CertifiedKey> {
-        let chain = CertificateDer::pem_file_iter(&self.cert)
-            .with_context(|| format!("cannot read the certificate {}", self.cert.display()))?
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("{} is not a PEM certificate chain", self.cert.display()))?;
-        anyhow::ensure!(
-            !chain.is_empty(),
-            "{} holds no certificate",
-            self.cert.display()
-        );
-        let key = PrivateKeyDer::from_pem_file(&self.key)
+        let chain = std::fs::read(&self.cert)
+            .with_context(|| format!("cannot read the certificate {}", self.cert.display()))?;
+        let key = std::fs::read(&self.key)
             .with_context(|| format!("cannot read the private key {}", self.key.display()))?;
-        let certified = CertifiedKey::from_der(chain, key, &provider::default_provider())
-            .with_context(|| {
-                format!(
-                    "the key {} does not fit the certificate {}",
-                    self.key.display(),
-                    self.cert.display()
-                )
-            })?;
-        Ok(certified)
+        certified_key(&chain, &key).with_context(|| {
+            format!(
+                "cannot serve the certificate {} with the key {}",
+                self.cert.display(),
+                self.key.display()
+            )
+        })
     }
 }
 
-/// The certificate in service, refilled by [`watch_files`].
+/// The certificate in service, looked up per handshake. Whoever renews it (the file watcher,
+/// the ACME renewer) puts the new one in; connections already open keep theirs.
+#[derive(Debug)]
+pub struct CertificateSlot {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertificateSlot {
+    pub fn new(certified: CertifiedKey) -> Arc<Self> {
+        Arc::new(Self {
+            current: RwLock::new(Arc::new(certified)),
+        })
+    }
+
+    /// Serves `certified` from the next handshake on.
+    pub fn put(&self, certified: CertifiedKey) {
+        *self.current.write().expect("certificate lock") = Arc::new(certified);
+    }
+}
+
+impl ResolvesServerCert for CertificateSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().expect("certificate lock").clone())
+    }
+}
+
+/// A certificate chain and its private key, as PEM, made ready to serve.
+pub fn certified_key(chain_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<CertifiedKey> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("not a PEM certificate chain")?;
+    anyhow::ensure!(!chain.is_empty(), "no certificate in the chain");
+    let key = PrivateKeyDer::from_pem_slice(key_pem).context("not a PEM private key")?;
+    CertifiedKey::from_der(chain, key, &provider::default_provider())
+        .context("the key does not fit the certificate")
+}
+
+/// The certificate files in service, refilled by [`watch_files`].
 #[derive(Debug)]
 pub struct ReloadingCertificate {
     files: CertificateFiles,
-    current: RwLock<Arc<CertifiedKey>>,
+    slot: Arc<CertificateSlot>,
     seen: Mutex<Option<[(SystemTime, u64); 2]>>,
 }
 
@@ -73,9 +101,14 @@ impl ReloadingCertificate {
         let current = files.load()?;
         Ok(Arc::new(Self {
             files,
-            current: RwLock::new(Arc::new(current)),
+            slot: CertificateSlot::new(current),
             seen: Mutex::new(seen),
         }))
+    }
+
+    /// The slot the acceptor reads.
+    pub fn slot(&self) -> Arc<CertificateSlot> {
+        self.slot.clone()
     }
 
     /// Loads the files again if they changed (or always, when `forced`); true if a new
@@ -91,7 +124,7 @@ impl ReloadingCertificate {
         }
         match self.files.load() {
             Ok(certified) => {
-                *self.current.write().expect("certificate lock") = Arc::new(certified);
+                self.slot.put(certified);
                 tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
                 true
             }
@@ -107,17 +140,9 @@ impl ReloadingCertificate {
     }
 }
 
-impl ResolvesServerCert for ReloadingCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().expect("certificate lock").clone())
-    }
-}
-
 /// The acceptor for HTTPS connections, serving whatever `certificate` holds. HTTP/1.1 only,
 /// as on plain connections.
-pub fn acceptor(
-    certificate: Arc<ReloadingCertificate>,
-) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+pub fn acceptor(certificate: Arc<CertificateSlot>) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     let mut config =
         rustls::ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
             .with_safe_default_protocol_versions()

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod acme;
 mod activation;
 mod auth;
 mod cli;

@@ -6,7 +6,7 @@ use crate::harness::*;
 
 /// A certificate authority of its own and a leaf for 127.0.0.1 signed by it: (CA PEM, leaf
 /// chain PEM, leaf key PEM).
-fn authority_and_leaf(name: &str) -> (String, String, String) {
+pub(crate) fn authority_and_leaf(name: &str) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -7,6 +7,7 @@ mod blobs;
 pub mod error;
 mod links;
 pub mod pace;
+pub mod plain;
 mod uploads;
 mod views;
 mod web;
