@@ -1,19 +1,26 @@
 //! The `once` binary: the server (`serve`, `reap`, `keys`) and the client (`login`, `send`,
-//! `get`, `request`, `requests`, `status`, `revoke`) in one executable.
+//! `get`, `request`, `requests`, `status`, `revoke`) in one executable, which also writes its
+//! own manual pages and shell completions (`man`, `completions`).
 
 mod client;
+mod manual;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use once_server::config::ServerArgs;
 
 #[derive(Parser)]
 #[command(
     name = "once",
     version,
-    about = "Share a file once: one-time links on signed, expiring URLs"
+    about = "Share a file once: one-time links on signed, expiring URLs",
+    after_long_help = "Server settings (serve, reap, migrate, keys) come from flags, then \
+        ONCE_* environment variables (ONCE_BIND for --bind, and so on), then the TOML file \
+        named by --config or ONCE_CONFIG. The client commands read --server and --key, then \
+        ONCE_SERVER and ONCE_KEY, then ~/.config/once/client.toml. Every setting is described \
+        in configuration.md, in /usr/share/doc/once/ where the Debian package is installed."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,6 +73,21 @@ enum Command {
     Status(ShareRef),
     /// Revoke a share now
     Revoke(ShareRef),
+    /// Print a shell completion script to standard output
+    ///
+    /// For example `once completions bash > ~/.local/share/bash-completion/completions/once`,
+    /// or `once completions zsh > ~/.zfunc/_once`. The Debian package installs them already.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (`once.1`, `once-serve.1`, ...) into a folder; packages run it
+    /// at build time, so the pages always match this binary
+    #[command(hide = true)]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,5 +280,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::List(args) => client::share::list(args).await,
         Command::Status(args) => client::share::status(args).await,
         Command::Revoke(args) => client::share::revoke(args).await,
+        Command::Completions { shell } => {
+            manual::write_completions(Cli::command(), shell, &mut std::io::stdout().lock())
+        }
+        Command::Man { out_dir } => manual::write_man_pages(Cli::command(), &out_dir),
     }
 }
