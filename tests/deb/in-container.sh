@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The package check that needs a running systemd, run by once-check.service as the only job of a
+# throwaway container that scripts/test-deb boots from this machine's own OS: installs the
+# package, checks the units (verify, exposure score), runs the server and the reaper under their
+# sandbox, binds port 80 through the shipped drop-in, enables the timer, then removes and purges.
+# Writes "passed" to /check/result when every step passed.
+set -euo pipefail
+
+units=(/lib/systemd/system/once.service /lib/systemd/system/once-reap.service
+  /lib/systemd/system/once-reap.timer)
+step() { echo "== $*"; }
+fail() {
+  echo "FAILED: $*"
+  journalctl --no-pager -n 40 -u once.service -u once-reap.service || true
+  exit 1
+}
+wait_healthy() {
+  for _ in $(seq 1 100); do
+    curl -fsS "$1/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "no answer on $1/healthz"
+}
+
+step "dpkg -i"
+dpkg -i /check/once.deb
+
+step "systemd-analyze verify"
+verify_output=$(systemd-analyze verify "${units[@]}" 2>&1) || fail "verify failed: $verify_output"
+[ -z "$verify_output" ] || fail "verify is not clean: $verify_output"
+
+step "systemd-analyze security"
+systemd-analyze security --no-pager once.service >/check/security.txt
+exposure=$(tail -n 1 /check/security.txt)
+echo "$exposure"
+# "OK" or better (SAFE, PERFECT); MEDIUM, EXPOSED, UNSAFE and DANGEROUS fail.
+grep -Eq ': [0-9.]+ (OK|SAFE|PERFECT)' <<<"$exposure" || fail "exposure worse than OK"
+
+step "once.service serves, as its own dynamic user"
+key="0123456789abcdef.$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+install -m 0600 /dev/null /etc/once/env
+echo "ONCE_BOOTSTRAP_KEY=$key" >/etc/once/env
+systemctl start once.service
+wait_healthy http://127.0.0.1:8080
+export ONCE_SERVER=http://127.0.0.1:8080 ONCE_KEY="$key"
+echo "sent from the packaged once" >/tmp/sent.txt
+link=$(once send -q /tmp/sent.txt)
+once get -q -o /tmp/received.txt "$link"
+cmp /tmp/sent.txt /tmp/received.txt || fail "the file came back changed"
+if once get -q -o /tmp/again.txt "$link" 2>/dev/null; then fail "a one-time link served twice"; fi
+[ -L /var/lib/once ] || fail "/var/lib/once is not the DynamicUser symlink"
+[ "$(stat -c '%U %a' /var/lib/private/once/once.db)" = "once 600" ] ||
+  fail "once.db is $(stat -c '%U %a' /var/lib/private/once/once.db), not 'once 600'"
+systemctl show -p MainPID --value once.service | grep -qv '^0$' || fail "no main process"
+
+step "once-reap.service reaps beside the server, as the same user"
+systemctl start once-reap.service
+journalctl --no-pager -u once-reap.service | grep -q 'reaped [0-9]* shares' ||
+  fail "once reap printed no summary"
+# Had the reaper run as another user, systemd would have handed the files to it.
+[ "$(stat -c '%U' /var/lib/private/once/once.db)" = once ] || fail "the reaper took over the files"
+link=$(once send -q /tmp/sent.txt) || fail "the server cannot write after a reaper pass"
+once get -q -o /tmp/received-2.txt "$link"
+
+step "port 80: refused without the drop-in, served with it"
+echo 'bind = "127.0.0.1:80"' >/etc/once/once.toml
+systemctl restart once.service || true
+# Refused means the bind failed and systemd restarted the server (RestartSec=2s) at least once.
+refused=
+for _ in $(seq 1 100); do
+  if curl -fsS http://127.0.0.1:80/healthz >/dev/null 2>&1; then
+    fail "served port 80 without CAP_NET_BIND_SERVICE"
+  fi
+  if [ "$(systemctl show -p NRestarts --value once.service)" -ge 1 ]; then refused=1; break; fi
+  sleep 0.1
+done
+[ -n "$refused" ] || fail "the server neither served port 80 nor failed to bind it"
+systemctl stop once.service
+mkdir -p /etc/systemd/system/once.service.d
+cp /usr/share/doc/once/examples/low-port.conf /etc/systemd/system/once.service.d/
+systemctl daemon-reload
+systemctl restart once.service
+wait_healthy http://127.0.0.1:80
+systemd-analyze security --no-pager once.service | tail -n 1 >/check/security-low-port.txt
+cat /check/security-low-port.txt
+
+step "enable: the server and the timer"
+systemctl enable --now once.service once-reap.timer
+systemctl is-enabled -q once.service || fail "once.service not enabled"
+systemctl is-active -q once-reap.timer || fail "once-reap.timer not active"
+
+step "dpkg -r stops and unloads, keeps the data; dpkg -P deletes it"
+dpkg -r once
+! systemctl is-active -q once.service || fail "once.service still runs after dpkg -r"
+! systemctl is-active -q once-reap.timer || fail "once-reap.timer still runs after dpkg -r"
+[ "$(systemctl show -p LoadState --value once.service)" = not-found ] ||
+  fail "systemd still has once.service loaded"
+[ -e /var/lib/private/once/once.db ] || fail "dpkg -r deleted the data"
+dpkg -P once
+[ ! -e /var/lib/private/once ] && [ ! -e /var/lib/once ] || fail "dpkg -P left the data"
+[ ! -e /etc/systemd/system/multi-user.target.wants/once.service ] || fail "dpkg -P left the enablement"
+[ ! -e /etc/once/once.toml ] || fail "dpkg -P left the configuration"
+
+echo passed >/check/result
