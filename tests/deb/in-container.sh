@@ -32,7 +32,8 @@ verify_output=$(systemd-analyze verify "${units[@]}" 2>&1) || fail "verify faile
 step "systemd-analyze security"
 systemd-analyze security --no-pager once.service >/check/security.txt
 exposure=$(tail -n 1 /check/security.txt)
-echo "$exposure"
+echo "$exposure; what still counts:"
+grep '✗' /check/security.txt | sed 's/  */ /g' || true
 # "OK" or better (SAFE, PERFECT); MEDIUM, EXPOSED, UNSAFE and DANGEROUS fail.
 grep -Eq ': [0-9.]+ (OK|SAFE|PERFECT)' <<<"$exposure" || fail "exposure worse than OK"
 
@@ -83,6 +84,41 @@ systemctl restart once.service
 wait_healthy http://127.0.0.1:80
 systemd-analyze security --no-pager once.service | tail -n 1 >/check/security-low-port.txt
 cat /check/security-low-port.txt
+
+step "port 443 with TLS from root-only files, through the credentials drop-in"
+mkdir -p /etc/letsencrypt/live/once.example.com
+(cd /etc/letsencrypt/live/once.example.com && umask 077 &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=once.example.com -addext subjectAltName=DNS:once.example.com \
+    -keyout privkey.pem -out fullchain.pem 2>/dev/null)
+cp /usr/share/doc/once/examples/tls-credentials.conf /etc/systemd/system/once.service.d/
+echo 'bind = "127.0.0.1:443"' >/etc/once/once.toml
+systemctl daemon-reload
+systemctl restart once.service
+for _ in $(seq 1 100); do
+  curl -fsS --cacert /etc/letsencrypt/live/once.example.com/fullchain.pem \
+    --resolve once.example.com:443:127.0.0.1 https://once.example.com/healthz >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS --cacert /etc/letsencrypt/live/once.example.com/fullchain.pem \
+  --resolve once.example.com:443:127.0.0.1 https://once.example.com/healthz >/dev/null ||
+  fail "no HTTPS answer on port 443 with the certificate from the credentials"
+systemd-analyze security --no-pager once.service | tail -n 1 >/check/security-tls.txt
+cat /check/security-tls.txt
+
+step "more keys: once keys create as the service's user, as deploy.md says"
+second_key=$(systemd-run --quiet --wait --pipe -p DynamicUser=yes -p User=once \
+  -p StateDirectory=once -p Environment=ONCE_CONFIG=/etc/once/once.toml \
+  -p Environment=ONCE_DATA_DIR=/var/lib/once -p EnvironmentFile=-/etc/once/env \
+  /usr/bin/once keys create --name second)
+[ "$(stat -c '%U' /var/lib/private/once/once.db)" = once ] || fail "keys create took over the files"
+list_shares() {
+  curl -fsS --cacert /etc/letsencrypt/live/once.example.com/fullchain.pem \
+    --resolve once.example.com:443:127.0.0.1 -H "Authorization: Bearer $1" \
+    https://once.example.com/api/v1/shares >/dev/null 2>&1
+}
+list_shares "$second_key" || fail "the new key is refused"
+! list_shares "fedcba9876543210.${second_key#*.}" || fail "a key that was never made is accepted"
 
 step "enable: the server and the timer"
 systemctl enable --now once.service once-reap.timer
