@@ -2,7 +2,8 @@
 # The package check that needs a running systemd, run by once-check.service as the only job of a
 # throwaway container that scripts/test-deb boots from this machine's own OS: installs the
 # package, checks the units (verify, exposure score), runs the server and the reaper under their
-# sandbox, binds port 80 through the shipped drop-in, enables the timer, then removes and purges.
+# sandbox, serves ports 80 and 443 through the shipped drop-ins (certificate files, then ACME from
+# pebble), makes a key as deploy.md says, enables the timer, then removes and purges.
 # Writes "passed" to /check/result when every step passed.
 set -euo pipefail
 
@@ -120,6 +121,57 @@ list_shares() {
 list_shares "$second_key" || fail "the new key is refused"
 ! list_shares "fedcba9876543210.${second_key#*.}" || fail "a key that was never made is accepted"
 
+step "ACME under the unit: a certificate from pebble, challenges and redirects on port 80"
+# pebble's own HTTPS listener needs a certificate (Debian ships none): a CA and a leaf for
+# 127.0.0.1, the CA handed to once as acme_ca_cert.
+pebble_dir=/etc/once/pebble
+mkdir -p "$pebble_dir"
+(cd "$pebble_dir" &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=pebble-listener-ca -keyout ca.key -out ca.pem 2>/dev/null &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout key.pem -out listener.csr 2>/dev/null &&
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >listener.ext &&
+  openssl x509 -req -in listener.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile listener.ext -out cert.pem 2>/dev/null) || fail "cannot make pebble's certificate"
+chmod 0644 "$pebble_dir/ca.pem"
+printf '{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000", "certificate": "%s/cert.pem", "privateKey": "%s/key.pem", "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}\n' \
+  "$pebble_dir" "$pebble_dir" >"$pebble_dir/config.json"
+# No random sleeps before validating; the validation itself is real.
+systemd-run --quiet --unit=pebble -E PEBBLE_VA_NOSLEEP=1 pebble -config "$pebble_dir/config.json"
+for _ in $(seq 1 50); do
+  curl -fsS --cacert "$pebble_dir/ca.pem" https://127.0.0.1:14000/dir >/dev/null 2>&1 && break
+  sleep 0.1
+done
+rm /etc/systemd/system/once.service.d/tls-credentials.conf
+{
+  echo 'bind = "127.0.0.1:443"'
+  echo 'http_bind = "127.0.0.1:80"'
+  echo 'acme_domain = "localhost"'
+  echo 'acme_email = "ops@example.com"'
+  echo 'acme_directory = "https://127.0.0.1:14000/dir"'
+  echo "acme_ca_cert = \"$pebble_dir/ca.pem\""
+} >/etc/once/once.toml
+systemctl daemon-reload
+systemctl restart once.service
+curl -fsS --cacert "$pebble_dir/ca.pem" https://127.0.0.1:15000/roots/0 >"$pebble_dir/root.pem" ||
+  fail "pebble does not answer"
+answered=
+for _ in $(seq 1 150); do
+  if curl -fsS --cacert "$pebble_dir/root.pem" --resolve localhost:443:127.0.0.1 \
+    https://localhost/healthz >/dev/null 2>&1; then
+    answered=1
+    break
+  fi
+  sleep 0.2
+done
+[ -n "$answered" ] || fail "no HTTPS answer with a certificate from pebble"
+redirect=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://localhost:80/s/abc)
+[ "$redirect" = "308 https://localhost/s/abc" ] || fail "port 80 answered '$redirect', not a redirect"
+[ "$(stat -c '%U' /var/lib/private/once/acme)" = once ] || fail "no ACME cache in the state directory"
+systemctl stop pebble.service
+rm -rf "$pebble_dir"
+
 step "enable: the server and the timer"
 systemctl enable --now once.service once-reap.timer
 systemctl is-enabled -q once.service || fail "once.service not enabled"
@@ -135,6 +187,6 @@ dpkg -r once
 dpkg -P once
 [ ! -e /var/lib/private/once ] && [ ! -e /var/lib/once ] || fail "dpkg -P left the data"
 [ ! -e /etc/systemd/system/multi-user.target.wants/once.service ] || fail "dpkg -P left the enablement"
-[ ! -e /etc/once/once.toml ] || fail "dpkg -P left the configuration"
+[ ! -e /etc/once ] || fail "dpkg -P left /etc/once"
 
 echo passed >/check/result
