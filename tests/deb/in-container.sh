@@ -53,12 +53,12 @@ if once get -q -o /tmp/again.txt "$link" 2>/dev/null; then fail "a one-time link
 [ -L /var/lib/once ] || fail "/var/lib/once is not the DynamicUser symlink"
 [ "$(stat -c '%U %a' /var/lib/private/once/once.db)" = "once 600" ] ||
   fail "once.db is $(stat -c '%U %a' /var/lib/private/once/once.db), not 'once 600'"
-systemctl show -p MainPID --value once.service | grep -qv '^0$' || fail "no main process"
+[ "$(systemctl show -p MainPID --value once.service)" != 0 ] || fail "no main process"
 
 step "once-reap.service reaps beside the server, as the same user"
 systemctl start once-reap.service
-journalctl --no-pager -u once-reap.service | grep -q 'reaped [0-9]* shares' ||
-  fail "once reap printed no summary"
+reap_log=$(journalctl --no-pager -u once-reap.service)
+grep -q 'reaped [0-9]* shares' <<<"$reap_log" || fail "once reap printed no summary"
 # Had the reaper run as another user, systemd would have handed the files to it.
 [ "$(stat -c '%U' /var/lib/private/once/once.db)" = once ] || fail "the reaper took over the files"
 link=$(once send -q /tmp/sent.txt) || fail "the server cannot write after a reaper pass"
@@ -185,7 +185,8 @@ dpkg -r once
   fail "systemd still has once.service loaded"
 [ -e /var/lib/private/once/once.db ] || fail "dpkg -r deleted the data"
 dpkg -P once
-[ ! -e /var/lib/private/once ] && [ ! -e /var/lib/once ] || fail "dpkg -P left the data"
+[ ! -e /var/lib/private/once ] || fail "dpkg -P left the data"
+[ ! -e /var/lib/once ] || fail "dpkg -P left the /var/lib/once link"
 [ ! -e /etc/systemd/system/multi-user.target.wants/once.service ] || fail "dpkg -P left the enablement"
 [ ! -e /etc/once ] || fail "dpkg -P left /etc/once"
 
