@@ -20,7 +20,7 @@ use once_server::config::ServerArgs;
         ONCE_* environment variables (ONCE_BIND for --bind, and so on), then the TOML file \
         named by --config or ONCE_CONFIG. The client commands read --server and --key, then \
         ONCE_SERVER and ONCE_KEY, then ~/.config/once/client.toml. Every setting is described \
-        in configuration.md, in /usr/share/doc/once/ where the Debian package is installed."
+        in docs/configuration.md, in /usr/share/doc/once/ where the Debian package is installed."
 )]
 struct Cli {
     #[command(subcommand)]
