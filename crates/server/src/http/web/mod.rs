@@ -83,11 +83,21 @@ pub fn policy(bucket_origin: Option<&str>) -> String {
     )
 }
 
-/// A rendered page with its status and the headers every page carries.
+/// A rendered page with its status and the headers every page carries; its policy admits
+/// the bucket for the pages that talk to it.
 pub fn respond(
     app: &AppState,
     status: StatusCode,
     html: Result<String, askama::Error>,
+) -> Response {
+    page_response(status, html, app.service.upload_origin().as_deref())
+}
+
+/// [`respond`] for pages that never reach the bucket (sign-in, problems).
+pub fn page_response(
+    status: StatusCode,
+    html: Result<String, askama::Error>,
+    bucket_origin: Option<&str>,
 ) -> Response {
     let document = match html {
         Ok(document) => document,
@@ -100,7 +110,7 @@ pub fn respond(
     let headers = response.headers_mut();
     // Referrer-Policy, nosniff and Cache-Control come from the router's security_headers.
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if let Ok(value) = HeaderValue::from_str(&policy(app.service.upload_origin().as_deref())) {
+    if let Ok(value) = HeaderValue::from_str(&policy(bucket_origin)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
     headers.insert(

@@ -59,31 +59,7 @@ struct SignInPage<'a> {
 }
 
 pub fn sign_in_page(chrome: &Chrome, status: StatusCode, message: Option<&str>) -> Response {
-    render_with(status, SignInPage { chrome, message }.render())
-}
-
-/// Pages rendered before the app state is at hand get their headers here too.
-fn render_with(status: StatusCode, html: Result<String, askama::Error>) -> Response {
-    // The policy is the same for every page but for the bucket origin, which the sign-in page
-    // does not need.
-    let document = match html {
-        Ok(document) => document,
-        Err(error) => {
-            tracing::error!(%error, "a page failed to render");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
-        }
-    };
-    let mut response = (status, axum::response::Html(document)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if let Ok(value) = HeaderValue::from_str(&super::policy(None)) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    headers.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept-Language, Cookie"),
-    );
-    response
+    super::page_response(status, SignInPage { chrome, message }.render(), None)
 }
 
 struct ExpiryPreset {
@@ -485,7 +461,7 @@ pub fn problem_for(chrome: &Chrome, error: &ApiError) -> Response {
         next_step,
         reference: fill(t.reference, &[("code", code)]),
     };
-    render_with(status, page.render())
+    super::page_response(status, page.render(), None)
 }
 
 pub fn problem(app: &AppState, headers: &HeaderMap, error: &ApiError) -> Response {
