@@ -28,7 +28,13 @@ pub mod headers {
     /// transfer.sh-style share settings on `PUT /api/v1/files/…`.
     pub const MAX_DOWNLOADS: &str = "max-downloads";
     pub const MAX_DAYS: &str = "max-days";
+    /// On `POST /s/{id}` of an end-to-end encrypted share: `CHALLENGE.PROOF`, the proof that
+    /// the client holds the share's key (`docs/encryption.md`).
+    pub const PROOF: &str = "x-once-proof";
 }
+
+/// The end-to-end encryption format every encrypted share uses today (`docs/encryption.md`).
+pub const SCHEME_V1: &str = "once-v1";
 
 /// Every route, spelled once: the templates the router matches (`{…}` is a path parameter)
 /// and the builders that make the same paths for links.
@@ -44,6 +50,8 @@ pub mod routes {
     pub const REQUEST: &str = "/api/v1/requests/{id}";
     pub const SHARE_LINK: &str = "/s/{id}";
     pub const SHARE_LINK_NAMED: &str = "/s/{id}/{filename}";
+    /// `GET`: what a client needs to open and claim an encrypted share ([`SealedShare`]).
+    pub const SHARE_SEAL: &str = "/s/{id}/seal";
     pub const REQUEST_LINK: &str = "/r/{id}";
     pub const REQUEST_LINK_NAMED: &str = "/r/{id}/{filename}";
     /// An uploader's own multipart upload to a request (no key: the request URL and the
@@ -81,6 +89,10 @@ pub mod routes {
 
     pub fn share_link(id: &str) -> String {
         format!("/s/{id}")
+    }
+
+    pub fn share_seal(id: &str) -> String {
+        format!("/s/{id}/seal")
     }
 
     pub fn request_link(id: &str) -> String {
@@ -138,6 +150,71 @@ pub struct NewShare {
     /// 1000 characters; blank means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set for an end-to-end encrypted share: `size` and `sha256` are then the ciphertext's,
+    /// and `filename` (may be empty), `content_type`, `contents` and `note` must be absent:
+    /// they travel inside `sealed_meta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<NewEncryption>,
+}
+
+/// How a share is encrypted end to end, as its sender (or an uploader to a request) tells the
+/// server: only what the server needs to gate claims and what a recipient needs to derive the
+/// keys. Binary values are URL-safe base64 without padding.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewEncryption {
+    /// [`SCHEME_V1`].
+    pub scheme: String,
+    /// `Ka` (32 bytes): the server checks claim proofs with it; it cannot decrypt anything.
+    pub claim_key: String,
+    /// The file's name, type, size, note and listing, sealed with `Km`.
+    pub sealed_meta: String,
+    /// Set when a password is part of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordParams>,
+    /// Uploads to an encrypted request: the uploader's ephemeral X25519 public key `E`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_key: Option<String>,
+    /// Uploads to an encrypted request: the requester's X25519 public key `R` (from the
+    /// request link's fragment), so the requester's client finds its private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_key: Option<String>,
+}
+
+/// Argon2id parameters of a password-protected share (public: they are no secret).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordParams {
+    /// 16 random bytes.
+    pub salt: String,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// `GET /s/{id}/seal`: what a recipient needs to derive an encrypted share's keys, show its
+/// name and prove it holds the key; consumes nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealedShare {
+    pub scheme: String,
+    /// The ciphertext's size (absent only while an upload of unknown size is pending).
+    pub size: Option<u64>,
+    /// Plaintext bytes per record (65,536 in `once-v1`).
+    pub record_size: u32,
+    pub sealed_meta: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_key: Option<String>,
+    /// Sign this with the claim key and send it back in [`headers::PROOF`].
+    pub challenge: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub challenge_expires_at: OffsetDateTime,
+    pub downloads_left: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 /// The listing of an archive share (`once send A B DIR` packs them into one ZIP).
@@ -192,6 +269,10 @@ pub struct ShareView {
     pub upload_attempts: u32,
     pub preview_hits: u32,
     pub request_id: Option<String>,
+    /// End to end encrypted: `filename` and `content_type` are then placeholders and
+    /// `size`/`sha256` the ciphertext's.
+    #[serde(default)]
+    pub encrypted: bool,
     /// The sender's message to the recipient.
     #[serde(default)]
     pub note: Option<String>,
@@ -348,6 +429,10 @@ pub struct NewRequest {
     /// Who asks, shown to the uploader: one line, at most 100 characters; blank means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Uploads must be encrypted end to end to the requester's public key (which lives only
+    /// in the request link's fragment); plain uploads are refused with `encryption_required`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// An upload request as its owner sees it.
@@ -376,6 +461,9 @@ pub struct RequestView {
     pub note: Option<String>,
     #[serde(default)]
     pub from: Option<String>,
+    /// Uploads must be encrypted end to end.
+    #[serde(default)]
+    pub encrypted: bool,
     pub upload: RequestUpload,
     /// The share the upload became, once it arrived.
     pub share: Option<ShareView>,
@@ -410,6 +498,9 @@ pub struct NewRequestUpload {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<ArchiveContents>,
+    /// Required by an encrypted request (the rules of [`NewShare::encryption`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<NewEncryption>,
 }
 
 /// The answer to [`NewRequestUpload`].
@@ -432,6 +523,9 @@ pub struct OpenRequest {
     pub note: Option<String>,
     #[serde(default)]
     pub from: Option<String>,
+    /// Uploads must be encrypted to the key in the request link's fragment.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// The uploader's answer after a successful upload to a request URL (the link goes to the
@@ -486,6 +580,10 @@ mod tests {
         assert_eq!(
             routes::share_link("X"),
             fill(routes::SHARE_LINK, &[("id", "X")])
+        );
+        assert_eq!(
+            routes::share_seal("X"),
+            fill(routes::SHARE_SEAL, &[("id", "X")])
         );
         assert_eq!(
             routes::request_link("X"),

@@ -107,6 +107,7 @@ mod fixtures {
             upload_attempts: 1,
             preview_hits: 0,
             request_id: None,
+            encrypted: false,
             note: None,
             contents: None,
             upload: None,

@@ -103,6 +103,7 @@ pub async fn request_page(
             .map(|name| name.as_str().to_owned()),
         max_size: request.max_size,
         expires_at: request.expires_at,
+        encrypted: false,
         note: request.note.as_ref().map(|note| note.as_str().to_owned()),
         from: request
             .requester

@@ -130,6 +130,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
                 upload_expires_in: None,
                 contents: source.contents(),
                 note: note.as_ref().map(|note| note.as_str().to_owned()),
+                encryption: None,
             };
             let created: ShareView = client
                 .send_json(
@@ -150,6 +151,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
                 content_type: content_type.map(str::to_owned),
                 sha256: sha256.clone(),
                 contents: source.contents(),
+                encryption: None,
             };
             let started: RequestUploadTicket = client
                 .send_json(
