@@ -137,8 +137,9 @@ impl PasswordParams {
             .map_err(|error| SealError::Password(error.to_string()))
     }
 
-    /// `W = Argon2id(NFC(password), salt, m, t, p, 32)`.
-    fn stretch(&self, password: &str) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    /// `W = Argon2id(NFC(password), salt, m, t, p, 32)`; public for the test vectors only.
+    #[doc(hidden)]
+    pub fn stretch(&self, password: &str) -> Result<Zeroizing<[u8; 32]>, SealError> {
         let argon2 = argon2::Argon2::new(
             argon2::Algorithm::Argon2id,
             argon2::Version::V0x13,

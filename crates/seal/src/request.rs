@@ -46,6 +46,15 @@ impl RequestKeyPair {
             &self.public_key(),
         )
     }
+
+    /// `Z = X25519(private, their_public)`, for the test vectors only.
+    #[doc(hidden)]
+    pub fn shared_secret(&self, their_public: &[u8; 32]) -> [u8; 32] {
+        *self
+            .0
+            .diffie_hellman(&PublicKey::from(*their_public))
+            .as_bytes()
+    }
 }
 
 impl fmt::Debug for RequestKeyPair {
