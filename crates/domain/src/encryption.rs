@@ -337,8 +337,7 @@ mod tests {
         assert!(ok(None, Some(&key), None).is_err());
         assert!(ok(None, None, Some(&key)).is_err());
         assert!(ok(None, Some(&short), Some(&key)).is_err());
-        for error in [ok(None, Some(&key), None).unwrap_err()] {
-            assert_eq!(error.code(), "invalid_encryption");
-        }
+        let error = ok(None, Some(&key), None).unwrap_err();
+        assert_eq!(error.code(), "invalid_encryption");
     }
 }
