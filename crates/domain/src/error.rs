@@ -14,6 +14,9 @@ pub enum ErrorClass {
     RateLimited,
     MethodNotAllowed,
     RangeNotSatisfiable,
+    /// The resource exists but not in a form this client can use (an encrypted link fetched
+    /// by a download tool, which never sends the key in the fragment).
+    NotAcceptable,
     /// The service cannot take this now; the client may retry later.
     Unavailable,
     /// The storage is full.
@@ -146,6 +149,23 @@ pub enum DomainError {
     StorageFull,
     #[error("the metadata store is unavailable, try again")]
     StoreUnavailable,
+    #[error("invalid encryption: {0}")]
+    InvalidEncryption(&'static str),
+    #[error("this share is end-to-end encrypted: send X-Once-Proof (see docs/encryption.md)")]
+    KeyRequired,
+    #[error("the claim challenge has expired or is not valid; fetch /s/{{id}}/seal again")]
+    ChallengeExpired,
+    #[error("the claim proof does not match this share's key (wrong link or wrong password)")]
+    WrongKey,
+    #[error(
+        "this link is end-to-end encrypted; its key is in the part after '#', which download \
+         tools never send: use `once get 'LINK'` or a browser"
+    )]
+    EncryptedLink,
+    #[error("this upload request takes only end-to-end encrypted uploads")]
+    EncryptionRequired,
+    #[error("this share is not end-to-end encrypted")]
+    NotEncrypted,
     #[error("internal error")]
     Internal,
 }
@@ -210,6 +230,13 @@ impl DomainError {
             UploadSpaceExhausted => "upload_space_exhausted",
             StorageFull => "storage_full",
             StoreUnavailable => "store_unavailable",
+            InvalidEncryption(_) => "invalid_encryption",
+            KeyRequired => "key_required",
+            ChallengeExpired => "challenge_expired",
+            WrongKey => "wrong_key",
+            EncryptedLink => "encrypted_link",
+            EncryptionRequired => "encryption_required",
+            NotEncrypted => "not_encrypted",
             Internal => "internal",
         }
     }
@@ -239,7 +266,12 @@ impl DomainError {
             | PartMissing(_)
             | InvalidPart(_)
             | SizeMismatch { .. }
-            | ChecksumMismatch => ErrorClass::BadInput,
+            | ChecksumMismatch
+            | InvalidEncryption(_)
+            | EncryptionRequired => ErrorClass::BadInput,
+            KeyRequired | ChallengeExpired | WrongKey => ErrorClass::Unauthenticated,
+            EncryptedLink => ErrorClass::NotAcceptable,
+            NotEncrypted => ErrorClass::NotFound,
             TooLarge { .. } | PartBeyondSize { .. } => ErrorClass::TooLarge,
             MissingCredentials | InvalidCredentials | BadRequestSignature | StaleTimestamp
             | ReplayedSignature | SessionInvalid | SessionExpired => ErrorClass::Unauthenticated,
@@ -322,6 +354,13 @@ impl DomainError {
             UploadSpaceExhausted,
             StorageFull,
             StoreUnavailable,
+            InvalidEncryption(""),
+            KeyRequired,
+            ChallengeExpired,
+            WrongKey,
+            EncryptedLink,
+            EncryptionRequired,
+            NotEncrypted,
             Internal,
         ];
         for error in &all {
@@ -382,6 +421,13 @@ impl DomainError {
                 | UploadSpaceExhausted
                 | StorageFull
                 | StoreUnavailable
+                | InvalidEncryption(_)
+                | KeyRequired
+                | ChallengeExpired
+                | WrongKey
+                | EncryptedLink
+                | EncryptionRequired
+                | NotEncrypted
                 | Internal => {}
             }
         }

@@ -70,6 +70,13 @@ impl MasterSecret {
         }
     }
 
+    /// Signs the claim challenges of encrypted shares (`docs/encryption.md`).
+    pub fn challenge_signer(&self) -> crate::encryption::ChallengeSigner {
+        crate::encryption::ChallengeSigner {
+            key: self.derive(b"once/v1/claim-challenge"),
+        }
+    }
+
     pub fn sealer(&self) -> SecretSealer {
         SecretSealer {
             key: self.derive(b"once/v1/key-sealing"),

@@ -35,6 +35,7 @@ pub fn status_of(class: ErrorClass) -> StatusCode {
         ErrorClass::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorClass::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorClass::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
         ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
