@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -162,5 +163,43 @@ describe('metadata, passwords and claims', () => {
     const secret = seal.newSecret();
     assert.deepEqual(seal.secretFromFragment(`#${seal.b64u(secret)}`), secret);
     for (const bad of ['', '#', '#abc', '#!!!', `#${seal.b64u(secret)}A`]) assert.equal(seal.secretFromFragment(bad), null);
+  });
+});
+
+describe('the once-seal test vectors (crates/seal/tests/vectors.json)', () => {
+  const vectors = JSON.parse(readFileSync(path.resolve(HERE, '../../crates/seal/tests/vectors.json'), 'utf8'));
+  const hex = (text) => new Uint8Array(Buffer.from(text, 'hex'));
+  const toHex = (bytes) => Buffer.from(bytes).toString('hex');
+  const { inputs } = vectors;
+  const params = { salt: inputs.password_salt_b64u, memory_kib: inputs.memory_kib, iterations: inputs.iterations, parallelism: inputs.parallelism };
+
+  it('a share: keys, records, metadata and proof are the same bytes as the crate’s', async () => {
+    assert.deepEqual(seal.secretFromFragment(`#${inputs.secret_fragment}`), hex(inputs.secret));
+    const keys = await seal.shareKeys(hex(inputs.secret));
+    assert.equal(toHex(keys.claimKey), vectors.share.claim_key);
+    assert.equal(toHex(keys.nonceBase), vectors.share.content_nonce_base);
+    const short = new TextEncoder().encode(vectors.content.short_input);
+    assert.equal(toHex(await seal.sealRecord(keys, 0, short, true)), vectors.content.short_sealed);
+    assert.equal(toHex(await seal.sealRecord(keys, 0, new Uint8Array(0), true)), vectors.content.empty_sealed);
+    assert.deepEqual(await seal.openMeta(keys, vectors.metadata.sealed), JSON.parse(inputs.metadata));
+    assert.equal(await seal.claimProof(keys, inputs.share_id, inputs.challenge), vectors.claim.proof);
+  });
+
+  it('a share with a password: Argon2id and the keys match', async () => {
+    const keys = await seal.shareKeys(hex(inputs.secret), { password: inputs.password, params, argon2id });
+    assert.equal(toHex(keys.claimKey), vectors.password_share.keys.claim_key);
+    assert.equal(toHex(keys.nonceBase), vectors.password_share.keys.content_nonce_base);
+    assert.deepEqual(await seal.openMeta(keys, vectors.metadata.password_sealed), JSON.parse(inputs.metadata));
+    assert.equal(await seal.claimProof(keys, inputs.share_id, inputs.challenge), vectors.claim.password_proof);
+  });
+
+  it('a request: the requester’s keys from its private key match', async () => {
+    const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.from(inputs.request_private_key, 'hex')]);
+    const privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'X25519' }, false, ['deriveBits']);
+    const recipient = seal.secretFromFragment(`#${vectors.request.recipient_fragment}`);
+    assert.equal(toHex(recipient), vectors.request.recipient_public_key);
+    const keys = await seal.requestOpenKeys(privateKey, hex(vectors.request.ephemeral_public_key), recipient);
+    assert.equal(toHex(keys.claimKey), vectors.request.keys.claim_key);
+    assert.equal(toHex(keys.nonceBase), vectors.request.keys.content_nonce_base);
   });
 });
