@@ -39,7 +39,10 @@ export function fromB64u(text) {
     throw new SealError('bad_base64', 'not URL-safe base64 without padding');
   }
   const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  // Canonical only: unused low bits of the last character must be zero, so one value has one spelling.
+  if (b64u(bytes) !== text) throw new SealError('bad_base64', 'not canonical base64');
+  return bytes;
 }
 
 function concat(...parts) {
@@ -100,6 +103,9 @@ function checkPasswordParams(params) {
     if (!Number.isInteger(value) || value < 1 || value > limit) {
       throw new SealError('bad_password_params', `Argon2id ${field} ${value} is out of bounds`);
     }
+  }
+  if (params.memory_kib < 8 * params.parallelism) {
+    throw new SealError('bad_password_params', 'Argon2id needs at least 8 KiB of memory per lane');
   }
 }
 
