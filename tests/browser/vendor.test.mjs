@@ -29,3 +29,14 @@ it('the QR module makes a symbol of the link with its three finder patterns', as
     assert.equal(code.get(x + 1, y + 1), false);
   }
 });
+
+it('the vendored Argon2id is @noble/hashes bundled by the pinned esbuild, byte for byte', async () => {
+  const { bundleArgon2, ARGON2_OUT } = await import('./vendor-argon2.mjs');
+  const vendored = await readFile(ARGON2_OUT);
+  assert.ok(vendored.equals(await bundleArgon2()), 'vendor/argon2.mjs differs from a fresh build: run node vendor-argon2.mjs');
+  const readme = await readFile(path.join(VENDOR, 'README.md'), 'utf8');
+  for (const name of ['@noble/hashes', 'esbuild']) {
+    const { version } = JSON.parse(await readFile(path.join(HERE, 'node_modules', name, 'package.json'), 'utf8'));
+    assert.ok(readme.includes(`| \`argon2.mjs\` |`) && readme.includes(version), `README.md lacks ${name} ${version}`);
+  }
+});
