@@ -35,16 +35,6 @@ const FILES: &[(&str, &[u8], &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
-        "seal.js",
-        include_bytes!("assets/seal.js"),
-        "text/javascript; charset=utf-8",
-    ),
-    (
-        "argon2.js",
-        include_bytes!("assets/vendor/argon2.mjs"),
-        "text/javascript; charset=utf-8",
-    ),
-    (
         "qr.js",
         include_bytes!("assets/vendor/lean-qr.mjs"),
         "text/javascript; charset=utf-8",
@@ -81,18 +71,12 @@ pub fn url(file: &str) -> &'static str {
 pub struct ScriptUrls {
     zip: String,
     qr: String,
-    /// The once-v1 format (`seal.js`) and the Argon2id it takes as a parameter: separate
-    /// modules, since a hashed name cannot be imported by a relative path.
-    seal: String,
-    argon2: String,
 }
 
 pub fn script_urls() -> ScriptUrls {
     ScriptUrls {
         zip: format!("/assets/{}", url("zip.js")),
         qr: format!("/assets/{}", url("qr.js")),
-        seal: format!("/assets/{}", url("seal.js")),
-        argon2: format!("/assets/{}", url("argon2.js")),
     }
 }
 
