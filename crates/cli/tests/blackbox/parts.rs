@@ -192,7 +192,10 @@ async fn stored_bytes(server: &Server, share_id: &str) -> u64 {
 /// The only pending share of the server's key (the one `once send` is filling).
 async fn pending_share_id(server: &Server, work: &Path) -> Option<String> {
     let record_dir = work.join(".local/state/once/uploads");
-    let record = files_in(&record_dir).into_iter().next()?;
+    // Only finished records: a send killed while saving leaves its `.json.tmp` behind.
+    let record = files_in(&record_dir)
+        .into_iter()
+        .find(|path| path.extension().is_some_and(|ext| ext == "json"))?;
     let text = std::fs::read_to_string(record).ok()?;
     let record: Value = serde_json::from_str(&text).ok()?;
     let _ = server;
