@@ -33,9 +33,6 @@ pub mod headers {
     pub const PROOF: &str = "x-once-proof";
 }
 
-/// The end-to-end encryption format every encrypted share uses today (`docs/encryption.md`).
-pub const SCHEME_V1: &str = "once-v1";
-
 /// Every route, spelled once: the templates the router matches (`{…}` is a path parameter)
 /// and the builders that make the same paths for links.
 pub mod routes {
@@ -163,7 +160,7 @@ pub struct NewShare {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NewEncryption {
-    /// [`SCHEME_V1`].
+    /// `once-v1` (`docs/encryption.md`), the only format so far.
     pub scheme: String,
     /// `Ka` (32 bytes): the server checks claim proofs with it; it cannot decrypt anything.
     pub claim_key: String,

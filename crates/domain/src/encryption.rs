@@ -8,13 +8,15 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use once_seal::PasswordParams as ReaderLimits;
+
 use crate::{DomainError, Instant};
 
 type HmacSha256 = Hmac<Sha256>;
 
-pub const SCHEME_V1: &str = "once-v1";
+pub const SCHEME_V1: &str = once_seal::SCHEME;
 /// Plaintext bytes per record in `once-v1`.
-pub const RECORD_SIZE: u32 = 65_536;
+pub const RECORD_SIZE: u32 = once_seal::RECORD_SIZE as u32;
 /// The longest `sealed_meta` text the server keeps.
 pub const MAX_SEALED_META_CHARS: usize = 48 * 1024;
 /// Nonce (12) and tag (16) of the sealed metadata: anything shorter cannot be a sealed value.
@@ -83,18 +85,19 @@ impl Encryption {
             if decode(&params.salt, SALT)?.len() != 16 {
                 return Err(DomainError::InvalidEncryption(SALT));
             }
-            if !(1..=4).contains(&params.parallelism) {
+            if !(1..=ReaderLimits::MAX_PARALLELISM).contains(&params.parallelism) {
                 return Err(DomainError::InvalidEncryption(
                     "password.parallelism must be 1 to 4",
                 ));
             }
-            if !(1..=10).contains(&params.iterations) {
+            if !(1..=ReaderLimits::MAX_ITERATIONS).contains(&params.iterations) {
                 return Err(DomainError::InvalidEncryption(
                     "password.iterations must be 1 to 10",
                 ));
             }
             // Argon2 needs 8 KiB per lane; the upper bound keeps clients' memory bounded.
-            if !(8 * params.parallelism..=262_144).contains(&params.memory_kib) {
+            if !(8 * params.parallelism..=ReaderLimits::MAX_MEMORY_KIB).contains(&params.memory_kib)
+            {
                 return Err(DomainError::InvalidEncryption(
                     "password.memory_kib must be 8·parallelism to 262144",
                 ));
@@ -150,25 +153,15 @@ impl Encryption {
             .decode(mac)
             .map_err(|_| DomainError::WrongKey)?;
         let key = key32(&self.claim_key, "claim_key").map_err(|_| DomainError::Internal)?;
-        claim_mac(&key, share_id, challenge)
+        once_seal::claim_mac(&key, share_id, challenge)
             .verify_slice(&mac)
             .map_err(|_| DomainError::WrongKey)
     }
 }
 
-/// HMAC-SHA-256(claim_key, "once/v1 claim\n" || share_id || "\n" || challenge).
-fn claim_mac(claim_key: &[u8; 32], share_id: &str, challenge: &str) -> HmacSha256 {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(claim_key).expect("HMAC takes any key");
-    mac.update(b"once/v1 claim\n");
-    mac.update(share_id.as_bytes());
-    mac.update(b"\n");
-    mac.update(challenge.as_bytes());
-    mac
-}
-
 /// The proof a client sends for `challenge` (tests and reference for clients).
 pub fn claim_proof(claim_key: &[u8; 32], share_id: &str, challenge: &str) -> String {
-    let tag = claim_mac(claim_key, share_id, challenge)
+    let tag = once_seal::claim_mac(claim_key, share_id, challenge)
         .finalize()
         .into_bytes();
     format!("{challenge}.{}", URL_SAFE_NO_PAD.encode(tag))

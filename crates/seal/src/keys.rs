@@ -375,12 +375,19 @@ impl Keys {
     /// The `X-Once-Proof` header value:
     /// `CHALLENGE.b64u(HMAC-SHA-256(Ka, "once/v1 claim\n" || id || "\n" || CHALLENGE))`.
     pub fn claim_proof(&self, share_id: &str, challenge: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.claim_key.as_ref())
-            .expect("HMAC takes a key of any length");
-        mac.update(CLAIM_LABEL);
-        mac.update(share_id.as_bytes());
-        mac.update(b"\n");
-        mac.update(challenge.as_bytes());
+        let mac = claim_mac(self.0.claim_key.as_ref(), share_id, challenge);
         format!("{challenge}.{}", b64u(&mac.finalize().into_bytes()))
     }
+}
+
+/// The one definition of the claim proof's MAC, HMAC-SHA-256(Ka, "once/v1 claim\n" || id ||
+/// "\n" || challenge): clients finalize it, the server verifies it (in constant time).
+pub fn claim_mac(claim_key: &[u8], share_id: &str, challenge: &str) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(claim_key).expect("HMAC takes a key of any length");
+    mac.update(CLAIM_LABEL);
+    mac.update(share_id.as_bytes());
+    mac.update(b"\n");
+    mac.update(challenge.as_bytes());
+    mac
 }

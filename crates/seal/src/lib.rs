@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use error::SealError;
-pub use keys::{Keys, PasswordParams, Secret};
+pub use keys::{Keys, PasswordParams, Secret, claim_mac};
 #[doc(hidden)]
 pub use request::seal_to_recipient_with;
 pub use request::{RequestKeyPair, SealedToRecipient, seal_to_recipient};
