@@ -3,12 +3,13 @@
 # throwaway container that scripts/test-deb boots from this machine's own OS: installs the
 # package, checks the units (verify, exposure score), runs the server and the reaper under their
 # sandbox, serves ports 80 and 443 through the shipped drop-ins (certificate files, then ACME from
-# pebble), makes a key as deploy.md says, enables the timer, then removes and purges.
+# pebble), makes a key as deploy.md says, runs the socket-activation recipe (started by a
+# connection, idle exit, started again), enables the timer, then removes and purges.
 # Writes "passed" to /check/result when every step passed.
 set -euo pipefail
 
 units=(/lib/systemd/system/once.service /lib/systemd/system/once-reap.service
-  /lib/systemd/system/once-reap.timer)
+  /lib/systemd/system/once-reap.timer /lib/systemd/system/once.socket)
 step() { echo "== $*"; }
 fail() {
   echo "FAILED: $*"
@@ -171,6 +172,47 @@ redirect=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://localh
 [ "$(stat -c '%U' /var/lib/private/once/acme)" = once ] || fail "no ACME cache in the state directory"
 systemctl stop pebble.service
 rm -rf "$pebble_dir"
+
+step "socket activation as deploy.md says: started by a connection, exits when idle, started again"
+systemctl stop once.service
+rm -f /etc/systemd/system/once.service.d/low-port.conf
+: >/etc/once/once.toml
+cp /usr/share/doc/once/examples/socket-activation.conf /etc/systemd/system/once.service.d/
+# The shipped 5 minutes, shortened so the check does not wait that long.
+printf '[Service]\nEnvironment=ONCE_EXIT_WHEN_IDLE=3s\n' \
+  >/etc/systemd/system/once.service.d/zz-short-idle.conf
+systemctl daemon-reload
+systemctl disable --now once.service
+systemctl enable --now once.socket
+! systemctl is-active -q once.service || fail "once.service runs before any connection"
+curl -fsS http://127.0.0.1:8080/healthz >/dev/null || fail "the first connection got no answer"
+systemctl is-active -q once.service || fail "the first connection did not start once.service"
+[ "$(systemctl show -p WatchdogUSec --value once.service)" = 30s ] || fail "no watchdog"
+link=$(once send -q /tmp/sent.txt)
+once get -q -o /tmp/received-3.txt "$link"
+upload_url=$(once request | grep -o 'http://127.0.0.1:8080/r/[^ ]*' | head -n 1)
+[ -n "$upload_url" ] || fail "once request printed no upload URL"
+stopped=
+for _ in $(seq 1 150); do
+  if ! systemctl is-active -q once.service; then stopped=1; break; fi
+  sleep 0.1
+done
+[ -n "$stopped" ] || fail "once.service did not exit after 3 idle seconds"
+[ "$(systemctl show -p Result --value once.service)" = success ] ||
+  fail "the idle exit was not clean: $(systemctl show -p Result --value once.service)"
+systemctl is-active -q once.socket || fail "once.socket went down with the service"
+# The next connections start it again; what happened before the exit still holds.
+if once get -q -o /tmp/again-3.txt "$link" 2>/dev/null; then
+  fail "a link claimed before the idle exit served again"
+fi
+systemctl is-active -q once.service || fail "the next connection did not start once.service"
+curl -fsS -T /tmp/sent.txt "$upload_url" >/dev/null ||
+  fail "an upload URL made before the idle exit was refused after it"
+systemctl disable --now once.socket
+systemctl stop once.service
+rm /etc/systemd/system/once.service.d/socket-activation.conf \
+  /etc/systemd/system/once.service.d/zz-short-idle.conf
+systemctl daemon-reload
 
 step "enable: the server and the timer"
 systemctl enable --now once.service once-reap.timer

@@ -24,6 +24,10 @@ settings! {
     /// Base URL used in links, e.g. https://once.example.com when behind a proxy
     /// [default: http://<Host header>]
     public_url: Url, env "ONCE_PUBLIC_URL";
+    /// Reverse proxies (addresses or networks, comma-separated, e.g. 127.0.0.1,10.0.0.0/8)
+    /// whose X-Forwarded-For/-Proto/-Host headers are believed; from anyone else they are
+    /// ignored [default: none]
+    trusted_proxies: ProxyList, env "ONCE_TRUSTED_PROXIES";
     /// PEM certificate chain to serve HTTPS with (with tls_key); reloaded when the file
     /// changes or on SIGHUP
     tls_cert: PathBuf, env "ONCE_TLS_CERT";
@@ -202,19 +206,86 @@ impl DomainList {
 }
 
 impl<'de> Deserialize<'de> for DomainList {
-    /// A TOML array of names, or one string with commas.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            One(String),
-            Many(Vec<String>),
+        let entries = list_entries(deserializer)?;
+        Self::from_names(entries.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A list setting as the file may write it: a TOML array of strings, or one string with commas.
+fn list_entries<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Written::deserialize(deserializer)? {
+        Written::One(text) => text.split(',').map(str::to_owned).collect(),
+        Written::Many(entries) => entries,
+    })
+}
+
+/// The reverse proxies whose forwarding headers are believed: IP addresses (a single host) or
+/// networks in CIDR notation, without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ProxyList(Vec<String>);
+
+impl ProxyList {
+    pub fn networks(&self) -> Vec<ipnet::IpNet> {
+        self.0
+            .iter()
+            .map(|text| Self::parse_one(text).expect("checked when parsed"))
+            .collect()
+    }
+
+    fn parse_one(text: &str) -> Result<ipnet::IpNet, String> {
+        if let Ok(address) = text.parse::<std::net::IpAddr>() {
+            return Ok(ipnet::IpNet::from(address));
         }
-        let parsed = match Written::deserialize(deserializer)? {
-            Written::One(text) => text.parse(),
-            Written::Many(names) => Self::from_names(names.iter().map(String::as_str)),
-        };
-        parsed.map_err(serde::de::Error::custom)
+        let network: ipnet::IpNet = text.parse().map_err(|_| {
+            format!("{text:?} is neither an IP address nor a network such as 10.0.0.0/8")
+        })?;
+        if network.trunc() != network {
+            return Err(format!(
+                "{text}: host bits are set; did you mean {}?",
+                network.trunc()
+            ));
+        }
+        Ok(network)
+    }
+
+    fn from_entries<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut list: Vec<String> = Vec::new();
+        for entry in entries {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let canonical = Self::parse_one(entry)?.to_string();
+            if !list.contains(&canonical) {
+                list.push(canonical);
+            }
+        }
+        Ok(Self(list))
+    }
+}
+
+impl std::str::FromStr for ProxyList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::from_entries(text.split(','))
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = list_entries(deserializer)?;
+        Self::from_entries(entries.iter().map(String::as_str)).map_err(serde::de::Error::custom)
     }
 }
 
@@ -727,6 +798,35 @@ mod tests {
             from_string.unwrap().acme_domain.unwrap().names(),
             ["a.example", "b.example"]
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks_and_anything_else_is_refused() {
+        let config =
+            load_flags(&["--trusted-proxies", "127.0.0.1, ::1,10.0.0.0/8,127.0.0.1"]).unwrap();
+        let list = config.trusted_proxies.as_ref().unwrap();
+        let networks: Vec<String> = list.networks().iter().map(ToString::to_string).collect();
+        assert_eq!(networks, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
+        let read_back = load_with_file(&config.to_toml(), ServerArgs::default()).unwrap();
+        assert_eq!(read_back.trusted_proxies, config.trusted_proxies);
+        let from_array =
+            load_with_file("trusted_proxies = [\"fd00::/8\"]\n", ServerArgs::default()).unwrap();
+        assert_eq!(
+            from_array.trusted_proxies.unwrap().networks()[0].to_string(),
+            "fd00::/8"
+        );
+        assert!(load_flags(&[]).unwrap().trusted_proxies.is_none());
+        for bad in ["10.0.0.1/8", "localhost", "10.0.0.0/33", "*"] {
+            use clap::Args;
+            let command = ServerArgs::augment_args(clap::Command::new("once"));
+            let parsed = command.try_get_matches_from(["once", "--trusted-proxies", bad]);
+            assert!(parsed.is_err(), "{bad} was accepted");
+            let in_file = format!("trusted_proxies = [{bad:?}]\n");
+            assert!(
+                load_with_file(&in_file, ServerArgs::default()).is_err(),
+                "{bad} in the file"
+            );
+        }
     }
 
     #[test]

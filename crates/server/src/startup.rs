@@ -15,7 +15,7 @@ use once_meta::postgres::PostgresMetaStore;
 use once_meta::sqlite::SqliteMetaStore;
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{Config, LogFormat, ServerArgs};
+use crate::config::{Config, LogFormat, ProxyList, ServerArgs};
 use crate::connections::{self, ConnectionLimits};
 use crate::http::{self, AppState};
 use crate::reaper::{self, ReapSettings};
@@ -531,6 +531,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             min_rate: config.body_min_rate.as_u64(),
         },
         api_body_limit: usize::try_from(config.api_body_limit.as_u64()).unwrap_or(usize::MAX),
+        trusted_proxies: http::forwarded::TrustedProxies::new(
+            config
+                .trusted_proxies
+                .as_ref()
+                .map(ProxyList::networks)
+                .unwrap_or_default(),
+        ),
     }));
 
     let reaper = (!config.reap_interval.is_zero()).then(|| {

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod notes;
 mod parts;
+mod proxied;
 mod s3;
 mod scale_out;
 mod shares;

@@ -11,7 +11,7 @@ use clap::builder::ValueParser;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use super::{DomainList, LogFormat, S3WriteGuard};
+use super::{DomainList, LogFormat, ProxyList, S3WriteGuard};
 
 /// A type a setting can have: how a flag or variable is parsed, how a TOML value (in the file,
 /// or a default) is read, and how `--print-config` shows it.
@@ -48,6 +48,9 @@ plain_setting_values!(
     ByteSize,
     LogFormat,
     S3WriteGuard,
+    // Lists: comma-separated on the command line, an array (or such a string) in the file.
+    DomainList,
+    ProxyList,
 );
 
 /// Durations are written the humantime way everywhere (`90s`, `10m`, `7d`), never as numbers.
@@ -60,19 +63,6 @@ impl SettingValue for Duration {
     }
     fn to_toml(&self) -> toml::Value {
         toml::Value::String(humantime::format_duration(*self).to_string())
-    }
-}
-
-/// A comma-separated list on the command line; an array (or such a string) in the file.
-impl SettingValue for DomainList {
-    fn value_parser() -> ValueParser {
-        ValueParser::new(|text: &str| text.parse::<DomainList>())
-    }
-    fn from_toml<'de, D: Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
-        <DomainList as Deserialize>::deserialize(value)
-    }
-    fn to_toml(&self) -> toml::Value {
-        toml::Value::try_from(self).expect("a domain list renders as TOML")
     }
 }
 

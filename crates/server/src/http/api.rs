@@ -1,5 +1,6 @@
 //! `/api/v1/…`: JSON endpoints for key holders (see `docs/api.md`).
 
+use crate::http::forwarded::Origin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ fn parse_share_id(id: &str) -> Result<ShareId, DomainError> {
 pub async fn create_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    origin: Origin,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewShare = parse_json(&body)?;
@@ -48,7 +49,7 @@ pub async fn create_share(
         note: body.note,
     };
     let now = once_domain::now();
-    let base = app.base_url(&headers);
+    let base = app.base_url(&origin);
     let (share, ticket) = app
         .service
         .create_share_with_ticket(&caller, &spec, contents, now, &base)
@@ -84,7 +85,7 @@ pub async fn list_shares(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
+    origin: Origin,
 ) -> ApiResult<Json<ShareList>> {
     let axum::extract::Query(query) =
         query.map_err(|rejection| DomainError::InvalidQuery(rejection.body_text()))?;
@@ -101,7 +102,7 @@ pub async fn list_shares(
         .then(|| shares.last())
         .flatten()
         .map(views::next_cursor);
-    let base = app.base_url(&headers);
+    let base = app.base_url(&origin);
     let now = once_domain::now();
     Ok(Json(ShareList {
         shares: shares
@@ -116,7 +117,7 @@ pub async fn get_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    origin: Origin,
 ) -> ApiResult<Json<ShareView>> {
     let share = app
         .service
@@ -124,7 +125,7 @@ pub async fn get_share(
         .await?;
     Ok(Json(views::share(
         &share,
-        &app.base_url(&headers),
+        &app.base_url(&origin),
         once_domain::now(),
     )))
 }
@@ -144,7 +145,7 @@ pub async fn complete_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    origin: Origin,
     body: Bytes,
 ) -> ApiResult<Json<ShareView>> {
     let body: CompleteShare = if body.is_empty() {
@@ -163,7 +164,7 @@ pub async fn complete_share(
             now,
         )
         .await?;
-    Ok(Json(views::share(&share, &app.base_url(&headers), now)))
+    Ok(Json(views::share(&share, &app.base_url(&origin), now)))
 }
 
 /// URLs for parts of the owner's multipart upload: more parts, parts of an upload of unknown
@@ -172,7 +173,7 @@ pub async fn part_urls(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    origin: Origin,
     body: Bytes,
 ) -> ApiResult<Json<PartTickets>> {
     let body: RefreshParts = parse_json(&body)?;
@@ -182,7 +183,7 @@ pub async fn part_urls(
             &caller,
             &parse_share_id(&id)?,
             &body,
-            &app.base_url(&headers),
+            &app.base_url(&origin),
             once_domain::now(),
         )
         .await?;
@@ -221,6 +222,7 @@ pub async fn put_file(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(filename): Path<String>,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -242,7 +244,7 @@ pub async fn put_file(
         .service
         .share_in_one_step(&caller, &spec, incoming, started_at)
         .await?;
-    let url = views::share_link(&app.base_url(&headers), &share);
+    let url = views::share_link(&app.base_url(&origin), &share);
     let mut response = (StatusCode::CREATED, format!("{url}\n")).into_response();
     if let Ok(location) = HeaderValue::from_str(&url) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -257,7 +259,7 @@ pub async fn put_file(
 pub async fn create_request(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    origin: Origin,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewRequest = if body.is_empty() {
@@ -285,7 +287,7 @@ pub async fn create_request(
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;
-    let view = views::request(&request, None, 0, &app.base_url(&headers), now);
+    let view = views::request(&request, None, 0, &app.base_url(&origin), now);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -293,7 +295,7 @@ pub async fn get_request(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    origin: Origin,
 ) -> ApiResult<Json<RequestView>> {
     let id = RequestId::parse(&id).map_err(|_| DomainError::RequestNotFound)?;
     let (request, share) = app.service.request_for_owner(&caller, &id).await?;
@@ -302,7 +304,7 @@ pub async fn get_request(
         &request,
         share.as_ref(),
         refused,
-        &app.base_url(&headers),
+        &app.base_url(&origin),
         once_domain::now(),
     )))
 }
@@ -310,9 +312,9 @@ pub async fn get_request(
 pub async fn list_requests(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    origin: Origin,
 ) -> ApiResult<Json<RequestList>> {
-    let base = app.base_url(&headers);
+    let base = app.base_url(&origin);
     let now = once_domain::now();
     let mut requests = Vec::new();
     for (request, share) in app.service.list_requests(&caller).await? {

@@ -2,6 +2,7 @@
 //! a share. `HEAD`, preview bots and browsers (which get a landing page with a Download button
 //! that POSTs) consume nothing; download tools (curl, wget, the CLI) claim on a plain GET.
 
+use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -40,40 +41,50 @@ pub async fn open(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     method: Method,
+    origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    open_share(&app, &id, &method, &headers).await
+    open_share(&app, &id, &method, &origin, &headers).await
 }
 
 pub async fn open_named(
     State(app): State<Arc<AppState>>,
     Path((id, _filename)): Path<(String, String)>,
     method: Method,
+    origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    open_share(&app, &id, &method, &headers).await
+    open_share(&app, &id, &method, &origin, &headers).await
 }
 
 pub async fn claim(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
+    origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    claim_share(&app, &id, &headers).await
+    claim_share(&app, &id, &origin, &headers).await
 }
 
 pub async fn claim_named(
     State(app): State<Arc<AppState>>,
     Path((id, _filename)): Path<(String, String)>,
+    origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    claim_share(&app, &id, &headers).await
+    claim_share(&app, &id, &origin, &headers).await
 }
 
-async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderMap) -> Response {
+async fn open_share(
+    app: &AppState,
+    id: &str,
+    method: &Method,
+    origin: &Origin,
+    headers: &HeaderMap,
+) -> Response {
     let opener = classify(method, headers);
     if opener == Opener::Downloader {
-        return claim_share(app, id, headers).await;
+        return claim_share(app, id, origin, headers).await;
     }
     let html = opener != Opener::Head;
     let now = once_domain::now();
@@ -105,7 +116,7 @@ async fn open_share(app: &AppState, id: &str, method: &Method, headers: &HeaderM
     }
 }
 
-async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response {
+async fn claim_share(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
     let accept = header_text(headers, header::ACCEPT).unwrap_or_default();
     let html = wants_html(accept);
     let as_data = !html && accept.contains("application/json");
@@ -114,7 +125,7 @@ async fn claim_share(app: &AppState, id: &str, headers: &HeaderMap) -> Response 
     };
     match app
         .service
-        .claim(&id, &app.base_url(headers), once_domain::now())
+        .claim(&id, &app.base_url(origin), once_domain::now())
         .await
     {
         Ok(claim) => {

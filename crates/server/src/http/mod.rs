@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod blobs;
 pub mod error;
+pub mod forwarded;
 mod links;
 pub mod pace;
 pub mod plain;
@@ -26,6 +27,7 @@ use once_blob::ByteStream;
 use once_domain::DomainError;
 
 use crate::service::{IncomingBody, Service};
+use forwarded::Origin;
 
 pub struct AppState {
     pub service: Arc<Service>,
@@ -39,31 +41,35 @@ pub struct AppState {
     pub body_pace: pace::BodyPace,
     /// Largest JSON body an API request may carry (read only once the key is known).
     pub api_body_limit: usize,
+    /// Reverse proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: forwarded::TrustedProxies,
 }
 
 impl AppState {
-    /// The base for links in responses: the configured public URL, else the request's Host.
-    pub fn base_url(&self, headers: &HeaderMap) -> String {
+    /// How a request reached us, believing forwarding headers only from trusted proxies.
+    pub fn origin(&self, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Origin {
+        Origin::of(
+            headers,
+            forwarded::peer(extensions),
+            &self.trusted_proxies,
+            self.tls,
+        )
+    }
+
+    /// The base for links in responses: the configured public URL, else the scheme and host
+    /// the request came with (as a trusted proxy forwarded them).
+    pub fn base_url(&self, origin: &Origin) -> String {
         if let Some(url) = &self.public_url {
             return url.clone();
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .filter(|host| {
-                !host.is_empty()
-                    && host
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-            })
-            .unwrap_or("localhost");
-        let scheme = if self.tls { "https" } else { "http" };
+        let host = origin.host.as_deref().unwrap_or("localhost");
+        let scheme = if origin.https { "https" } else { "http" };
         format!("{scheme}://{host}")
     }
 
     /// Session cookies are `Secure` when people reach this server over HTTPS.
-    pub fn secure_cookies(&self) -> bool {
-        self.tls
+    pub fn secure_cookies(&self, origin: &Origin) -> bool {
+        origin.https
             || self
                 .public_url
                 .as_deref()
@@ -172,7 +178,21 @@ fn routes(state: Arc<AppState>) -> Router {
             state.body_pace,
             pace::pace_bodies,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with({
+                let app = state.clone();
+                // The client's address goes into every log line of the request; the path does
+                // not, since share IDs and signed URLs are secrets.
+                move |request: &axum::http::Request<Body>| {
+                    let origin = app.origin(request.headers(), request.extensions());
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        client = %origin.client,
+                    )
+                }
+            }),
+        )
         .with_state(state)
 }
 

@@ -4,6 +4,7 @@
 //! uploader sends a file to a request in parts (`/r/{id}/uploads/…`), straight to the bucket
 //! where there is one.
 
+use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use axum::Json;
@@ -28,6 +29,7 @@ pub async fn put_ticket(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     uri: Uri,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -48,7 +50,7 @@ pub async fn put_ticket(
         StatusCode::CREATED,
         Json(views::share(
             &share,
-            &app.base_url(&headers),
+            &app.base_url(&origin),
             once_domain::now(),
         )),
     )
@@ -64,6 +66,7 @@ pub async fn request_page(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     method: axum::http::Method,
+    origin: Origin,
     headers: HeaderMap,
 ) -> Response {
     // People get the upload page by the same rule that gives them a share's landing page.
@@ -90,7 +93,7 @@ pub async fn request_page(
     if html {
         let uploads_url = format!(
             "{}{}",
-            app.base_url(&headers),
+            app.base_url(&origin),
             once_api::routes::request_uploads(request.id.as_str())
         );
         return pages::upload_page(&app, &headers, &request, &uploads_url);
@@ -234,7 +237,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainE
 pub async fn start_request_upload(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    origin: Origin,
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = parse_request_id(&id)?;
@@ -250,7 +253,7 @@ pub async fn start_request_upload(
     };
     let (share, upload) = app
         .service
-        .start_request_upload(&id, start, &app.base_url(&headers), once_domain::now())
+        .start_request_upload(&id, start, &app.base_url(&origin), once_domain::now())
         .await?;
     let ticket = RequestUploadTicket {
         filename: share.filename.as_str().to_owned(),
@@ -276,7 +279,7 @@ pub async fn request_upload_stored_parts(
 pub async fn request_upload_part_urls(
     State(app): State<Arc<AppState>>,
     Path((id, token)): Path<(String, String)>,
-    headers: HeaderMap,
+    origin: Origin,
     body: Bytes,
 ) -> ApiResult<Json<PartTickets>> {
     let id = parse_request_id(&id)?;
@@ -287,7 +290,7 @@ pub async fn request_upload_part_urls(
             &id,
             &parse_token(&token)?,
             &wanted,
-            &app.base_url(&headers),
+            &app.base_url(&origin),
             once_domain::now(),
         )
         .await?;

@@ -2,6 +2,7 @@
 //! domain values by the functions here. Templates escape every value; nothing here builds
 //! HTML by hand.
 
+use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use askama::Template;
@@ -215,6 +216,7 @@ fn state_label(chrome: &Chrome, state: &str) -> &'static str {
 /// `/shares`: the signed-in key's shares (newest first, paged) and upload requests.
 pub async fn shares(
     State(app): State<Arc<AppState>>,
+    origin: Origin,
     headers: HeaderMap,
     query: Result<Query<SharesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -231,7 +233,7 @@ pub async fn shares(
         Ok(after) => after,
         Err(error) => return problem_for(&chrome, &ApiError::from(error)),
     };
-    let base = app.base_url(&headers);
+    let base = app.base_url(&origin);
     let now = once_domain::now();
     let listed = match app
         .service

@@ -2,6 +2,7 @@
 //! gets a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` when the public URL is
 //! HTTPS) and the key itself is kept nowhere a page script could read it.
 
+use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use axum::Form;
@@ -46,8 +47,12 @@ fn same_origin(headers: &HeaderMap, base: &str) -> bool {
     }
 }
 
-fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if app.secure_cookies() { "; Secure" } else { "" };
+fn session_cookie(app: &AppState, origin: &Origin, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if app.secure_cookies(origin) {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
@@ -71,11 +76,12 @@ pub struct SignIn {
 
 pub async fn sign_in(
     State(app): State<Arc<AppState>>,
+    origin: Origin,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
     let chrome = Chrome::for_request(&app, &headers, None);
-    if !same_origin(&headers, &app.base_url(&headers)) {
+    if !same_origin(&headers, &app.base_url(&origin)) {
         return pages::sign_in_page(
             &chrome,
             StatusCode::FORBIDDEN,
@@ -87,7 +93,7 @@ pub async fn sign_in(
         Ok((session, caller, expires_at)) => {
             tracing::info!(key = %caller.key_id.as_str(), "browser signed in");
             let max_age = (expires_at - now).whole_seconds().max(0) as u64;
-            see_home(session_cookie(&app, &session, max_age))
+            see_home(session_cookie(&app, &origin, &session, max_age))
         }
         Err(error) => {
             let error = ApiError::from(error);
@@ -119,6 +125,7 @@ pub struct SignOut {
 /// expires; it never left the browser's cookie jar, and revoking the key ends it at once.)
 pub async fn sign_out(
     State(app): State<Arc<AppState>>,
+    origin: Origin,
     headers: HeaderMap,
     Form(form): Form<SignOut>,
 ) -> Response {
@@ -130,5 +137,5 @@ pub async fn sign_out(
             &ApiError::from(once_domain::DomainError::CsrfRejected),
         );
     }
-    see_home(session_cookie(&app, "", 0))
+    see_home(session_cookie(&app, &origin, "", 0))
 }
