@@ -1,6 +1,5 @@
 //! `/api/v1/…`: JSON endpoints for key holders (see `docs/api.md`).
 
-use crate::http::forwarded::Origin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use once_api::{
 use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
 use super::error::ApiResult;
+use super::forwarded::Origin;
 use super::{AppState, header_text, incoming, views};
 
 use crate::service::{Caller, parse_sha256, reported_parts};

@@ -2,7 +2,6 @@
 //! a share. `HEAD`, preview bots and browsers (which get a landing page with a Download button
 //! that POSTs) consume nothing; download tools (curl, wget, the CLI) claim on a plain GET.
 
-use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -12,6 +11,7 @@ use once_domain::preview::{OpenRequest, Opener, wants_html};
 use once_domain::{DomainError, ShareId};
 
 use super::error::ApiError;
+use super::forwarded::Origin;
 use super::web::pages;
 use super::{AppState, header_text};
 

@@ -4,7 +4,6 @@
 //! uploader sends a file to a request in parts (`/r/{id}/uploads/…`), straight to the bucket
 //! where there is one.
 
-use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use axum::Json;
@@ -22,6 +21,7 @@ use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
 use crate::service::{SessionStart, parse_sha256, reported_parts};
 
 use super::error::{ApiError, ApiResult};
+use super::forwarded::Origin;
 use super::web::pages;
 use super::{AppState, header_text, incoming, links, views};
 

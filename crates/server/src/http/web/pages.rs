@@ -2,7 +2,6 @@
 //! domain values by the functions here. Templates escape every value; nothing here builds
 //! HTML by hand.
 
-use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use askama::Template;
@@ -14,6 +13,7 @@ use serde::Deserialize;
 
 use super::super::AppState;
 use super::super::error::ApiError;
+use super::super::forwarded::Origin;
 use super::strings::fill;
 use super::{Chrome, human_size, respond, session, utc_text};
 use crate::service::Caller;

@@ -2,7 +2,6 @@
 //! gets a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` when the public URL is
 //! HTTPS) and the key itself is kept nowhere a page script could read it.
 
-use crate::http::forwarded::Origin;
 use std::sync::Arc;
 
 use axum::Form;
@@ -13,6 +12,7 @@ use serde::Deserialize;
 
 use super::super::AppState;
 use super::super::error::ApiError;
+use super::super::forwarded::Origin;
 use super::{Chrome, pages};
 
 pub const COOKIE: &str = "once_session";
