@@ -438,6 +438,15 @@ fn sealed_upload(fragment: &str, name: &str, plaintext: &[u8]) -> (Keys, Vec<u8>
 async fn an_encrypted_request_refuses_plain_uploads_and_takes_one_sealed_to_the_requester() {
     let server = Server::start();
     let requester = RequestKeyPair::generate();
+    // A fixed name would sit on the server in plaintext.
+    let named = client()
+        .post(server.url("/api/v1/requests"))
+        .header("Authorization", server.auth())
+        .json(&json!({"encrypted": true, "filename": "contract.pdf"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(named).await, (400, "invalid_encryption".into()));
     let request = create_request(&server, json!({"encrypted": true, "max_size": 1 << 20})).await;
     assert_eq!(request["encrypted"], true, "{request}");
     let id = request["id"].as_str().unwrap();
