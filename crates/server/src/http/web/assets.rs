@@ -39,6 +39,16 @@ const FILES: &[(&str, &[u8], &str)] = &[
         include_bytes!("assets/vendor/lean-qr.mjs"),
         "text/javascript; charset=utf-8",
     ),
+    (
+        "seal.js",
+        include_bytes!("assets/seal.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "argon2.js",
+        include_bytes!("assets/vendor/argon2.mjs"),
+        "text/javascript; charset=utf-8",
+    ),
 ];
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
@@ -66,17 +76,39 @@ pub fn url(file: &str) -> &'static str {
         .unwrap_or_default()
 }
 
-/// Where the page script finds the modules it loads on demand.
-#[derive(Serialize)]
+/// Where the page script finds the modules it loads on demand. A page names only the ones it
+/// may load, so what it names stays within the page budget.
+#[derive(Serialize, Default)]
 pub struct ScriptUrls {
-    zip: String,
-    qr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argon2: Option<String>,
 }
 
+fn asset_path(file: &str) -> Option<String> {
+    Some(format!("/assets/{}", url(file)))
+}
+
+/// The send page's archive writer and QR code drawer.
 pub fn script_urls() -> ScriptUrls {
     ScriptUrls {
-        zip: format!("/assets/{}", url("zip.js")),
-        qr: format!("/assets/{}", url("qr.js")),
+        zip: asset_path("zip.js"),
+        qr: asset_path("qr.js"),
+        ..ScriptUrls::default()
+    }
+}
+
+/// The landing page of an end-to-end encrypted share: the format, and Argon2id for a password.
+pub fn decryption_script_urls() -> ScriptUrls {
+    ScriptUrls {
+        seal: asset_path("seal.js"),
+        argon2: asset_path("argon2.js"),
+        ..ScriptUrls::default()
     }
 }
 

@@ -62,6 +62,13 @@ impl Chrome {
         }
     }
 
+    /// For the landing page of an encrypted share: the script may load the decryption modules
+    /// (and not the send page's).
+    pub fn for_decryption(mut self) -> Self {
+        self.config.assets = assets::decryption_script_urls();
+        self
+    }
+
     /// The JSON data block for the page script; `<` is escaped so no value can end the block.
     pub fn config_json(&self) -> String {
         serde_json::to_string(&self.config)

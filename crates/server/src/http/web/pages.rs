@@ -369,7 +369,10 @@ fn listing(chrome: &Chrome, share: &Share) -> Option<Listing> {
 }
 
 pub async fn landing(app: &AppState, headers: &HeaderMap, share: &Share) -> Response {
-    let chrome = Chrome::for_request(app, headers, None);
+    let mut chrome = Chrome::for_request(app, headers, None);
+    if share.encryption.is_some() {
+        chrome = chrome.for_decryption();
+    }
     let t = chrome.t;
     let left = if share.downloads_left == 1 {
         t.landing_left_one.to_owned()

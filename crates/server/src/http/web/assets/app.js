@@ -75,8 +75,8 @@ class Refused extends Error {
 }
 
 /** A JSON call to our API; signed-in pages add the session's CSRF token. */
-async function call(method, url, body, signal) {
-  const headers = { Accept: 'application/json' };
+async function call(method, url, body, signal, extraHeaders = {}) {
+  const headers = { Accept: 'application/json', ...extraHeaders };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (config.csrf) headers['X-Once-CSRF'] = config.csrf;
   let response;
@@ -577,6 +577,10 @@ function sendPage() {
 function landingPage() {
   const form = $('claim');
   if (!form) return;
+  if (form.dataset.encrypted === 'true') {
+    encryptedLanding(form);
+    return;
+  }
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const button = $('download');
@@ -603,6 +607,117 @@ function landingPage() {
       $('resume-line').hidden = true;
     }, Math.max(0, until.getTime() - Date.now()));
     window.location.assign(claim.download_url);
+  });
+}
+
+/**
+ * The landing page of an end-to-end encrypted share: the key is the link's fragment, which
+ * never reaches the server. The page opens the sealed name first (a wrong key or password
+ * fails here and claims nothing), proves it holds the key, claims, then downloads the
+ * ciphertext and decrypts it record by record; the file is saved only once every record has
+ * opened, so a changed or cut-short download saves nothing.
+ */
+async function encryptedLanding(form) {
+  const button = $('download');
+  const problem = $('decrypt-problem');
+  const say = (text) => {
+    problem.textContent = text;
+    problem.hidden = false;
+  };
+  const shareId = window.location.pathname.split('/')[2];
+  const seal = await import(config.assets.seal);
+  const secret = seal.secretFromFragment(window.location.hash);
+  if (!secret) {
+    button.disabled = true;
+    say(t('decrypt_missing_key'));
+    return;
+  }
+  let sealed;
+  try {
+    sealed = await call('GET', form.dataset.sealUrl);
+  } catch (_) {
+    // Gone or used up since the page was made: the page for the link now says why.
+    window.location.reload();
+    return;
+  }
+  const password = $('password');
+  if (sealed.password) $('password-line').hidden = false;
+  let opened = null;
+  const open = async () => {
+    let argon2id;
+    if (sealed.password) {
+      const { argon2idAsync } = await import(config.assets.argon2);
+      argon2id = (text, salt, params) =>
+        argon2idAsync(text, salt, { m: params.memory_kib, t: params.iterations, p: params.parallelism, dkLen: 32 });
+    }
+    const keys = await seal.shareKeys(secret, { password: password.value, params: sealed.password, argon2id });
+    const meta = await seal.openMeta(keys, sealed.sealed_meta);
+    document.querySelector('h1.filename').textContent = meta.name;
+    document.title = meta.name;
+    const shown = document.querySelector('p.meta span');
+    if (shown && Number.isFinite(meta.size)) shown.textContent = size(meta.size);
+    return { keys, meta };
+  };
+  if (!sealed.password) {
+    try {
+      opened = await open();
+    } catch (_) {
+      button.disabled = true;
+      say(t('decrypt_wrong'));
+      return;
+    }
+  }
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (button.disabled) return;
+    button.disabled = true;
+    problem.hidden = true;
+    if (!opened) {
+      try {
+        opened = await open();
+      } catch (_) {
+        button.disabled = false;
+        say(t('decrypt_wrong'));
+        password.focus();
+        return;
+      }
+    }
+    let claim;
+    try {
+      // A fresh challenge: the page may have been open longer than one lives.
+      const { challenge } = await call('GET', form.dataset.sealUrl);
+      const proof = await seal.claimProof(opened.keys, shareId, challenge);
+      claim = await call('POST', window.location.pathname, undefined, undefined, { 'X-Once-Proof': proof });
+    } catch (_) {
+      window.location.reload();
+      return;
+    }
+    form.hidden = true;
+    $('explain').hidden = true;
+    $('claimed').hidden = false;
+    $('claimed-text').textContent = t('decrypt_running');
+    try {
+      const response = await fetch(claim.download_url);
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      const plain = response.body.pipeThrough(seal.openingStream(opened.keys, sealed.size));
+      const blob = await new Response(plain).blob();
+      const file = new Blob([blob], { type: opened.meta.type || 'application/octet-stream' });
+      const url = URL.createObjectURL(file);
+      const anchor = document.createElement('a');
+      anchor.href = url;
+      anchor.download = opened.meta.name;
+      anchor.hidden = true;
+      document.body.append(anchor);
+      anchor.click();
+      anchor.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (_) {
+      $('claimed').hidden = true;
+      say(t('decrypt_failed'));
+      return;
+    }
+    $('claimed-text').textContent =
+      claim.downloads_left > 0 ? t('download_started_more', { n: claim.downloads_left }) : t('download_started');
   });
 }
 
