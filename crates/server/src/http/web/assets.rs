@@ -94,12 +94,13 @@ fn asset_path(file: &str) -> Option<String> {
     Some(format!("/assets/{}", url(file)))
 }
 
-/// The send page's archive writer and QR code drawer.
+/// The send page's archive writer, QR code drawer and the format it encrypts with.
 pub fn script_urls() -> ScriptUrls {
     ScriptUrls {
         zip: asset_path("zip.js"),
         qr: asset_path("qr.js"),
-        ..ScriptUrls::default()
+        seal: asset_path("seal.js"),
+        argon2: None,
     }
 }
 

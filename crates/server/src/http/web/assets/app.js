@@ -74,6 +74,9 @@ class Refused extends Error {
   }
 }
 
+// Entries of an archive's listing a landing page shows (as the server's LANDING_ENTRIES).
+const LANDING_ENTRIES = 20;
+
 /** A JSON call to our API; signed-in pages add the session's CSRF token. */
 async function call(method, url, body, signal, extraHeaders = {}) {
   const headers = { Accept: 'application/json', ...extraHeaders };
@@ -434,6 +437,38 @@ async function sourceFor(files, onPreparing) {
   };
 }
 
+async function newSecretText() {
+  const seal = await import(config.assets.seal);
+  return seal.b64u(seal.newSecret());
+}
+
+/**
+ * `source` sealed end to end (docs/encryption.md): the same interface, reading ciphertext. The
+ * record nonces come from the record index, so a part read twice (a retry, a resumed upload
+ * after a reload with the same secret) is the same bytes.
+ */
+async function sealedSource(source, secretText) {
+  const seal = await import(config.assets.seal);
+  const secret = seal.fromB64u(secretText);
+  const keys = await seal.shareKeys(secret);
+  const readPlain = async (offset, length) => {
+    const chunk = await source.read(offset, offset + length);
+    return chunk instanceof Blob ? new Uint8Array(await chunk.arrayBuffer()) : new Uint8Array(chunk);
+  };
+  return {
+    ...source,
+    plainSize: source.size,
+    size: seal.sealedSize(source.size),
+    read: (start, end) => seal.sealedRange(keys, source.size, readPlain, start, end),
+    encryption: async (note) => {
+      const meta = { name: source.name, type: source.type || 'application/octet-stream', size: source.size };
+      if (note) meta.note = note;
+      if (source.contents) meta.contents = source.contents;
+      return seal.newEncryption(keys, await seal.sealMeta(keys, meta));
+    },
+  };
+}
+
 function sendPage() {
   const form = $('send-form');
   const input = $('files');
@@ -485,6 +520,7 @@ function sendPage() {
     const expiresIn = choice === 'custom' ? Math.round(Number($('custom-hours').value) * 3600) : Number(choice);
     const downloads = Number($('downloads').value);
     const note = $('note').value.trim();
+    const encrypt = $('encrypt').checked;
     controller = new AbortController();
     const signal = controller.signal;
     const stopWarning = warnBeforeLeaving(true);
@@ -494,25 +530,34 @@ function sendPage() {
     let record = null;
     const fingerprint = fingerprintOf('share', files);
     try {
-      const source = await sourceFor(files, (done, total) => {
+      let source = await sourceFor(files, (done, total) => {
         status.textContent = t('preparing', { percent: `${Math.floor((total ? done / total : 1) * 100)} %` });
       });
-      if (source.size > maxSize) throw new Refused(t('too_large', { size: size(maxSize) }), 413);
       record = records()[fingerprint] || null;
       let stored = await storedParts(record);
       const resumed = stored !== null;
+      // A resumed upload goes on as it started, with the secret it started with.
+      const secret = resumed ? record.secret : encrypt ? await newSecretText() : undefined;
+      if (secret) source = await sealedSource(source, secret);
+      if (source.size > maxSize) throw new Refused(t('too_large', { size: size(maxSize) }), 413);
       if (stored === null) {
         const body = {
-          filename: source.name,
+          filename: secret ? '' : source.name,
           size: source.size,
           max_downloads: downloads,
           expires_in: expiresIn,
         };
-        if (source.type) body.content_type = source.type;
-        if (source.contents) body.contents = source.contents;
-        if (note) body.note = note;
+        if (secret) {
+          body.encryption = await source.encryption(note);
+        } else {
+          if (source.type) body.content_type = source.type;
+          if (source.contents) body.contents = source.contents;
+          if (note) body.note = note;
+        }
         const share = await call('POST', '/api/v1/shares', body, signal);
-        record = { id: share.id, url: share.url, expires_at: share.expires_at, downloads, ticket: share.upload };
+        // The key goes in the fragment, which the browser never sends to the server.
+        const url = secret ? `${share.url}#${secret}` : share.url;
+        record = { id: share.id, url, expires_at: share.expires_at, downloads, ticket: share.upload, secret };
         saveRecord(fingerprint, record);
         stored = [];
       } else {
@@ -557,7 +602,7 @@ function sendPage() {
     const downloads = record.downloads === 1 ? t('downloads_one') : t('downloads_many', { n: record.downloads });
     $('chat-line').value = t('chat_line', {
       name: source.name,
-      size: size(source.size),
+      size: size(source.plainSize ?? source.size),
       downloads,
       expiry: relative(new Date(record.expires_at)),
       link: record.url,
@@ -656,6 +701,7 @@ async function encryptedLanding(form) {
     document.title = meta.name;
     const shown = document.querySelector('p.meta span');
     if (shown && Number.isFinite(meta.size)) shown.textContent = size(meta.size);
+    showSealedDetails(meta);
     return { keys, meta };
   };
   if (!sealed.password) {
@@ -719,6 +765,42 @@ async function encryptedLanding(form) {
     $('claimed-text').textContent =
       claim.downloads_left > 0 ? t('download_started_more', { n: claim.downloads_left }) : t('download_started');
   });
+}
+
+/** The note and the archive listing that travelled sealed, shown as the server shows them. */
+function showSealedDetails(meta) {
+  const explain = $('explain');
+  const element = (tag, text, className) => {
+    const node = document.createElement(tag);
+    if (text !== undefined) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  };
+  if (typeof meta.note === 'string' && meta.note) {
+    const figure = element('figure', undefined, 'note');
+    figure.append(element('figcaption', t('landing_note')));
+    const quote = element('blockquote', meta.note);
+    quote.dir = 'auto';
+    figure.append(quote);
+    explain.before(figure);
+  }
+  const contents = meta.contents;
+  if (contents && Array.isArray(contents.listing)) {
+    explain.before(element('p', t('archive_of', { n: contents.entries, size: size(contents.total_size) })));
+    const list = element('ul', undefined, 'listing');
+    list.id = 'contents';
+    const shownEntries = contents.listing.slice(0, LANDING_ENTRIES);
+    for (const entry of shownEntries) {
+      const item = element('li', entry.path);
+      if (!entry.path.endsWith('/')) {
+        item.append(' ', element('span', size(entry.size), 'meta'));
+      }
+      list.append(item);
+    }
+    explain.before(list);
+    const more = contents.entries - shownEntries.length;
+    if (more > 0) explain.before(element('p', t('and_more', { n: more }), 'hint'));
+  }
 }
 
 function requestPage() {
