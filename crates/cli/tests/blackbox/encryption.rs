@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// What a sender made of a file: the keys, the sealed bytes and the `encryption` to send.
-struct Sealed {
+pub(crate) struct Sealed {
     keys: Keys,
     ciphertext: Vec<u8>,
     encryption: Value,
@@ -33,7 +33,11 @@ fn metadata(name: &str, plaintext: &[u8]) -> Vec<u8> {
 
 /// Seals `plaintext` named `name` for a share link, with `password` if given (with Argon2id's
 /// smallest parameters, so the debug build stays quick).
-fn seal_for_share(name: &str, plaintext: &[u8], password: Option<&str>) -> (Secret, Sealed) {
+pub(crate) fn seal_for_share(
+    name: &str,
+    plaintext: &[u8],
+    password: Option<&str>,
+) -> (Secret, Sealed) {
     let secret = Secret::generate();
     let params = PasswordParams {
         memory_kib: 8,
@@ -64,7 +68,7 @@ fn seal_for_share(name: &str, plaintext: &[u8], password: Option<&str>) -> (Secr
 }
 
 /// Creates an encrypted share of `sealed` through the API and uploads its ciphertext.
-async fn share_sealed(server: &Server, sealed: &Sealed) -> CreatedShare {
+pub(crate) async fn share_sealed(server: &Server, sealed: &Sealed) -> CreatedShare {
     let share = create_share(
         server,
         json!({

@@ -265,6 +265,9 @@ async fn pages_allow_no_inline_code_and_assets_are_cached_by_content() {
     let server = Server::start();
     let session = sign_in(&server).await;
     let share = share_bytes(&server, "report.pdf", b"hello", 1).await;
+    // The landing page of an encrypted share with a password names the decryption modules.
+    let (_, sealed) = crate::encryption::seal_for_share("report.pdf", b"hello", Some("pw"));
+    let encrypted = crate::encryption::share_sealed(&server, &sealed).await;
     let request = create_request(&server, serde_json::json!({"max_size": 1024})).await;
     let pages = [
         ("/".to_owned(), String::new()),
@@ -272,6 +275,10 @@ async fn pages_allow_no_inline_code_and_assets_are_cached_by_content() {
         ("/shares".to_owned(), session.clone()),
         (
             share.url.trim_start_matches(&server.base).to_owned(),
+            String::new(),
+        ),
+        (
+            encrypted.url.trim_start_matches(&server.base).to_owned(),
             String::new(),
         ),
         (
@@ -284,6 +291,7 @@ async fn pages_allow_no_inline_code_and_assets_are_cached_by_content() {
         ),
         ("/no/such/page".to_owned(), String::new()),
     ];
+    let mut named_modules = Vec::new();
     for (path, cookie) in &pages {
         let (_, headers, html) = page(&server, path, cookie).await;
         let policy = headers["content-security-policy"].to_str().unwrap();
@@ -307,7 +315,28 @@ async fn pages_allow_no_inline_code_and_assets_are_cached_by_content() {
             total += response.bytes().await.unwrap().len();
         }
         assert!(total < 100 * 1024, "{path}: {total} bytes");
+        named_modules.push((path.clone(), asset_paths(&html)));
     }
+    let modules_of = |path: &str| {
+        named_modules
+            .iter()
+            .filter(|(page, _)| page == path)
+            .flat_map(|(_, assets)| assets.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let encrypted_path = encrypted.url.trim_start_matches(&server.base);
+    assert!(
+        modules_of(encrypted_path).contains("/assets/argon2."),
+        "{}",
+        modules_of(encrypted_path)
+    );
+    assert!(!modules_of(encrypted_path).contains("/assets/zip."));
+    assert!(
+        modules_of("/").contains("/assets/seal."),
+        "{}",
+        modules_of("/")
+    );
     // A name that is not the current content's is not served.
     let missing = client()
         .get(server.url("/assets/app.000000000000.js"))
