@@ -688,6 +688,7 @@ async function encryptedLanding(form) {
   const password = $('password');
   if (sealed.password) $('password-line').hidden = false;
   let opened = null;
+  let claim = null;
   const open = async () => {
     let argon2id;
     if (sealed.password) {
@@ -728,15 +729,17 @@ async function encryptedLanding(form) {
         return;
       }
     }
-    let claim;
-    try {
-      // A fresh challenge: the page may have been open longer than one lives.
-      const { challenge } = await call('GET', form.dataset.sealUrl);
-      const proof = await seal.claimProof(opened.keys, shareId, challenge);
-      claim = await call('POST', window.location.pathname, undefined, undefined, { 'X-Once-Proof': proof });
-    } catch (_) {
-      window.location.reload();
-      return;
+    // A download that broke is fetched again under the same claim while its lease runs.
+    if (!claim || Date.now() > new Date(claim.lease_until).getTime()) {
+      try {
+        // A fresh challenge: the page may have been open longer than one lives.
+        const { challenge } = await call('GET', form.dataset.sealUrl);
+        const proof = await seal.claimProof(opened.keys, shareId, challenge);
+        claim = await call('POST', window.location.pathname, undefined, undefined, { 'X-Once-Proof': proof });
+      } catch (_) {
+        window.location.reload();
+        return;
+      }
     }
     form.hidden = true;
     $('explain').hidden = true;
@@ -759,7 +762,15 @@ async function encryptedLanding(form) {
       setTimeout(() => URL.revokeObjectURL(url), 60_000);
     } catch (_) {
       $('claimed').hidden = true;
-      say(t('decrypt_failed'));
+      const until = new Date(claim.lease_until);
+      if (until.getTime() > Date.now()) {
+        // The claim is ours until the lease ends: offer the same download again.
+        say(`${t('decrypt_failed')} ${t('decrypt_retry', { time: localTime(until) })}`);
+        form.hidden = false;
+        button.disabled = false;
+      } else {
+        say(t('decrypt_failed'));
+      }
       return;
     }
     $('claimed-text').textContent =
