@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO, STRINGS, assertClean, launchBrowser, openPage, startOnce } from './harness.mjs';
+import { REPO, STRINGS, assertClean, fill, launchBrowser, openPage, startOnce, waitForStatus } from './harness.mjs';
 
 const ASSETS = path.join(REPO, 'crates/server/src/http/web/assets');
 const seal = await import(path.join(ASSETS, 'seal.js'));
@@ -159,6 +159,47 @@ describe('encrypted shares in a real browser', { timeout: 180_000 }, () => {
     } finally {
       await context.close();
     }
+  });
+
+  it('an upload page seals the file to the requester, who alone opens it', async () => {
+    const pair = await crypto.subtle.generateKey({ name: 'X25519' }, true, ['deriveBits']);
+    const recipient = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+    const request = await server.apiJson('POST', '/requests', { max_size: 20 * 1024 * 1024, encrypted: true });
+    assert.equal(request.encrypted, true);
+    const payload = Buffer.alloc(6 * 1024 * 1024 + 3, 9);
+    const { context, page } = await openPage(browser);
+    try {
+      // Without the key in the fragment the page cannot seal anything, and says so.
+      await page.goto(request.url);
+      await waitForStatus(page, STRINGS.decrypt_missing_key);
+      assert.ok(await page.isDisabled('#file'));
+      await page.goto('about:blank');
+      await page.goto(`${request.url}#${seal.b64u(recipient)}`);
+      await page.setInputFiles('#file', { name: 'signed contract.pdf', mimeType: 'application/pdf', buffer: payload });
+      await page.click('#send');
+      await waitForStatus(page, fill(STRINGS.request_done, { name: 'signed contract.pdf' }));
+      assertClean(page);
+    } finally {
+      await context.close();
+    }
+    const view = await server.apiJson('GET', `/requests/${request.id}`);
+    assert.ok(view.share, `the request has no share: ${JSON.stringify(view)}`);
+    const { id } = view.share;
+    assert.equal((await server.apiJson('GET', `/shares/${id}`)).filename, 'encrypted');
+    const sealed = await (await fetch(`${server.base}/s/${id}/seal`)).json();
+    assert.equal(sealed.recipient_key, seal.b64u(recipient));
+    const keys = await seal.requestOpenKeys(pair.privateKey, seal.fromB64u(sealed.ephemeral_key), recipient);
+    const meta = await seal.openMeta(keys, sealed.sealed_meta);
+    assert.deepEqual(meta, { name: 'signed contract.pdf', type: 'application/pdf', size: payload.length });
+    const claim = await fetch(`${server.base}/s/${id}`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'x-once-proof': await seal.claimProof(keys, id, sealed.challenge) },
+    });
+    assert.equal(claim.status, 200, await claim.clone().text());
+    const { download_url: downloadUrl } = await claim.json();
+    const response = await fetch(downloadUrl);
+    const opened = Buffer.from(await new Response(response.body.pipeThrough(seal.openingStream(keys, sealed.size))).arrayBuffer());
+    assert.ok(opened.equals(payload), 'the requester did not get the uploaded bytes');
   });
 
   it('the server never sees the name or the content', async () => {

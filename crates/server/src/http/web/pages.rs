@@ -496,6 +496,8 @@ struct RequestPage<'a> {
     max_size: u64,
     uploads_url: &'a str,
     request_id: &'a str,
+    /// Uploads must be sealed to the key in the link's fragment (`data-encrypted="true"`).
+    encrypted: bool,
 }
 
 /// The upload page of a request. `uploads_url` starts an upload.
@@ -532,6 +534,7 @@ pub fn upload_page(
         max_size: request.max_size,
         uploads_url,
         request_id: request.id.as_str(),
+        encrypted: request.encrypted,
     };
     respond(app, StatusCode::OK, page.render())
 }

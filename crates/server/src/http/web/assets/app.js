@@ -449,8 +449,18 @@ async function newSecretText() {
  */
 async function sealedSource(source, secretText) {
   const seal = await import(config.assets.seal);
-  const secret = seal.fromB64u(secretText);
-  const keys = await seal.shareKeys(secret);
+  return sealedWith(seal, await seal.shareKeys(seal.fromB64u(secretText)), source);
+}
+
+/** `source` sealed to an upload request's public key `R` (43 characters of the link's fragment). */
+async function sealedToRequester(source, recipientText) {
+  const seal = await import(config.assets.seal);
+  const recipient = seal.fromB64u(recipientText);
+  const { keys, ephemeral } = await seal.requestUploadKeys(recipient);
+  return sealedWith(seal, keys, source, { ephemeral_key: seal.b64u(ephemeral), recipient_key: recipientText });
+}
+
+function sealedWith(seal, keys, source, extra = {}) {
   const readPlain = async (offset, length) => {
     const chunk = await source.read(offset, offset + length);
     return chunk instanceof Blob ? new Uint8Array(await chunk.arrayBuffer()) : new Uint8Array(chunk);
@@ -464,7 +474,7 @@ async function sealedSource(source, secretText) {
       const meta = { name: source.name, type: source.type || 'application/octet-stream', size: source.size };
       if (note) meta.note = note;
       if (source.contents) meta.contents = source.contents;
-      return seal.newEncryption(keys, await seal.sealMeta(keys, meta));
+      return seal.newEncryption(keys, await seal.sealMeta(keys, meta), extra);
     },
   };
 }
@@ -833,6 +843,14 @@ function requestPage() {
     sendButton.disabled = !file;
     status.textContent = file && file.blob.size > maxSize ? t('too_large', { size: size(maxSize) }) : '';
   };
+  // An encrypted request: the requester's public key is the link's fragment.
+  const encrypted = root.dataset.encrypted === 'true';
+  const recipientKey = window.location.hash.replace(/^#/, '');
+  if (encrypted && !/^[A-Za-z0-9_-]{43}$/.test(recipientKey)) {
+    status.textContent = t('decrypt_missing_key');
+    input.disabled = true;
+    return;
+  }
   input.addEventListener('change', () => choose(pickedFiles(input)));
   wireDropZone($('drop'), choose);
   cancelButton.addEventListener('click', () => controller && controller.abort());
@@ -854,21 +872,29 @@ function requestPage() {
     const name = fixedName || file.path.split('/').pop();
     const fingerprint = fingerprintOf(`request:${root.dataset.requestId}`, [file]);
     try {
-      let record = records()[fingerprint] || null;
+      let source = { name, type: blob.type || undefined, size: blob.size, read: async (start, end) => blob.slice(start, end) };
+      // Sealed to an ephemeral key made for this upload, which lives only in this page: an
+      // encrypted upload cannot resume after a reload, so it always starts a new session.
+      let record = encrypted ? null : records()[fingerprint] || null;
       let stored = await storedParts(record);
       const resumed = stored !== null;
       if (stored === null) {
-        const body = { filename: name, size: blob.size };
+        let body = { filename: name, size: blob.size };
         if (blob.type) body.content_type = blob.type;
+        if (encrypted) {
+          const sealed = await sealedToRequester(source, recipientKey);
+          source = sealed;
+          body = { size: sealed.size, encryption: await sealed.encryption() };
+        }
         const started = await call('POST', root.dataset.uploadsUrl, body, signal);
-        record = { ticket: started.upload, filename: started.filename || name };
-        saveRecord(fingerprint, record);
+        record = { ticket: started.upload, filename: encrypted ? name : started.filename || name };
+        if (!encrypted) saveRecord(fingerprint, record);
         stored = [];
       } else {
         status.textContent = t('resuming');
       }
-      await sendThrough(record.ticket, { size: blob.size, read: async (start, end) => blob.slice(start, end) }, {
-        onProgress: progressReporter(bar, status, blob.size, resumed ? t('resuming') : ''),
+      await sendThrough(record.ticket, source, {
+        onProgress: progressReporter(bar, status, source.size, resumed ? t('resuming') : ''),
         onRetry: () => {
           status.textContent = t('retrying');
         },
