@@ -106,10 +106,10 @@ describe('the web app in a real browser', { timeout: 240_000 }, () => {
    */
   async function receive(link, expectedName) {
     const { context, page } = await openPage(browser);
-    // Where the bytes came from: a navigation for a plain share, the page's fetch of the
-    // ciphertext for an encrypted one (saved from a blob: URL after decrypting).
+    // Where the bytes came from: a navigation for a plain share; for an encrypted one the
+    // download worker's fetch of the ciphertext (the context sees its service workers' requests).
     const fetched = [];
-    page.on('request', (request) => fetched.push(request.url()));
+    context.on('request', (request) => fetched.push(request.url()));
     const landing = await page.goto(link);
     assert.equal(landing.status(), 200, `the landing page of ${link}`);
     // An encrypted share's name is sealed: the page's script shows it once it has opened it.

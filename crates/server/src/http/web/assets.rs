@@ -88,6 +88,9 @@ pub struct ScriptUrls {
     seal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     argon2: Option<String>,
+    /// The service worker that saves a decrypted download to disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<&'static str>,
 }
 
 fn asset_path(file: &str) -> Option<String> {
@@ -101,6 +104,7 @@ pub fn script_urls() -> ScriptUrls {
         qr: asset_path("qr.js"),
         seal: asset_path("seal.js"),
         argon2: None,
+        worker: None,
     }
 }
 
@@ -109,6 +113,7 @@ pub fn decryption_script_urls() -> ScriptUrls {
     ScriptUrls {
         seal: asset_path("seal.js"),
         argon2: asset_path("argon2.js"),
+        worker: Some(DOWNLOAD_WORKER),
         ..ScriptUrls::default()
     }
 }
@@ -127,5 +132,42 @@ pub async fn serve(Path(name): Path<String>) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
+    response
+}
+
+/// The download worker's script and the route it is served at; its scope is `/dl/`.
+pub const DOWNLOAD_WORKER: &str = "/dl/worker.js";
+
+/// The service worker that streams a decrypted download to disk (`assets/dl-worker.js`), with
+/// the import of the current `seal.js` in front: a service worker may not `import()` at run
+/// time, and the module's name changes with its content. Not cached, so a release's worker
+/// replaces the last one at the next visit.
+static WORKER_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "import {{ openingStream }} from '/assets/{}';\n{}",
+        url("seal.js"),
+        include_str!("assets/dl-worker.js")
+    )
+});
+
+pub async fn download_worker(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::http::AppState>>,
+) -> Response {
+    let bucket = app
+        .service
+        .upload_origin()
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    let policy = format!("default-src 'none'; script-src 'self'; connect-src 'self'{bucket}");
+    let mut response = (StatusCode::OK, WORKER_SOURCE.as_str()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     response
 }

@@ -756,20 +756,19 @@ async function encryptedLanding(form) {
     $('claimed').hidden = false;
     $('claimed-text').textContent = t('decrypt_running');
     try {
-      const response = await fetch(claim.download_url);
-      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-      const plain = response.body.pipeThrough(seal.openingStream(opened.keys, sealed.size));
-      const blob = await new Response(plain).blob();
-      const file = new Blob([blob], { type: opened.meta.type || 'application/octet-stream' });
-      const url = URL.createObjectURL(file);
-      const anchor = document.createElement('a');
-      anchor.href = url;
-      anchor.download = opened.meta.name;
-      anchor.hidden = true;
-      document.body.append(anchor);
-      anchor.click();
-      anchor.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const worker = await downloadWorker();
+      if (worker) {
+        await streamToDisk(worker, {
+          url: claim.download_url,
+          keys: { content: opened.keys.content, nonceBase: opened.keys.nonceBase },
+          sealedSize: sealed.size,
+          plainSize: seal.plainSize(sealed.size),
+          name: opened.meta.name,
+          type: opened.meta.type,
+        });
+      } else {
+        await saveFromMemory(seal, claim.download_url, opened, sealed.size);
+      }
     } catch (_) {
       $('claimed').hidden = true;
       const until = new Date(claim.lease_until);
@@ -786,6 +785,63 @@ async function encryptedLanding(form) {
     $('claimed-text').textContent =
       claim.downloads_left > 0 ? t('download_started_more', { n: claim.downloads_left }) : t('download_started');
   });
+}
+
+/**
+ * The download worker (assets/dl-worker.js), installed and active, or null where the browser
+ * has none (then the file is decrypted in memory).
+ */
+async function downloadWorker() {
+  if (!config.assets.worker || !('serviceWorker' in navigator)) return null;
+  try {
+    const registration = await navigator.serviceWorker.register(config.assets.worker, { scope: '/dl/', type: 'module' });
+    const worker = registration.active || registration.waiting || registration.installing;
+    if (!worker) return null;
+    if (worker.state !== 'activated') {
+      await new Promise((resolve, reject) => {
+        worker.addEventListener('statechange', () => {
+          if (worker.state === 'activated') resolve();
+          if (worker.state === 'redundant') reject(new Error('the download worker did not start'));
+        });
+        setTimeout(() => reject(new Error('the download worker did not start in time')), 10_000);
+      });
+    }
+    return registration.active || worker;
+  } catch (_) {
+    return null;
+  }
+}
+
+/** Hands `job` to the worker and opens its URL: the browser saves what the worker streams. */
+function streamToDisk(worker, job) {
+  return new Promise((resolve, reject) => {
+    const channel = new MessageChannel();
+    const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+    channel.port1.onmessage = ({ data }) => {
+      if (data.state === 'ready') window.location.assign(`/dl/${id}`);
+      else if (data.state === 'done') resolve();
+      else reject(new Error(data.reason || 'the download failed'));
+    };
+    worker.postMessage({ id, job }, [channel.port2]);
+  });
+}
+
+/** Without a service worker: the whole file decrypted into a Blob, then saved. */
+async function saveFromMemory(seal, downloadUrl, opened, sealedSize) {
+  const response = await fetch(downloadUrl);
+  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+  const plain = response.body.pipeThrough(seal.openingStream(opened.keys, sealedSize));
+  const blob = await new Response(plain).blob();
+  const file = new Blob([blob], { type: opened.meta.type || 'application/octet-stream' });
+  const url = URL.createObjectURL(file);
+  const anchor = document.createElement('a');
+  anchor.href = url;
+  anchor.download = opened.meta.name;
+  anchor.hidden = true;
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** The note and the archive listing that travelled sealed, shown as the server shows them. */
