@@ -134,7 +134,10 @@ fn routes(state: Arc<AppState>) -> Router {
         )
         .route("/shares", get(web::pages::shares))
         .route("/assets/{name}", get(web::assets::serve))
-        .route(web::assets::DOWNLOAD_WORKER, get(web::assets::download_worker))
+        .route(
+            web::assets::DOWNLOAD_WORKER,
+            get(web::assets::download_worker),
+        )
         .route(routes::HEALTH, get(healthz))
         .route(routes::READY, get(readyz))
         .route(routes::METRICS, get(render_metrics))
