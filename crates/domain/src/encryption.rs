@@ -25,7 +25,7 @@ const MIN_SEALED_META_BYTES: usize = 28;
 pub const CHALLENGE_LIFETIME_SECS: i64 = 600;
 
 /// Argon2id parameters of a password-protected share, within the bounds readers accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PasswordParams {
     pub salt: String,
     pub memory_kib: u32,
@@ -34,8 +34,9 @@ pub struct PasswordParams {
 }
 
 /// The checked encryption of a share. Binary values stay in their b64u text form: the server
-/// only hands them back, except the claim key, which it also uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// only hands them back, except the claim key, which it also uses. Serializable so that a
+/// store can keep it as one value (the metadata store reads it back through [`Self::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Encryption {
     pub scheme: String,
     pub claim_key: String,
@@ -129,6 +130,18 @@ impl Encryption {
             ephemeral_key: ephemeral_key.map(str::to_owned),
             recipient_key: recipient_key.map(str::to_owned),
         })
+    }
+
+    /// Checks an already stored value again (as [`Self::parse`] checks a new one).
+    pub fn recheck(self) -> Result<Self, DomainError> {
+        Self::parse(
+            &self.scheme,
+            &self.claim_key,
+            &self.sealed_meta,
+            self.password.clone(),
+            self.ephemeral_key.as_deref(),
+            self.recipient_key.as_deref(),
+        )
     }
 
     /// Made by an upload to an encrypted request (it carries both X25519 public keys).

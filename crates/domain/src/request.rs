@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::share::{add, validate_content_type};
+use crate::share::{DEFAULT_CONTENT_TYPE, add, encrypted_filename, validate_content_type};
 use crate::{
-    BlobKey, DomainError, Filename, Instant, KeyId, Note, RequestId, RequesterName, Sha256Digest,
-    Share, ShareId, SharePolicy, ShareState, UploadToken,
+    BlobKey, DomainError, Encryption, Filename, Instant, KeyId, Note, RequestId, RequesterName,
+    Sha256Digest, Share, ShareId, SharePolicy, ShareState, UploadToken,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub struct UploadRequest {
     pub note: Option<Note>,
     /// Who asks (`from` on the wire), shown to the uploader.
     pub requester: Option<RequesterName>,
+    /// Uploads must be encrypted end to end to the requester's public key (which only the
+    /// request link's fragment holds); plain ones are refused.
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +44,7 @@ pub struct RequestSpec {
     /// Blank means none, for both.
     pub note: Option<String>,
     pub requester: Option<String>,
+    pub encrypted: bool,
 }
 
 /// Limits for upload requests; share limits come from the [`SharePolicy`].
@@ -92,6 +96,7 @@ impl RequestPolicy {
             fulfilled_at: None,
             note,
             requester,
+            encrypted: spec.encrypted,
         })
     }
 }
@@ -104,6 +109,9 @@ pub struct SessionSpec {
     /// None when the uploader does not know the size in advance (a pipe).
     pub size: Option<u64>,
     pub sha256: Option<String>,
+    /// An encrypted upload (checked by [`crate::Encryption::parse`]): `filename_hint` and
+    /// `content_type` must then be absent, they travel sealed.
+    pub encryption: Option<Encryption>,
 }
 
 /// What arrived with an upload to a request URL.
@@ -125,6 +133,12 @@ impl UploadRequest {
             (None, Some(hint)) => Filename::parse(hint),
             (None, None) => Filename::parse("upload.bin"),
         }
+    }
+
+    /// Why a streamed (so plain) upload to this request would be refused, if it would.
+    pub fn plain_upload_refusal(&self, now: Instant) -> Option<DomainError> {
+        self.upload_refusal(now)
+            .or_else(|| self.encrypted.then_some(DomainError::EncryptionRequired))
     }
 
     pub fn upload_refusal(&self, now: Instant) -> Option<DomainError> {
@@ -157,7 +171,27 @@ impl UploadRequest {
                 limit: self.max_size,
             });
         }
-        let filename = self.filename_for(spec.filename_hint.as_deref())?;
+        let (filename, content_type) = match &spec.encryption {
+            None if self.encrypted => return Err(DomainError::EncryptionRequired),
+            None => (
+                self.filename_for(spec.filename_hint.as_deref())?,
+                validate_content_type(spec.content_type.as_deref())?,
+            ),
+            // Only the requester's key opens an upload to a request: an encryption to any
+            // other key (or to none) would be a file the requester cannot read.
+            Some(encryption) if !self.encrypted || !encryption.is_request_upload() => {
+                return Err(DomainError::InvalidEncryption(
+                    "an upload to a request is encrypted exactly when the request is, with \
+                     ephemeral_key and recipient_key",
+                ));
+            }
+            Some(_) if spec.filename_hint.is_some() || spec.content_type.is_some() => {
+                return Err(DomainError::InvalidEncryption(
+                    "an encrypted upload has no plaintext filename or content_type",
+                ));
+            }
+            Some(_) => (encrypted_filename(), DEFAULT_CONTENT_TYPE.to_owned()),
+        };
         let sha256 = spec
             .sha256
             .as_deref()
@@ -167,7 +201,7 @@ impl UploadRequest {
             id: ShareId::generate(),
             owner: Some(self.owner.clone()),
             filename,
-            content_type: validate_content_type(spec.content_type.as_deref())?,
+            content_type,
             size: spec.size,
             sha256,
             max_downloads: self.max_downloads,
@@ -188,6 +222,7 @@ impl UploadRequest {
             part_size: None,
             contents: None,
             note: None,
+            encryption: spec.encryption.clone(),
         })
     }
 
@@ -224,6 +259,8 @@ impl UploadRequest {
             part_size: None,
             contents: None,
             note: None,
+            // Streamed uploads are plain; an encrypted request refuses them before this.
+            encryption: None,
         })
     }
 }
@@ -375,5 +412,75 @@ mod tests {
         assert_eq!(share.owner.as_ref(), Some(&request.owner));
         assert_eq!(share.filename.as_str(), "photo.jpg");
         assert_eq!(share.request_id.as_ref(), Some(&request.id));
+    }
+
+    fn sample_encryption(request_upload: bool) -> Encryption {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let key = b64(&[1; 32]);
+        let public = request_upload.then(|| b64(&[2; 32]));
+        Encryption::parse(
+            crate::encryption::SCHEME_V1,
+            &key,
+            &b64(&[3; 40]),
+            None,
+            public.as_deref(),
+            public.as_deref(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_encrypted_request_takes_only_uploads_encrypted_to_the_requester() {
+        let mut request = request();
+        request.encrypted = true;
+        let window = Duration::from_secs(600);
+        let plain = SessionSpec {
+            size: Some(10),
+            ..SessionSpec::default()
+        };
+        assert_eq!(
+            request.session_share(&plain, window, now()),
+            Err(DomainError::EncryptionRequired)
+        );
+        assert_eq!(
+            request.plain_upload_refusal(now()),
+            Some(DomainError::EncryptionRequired)
+        );
+        let sealed = SessionSpec {
+            encryption: Some(sample_encryption(true)),
+            ..plain.clone()
+        };
+        let share = request.session_share(&sealed, window, now()).unwrap();
+        assert_eq!(share.filename.as_str(), crate::share::ENCRYPTED_FILENAME);
+        assert_eq!(share.content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(share.encryption, sealed.encryption);
+        let named = SessionSpec {
+            filename_hint: Some("secret-plan.pdf".into()),
+            ..sealed.clone()
+        };
+        let not_to_requester = SessionSpec {
+            encryption: Some(sample_encryption(false)),
+            ..plain.clone()
+        };
+        for refused in [named, not_to_requester] {
+            assert_eq!(
+                request
+                    .session_share(&refused, window, now())
+                    .unwrap_err()
+                    .code(),
+                "invalid_encryption"
+            );
+        }
+        // A plain request has no key to encrypt to.
+        request.encrypted = false;
+        assert_eq!(request.plain_upload_refusal(now()), None);
+        assert_eq!(
+            request
+                .session_share(&sealed, window, now())
+                .unwrap_err()
+                .code(),
+            "invalid_encryption"
+        );
     }
 }

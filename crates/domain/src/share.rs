@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use crate::{
-    BlobKey, DomainError, Filename, Instant, KeyId, Note, RequestId, ShareId, UploadToken,
+    BlobKey, DomainError, Encryption, Filename, Instant, KeyId, Note, RequestId, ShareId,
+    UploadToken,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +116,10 @@ pub struct Share {
     pub contents: Option<String>,
     /// The sender's message to the recipient, for the landing page.
     pub note: Option<Note>,
+    /// Set for an end-to-end encrypted share: the public parameters that gate its claims and
+    /// let a recipient derive the keys. Its `filename` and `content_type` are then
+    /// placeholders ([`ENCRYPTED_FILENAME`], [`DEFAULT_CONTENT_TYPE`]).
+    pub encryption: Option<Encryption>,
 }
 
 impl Share {
@@ -174,6 +179,9 @@ pub struct ShareSpec {
     pub sha256: Option<String>,
     /// The sender's message to the recipient; blank means none.
     pub note: Option<String>,
+    /// End-to-end encryption (checked by [`Encryption::parse`]); `filename` must then be
+    /// empty and `content_type` and `note` absent: the real ones travel sealed.
+    pub encryption: Option<Encryption>,
 }
 
 /// Server-side limits that every new share is checked against.
@@ -200,6 +208,8 @@ impl Default for SharePolicy {
 }
 
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// The name the server keeps for every end-to-end encrypted share; the real one is sealed.
+pub const ENCRYPTED_FILENAME: &str = "encrypted";
 
 /// Content types are echoed in a response header, so only a plain `type/subtype[; params]`
 /// made of visible ASCII is accepted.
@@ -284,18 +294,30 @@ impl SharePolicy {
         owner: Option<KeyId>,
         now: Instant,
     ) -> Result<Share, DomainError> {
-        let filename = Filename::parse(&spec.filename)?;
+        let (filename, content_type, note) = match &spec.encryption {
+            None => (
+                Filename::parse(&spec.filename)?,
+                validate_content_type(spec.content_type.as_deref())?,
+                Note::parse_optional(spec.note.as_deref())?,
+            ),
+            Some(_) => {
+                if !spec.filename.is_empty() || spec.content_type.is_some() || spec.note.is_some() {
+                    return Err(DomainError::InvalidEncryption(
+                        "an encrypted share has no plaintext filename, content_type or note",
+                    ));
+                }
+                (encrypted_filename(), DEFAULT_CONTENT_TYPE.to_owned(), None)
+            }
+        };
         self.check_size(spec.size)?;
         let max_downloads = self.check_max_downloads(spec.max_downloads)?;
         let expires_in = self.check_expires_in(spec.expires_in)?;
         let upload_window = self.check_upload_expires_in(spec.upload_expires_in)?;
-        let content_type = validate_content_type(spec.content_type.as_deref())?;
         let sha256 = spec
             .sha256
             .as_deref()
             .map(Sha256Digest::parse_hex)
             .transpose()?;
-        let note = Note::parse_optional(spec.note.as_deref())?;
         Ok(Share {
             id: ShareId::generate(),
             owner,
@@ -321,8 +343,14 @@ impl SharePolicy {
             part_size: None,
             contents: None,
             note,
+            encryption: spec.encryption.clone(),
         })
     }
+}
+
+/// [`ENCRYPTED_FILENAME`] as a [`Filename`].
+pub fn encrypted_filename() -> Filename {
+    Filename::parse(ENCRYPTED_FILENAME).expect("a valid file name")
 }
 
 #[cfg(test)]
@@ -546,5 +574,47 @@ mod tests {
             add(now(), Duration::from_secs(60)),
             now() + time::Duration::minutes(1)
         );
+    }
+
+    #[test]
+    fn an_encrypted_share_keeps_no_plaintext_name_type_or_note() {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let encryption = Encryption::parse(
+            crate::encryption::SCHEME_V1,
+            &b64(&[1; 32]),
+            &b64(&[2; 40]),
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        let sealed = ShareSpec {
+            filename: String::new(),
+            encryption: Some(encryption.clone()),
+            ..spec()
+        };
+        let policy = SharePolicy::default();
+        let share = policy.new_share(&sealed, None, now()).unwrap();
+        assert_eq!(share.filename.as_str(), ENCRYPTED_FILENAME);
+        assert_eq!(share.content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(share.encryption, Some(encryption));
+        for leaky in [
+            ShareSpec {
+                filename: "report.pdf".into(),
+                ..sealed.clone()
+            },
+            ShareSpec {
+                content_type: Some("application/pdf".into()),
+                ..sealed.clone()
+            },
+            ShareSpec {
+                note: Some("the slides".into()),
+                ..sealed.clone()
+            },
+        ] {
+            let error = policy.new_share(&leaky, None, now()).unwrap_err();
+            assert_eq!(error.code(), "invalid_encryption");
+        }
     }
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use once_domain::encryption::PasswordParams;
 use once_domain::share::add;
 use once_domain::{
-    ApiToken, BlobKey, KeyRecord, Note, RequestPolicy, RequestSpec, SessionSpec, Sha256Digest,
-    Share, SharePolicy, ShareSpec, ShareState, UploadRequest, UploadToken,
+    ApiToken, BlobKey, Encryption, KeyRecord, Note, RequestPolicy, RequestSpec, SessionSpec,
+    Sha256Digest, Share, SharePolicy, ShareSpec, ShareState, UploadRequest, UploadToken,
 };
 
 use futures::future::join_all;
@@ -53,6 +54,7 @@ pub const CHECKS: &[&str] = &[
     "blob_keys_of_pending_shares_are_referenced",
     "shares_are_listed_per_owner_newest_first_in_pages",
     "notes_and_requesters_round_trip_and_are_absent_when_not_given",
+    "encrypted_shares_and_requests_round_trip",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -102,6 +104,7 @@ macro_rules! conformance_tests {
             blob_keys_of_pending_shares_are_referenced,
             shares_are_listed_per_owner_newest_first_in_pages,
             notes_and_requesters_round_trip_and_are_absent_when_not_given,
+            encrypted_shares_and_requests_round_trip,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -201,6 +204,9 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
         }
         "notes_and_requesters_round_trip_and_are_absent_when_not_given" => {
             notes_and_requesters_round_trip_and_are_absent_when_not_given(store).await
+        }
+        "encrypted_shares_and_requests_round_trip" => {
+            encrypted_shares_and_requests_round_trip(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -1067,6 +1073,7 @@ async fn open_session(store: &dyn MetaStore, request: &UploadRequest) -> Share {
         content_type: Some("application/x-tar".into()),
         size: Some(5),
         sha256: None,
+        encryption: None,
     };
     let mut share = request.session_share(&spec, secs(600), t0()).unwrap();
     share.upload_session = Some(format!("staging-{}", share.id));
@@ -1573,5 +1580,134 @@ async fn shares_are_listed_per_owner_newest_first_in_pages(store: &dyn MetaStore
             .unwrap()
             .iter()
             .all(|share| share.id == theirs.id)
+    );
+}
+
+/// The test vectors' public values (`docs/encryption.md`): a password share's encryption, or
+/// with `request_upload` one made by an upload to an encrypted request.
+fn sample_encryption(request_upload: bool) -> Encryption {
+    let password = (!request_upload).then(|| PasswordParams {
+        salt: "oKGio6SlpqeoqaqrrK2urw".into(),
+        memory_kib: 19456,
+        iterations: 2,
+        parallelism: 1,
+    });
+    let (ephemeral, recipient) = if request_upload {
+        (
+            Some("Z13VdO13iTELPS52gfN5C0ZsdzsVIf7PNld5WDcepS8"),
+            Some("eaYx7t4b-cmPEgMs3q3Q56B5OY_HhriMyEbsia-FpRo"),
+        )
+    } else {
+        (None, None)
+    };
+    Encryption::parse(
+        once_domain::encryption::SCHEME_V1,
+        "JJfw7-05amTvw0zRiD_kjDCVQoOgHA9ZqY1daairznU",
+        "gIGCg4SFhoeIiYqLVkuxaEFmDbxuRsqfmMXdbLG3DfHD_dEH_4PJ_m3-eDEtbaJapHLBgJA-p7eJuPcvGeit7nL5IREnFM1EyjflmSB8",
+        password,
+        ephemeral,
+        recipient,
+    )
+    .unwrap()
+}
+
+async fn encrypted_shares_and_requests_round_trip(store: &dyn MetaStore) {
+    let (owner, _) = stored_key("owner");
+    let encryption = sample_encryption(false);
+    let spec = ShareSpec {
+        size: Some(5),
+        encryption: Some(encryption.clone()),
+        ..ShareSpec::default()
+    };
+    let share = SharePolicy::default()
+        .new_share(&spec, Some(owner.id.clone()), t0())
+        .unwrap();
+    store.insert_share(&share).await.unwrap();
+    assert_eq!(
+        store.get_share(&share.id).await.unwrap(),
+        Some(share.clone())
+    );
+    // Publishing, listing and claiming hand the encryption back unchanged.
+    let published = publish_stored(store, &share.id).await;
+    assert_eq!(published.encryption.as_ref(), Some(&encryption));
+    let listed = store.list_shares(&owner.id, None, 10).await.unwrap();
+    assert_eq!(listed[0].encryption.as_ref(), Some(&encryption));
+    let claimed = store
+        .claim_share(&share.id, t0(), add(t0(), secs(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.encryption, Some(encryption));
+    // A plain share has none.
+    let plain = ready_share(store, 1).await;
+    assert_eq!(
+        store
+            .get_share(&plain.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .encryption,
+        None
+    );
+
+    let spec = RequestSpec {
+        max_size: Some(100),
+        expires_in: Some(secs(3600)),
+        encrypted: true,
+        ..RequestSpec::default()
+    };
+    let request = RequestPolicy::default()
+        .new_request(&spec, &SharePolicy::default(), owner.id.clone(), t0())
+        .unwrap();
+    store.insert_request(&request).await.unwrap();
+    assert_eq!(
+        store.get_request(&request.id).await.unwrap(),
+        Some(request.clone())
+    );
+    let silent = new_request(&owner);
+    store.insert_request(&silent).await.unwrap();
+    assert!(
+        !store
+            .get_request(&silent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .encrypted
+    );
+    assert!(
+        store
+            .list_requests(&owner.id)
+            .await
+            .unwrap()
+            .contains(&request)
+    );
+
+    // An encrypted session completes into an encrypted share of the requester.
+    let upload_encryption = sample_encryption(true);
+    let session_spec = SessionSpec {
+        size: Some(5),
+        encryption: Some(upload_encryption.clone()),
+        ..SessionSpec::default()
+    };
+    let session = request
+        .session_share(&session_spec, secs(600), t0())
+        .unwrap();
+    store.insert_share(&session).await.unwrap();
+    assert_eq!(
+        store.get_share(&session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    let outcome = complete_session(store, &request.id, &session.id, add(t0(), secs(60))).await;
+    let FulfilOutcome::Fulfilled(fulfilled) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(fulfilled.encryption, Some(upload_encryption));
+    assert!(
+        store
+            .get_request(&request.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .encrypted
     );
 }

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use once_domain::{
-    BlobKey, Filename, Instant, KeyId, KeyRecord, Note, RequestId, RequesterName, Sha256Digest,
-    Share, ShareId, ShareState, UploadRequest, UploadToken,
+    BlobKey, Encryption, Filename, Instant, KeyId, KeyRecord, Note, RequestId, RequesterName,
+    Sha256Digest, Share, ShareId, ShareState, UploadRequest, UploadToken,
 };
 use sqlx::{FromRow, Row};
 
@@ -97,6 +97,26 @@ fn parse_text<T>(
     }
 }
 
+/// A share's encryption as its column holds it: JSON text, NULL for a plain share.
+pub(crate) fn encryption_text(encryption: Option<&Encryption>) -> MetaResult<Option<String>> {
+    encryption
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|error| MetaError::Corrupt(format!("encryption: {error}")))
+}
+
+/// The stored encryption back, checked by the domain again: a value it would not accept from
+/// a sender is not handed to a recipient either.
+fn parse_encryption(text: Option<&str>) -> MetaResult<Option<Encryption>> {
+    text.map(|text| {
+        serde_json::from_str::<Encryption>(text)
+            .ok()
+            .and_then(|encryption| encryption.recheck().ok())
+            .ok_or_else(|| corrupt("encryption"))
+    })
+    .transpose()
+}
+
 /// A row of the share columns (`share_columns!` in `sql.rs`) as a [`Share`].
 pub(crate) fn share_from_row<'r, R: Row>(row: &'r R) -> MetaResult<Share>
 where
@@ -165,6 +185,7 @@ pub(crate) struct ShareRow<'r> {
     part_size: Option<i64>,
     contents: Option<String>,
     note: Option<&'r str>,
+    encryption: Option<&'r str>,
 }
 
 impl TryFrom<ShareRow<'_>> for Share {
@@ -204,6 +225,7 @@ impl TryFrom<ShareRow<'_>> for Share {
             contents: row.contents,
             blob_version: row.blob_version,
             note: parse_text(row.note, Note::parse, "note")?,
+            encryption: parse_encryption(row.encryption)?,
         })
     }
 }
@@ -223,6 +245,7 @@ pub(crate) struct RequestRow<'r> {
     fulfilled_at: Option<i64>,
     note: Option<&'r str>,
     requester: Option<&'r str>,
+    encrypted: i64,
 }
 
 impl TryFrom<RequestRow<'_>> for UploadRequest {
@@ -245,6 +268,11 @@ impl TryFrom<RequestRow<'_>> for UploadRequest {
             fulfilled_at: opt_instant(row.fulfilled_at)?,
             note: parse_text(row.note, Note::parse, "note")?,
             requester: parse_text(row.requester, RequesterName::parse, "requester")?,
+            encrypted: match row.encrypted {
+                0 => false,
+                1 => true,
+                _ => return Err(corrupt("encrypted")),
+            },
         })
     }
 }
@@ -372,6 +400,7 @@ mod tests {
             part_size: Some(8 << 20),
             contents: Some("[]".to_owned()),
             note: Some("Hi,\n\tthe slides."),
+            encryption: None,
         }
     }
 
@@ -389,6 +418,7 @@ mod tests {
             fulfilled_at: Some(1_700_000_500),
             note: Some("The scan, please."),
             requester: Some("Alice"),
+            encrypted: 0,
         }
     }
 
@@ -422,7 +452,16 @@ mod tests {
     #[test]
     fn a_rejected_share_column_is_named() {
         let ids = ids();
-        let cases: [(Spoil<ShareRow<'_>>, &str); 13] = [
+        let cases: [(Spoil<ShareRow<'_>>, &str); 15] = [
+            (|row| row.encryption = Some("{}"), "encryption"),
+            (
+                |row| {
+                    row.encryption = Some(
+                        r#"{"scheme":"once-v2","claim_key":"","sealed_meta":"","password":null,"ephemeral_key":null,"recipient_key":null}"#,
+                    )
+                },
+                "encryption",
+            ),
             (|row| row.note = Some("bell\u{7}"), "note"),
             (|row| row.note = Some("  "), "note"),
             (|row| row.sha256 = Some(vec![7; 31]), "sha256"),
@@ -473,7 +512,8 @@ mod tests {
             Some("Alice")
         );
 
-        let cases: [(Spoil<RequestRow<'_>>, &str); 6] = [
+        let cases: [(Spoil<RequestRow<'_>>, &str); 7] = [
+            (|row| row.encrypted = 2, "encrypted"),
             (|row| row.note = Some(""), "note"),
             (|row| row.requester = Some("two\nlines"), "requester"),
             (|row| row.id = "not-an-id", "request id"),

@@ -13,7 +13,7 @@ macro_rules! share_columns {
         "id, owner_key, filename, content_type, size, sha256, max_downloads, downloads_left, \
          state, created_at, expires_at, upload_expires_at, published_at, lease_until, blob_key, \
          request_id, upload_attempts, preview_hits, upload_session, blob_version, upload_token, \
-         part_size, contents, note"
+         part_size, contents, note, encryption"
     };
 }
 
@@ -33,7 +33,7 @@ pub(crate) const INSERT_SHARE: &str = concat!(
     "INSERT INTO shares (",
     share_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19, $20, $21, $22, $23, $24)"
+     $18, $19, $20, $21, $22, $23, $24, $25)"
 );
 pub(crate) const GET_SHARE: &str =
     concat!("SELECT ", share_columns!(), " FROM shares WHERE id = $1");
@@ -86,8 +86,8 @@ pub(crate) const REVOKE_SHARE: &str = "UPDATE shares SET state = 'revoked' \
 
 pub(crate) const INSERT_REQUEST: &str = "INSERT INTO upload_requests \
      (id, owner_key, filename, max_size, max_downloads, share_expires_in, created_at, \
-     expires_at, share_id, fulfilled_at, note, requester) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     expires_at, share_id, fulfilled_at, note, requester, encrypted) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 pub(crate) const GET_REQUEST: &str = "SELECT * FROM upload_requests WHERE id = $1";
 pub(crate) const COUNT_OPEN_SESSIONS: &str = "SELECT COUNT(*) FROM shares \
      WHERE request_id = $1 AND state = 'pending' AND upload_expires_at > $2";
@@ -220,6 +220,7 @@ macro_rules! impl_meta_store {
                     .bind(share.part_size.map(size_param))
                     .bind(share.contents.as_deref())
                     .bind(share.note.as_ref().map(once_domain::Note::as_str))
+                    .bind($crate::rows::encryption_text(share.encryption.as_ref())?)
                     .execute(executor)
                     .await?;
                 Ok(())
@@ -448,6 +449,7 @@ macro_rules! impl_meta_store {
                             .as_ref()
                             .map(once_domain::RequesterName::as_str),
                     )
+                    .bind(i64::from(request.encrypted))
                     .execute(&self.pool)
                     .await?;
                 Ok(())

@@ -47,6 +47,7 @@ pub async fn create_share(
         upload_expires_in: body.upload_expires_in.map(Duration::from_secs),
         sha256: body.sha256,
         note: body.note,
+        encryption: None,
     };
     let now = once_domain::now();
     let base = app.base_url(&origin);
@@ -239,6 +240,7 @@ pub async fn put_file(
         sha256: incoming.sha256.map(|digest| digest.to_hex()),
         // Headers cannot carry a note's line breaks; a note needs `POST /api/v1/shares`.
         note: None,
+        encryption: None,
     };
     let share = app
         .service
@@ -284,6 +286,7 @@ pub async fn create_request(
         share_expires_in: body.share_expires_in.map(Duration::from_secs),
         note: body.note,
         requester: body.from,
+        encrypted: false,
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;

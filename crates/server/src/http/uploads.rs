@@ -249,6 +249,7 @@ pub async fn start_request_upload(
             content_type: body.content_type,
             size: body.size,
             sha256: body.sha256,
+            encryption: None,
         },
     };
     let (share, upload) = app
