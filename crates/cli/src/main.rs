@@ -161,6 +161,19 @@ pub struct SendArgs {
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Send the file as it is instead of encrypting it end to end: the server (and whoever
+    /// runs or reads its storage) can then read the file, its name and the note, and the link
+    /// works with curl
+    #[arg(long)]
+    pub no_encrypt: bool,
+    /// Make a password part of the key, asked for without echo (twice); the recipient needs
+    /// the link and the password
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: bool,
+    /// Like --password, with the password read from the first line of PATH (`-` reads
+    /// standard input); for scripts
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
