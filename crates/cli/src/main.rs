@@ -180,7 +180,8 @@ pub struct SendArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The link (`https://host/s/ID`, quotes and `<…>` around it are fine) or a bare share id
+    /// The link (`https://host/s/ID#KEY`, quotes and `<…>` around it are fine) or a bare share
+    /// id; an encrypted share's link needs its `#KEY` part
     pub link: String,
     /// Where to write the file [default: the sender's file name in the current directory;
     /// `-` for standard output]
@@ -190,6 +191,10 @@ pub struct GetArgs {
     /// folder [default: the current directory] instead of keeping the archive
     #[arg(long, short = 'x')]
     pub extract: bool,
+    /// The password of a password-protected share, from the first line of PATH (`-` reads
+    /// standard input) [default: asked for without echo when the share has one]
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -9,6 +9,7 @@
 mod claim;
 mod naming;
 mod record;
+mod sealed;
 mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -25,21 +26,46 @@ use crate::GetArgs;
 use claim::{Claimed, claim};
 use naming::{free_path, name_from_response, with_suffix};
 use record::{SIDECAR_SUFFIX, Sidecar, find_sidecar, read_sidecar, write_sidecar};
-use transfer::{Sink, fetch, split_fatal, transfer};
+use sealed::Opened;
+use transfer::{Damaged, Sink, fetch, split_fatal, transfer};
 
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
     let link = link_from_arg(&client, &args.link)?;
+    // An encrypted share is opened before anything is claimed: a wrong key or password
+    // fails here and costs nothing.
+    let opened = match &link.1.secret {
+        Some(secret) => match sealed::fetch_seal(&client, &link.1).await? {
+            Some(seal) => Some(sealed::open(seal, secret, args.password_file.as_deref())?),
+            None => {
+                if !args.quiet {
+                    eprintln!("note: the share is not encrypted; the key after '#' is not needed");
+                }
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(opened) = &opened
+        && let Some(note) = &opened.metadata.note
+        && !args.quiet
+    {
+        eprintln!("note from the sender: {}", super::terminal_text(note));
+    }
+    let opened = opened.as_ref();
     if args.extract {
-        return download_and_extract(&client, &link, args.output.as_deref(), args.quiet).await;
+        return download_and_extract(&client, &link, opened, args.output.as_deref(), args.quiet)
+            .await;
     }
     match args.output.as_deref() {
-        Some(path) if path == Path::new("-") => to_stdout(&client, &link, args.quiet).await,
-        Some(path) if path.is_dir() => to_directory(&client, &link, Some(path), args.quiet)
+        Some(path) if path == Path::new("-") => to_stdout(&client, &link, opened, args.quiet).await,
+        Some(path) if path.is_dir() => to_directory(&client, &link, opened, Some(path), args.quiet)
             .await
             .map(drop),
-        Some(path) => to_file(&client, &link, path, args.quiet).await.map(drop),
-        None => to_directory(&client, &link, None, args.quiet)
+        Some(path) => to_file(&client, &link, opened, path, args.quiet)
+            .await
+            .map(drop),
+        None => to_directory(&client, &link, opened, None, args.quiet)
             .await
             .map(drop),
     }
@@ -50,6 +76,7 @@ pub async fn run(args: GetArgs) -> Result<()> {
 async fn download_and_extract(
     client: &Client,
     link: &(Url, ShareLink),
+    opened: Option<&Opened>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
@@ -59,7 +86,7 @@ async fn download_and_extract(
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let archive = to_directory(client, link, dir, quiet).await?;
+    let archive = to_directory(client, link, opened, dir, quiet).await?;
     let into = dir.unwrap_or(Path::new(".")).to_owned();
     let unpacked = archive.clone();
     let report = tokio::task::spawn_blocking(move || super::archive::extract(&unpacked, &into))
@@ -94,7 +121,27 @@ fn link_from_arg(client: &Client, text: &str) -> Result<(Url, ShareLink)> {
 
 /// `-o -`: straight to stdout. No `.part` and no resuming across runs, but a broken connection
 /// is still resumed with Range within this run, since the bytes already written are known.
-async fn to_stdout(client: &Client, (url, _): &(Url, ShareLink), quiet: bool) -> Result<()> {
+async fn to_stdout(
+    client: &Client,
+    (url, link): &(Url, ShareLink),
+    opened: Option<&Opened>,
+    quiet: bool,
+) -> Result<()> {
+    if let Some(opened) = opened {
+        let blob = sealed::claim(client, link, opened).await?;
+        let stdout = Sink::Stdout(
+            std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+            sha2::Sha256::new(),
+        );
+        let mut sink = Sink::opening(stdout, opened.keys.clone(), opened.sealed_len, 0)?;
+        let result = match transfer(client, Some(&blob), None, &mut sink, 0, quiet).await {
+            Ok(()) => sink.complete().await,
+            Err(error) => Err(split_fatal(error).0),
+        };
+        sink.finish().await?;
+        // Only records that opened were written; the exit status says the rest is missing.
+        return result.context("the output is incomplete: the download did not open to its end");
+    }
     let (claimed, sha256) = claim(client, url).await?;
     let (blob, first) = match claimed {
         Claimed::Redirect(blob) => (Some(blob), None),
@@ -147,6 +194,7 @@ async fn sha256_of_file(path: &Path) -> Result<Sha256Digest> {
 async fn to_file(
     client: &Client,
     (url, link): &(Url, ShareLink),
+    opened: Option<&Opened>,
     output: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -172,6 +220,10 @@ async fn to_file(
     // Created before the claim, so an unwritable destination fails without using the link up.
     let part = with_suffix(output, ".part");
     let sink = Sink::create(&part).await?;
+    if let Some(opened) = opened {
+        let download = sealed_download(client, link, opened, output, false, &part, sink).await?;
+        return finish_download(client, download, quiet).await;
+    }
     let (claimed, sha256) = match claim(client, url).await {
         Ok(claimed) => claimed,
         Err(error) => {
@@ -195,9 +247,20 @@ async fn to_file(
 async fn to_directory(
     client: &Client,
     (url, link): &(Url, ShareLink),
+    opened: Option<&Opened>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<PathBuf> {
+    if let Some(opened) = opened {
+        // The sender's name, through the same checks as a name from the server.
+        let name = Filename::parse(&opened.metadata.name)
+            .map_or_else(|_| link.id.to_string(), |name| name.as_str().to_owned());
+        let output = free_path(dir, &name);
+        let part = with_suffix(&output, ".part");
+        let sink = Sink::create(&part).await?;
+        let download = sealed_download(client, link, opened, &output, true, &part, sink).await?;
+        return finish_download(client, download, quiet).await;
+    }
     if let Some((name, saved)) = find_sidecar(dir.unwrap_or(Path::new(".")), link)? {
         let output = dir.map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
         if output.symlink_metadata().is_ok() {
@@ -267,6 +330,7 @@ async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> 
             first: None,
             sink,
             have,
+            sealed: false,
         },
         quiet,
     )
@@ -286,6 +350,40 @@ struct Download {
     first: Option<Response>,
     sink: Sink,
     have: u64,
+    /// An encrypted share: a download that fails is not kept (no record to resume it), and
+    /// one that does not open leaves nothing behind.
+    sealed: bool,
+}
+
+/// Claims an encrypted share (its metadata already opened) and sets up the download of its
+/// ciphertext into `sink`, opened on the way.
+async fn sealed_download(
+    client: &Client,
+    link: &ShareLink,
+    opened: &Opened,
+    output: &Path,
+    rename_if_taken: bool,
+    part: &Path,
+    sink: Sink,
+) -> Result<Download> {
+    let blob = match sealed::claim(client, link, opened).await {
+        Ok(blob) => blob,
+        Err(error) => {
+            let _ = std::fs::remove_file(part);
+            return Err(error);
+        }
+    };
+    let sink = Sink::opening(sink, opened.keys.clone(), opened.sealed_len, 0)?;
+    let mut download = Download::fresh(
+        output.to_owned(),
+        rename_if_taken,
+        Some(blob),
+        None,
+        None,
+        sink,
+    );
+    download.sealed = true;
+    Ok(download)
 }
 
 impl Download {
@@ -307,6 +405,7 @@ impl Download {
             first,
             sink,
             have: 0,
+            sealed: false,
         }
     }
 }
@@ -323,16 +422,35 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
         first,
         mut sink,
         have,
+        sealed,
     } = download;
     let part = with_suffix(&output, ".part");
     let sidecar = with_suffix(&output, SIDECAR_SUFFIX);
     let result = tokio::select! {
-        result = transfer(client, blob.as_ref(), first, &mut sink, have, quiet) => result,
+        result = async {
+            transfer(client, blob.as_ref(), first, &mut sink, have, quiet).await?;
+            sink.complete().await
+        } => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     if let Err(error) = result {
         let (error, fatal) = split_fatal(error);
         let flushed = sink.finish().await;
+        if error.is::<Damaged>() {
+            let _ = std::fs::remove_file(&part);
+            return Err(error.context(format!(
+                "the download is not the file that was sent (damaged or tampered with); \
+                 nothing was written to {}",
+                output.display()
+            )));
+        }
+        if sealed {
+            let _ = std::fs::remove_file(&part);
+            return Err(error.context(format!(
+                "the encrypted download broke off; nothing was written to {}",
+                output.display()
+            )));
+        }
         if blob.is_none() || flushed.is_err() {
             // Nothing can be resumed without a blob URL, so the partial file is useless.
             let _ = std::fs::remove_file(&part);
