@@ -69,6 +69,13 @@ impl RequestPolicy {
         owner: KeyId,
         now: Instant,
     ) -> Result<UploadRequest, DomainError> {
+        // An encrypted upload's name travels sealed; a fixed one would sit here in plaintext
+        // and name nothing (the share is called `encrypted`).
+        if spec.encrypted && spec.filename.is_some() {
+            return Err(DomainError::InvalidEncryption(
+                "an encrypted request fixes no filename: the uploader's travels sealed",
+            ));
+        }
         let filename = spec.filename.as_deref().map(Filename::parse).transpose()?;
         let max_size = spec.max_size.unwrap_or(shares.max_size);
         if max_size == 0 {
@@ -472,6 +479,15 @@ mod tests {
                 "invalid_encryption"
             );
         }
+        let named = RequestSpec {
+            filename: Some("contract.pdf".into()),
+            encrypted: true,
+            ..RequestSpec::default()
+        };
+        let error = RequestPolicy::default()
+            .new_request(&named, &SharePolicy::default(), KeyId::generate(), now())
+            .unwrap_err();
+        assert_eq!(error.code(), "invalid_encryption");
         // A plain request has no key to encrypt to.
         request.encrypted = false;
         assert_eq!(request.plain_upload_refusal(now()), None);

@@ -268,13 +268,7 @@ async fn bad_share_requests_get_400_with_stable_codes_and_create_nothing() {
         ),
     ];
     for (body, code) in cases {
-        let response = client()
-            .post(server.url("/api/v1/shares"))
-            .header("Authorization", server.auth())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = post_share(&server, &body).await;
         assert_eq!(error_code(response).await, (400, code.into()), "{body}");
     }
     let response = client()

@@ -17,7 +17,7 @@ use once_api::{
 use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
 use super::error::ApiResult;
-use super::{AppState, header_text, incoming, views};
+use super::{AppState, header_text, incoming, sealed, views};
 
 use crate::service::{Caller, parse_sha256, reported_parts};
 
@@ -37,6 +37,7 @@ pub async fn create_share(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewShare = parse_json(&body)?;
+    let encryption = sealed::parse_optional(body.encryption.as_ref(), body.contents.is_some())?;
     let contents = body.contents.as_ref().map(views::contents_text);
     let spec = ShareSpec {
         filename: body.filename,
@@ -47,7 +48,7 @@ pub async fn create_share(
         upload_expires_in: body.upload_expires_in.map(Duration::from_secs),
         sha256: body.sha256,
         note: body.note,
-        encryption: None,
+        encryption,
     };
     let now = once_domain::now();
     let base = app.base_url(&origin);
@@ -286,7 +287,7 @@ pub async fn create_request(
         share_expires_in: body.share_expires_in.map(Duration::from_secs),
         note: body.note,
         requester: body.from,
-        encrypted: false,
+        encrypted: body.encrypted,
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;

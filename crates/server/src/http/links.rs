@@ -1,6 +1,8 @@
 //! `/s/{id}`: what a share link does depends on who opens it, so that link previews never burn
 //! a share. `HEAD`, preview bots and browsers (which get a landing page with a Download button
-//! that POSTs) consume nothing; download tools (curl, wget, the CLI) claim on a plain GET.
+//! that POSTs) consume nothing; download tools (curl, wget, the CLI) claim on a plain GET,
+//! except an end-to-end encrypted share, which they could not decrypt (the key is in the
+//! fragment they never send): they get `406 encrypted_link` and a line on how to fetch it.
 
 use crate::http::forwarded::Origin;
 use std::sync::Arc;
@@ -84,7 +86,7 @@ async fn open_share(
 ) -> Response {
     let opener = classify(method, headers);
     if opener == Opener::Downloader {
-        return claim_share(app, id, origin, headers).await;
+        return download(app, id, origin, headers).await;
     }
     let html = opener != Opener::Head;
     let now = once_domain::now();
@@ -116,6 +118,47 @@ async fn open_share(
     }
 }
 
+/// A plain `GET` by a download tool: the claim, unless the share is encrypted end to end.
+async fn download(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
+    let encrypted = match ShareId::parse(id) {
+        Ok(id) => app.service.peek(&id).await.ok(),
+        Err(_) => None,
+    }
+    .is_some_and(|share| {
+        share.encryption.is_some() && share.claim_refusal(once_domain::now()).is_none()
+    });
+    if encrypted {
+        return encrypted_link(app, id, origin, headers);
+    }
+    claim_share(app, id, origin, headers).await
+}
+
+/// `406 encrypted_link`: JSON for clients that ask for it, otherwise the short text a person
+/// running curl or wget reads in the terminal (or in the file it saved).
+fn encrypted_link(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
+    let accept = header_text(headers, header::ACCEPT).unwrap_or_default();
+    if accept.contains("application/json") {
+        return ApiError::from(DomainError::EncryptedLink).into_response();
+    }
+    let link = format!(
+        "{}{}",
+        app.base_url(origin),
+        once_api::routes::share_link(id)
+    );
+    let text = format!(
+        "This link is end-to-end encrypted. Its key is the part after '#', which download \
+         tools never send, so nothing was downloaded and the link still works.\n\
+         Fetch it with `once get '{link}#…'` (the whole link, in quotes), or open it in a \
+         browser.\n"
+    );
+    let mut response = (StatusCode::NOT_ACCEPTABLE, text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 async fn claim_share(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
     let accept = header_text(headers, header::ACCEPT).unwrap_or_default();
     let html = wants_html(accept);
@@ -123,9 +166,10 @@ async fn claim_share(app: &AppState, id: &str, origin: &Origin, headers: &Header
     let Ok(id) = ShareId::parse(id) else {
         return refusal(app, headers, DomainError::ShareNotFound.into(), html);
     };
+    let proof = header_text(headers, once_api::headers::PROOF);
     match app
         .service
-        .claim(&id, &app.base_url(origin), once_domain::now())
+        .claim(&id, proof, &app.base_url(origin), once_domain::now())
         .await
     {
         Ok(claim) => {

@@ -9,6 +9,7 @@ pub mod forwarded;
 mod links;
 pub mod pace;
 pub mod plain;
+mod sealed;
 mod uploads;
 mod views;
 mod web;
@@ -138,6 +139,9 @@ fn routes(state: Arc<AppState>) -> Router {
         .route(routes::METRICS, get(render_metrics))
         .merge(api)
         .route(routes::SHARE_LINK, get(links::open).post(links::claim))
+        // A fixed segment wins over `/s/{id}/{filename}` in axum's router; share links never
+        // carry a file name, so no link of a file called "seal" is lost to it.
+        .route(routes::SHARE_SEAL, get(sealed::seal))
         .route(
             routes::SHARE_LINK_NAMED,
             get(links::open_named).post(links::claim_named),

@@ -23,7 +23,7 @@ use crate::service::{SessionStart, parse_sha256, reported_parts};
 
 use super::error::{ApiError, ApiResult};
 use super::web::pages;
-use super::{AppState, header_text, incoming, links, views};
+use super::{AppState, header_text, incoming, links, sealed, views};
 
 pub async fn put_ticket(
     State(app): State<Arc<AppState>>,
@@ -106,7 +106,7 @@ pub async fn request_page(
             .map(|name| name.as_str().to_owned()),
         max_size: request.max_size,
         expires_at: request.expires_at,
-        encrypted: false,
+        encrypted: request.encrypted,
         note: request.note.as_ref().map(|note| note.as_str().to_owned()),
         from: request
             .requester
@@ -242,6 +242,7 @@ pub async fn start_request_upload(
 ) -> ApiResult<Response> {
     let id = parse_request_id(&id)?;
     let body: NewRequestUpload = parse_json(&body)?;
+    let encryption = sealed::parse_optional(body.encryption.as_ref(), body.contents.is_some())?;
     let start = SessionStart {
         contents: body.contents.as_ref().map(views::contents_text),
         spec: SessionSpec {
@@ -249,7 +250,7 @@ pub async fn start_request_upload(
             content_type: body.content_type,
             size: body.size,
             sha256: body.sha256,
-            encryption: None,
+            encryption,
         },
     };
     let (share, upload) = app

@@ -39,7 +39,7 @@ pub fn share(share: &Share, base: &str, now: Instant) -> ShareView {
         upload_attempts: share.upload_attempts,
         preview_hits: share.preview_hits,
         request_id: share.request_id.as_ref().map(|id| id.as_str().to_owned()),
-        encrypted: false,
+        encrypted: share.encryption.is_some(),
         note: share.note.as_ref().map(|note| note.as_str().to_owned()),
         contents: contents(share),
         upload: None,
@@ -105,7 +105,7 @@ pub fn request(
             .requester
             .as_ref()
             .map(|name| name.as_str().to_owned()),
-        encrypted: false,
+        encrypted: request.encrypted,
         upload: RequestUpload {
             method: "PUT".to_owned(),
             url,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use once_blob::{BlobError, BlobStore, ByteStream};
 use once_domain::{
-    DomainError, Instant, KeyId, MasterSecret, RequestId, RequestPolicy, SecretSealer,
-    SessionSigner, Sha256Digest, Share, SharePolicy, UrlSigner,
+    ChallengeSigner, DomainError, Instant, KeyId, MasterSecret, RequestId, RequestPolicy,
+    SecretSealer, SessionSigner, Sha256Digest, Share, SharePolicy, UrlSigner,
 };
 use once_meta::{MetaError, MetaStore};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -90,6 +90,16 @@ pub struct Claim {
     pub lease_until: Instant,
 }
 
+/// What a recipient of an encrypted share gets from `GET /s/{id}/seal`: the share (its
+/// public encryption parameters) and a fresh claim challenge.
+#[derive(Debug, Clone)]
+pub struct SealedClaim {
+    pub share: Share,
+    pub encryption: once_domain::Encryption,
+    pub challenge: String,
+    pub challenge_expires_at: Instant,
+}
+
 /// A body arriving through the server, with what its headers declared.
 pub struct IncomingBody {
     pub body: ByteStream,
@@ -123,6 +133,9 @@ pub struct Service {
     signer: UrlSigner,
     sealer: SecretSealer,
     sessions: SessionSigner,
+    /// Signs and checks the claim challenges of encrypted shares (stateless, so any instance
+    /// with the same master secret checks any instance's).
+    challenges: ChallengeSigner,
     session_lifetime: Duration,
     shares: SharePolicy,
     requests: RequestPolicy,
@@ -145,6 +158,7 @@ impl Service {
             signer: master.url_signer(),
             sealer: master.sealer(),
             sessions: master.session_signer(),
+            challenges: master.challenge_signer(),
             session_lifetime: settings.session_lifetime,
             shares: settings.shares,
             requests: settings.requests,

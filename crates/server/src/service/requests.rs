@@ -78,7 +78,8 @@ impl Service {
         started_at: Instant,
     ) -> ServiceResult<Share> {
         let request = self.open_request(id).await?;
-        if let Some(refusal) = request.upload_refusal(started_at) {
+        // A streamed upload is plain: an encrypted request refuses it before reading a byte.
+        if let Some(refusal) = request.plain_upload_refusal(started_at) {
             return Err(refusal.into());
         }
         // Each running upload may hold up to max_size of disk until it fails or wins, so one

@@ -41,6 +41,12 @@ impl Service {
         let mut share = self
             .shares
             .new_share(spec, Some(caller.key_id.clone()), now)?;
+        if share.encryption.is_some() && contents.is_some() {
+            return Err(DomainError::InvalidEncryption(
+                "an encrypted share has no plaintext contents: the listing travels in sealed_meta",
+            )
+            .into());
+        }
         share.contents = contents;
         let endpoints = UploadEndpoints {
             parts_url: format!("{base}{}", routes::share_parts(share.id.as_str())),
@@ -337,9 +343,45 @@ impl Service {
         Ok(self.meta.count_preview(id).await?)
     }
 
+    /// What a recipient needs to open and claim an encrypted share, with a fresh challenge;
+    /// consumes nothing. A plain share is `not_encrypted`; one that cannot be claimed now
+    /// answers why, as a claim would.
+    pub async fn seal(&self, id: &ShareId, now: Instant) -> ServiceResult<SealedClaim> {
+        let share = self.peek(id).await?;
+        let encryption = share.encryption.clone().ok_or(DomainError::NotEncrypted)?;
+        if let Some(refusal) = share.claim_refusal(now) {
+            return Err(refusal.into());
+        }
+        let (challenge, challenge_expires_at) = self.challenges.issue(id.as_str(), now);
+        Ok(SealedClaim {
+            share,
+            encryption,
+            challenge,
+            challenge_expires_at,
+        })
+    }
+
     /// The claim: one conditional write decides it; the winner gets a download URL that lives
-    /// as long as its lease.
-    pub async fn claim(&self, id: &ShareId, base: &str, now: Instant) -> ServiceResult<Claim> {
+    /// as long as its lease. An encrypted share that could be claimed now is claimed only with
+    /// a valid `proof` of its key (`X-Once-Proof`), checked before that write, so a refused
+    /// proof consumes nothing.
+    pub async fn claim(
+        &self,
+        id: &ShareId,
+        proof: Option<&str>,
+        base: &str,
+        now: Instant,
+    ) -> ServiceResult<Claim> {
+        // The encryption of a share never changes once it is made, so this read decides
+        // nothing that the claim's conditional write below must decide.
+        let current = self.peek(id).await?;
+        if let Some(encryption) = &current.encryption
+            && current.claim_refusal(now).is_none()
+            && let Err(refusal) = encryption.verify_proof(&self.challenges, id.as_str(), proof, now)
+        {
+            metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);
+            return Err(refusal.into());
+        }
         let lease_until = add(now, self.claim_lease);
         let Some(share) = self.meta.claim_share(id, now, lease_until).await? else {
             metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);

@@ -44,15 +44,44 @@ pub async fn create_request(server: &Server, body: serde_json::Value) -> serde_j
     response.json().await.unwrap()
 }
 
-/// `POST /api/v1/shares`.
-pub async fn create_share(server: &Server, body: serde_json::Value) -> CreatedShare {
-    let response = client()
+/// `POST /api/v1/shares` with `body`, whatever the answer.
+pub async fn post_share(server: &Server, body: &serde_json::Value) -> reqwest::Response {
+    client()
         .post(server.url("/api/v1/shares"))
         .header("Authorization", server.auth())
-        .json(&body)
+        .json(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A `GET` as a program that wants JSON (`Accept: application/json`).
+pub async fn get_json(url: &str) -> reqwest::Response {
+    client()
+        .get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A `GET` as a browser opening a link: the landing page of a share.
+pub async fn browser_get(url: &str) -> reqwest::Response {
+    client()
+        .get(url)
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        )
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /api/v1/shares`, which must create the share.
+pub async fn create_share(server: &Server, body: serde_json::Value) -> CreatedShare {
+    let response = post_share(server, &body).await;
     assert_eq!(
         response.status(),
         201,

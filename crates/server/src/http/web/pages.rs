@@ -335,6 +335,9 @@ struct LandingPage<'a> {
     note: Option<String>,
     listing: Option<Listing>,
     explain: &'a str,
+    /// For an end-to-end encrypted share: where the page's script fetches the seal (marked
+    /// on the claim form as `data-seal-url`, with `data-encrypted="true"`).
+    seal_url: Option<String>,
 }
 
 /// Entries shown on the landing page of an archive; the owner's view has the stored listing.
@@ -395,6 +398,10 @@ pub async fn landing(app: &AppState, headers: &HeaderMap, share: &Share) -> Resp
         } else {
             t.landing_explain_many
         },
+        seal_url: share
+            .encryption
+            .is_some()
+            .then(|| once_api::routes::share_seal(share.id.as_str())),
     };
     respond(app, StatusCode::OK, page.render())
 }

@@ -1,0 +1,76 @@
+//! End-to-end encrypted shares on the wire (`docs/encryption.md`): a sender's `encryption`
+//! checked into the domain's [`Encryption`], and `GET /s/{id}/seal`, which hands a recipient
+//! what it needs to derive the keys with a fresh claim challenge and consumes nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use once_api::{NewEncryption, PasswordParams as WirePasswordParams, SealedShare};
+use once_domain::encryption::PasswordParams;
+use once_domain::{DomainError, Encryption, ShareId};
+
+use super::AppState;
+use super::error::ApiResult;
+
+/// A sender's (or an uploader's) `encryption`, checked by the domain's one rule.
+pub fn parse(new: &NewEncryption) -> Result<Encryption, DomainError> {
+    Encryption::parse(
+        &new.scheme,
+        &new.claim_key,
+        &new.sealed_meta,
+        new.password.as_ref().map(|params| PasswordParams {
+            salt: params.salt.clone(),
+            memory_kib: params.memory_kib,
+            iterations: params.iterations,
+            parallelism: params.parallelism,
+        }),
+        new.ephemeral_key.as_deref(),
+        new.recipient_key.as_deref(),
+    )
+}
+
+/// The optional `encryption` of a new share or upload; `contents` (the archive listing) names
+/// files, so it must travel sealed too.
+pub fn parse_optional(
+    new: Option<&NewEncryption>,
+    has_contents: bool,
+) -> Result<Option<Encryption>, DomainError> {
+    let Some(new) = new else {
+        return Ok(None);
+    };
+    if has_contents {
+        return Err(DomainError::InvalidEncryption(
+            "an encrypted share has no plaintext contents: the listing travels in sealed_meta",
+        ));
+    }
+    parse(new).map(Some)
+}
+
+/// `GET /s/{id}/seal`: JSON for the recipient's client (the CLI or the landing page's script).
+pub async fn seal(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SealedShare>> {
+    let id = ShareId::parse(&id).map_err(|_| DomainError::ShareNotFound)?;
+    let sealed = app.service.seal(&id, once_domain::now()).await?;
+    let encryption = sealed.encryption;
+    Ok(Json(SealedShare {
+        scheme: encryption.scheme,
+        size: sealed.share.size,
+        record_size: once_domain::encryption::RECORD_SIZE,
+        sealed_meta: encryption.sealed_meta,
+        password: encryption.password.map(|params| WirePasswordParams {
+            salt: params.salt,
+            memory_kib: params.memory_kib,
+            iterations: params.iterations,
+            parallelism: params.parallelism,
+        }),
+        ephemeral_key: encryption.ephemeral_key,
+        recipient_key: encryption.recipient_key,
+        challenge: sealed.challenge,
+        challenge_expires_at: sealed.challenge_expires_at,
+        downloads_left: sealed.share.downloads_left,
+        expires_at: sealed.share.expires_at,
+    }))
+}
