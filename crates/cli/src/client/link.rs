@@ -170,6 +170,8 @@ impl ShareLink {
             .map(String::from);
         let secret = url
             .fragment()
+            // A pasted trailing slash is no part of the key (b64u has no `/`).
+            .map(|fragment| fragment.trim_end_matches('/'))
             .filter(|fragment| !fragment.is_empty())
             .map(str::to_owned);
         let mut canonical = url.clone();
