@@ -25,34 +25,19 @@ use super::link::ShareLink;
 use crate::GetArgs;
 use claim::{Claimed, claim};
 use naming::{free_path, name_from_response, with_suffix};
-use record::{SIDECAR_SUFFIX, Sidecar, find_sidecar, read_sidecar, write_sidecar};
+use once_seal::{RECORD_SIZE, layout};
+use record::{SIDECAR_SUFFIX, SealedRecord, Sidecar, find_sidecar, read_sidecar, write_sidecar};
 use sealed::Opened;
 use transfer::{Damaged, Sink, fetch, split_fatal, transfer};
 
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
     let link = link_from_arg(&client, &args.link)?;
-    // An encrypted share is opened before anything is claimed: a wrong key or password
-    // fails here and costs nothing.
-    let opened = match &link.1.secret {
-        Some(secret) => match sealed::fetch_seal(&client, &link.1).await? {
-            Some(seal) => Some(sealed::open(seal, secret, args.password_file.as_deref())?),
-            None => {
-                if !args.quiet {
-                    eprintln!("note: the share is not encrypted; the key after '#' is not needed");
-                }
-                None
-            }
-        },
-        None => None,
+    let opened = Recipient {
+        password_file: args.password_file.as_deref(),
+        quiet: args.quiet,
     };
-    if let Some(opened) = &opened
-        && let Some(note) = &opened.metadata.note
-        && !args.quiet
-    {
-        eprintln!("note from the sender: {}", super::terminal_text(note));
-    }
-    let opened = opened.as_ref();
+    let opened = &opened;
     if args.extract {
         return download_and_extract(&client, &link, opened, args.output.as_deref(), args.quiet)
             .await;
@@ -76,7 +61,7 @@ pub async fn run(args: GetArgs) -> Result<()> {
 async fn download_and_extract(
     client: &Client,
     link: &(Url, ShareLink),
-    opened: Option<&Opened>,
+    opened: &Recipient<'_>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
@@ -111,6 +96,44 @@ async fn download_and_extract(
     Ok(())
 }
 
+/// What opens an encrypted share besides the link's key.
+struct Recipient<'a> {
+    password_file: Option<&'a Path>,
+    quiet: bool,
+}
+
+impl Recipient<'_> {
+    /// An encrypted share, opened before anything is claimed: a wrong key or password fails
+    /// here and costs nothing. None for a plain share.
+    async fn open(&self, client: &Client, link: &ShareLink) -> Result<Option<Opened>> {
+        let Some(secret) = &link.secret else {
+            return Ok(None);
+        };
+        let Some(seal) = sealed::fetch_seal(client, link).await? else {
+            if !self.quiet {
+                eprintln!("note: the share is not encrypted; the key after '#' is not needed");
+            }
+            return Ok(None);
+        };
+        let opened = sealed::open(seal, secret, self.password_file)?;
+        if let Some(note) = &opened.metadata.note
+            && !self.quiet
+        {
+            eprintln!("note from the sender: {}", super::terminal_text(note));
+        }
+        Ok(Some(opened))
+    }
+
+    /// The keys of an interrupted download of an encrypted share, from the link given again.
+    fn reopen(&self, link: &ShareLink, record: &SealedRecord) -> Result<Opened> {
+        let secret = link.secret.as_deref().context(
+            "this unfinished download is of an encrypted share: give the whole link, with its \
+             #KEY, to resume it",
+        )?;
+        sealed::reopen(record, secret, self.password_file)
+    }
+}
+
 /// A full link, or a bare share id on the configured server. The claim goes to the link's
 /// canonical form (plus its file name), so a pasted trailing slash or query does not change
 /// what is requested.
@@ -124,11 +147,11 @@ fn link_from_arg(client: &Client, text: &str) -> Result<(Url, ShareLink)> {
 async fn to_stdout(
     client: &Client,
     (url, link): &(Url, ShareLink),
-    opened: Option<&Opened>,
+    opened: &Recipient<'_>,
     quiet: bool,
 ) -> Result<()> {
-    if let Some(opened) = opened {
-        let blob = sealed::claim(client, link, opened).await?;
+    if let Some(opened) = opened.open(client, link).await? {
+        let blob = sealed::claim(client, link, &opened).await?;
         let stdout = Sink::Stdout(
             std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
             sha2::Sha256::new(),
@@ -194,7 +217,7 @@ async fn sha256_of_file(path: &Path) -> Result<Sha256Digest> {
 async fn to_file(
     client: &Client,
     (url, link): &(Url, ShareLink),
-    opened: Option<&Opened>,
+    opened: &Recipient<'_>,
     output: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -214,13 +237,14 @@ async fn to_file(
                 with_suffix(output, ".part").display()
             );
         }
-        return resume(client, output, saved, quiet).await;
+        return resume(client, output, link, saved, opened, quiet).await;
     }
+    let opened = opened.open(client, link).await?;
 
     // Created before the claim, so an unwritable destination fails without using the link up.
     let part = with_suffix(output, ".part");
     let sink = Sink::create(&part).await?;
-    if let Some(opened) = opened {
+    if let Some(opened) = &opened {
         let download = sealed_download(client, link, opened, output, false, &part, sink).await?;
         return finish_download(client, download, quiet).await;
     }
@@ -233,7 +257,7 @@ async fn to_file(
     };
     let (blob, first) = match claimed {
         Claimed::Redirect(blob) => {
-            write_sidecar(&sidecar, &link.canonical, &blob, sha256)?;
+            write_sidecar(&sidecar, &link.canonical, &blob, sha256, None)?;
             (Some(blob), None)
         }
         Claimed::Direct(response) => (None, Some(response)),
@@ -247,20 +271,10 @@ async fn to_file(
 async fn to_directory(
     client: &Client,
     (url, link): &(Url, ShareLink),
-    opened: Option<&Opened>,
+    opened: &Recipient<'_>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<PathBuf> {
-    if let Some(opened) = opened {
-        // The sender's name, through the same checks as a name from the server.
-        let name = Filename::parse(&opened.metadata.name)
-            .map_or_else(|_| link.id.to_string(), |name| name.as_str().to_owned());
-        let output = free_path(dir, &name);
-        let part = with_suffix(&output, ".part");
-        let sink = Sink::create(&part).await?;
-        let download = sealed_download(client, link, opened, &output, true, &part, sink).await?;
-        return finish_download(client, download, quiet).await;
-    }
     if let Some((name, saved)) = find_sidecar(dir.unwrap_or(Path::new(".")), link)? {
         let output = dir.map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
         if output.symlink_metadata().is_ok() {
@@ -271,7 +285,17 @@ async fn to_directory(
                 with_suffix(&output, ".part").display()
             );
         }
-        return resume(client, &output, saved, quiet).await;
+        return resume(client, &output, link, saved, opened, quiet).await;
+    }
+    if let Some(opened) = &opened.open(client, link).await? {
+        // The sender's name, through the same checks as a name from the server.
+        let name = Filename::parse(&opened.metadata.name)
+            .map_or_else(|_| link.id.to_string(), |name| name.as_str().to_owned());
+        let output = free_path(dir, &name);
+        let part = with_suffix(&output, ".part");
+        let sink = Sink::create(&part).await?;
+        let download = sealed_download(client, link, opened, &output, true, &part, sink).await?;
+        return finish_download(client, download, quiet).await;
     }
 
     let (claimed, sha256) = claim(client, url).await?;
@@ -302,6 +326,7 @@ async fn to_directory(
             &link.canonical,
             blob,
             sha256,
+            None,
         )?;
     }
     let download = Download::fresh(output, true, blob, sha256, first, sink);
@@ -309,9 +334,36 @@ async fn to_directory(
 }
 
 /// Continues an interrupted download from its `.part` with the stored blob URL; no claim.
-async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> Result<PathBuf> {
+async fn resume(
+    client: &Client,
+    output: &Path,
+    link: &ShareLink,
+    saved: Sidecar,
+    recipient: &Recipient<'_>,
+    quiet: bool,
+) -> Result<PathBuf> {
     let part = with_suffix(output, ".part");
-    let (sink, have) = Sink::append(&part).await?;
+    let (sink, have) = match &saved.sealed {
+        None => Sink::append(&part).await?,
+        Some(record) => {
+            // The .part holds the plaintext of whole records; the download goes on from the
+            // first record it lacks (the last one again if all arrived).
+            let opened = recipient.reopen(link, record)?;
+            let records = layout::record_count(layout::plain_len(record.sealed_len)?);
+            let held = std::fs::metadata(&part).map_or(0, |metadata| metadata.len());
+            let next = (held / RECORD_SIZE as u64).min(records - 1);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&part)
+                .and_then(|file| file.set_len(next * RECORD_SIZE as u64))
+                .with_context(|| format!("cannot resume {}", part.display()))?;
+            let (sink, _) = Sink::append(&part).await?;
+            let sink = Sink::opening(sink, opened.keys, record.sealed_len, next)?;
+            (sink, layout::sealed_offset(next))
+        }
+    };
     if !quiet {
         eprintln!(
             "resuming {} from {}",
@@ -330,7 +382,6 @@ async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> 
             first: None,
             sink,
             have,
-            sealed: false,
         },
         quiet,
     )
@@ -350,9 +401,6 @@ struct Download {
     first: Option<Response>,
     sink: Sink,
     have: u64,
-    /// An encrypted share: a download that fails is not kept (no record to resume it), and
-    /// one that does not open leaves nothing behind.
-    sealed: bool,
 }
 
 /// Claims an encrypted share (its metadata already opened) and sets up the download of its
@@ -373,8 +421,15 @@ async fn sealed_download(
             return Err(error);
         }
     };
+    write_sidecar(
+        &with_suffix(output, SIDECAR_SUFFIX),
+        &link.canonical,
+        &blob,
+        None,
+        Some(&opened.record),
+    )?;
     let sink = Sink::opening(sink, opened.keys.clone(), opened.sealed_len, 0)?;
-    let mut download = Download::fresh(
+    let download = Download::fresh(
         output.to_owned(),
         rename_if_taken,
         Some(blob),
@@ -382,7 +437,6 @@ async fn sealed_download(
         None,
         sink,
     );
-    download.sealed = true;
     Ok(download)
 }
 
@@ -405,7 +459,6 @@ impl Download {
             first,
             sink,
             have: 0,
-            sealed: false,
         }
     }
 }
@@ -422,7 +475,6 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
         first,
         mut sink,
         have,
-        sealed,
     } = download;
     let part = with_suffix(&output, ".part");
     let sidecar = with_suffix(&output, SIDECAR_SUFFIX);
@@ -438,16 +490,10 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
         let flushed = sink.finish().await;
         if error.is::<Damaged>() {
             let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(&sidecar);
             return Err(error.context(format!(
                 "the download is not the file that was sent (damaged or tampered with); \
                  nothing was written to {}",
-                output.display()
-            )));
-        }
-        if sealed {
-            let _ = std::fs::remove_file(&part);
-            return Err(error.context(format!(
-                "the encrypted download broke off; nothing was written to {}",
                 output.display()
             )));
         }

@@ -15,6 +15,7 @@ use url::Url;
 use super::super::config::{Client, error_from_response};
 use super::super::encryption::{Metadata, PasswordSource, params_from_wire, read_password};
 use super::super::link::ShareLink;
+use super::record::SealedRecord;
 
 /// An encrypted share whose metadata opened: the keys, what names the file, and the
 /// ciphertext's length.
@@ -23,6 +24,8 @@ pub(super) struct Opened {
     pub metadata: Metadata,
     pub sealed_len: u64,
     challenge: String,
+    /// What the download record keeps to resume.
+    pub record: SealedRecord,
 }
 
 /// The share's seal, or None when the share is not encrypted (`404 not_encrypted`).
@@ -65,6 +68,32 @@ pub(super) fn open(
     secret: &str,
     password_file: Option<&Path>,
 ) -> Result<Opened> {
+    open_record(&seal, secret, password_file)
+}
+
+/// The keys of an interrupted download, checked against its record's sealed metadata.
+pub(super) fn reopen(
+    record: &SealedRecord,
+    secret: &str,
+    password_file: Option<&Path>,
+) -> Result<Opened> {
+    let seal = SealedShare {
+        scheme: once_seal::SCHEME.to_owned(),
+        size: Some(record.sealed_len),
+        record_size: RECORD_SIZE as u32,
+        sealed_meta: record.sealed_meta.clone(),
+        password: record.password.clone(),
+        ephemeral_key: None,
+        recipient_key: None,
+        challenge: String::new(),
+        challenge_expires_at: time::OffsetDateTime::UNIX_EPOCH,
+        downloads_left: 0,
+        expires_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    open_record(&seal, secret, password_file)
+}
+
+fn open_record(seal: &SealedShare, secret: &str, password_file: Option<&Path>) -> Result<Opened> {
     if seal.scheme != once_seal::SCHEME {
         bail!(
             "the share is encrypted with {:?}, which this once does not know; update once",
@@ -127,7 +156,12 @@ pub(super) fn open(
         keys,
         metadata,
         sealed_len,
-        challenge: seal.challenge,
+        challenge: seal.challenge.clone(),
+        record: SealedRecord {
+            sealed_len,
+            sealed_meta: seal.sealed_meta.clone(),
+            password: seal.password.clone(),
+        },
     })
 }
 
