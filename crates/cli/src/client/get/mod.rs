@@ -33,24 +33,33 @@ use transfer::{Damaged, Sink, fetch, split_fatal, transfer};
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
     let link = link_from_arg(&client, &args.link)?;
-    let opened = Recipient {
+    let recipient = &Recipient {
         password_file: args.password_file.as_deref(),
         quiet: args.quiet,
     };
-    let opened = &opened;
     if args.extract {
-        return download_and_extract(&client, &link, opened, args.output.as_deref(), args.quiet)
-            .await;
+        return download_and_extract(
+            &client,
+            &link,
+            recipient,
+            args.output.as_deref(),
+            args.quiet,
+        )
+        .await;
     }
     match args.output.as_deref() {
-        Some(path) if path == Path::new("-") => to_stdout(&client, &link, opened, args.quiet).await,
-        Some(path) if path.is_dir() => to_directory(&client, &link, opened, Some(path), args.quiet)
+        Some(path) if path == Path::new("-") => {
+            to_stdout(&client, &link, recipient, args.quiet).await
+        }
+        Some(path) if path.is_dir() => {
+            to_directory(&client, &link, recipient, Some(path), args.quiet)
+                .await
+                .map(drop)
+        }
+        Some(path) => to_file(&client, &link, recipient, path, args.quiet)
             .await
             .map(drop),
-        Some(path) => to_file(&client, &link, opened, path, args.quiet)
-            .await
-            .map(drop),
-        None => to_directory(&client, &link, opened, None, args.quiet)
+        None => to_directory(&client, &link, recipient, None, args.quiet)
             .await
             .map(drop),
     }
@@ -61,7 +70,7 @@ pub async fn run(args: GetArgs) -> Result<()> {
 async fn download_and_extract(
     client: &Client,
     link: &(Url, ShareLink),
-    opened: &Recipient<'_>,
+    recipient: &Recipient<'_>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
@@ -71,7 +80,7 @@ async fn download_and_extract(
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let archive = to_directory(client, link, opened, dir, quiet).await?;
+    let archive = to_directory(client, link, recipient, dir, quiet).await?;
     let into = dir.unwrap_or(Path::new(".")).to_owned();
     let unpacked = archive.clone();
     let report = tokio::task::spawn_blocking(move || super::archive::extract(&unpacked, &into))
@@ -147,10 +156,10 @@ fn link_from_arg(client: &Client, text: &str) -> Result<(Url, ShareLink)> {
 async fn to_stdout(
     client: &Client,
     (url, link): &(Url, ShareLink),
-    opened: &Recipient<'_>,
+    recipient: &Recipient<'_>,
     quiet: bool,
 ) -> Result<()> {
-    if let Some(opened) = opened.open(client, link).await? {
+    if let Some(opened) = recipient.open(client, link).await? {
         let blob = sealed::claim(client, link, &opened).await?;
         let stdout = Sink::Stdout(
             std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
@@ -217,7 +226,7 @@ async fn sha256_of_file(path: &Path) -> Result<Sha256Digest> {
 async fn to_file(
     client: &Client,
     (url, link): &(Url, ShareLink),
-    opened: &Recipient<'_>,
+    recipient: &Recipient<'_>,
     output: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -237,9 +246,9 @@ async fn to_file(
                 with_suffix(output, ".part").display()
             );
         }
-        return resume(client, output, link, saved, opened, quiet).await;
+        return resume(client, output, link, saved, recipient, quiet).await;
     }
-    let opened = opened.open(client, link).await?;
+    let opened = recipient.open(client, link).await?;
 
     // Created before the claim, so an unwritable destination fails without using the link up.
     let part = with_suffix(output, ".part");
@@ -271,7 +280,7 @@ async fn to_file(
 async fn to_directory(
     client: &Client,
     (url, link): &(Url, ShareLink),
-    opened: &Recipient<'_>,
+    recipient: &Recipient<'_>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -285,9 +294,9 @@ async fn to_directory(
                 with_suffix(&output, ".part").display()
             );
         }
-        return resume(client, &output, link, saved, opened, quiet).await;
+        return resume(client, &output, link, saved, recipient, quiet).await;
     }
-    if let Some(opened) = &opened.open(client, link).await? {
+    if let Some(opened) = &recipient.open(client, link).await? {
         // The sender's name, through the same checks as a name from the server.
         let name = Filename::parse(&opened.metadata.name)
             .map_or_else(|_| link.id.to_string(), |name| name.as_str().to_owned());
