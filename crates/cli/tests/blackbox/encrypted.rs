@@ -372,3 +372,59 @@ async fn curl_of_an_encrypted_link_gets_the_406_and_once_get_still_works() {
         b"not for curl"
     );
 }
+
+#[tokio::test]
+async fn a_killed_get_of_a_password_share_resumes_without_claiming_again_and_keeps_no_key() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let bytes = payload(120 * MIB as usize, 5);
+    std::fs::write(work.path().join("big.bin"), &bytes).unwrap();
+    let password = work.path().join("pw");
+    std::fs::write(&password, "correct horse\n").unwrap();
+    let password = password.to_str().unwrap();
+    let link = link_of(
+        &server,
+        work.path(),
+        &["send", "big.bin", "--password-file", password, "-q"],
+    );
+
+    let inbox = tempfile::tempdir().unwrap();
+    let part = inbox.path().join("big.bin.part");
+    let mut child = client_command(
+        &server,
+        inbox.path(),
+        &["get", &link, "--password-file", password, "-q"],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 2 * MIB {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let record = std::fs::read_to_string(inbox.path().join("big.bin.part.once"))
+        .expect("the download record is kept");
+    let secret = link.split_once('#').unwrap().1;
+    assert!(!record.contains(secret), "the record holds the link's key");
+    assert!(!inbox.path().join("big.bin").exists());
+
+    // Without the key the record is of no use, and says so.
+    let keyless = once_client(&server, inbox.path(), &["get", without_key(&link)]);
+    assert!(!keyless.status.success());
+    assert!(stderr(&keyless).contains("#KEY"), "{}", stderr(&keyless));
+
+    // One download, already claimed: only the resume can finish it.
+    let again = once_client(
+        &server,
+        inbox.path(),
+        &["get", &link, "--password-file", password],
+    );
+    stdout(&again);
+    assert!(stderr(&again).contains("resuming"), "{}", stderr(&again));
+    assert!(std::fs::read(inbox.path().join("big.bin")).unwrap() == bytes);
+    assert!(!part.exists() && !inbox.path().join("big.bin.part.once").exists());
+}
