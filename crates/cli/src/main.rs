@@ -161,13 +161,27 @@ pub struct SendArgs {
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Send the file as it is instead of encrypting it end to end: the server (and whoever
+    /// runs or reads its storage) can then read the file, its name and the note, and the link
+    /// works with curl
+    #[arg(long)]
+    pub no_encrypt: bool,
+    /// Make a password part of the key, asked for without echo (twice); the recipient needs
+    /// the link and the password
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: bool,
+    /// Like --password, with the password read from the first line of PATH (`-` reads
+    /// standard input); for scripts
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The link (`https://host/s/ID`, quotes and `<…>` around it are fine) or a bare share id
+    /// The link (`https://host/s/ID#KEY`, quotes and `<…>` around it are fine) or a bare share
+    /// id; an encrypted share's link needs its `#KEY` part
     pub link: String,
     /// Where to write the file [default: the sender's file name in the current directory;
     /// `-` for standard output]
@@ -177,6 +191,10 @@ pub struct GetArgs {
     /// folder [default: the current directory] instead of keeping the archive
     #[arg(long, short = 'x')]
     pub extract: bool,
+    /// The password of a password-protected share, from the first line of PATH (`-` reads
+    /// standard input) [default: asked for without echo when the share has one]
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
     /// No progress bar
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -150,6 +150,9 @@ pub struct ShareLink {
     /// The file name segment after the id, if the link had one.
     pub filename: Option<String>,
     pub id: ShareId,
+    /// The fragment (after `#`): an end-to-end encrypted share's secret. Never sent to a
+    /// server, never written to a download record.
+    pub secret: Option<String>,
 }
 
 impl ShareLink {
@@ -165,6 +168,12 @@ impl ShareLink {
             .filter(|name| !name.is_empty())
             .map(|name| percent_encoding::percent_decode_str(name).decode_utf8_lossy())
             .map(String::from);
+        let secret = url
+            .fragment()
+            // A pasted trailing slash is no part of the key (b64u has no `/`).
+            .map(|fragment| fragment.trim_end_matches('/'))
+            .filter(|fragment| !fragment.is_empty())
+            .map(str::to_owned);
         let mut canonical = url.clone();
         canonical.set_query(None);
         canonical.set_fragment(None);
@@ -177,15 +186,33 @@ impl ShareLink {
             canonical,
             filename,
             id,
+            secret,
         })
     }
 
-    /// A bare share id (on the server at `server`) or a link.
+    /// A bare share id (on the server at `server`), with or without `#SECRET`, or a link.
     pub fn from_ref(text: &str, server: &str) -> Result<Self> {
-        match ShareId::parse(unwrap_pasted(text)) {
-            Ok(id) => Self::parse(&format!("{server}/s/{id}")),
+        let pasted = unwrap_pasted(text);
+        let (id, fragment) = match pasted.split_once('#') {
+            Some((id, fragment)) => (id, Some(fragment)),
+            None => (pasted, None),
+        };
+        match ShareId::parse(id) {
+            Ok(id) => {
+                let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+                Self::parse(&format!("{server}/s/{id}{fragment}"))
+            }
             Err(_) => Self::parse(text),
         }
+    }
+
+    /// `GET` here: what an encrypted share needs to be opened and claimed.
+    pub fn seal_url(&self) -> Url {
+        let mut url = self.canonical.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push("seal");
+        }
+        url
     }
 
     /// What to request to claim the share: the canonical link, plus the file name when the
@@ -270,6 +297,8 @@ mod tests {
         let named =
             ShareLink::parse(&format!("http://h:8080/prefix/s/{ID}/my%20file.txt?x=1#y")).unwrap();
         assert_eq!(named.id.as_str(), ID);
+        assert_eq!(named.secret.as_deref(), Some("y"));
+        assert_eq!(plain.secret, None);
         assert_eq!(named.filename.as_deref(), Some("my file.txt"));
         assert_eq!(
             named.canonical.as_str(),
@@ -346,6 +375,10 @@ mod tests {
         );
         let elsewhere = ShareLink::from_ref(&format!("https://h/s/{ID}"), "http://x").unwrap();
         assert_eq!(elsewhere.canonical.as_str(), format!("https://h/s/{ID}"));
+        let keyed = ShareLink::from_ref(&format!("{ID}#KEY"), "http://h").unwrap();
+        assert_eq!(keyed.canonical.as_str(), format!("http://h/s/{ID}"));
+        assert_eq!(keyed.secret.as_deref(), Some("KEY"));
+        assert_eq!(keyed.seal_url().as_str(), format!("http://h/s/{ID}/seal"));
     }
 
     #[test]

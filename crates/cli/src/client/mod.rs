@@ -5,6 +5,7 @@
 
 mod archive;
 pub mod config;
+mod encryption;
 pub mod get;
 pub mod link;
 pub mod login;

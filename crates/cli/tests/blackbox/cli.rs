@@ -151,7 +151,11 @@ async fn status_and_revoke_work_on_links_and_ids() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("s.txt"), b"status").unwrap();
-    let link = link_of(&server, work.path(), &["send", "s.txt", "-n", "2"]);
+    let link = link_of(
+        &server,
+        work.path(),
+        &["send", "s.txt", "-n", "2", "--no-encrypt"],
+    );
     let status = stdout(&once_client(&server, work.path(), &["status", &link]));
     assert!(
         status.contains("s.txt") && status.contains("available"),

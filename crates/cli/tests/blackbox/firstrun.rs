@@ -308,7 +308,7 @@ async fn login_checks_the_key_then_saves_server_and_key_for_its_owner_only() {
     // From now on the file alone points the client at the server.
     let work = person.home.path().join("a.txt");
     std::fs::write(&work, b"saved by login").unwrap();
-    let link = stdout(&person.run(&["send", "a.txt", "-q"]));
+    let link = stdout(&person.run(&["send", "a.txt", "-q", "--no-encrypt"]));
     assert!(
         link.trim().starts_with(&format!("{}/s/", server.base)),
         "{link}"

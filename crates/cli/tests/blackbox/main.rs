@@ -7,6 +7,7 @@ mod acme;
 mod activation;
 mod auth;
 mod cli;
+mod encrypted;
 mod encryption;
 mod faults;
 mod firstrun;

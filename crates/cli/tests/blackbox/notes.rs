@@ -17,7 +17,13 @@ async fn share_sent_with_a_note_shows_it_in_the_owner_view() {
     let sent = stdout(&once_client(
         &server,
         work.path(),
-        &["send", "slides.pdf", "--note", &format!("  {note}\r\n")],
+        &[
+            "send",
+            "slides.pdf",
+            "--no-encrypt",
+            "--note",
+            &format!("  {note}\r\n"),
+        ],
     ));
     let link = sent.trim();
     let view = owner_view(&server, last_segment(link)).await;

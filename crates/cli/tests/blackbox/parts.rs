@@ -322,7 +322,7 @@ async fn a_folder_of_a_thousand_files_is_sent_as_one_archive_and_extracted_ident
         )
         .unwrap();
     }
-    let sent = once_client(&server, work.path(), &["send", "project"]);
+    let sent = once_client(&server, work.path(), &["send", "project", "--no-encrypt"]);
     let link = stdout(&sent).trim().to_owned();
     assert!(link.contains("/s/"), "{link}");
 
@@ -399,7 +399,9 @@ async fn a_tar_piped_into_send_comes_out_of_get_identical() {
     // the upload goes in parts.
     let send = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("tar c -C src . | {BIN} send - --name backup.tar"))
+        .arg(format!(
+            "tar c -C src . | {BIN} send - --name backup.tar --no-encrypt"
+        ))
         .current_dir(work.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
@@ -438,11 +440,15 @@ async fn a_tar_piped_into_send_comes_out_of_get_identical() {
 async fn a_short_pipe_is_sent_in_one_request_with_its_checksum() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    let mut child = client_command(&server, work.path(), &["send", "-", "--name", "note.txt"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = client_command(
+        &server,
+        work.path(),
+        &["send", "-", "--name", "note.txt", "--no-encrypt"],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     use std::io::Write;
     child
         .stdin

@@ -269,10 +269,14 @@ async fn the_nginx_recipe_serves_sends_uploads_and_one_time_downloads() {
     std::fs::write(work.path().join("big.bin"), &bytes).unwrap();
 
     // The CLI knows only the proxy's address; the link it prints is the proxy's too.
-    let output = client_command(&server, work.path(), &["send", "big.bin", "-q"])
-        .env("ONCE_SERVER", &nginx.base)
-        .output()
-        .unwrap();
+    let output = client_command(
+        &server,
+        work.path(),
+        &["send", "big.bin", "-q", "--no-encrypt"],
+    )
+    .env("ONCE_SERVER", &nginx.base)
+    .output()
+    .unwrap();
     let link = stdout(&output).trim().to_owned();
     assert!(
         link.starts_with(&format!("{}/s/", nginx.base)),

@@ -373,7 +373,7 @@ async fn once_send_retries_a_complete_whose_connection_was_cut() {
     let work = tempfile::tempdir().unwrap();
     let bytes = payload(300_000, 12);
     std::fs::write(work.path().join("notes.txt"), &bytes).unwrap();
-    let output = client_command(&server, work.path(), &["send", "notes.txt"])
+    let output = client_command(&server, work.path(), &["send", "notes.txt", "--no-encrypt"])
         .env("ONCE_SERVER", &proxy.endpoint)
         .output()
         .unwrap();

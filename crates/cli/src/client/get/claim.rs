@@ -57,6 +57,11 @@ pub(super) async fn claim(client: &Client, link: &Url) -> Result<(Claimed, Optio
                 .with_context(|| format!("the server redirected to an invalid URL {location}"))?;
             Ok((Claimed::Redirect(blob), sha256))
         }
+        StatusCode::NOT_ACCEPTABLE => bail!(
+            "the link is incomplete: the share is encrypted end to end and its key is the part \
+             after '#' (…/s/ID#KEY), which is missing; paste the whole link the sender gave you \
+             (nothing was downloaded, the link still works)"
+        ),
         StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT => bail!(
             "{link} moved to {}; nothing was downloaded, use that link instead",
             location().unwrap_or_default()

@@ -9,6 +9,7 @@
 mod claim;
 mod naming;
 mod record;
+mod sealed;
 mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -24,22 +25,41 @@ use super::link::ShareLink;
 use crate::GetArgs;
 use claim::{Claimed, claim};
 use naming::{free_path, name_from_response, with_suffix};
-use record::{SIDECAR_SUFFIX, Sidecar, find_sidecar, read_sidecar, write_sidecar};
-use transfer::{Sink, fetch, split_fatal, transfer};
+use once_seal::{RECORD_SIZE, layout};
+use record::{SIDECAR_SUFFIX, SealedRecord, Sidecar, find_sidecar, read_sidecar, write_sidecar};
+use sealed::Opened;
+use transfer::{Damaged, Sink, fetch, split_fatal, transfer};
 
 pub async fn run(args: GetArgs) -> Result<()> {
     let client = Client::from_args(&args.client)?;
     let link = link_from_arg(&client, &args.link)?;
+    let recipient = &Recipient {
+        password_file: args.password_file.as_deref(),
+        quiet: args.quiet,
+    };
     if args.extract {
-        return download_and_extract(&client, &link, args.output.as_deref(), args.quiet).await;
+        return download_and_extract(
+            &client,
+            &link,
+            recipient,
+            args.output.as_deref(),
+            args.quiet,
+        )
+        .await;
     }
     match args.output.as_deref() {
-        Some(path) if path == Path::new("-") => to_stdout(&client, &link, args.quiet).await,
-        Some(path) if path.is_dir() => to_directory(&client, &link, Some(path), args.quiet)
+        Some(path) if path == Path::new("-") => {
+            to_stdout(&client, &link, recipient, args.quiet).await
+        }
+        Some(path) if path.is_dir() => {
+            to_directory(&client, &link, recipient, Some(path), args.quiet)
+                .await
+                .map(drop)
+        }
+        Some(path) => to_file(&client, &link, recipient, path, args.quiet)
             .await
             .map(drop),
-        Some(path) => to_file(&client, &link, path, args.quiet).await.map(drop),
-        None => to_directory(&client, &link, None, args.quiet)
+        None => to_directory(&client, &link, recipient, None, args.quiet)
             .await
             .map(drop),
     }
@@ -50,6 +70,7 @@ pub async fn run(args: GetArgs) -> Result<()> {
 async fn download_and_extract(
     client: &Client,
     link: &(Url, ShareLink),
+    recipient: &Recipient<'_>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
@@ -59,7 +80,7 @@ async fn download_and_extract(
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let archive = to_directory(client, link, dir, quiet).await?;
+    let archive = to_directory(client, link, recipient, dir, quiet).await?;
     let into = dir.unwrap_or(Path::new(".")).to_owned();
     let unpacked = archive.clone();
     let report = tokio::task::spawn_blocking(move || super::archive::extract(&unpacked, &into))
@@ -84,6 +105,44 @@ async fn download_and_extract(
     Ok(())
 }
 
+/// What opens an encrypted share besides the link's key.
+struct Recipient<'a> {
+    password_file: Option<&'a Path>,
+    quiet: bool,
+}
+
+impl Recipient<'_> {
+    /// An encrypted share, opened before anything is claimed: a wrong key or password fails
+    /// here and costs nothing. None for a plain share.
+    async fn open(&self, client: &Client, link: &ShareLink) -> Result<Option<Opened>> {
+        let Some(secret) = &link.secret else {
+            return Ok(None);
+        };
+        let Some(seal) = sealed::fetch_seal(client, link).await? else {
+            if !self.quiet {
+                eprintln!("note: the share is not encrypted; the key after '#' is not needed");
+            }
+            return Ok(None);
+        };
+        let opened = sealed::open(seal, secret, self.password_file)?;
+        if let Some(note) = &opened.metadata.note
+            && !self.quiet
+        {
+            eprintln!("note from the sender: {}", super::terminal_text(note));
+        }
+        Ok(Some(opened))
+    }
+
+    /// The keys of an interrupted download of an encrypted share, from the link given again.
+    fn reopen(&self, link: &ShareLink, record: &SealedRecord) -> Result<Opened> {
+        let secret = link.secret.as_deref().context(
+            "this unfinished download is of an encrypted share: give the whole link, with its \
+             #KEY, to resume it",
+        )?;
+        sealed::reopen(record, secret, self.password_file)
+    }
+}
+
 /// A full link, or a bare share id on the configured server. The claim goes to the link's
 /// canonical form (plus its file name), so a pasted trailing slash or query does not change
 /// what is requested.
@@ -94,7 +153,27 @@ fn link_from_arg(client: &Client, text: &str) -> Result<(Url, ShareLink)> {
 
 /// `-o -`: straight to stdout. No `.part` and no resuming across runs, but a broken connection
 /// is still resumed with Range within this run, since the bytes already written are known.
-async fn to_stdout(client: &Client, (url, _): &(Url, ShareLink), quiet: bool) -> Result<()> {
+async fn to_stdout(
+    client: &Client,
+    (url, link): &(Url, ShareLink),
+    recipient: &Recipient<'_>,
+    quiet: bool,
+) -> Result<()> {
+    if let Some(opened) = recipient.open(client, link).await? {
+        let blob = sealed::claim(client, link, &opened).await?;
+        let stdout = Sink::Stdout(
+            std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout()),
+            sha2::Sha256::new(),
+        );
+        let mut sink = Sink::opening(stdout, opened.keys.clone(), opened.sealed_len, 0)?;
+        let result = match transfer(client, Some(&blob), None, &mut sink, 0, quiet).await {
+            Ok(()) => sink.complete().await,
+            Err(error) => Err(split_fatal(error).0),
+        };
+        sink.finish().await?;
+        // Only records that opened were written; the exit status says the rest is missing.
+        return result.context("the output is incomplete: the download did not open to its end");
+    }
     let (claimed, sha256) = claim(client, url).await?;
     let (blob, first) = match claimed {
         Claimed::Redirect(blob) => (Some(blob), None),
@@ -147,6 +226,7 @@ async fn sha256_of_file(path: &Path) -> Result<Sha256Digest> {
 async fn to_file(
     client: &Client,
     (url, link): &(Url, ShareLink),
+    recipient: &Recipient<'_>,
     output: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -166,12 +246,17 @@ async fn to_file(
                 with_suffix(output, ".part").display()
             );
         }
-        return resume(client, output, saved, quiet).await;
+        return resume(client, output, link, saved, recipient, quiet).await;
     }
+    let opened = recipient.open(client, link).await?;
 
     // Created before the claim, so an unwritable destination fails without using the link up.
     let part = with_suffix(output, ".part");
     let sink = Sink::create(&part).await?;
+    if let Some(opened) = &opened {
+        let download = sealed_download(client, link, opened, output, false, &part, sink).await?;
+        return finish_download(client, download, quiet).await;
+    }
     let (claimed, sha256) = match claim(client, url).await {
         Ok(claimed) => claimed,
         Err(error) => {
@@ -181,7 +266,7 @@ async fn to_file(
     };
     let (blob, first) = match claimed {
         Claimed::Redirect(blob) => {
-            write_sidecar(&sidecar, &link.canonical, &blob, sha256)?;
+            write_sidecar(&sidecar, &link.canonical, &blob, sha256, None)?;
             (Some(blob), None)
         }
         Claimed::Direct(response) => (None, Some(response)),
@@ -195,6 +280,7 @@ async fn to_file(
 async fn to_directory(
     client: &Client,
     (url, link): &(Url, ShareLink),
+    recipient: &Recipient<'_>,
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -208,7 +294,17 @@ async fn to_directory(
                 with_suffix(&output, ".part").display()
             );
         }
-        return resume(client, &output, saved, quiet).await;
+        return resume(client, &output, link, saved, recipient, quiet).await;
+    }
+    if let Some(opened) = &recipient.open(client, link).await? {
+        // The sender's name, through the same checks as a name from the server.
+        let name = Filename::parse(&opened.metadata.name)
+            .map_or_else(|_| link.id.to_string(), |name| name.as_str().to_owned());
+        let output = free_path(dir, &name);
+        let part = with_suffix(&output, ".part");
+        let sink = Sink::create(&part).await?;
+        let download = sealed_download(client, link, opened, &output, true, &part, sink).await?;
+        return finish_download(client, download, quiet).await;
     }
 
     let (claimed, sha256) = claim(client, url).await?;
@@ -239,6 +335,7 @@ async fn to_directory(
             &link.canonical,
             blob,
             sha256,
+            None,
         )?;
     }
     let download = Download::fresh(output, true, blob, sha256, first, sink);
@@ -246,9 +343,36 @@ async fn to_directory(
 }
 
 /// Continues an interrupted download from its `.part` with the stored blob URL; no claim.
-async fn resume(client: &Client, output: &Path, saved: Sidecar, quiet: bool) -> Result<PathBuf> {
+async fn resume(
+    client: &Client,
+    output: &Path,
+    link: &ShareLink,
+    saved: Sidecar,
+    recipient: &Recipient<'_>,
+    quiet: bool,
+) -> Result<PathBuf> {
     let part = with_suffix(output, ".part");
-    let (sink, have) = Sink::append(&part).await?;
+    let (sink, have) = match &saved.sealed {
+        None => Sink::append(&part).await?,
+        Some(record) => {
+            // The .part holds the plaintext of whole records; the download goes on from the
+            // first record it lacks (the last one again if all arrived).
+            let opened = recipient.reopen(link, record)?;
+            let records = layout::record_count(layout::plain_len(record.sealed_len)?);
+            let held = std::fs::metadata(&part).map_or(0, |metadata| metadata.len());
+            let next = (held / RECORD_SIZE as u64).min(records - 1);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&part)
+                .and_then(|file| file.set_len(next * RECORD_SIZE as u64))
+                .with_context(|| format!("cannot resume {}", part.display()))?;
+            let (sink, _) = Sink::append(&part).await?;
+            let sink = Sink::opening(sink, opened.keys, record.sealed_len, next)?;
+            (sink, layout::sealed_offset(next))
+        }
+    };
     if !quiet {
         eprintln!(
             "resuming {} from {}",
@@ -286,6 +410,43 @@ struct Download {
     first: Option<Response>,
     sink: Sink,
     have: u64,
+}
+
+/// Claims an encrypted share (its metadata already opened) and sets up the download of its
+/// ciphertext into `sink`, opened on the way.
+async fn sealed_download(
+    client: &Client,
+    link: &ShareLink,
+    opened: &Opened,
+    output: &Path,
+    rename_if_taken: bool,
+    part: &Path,
+    sink: Sink,
+) -> Result<Download> {
+    let blob = match sealed::claim(client, link, opened).await {
+        Ok(blob) => blob,
+        Err(error) => {
+            let _ = std::fs::remove_file(part);
+            return Err(error);
+        }
+    };
+    write_sidecar(
+        &with_suffix(output, SIDECAR_SUFFIX),
+        &link.canonical,
+        &blob,
+        None,
+        Some(&opened.record),
+    )?;
+    let sink = Sink::opening(sink, opened.keys.clone(), opened.sealed_len, 0)?;
+    let download = Download::fresh(
+        output.to_owned(),
+        rename_if_taken,
+        Some(blob),
+        None,
+        None,
+        sink,
+    );
+    Ok(download)
 }
 
 impl Download {
@@ -327,12 +488,24 @@ async fn finish_download(client: &Client, download: Download, quiet: bool) -> Re
     let part = with_suffix(&output, ".part");
     let sidecar = with_suffix(&output, SIDECAR_SUFFIX);
     let result = tokio::select! {
-        result = transfer(client, blob.as_ref(), first, &mut sink, have, quiet) => result,
+        result = async {
+            transfer(client, blob.as_ref(), first, &mut sink, have, quiet).await?;
+            sink.complete().await
+        } => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     if let Err(error) = result {
         let (error, fatal) = split_fatal(error);
         let flushed = sink.finish().await;
+        if error.is::<Damaged>() {
+            let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(&sidecar);
+            return Err(error.context(format!(
+                "the download is not the file that was sent (damaged or tampered with); \
+                 nothing was written to {}",
+                output.display()
+            )));
+        }
         if blob.is_none() || flushed.is_err() {
             // Nothing can be resumed without a blob URL, so the partial file is useless.
             let _ = std::fs::remove_file(&part);

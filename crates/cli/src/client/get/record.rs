@@ -6,27 +6,43 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use once_domain::Sha256Digest;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::super::link::ShareLink;
 
 pub(super) const SIDECAR_SUFFIX: &str = ".part.once";
-/// A sidecar holds two URLs and a digest; anything bigger is not ours.
-const MAX_SIDECAR: u64 = 16 * 1024;
+/// A sidecar holds two URLs, a digest and an encrypted share's public parameters (its sealed
+/// metadata is at most 48 KiB); anything bigger is not ours.
+const MAX_SIDECAR: u64 = 128 * 1024;
 
 pub(super) struct Sidecar {
     pub(super) link: ShareLink,
     pub(super) blob: Url,
     pub(super) sha256: Option<Sha256Digest>,
+    pub(super) sealed: Option<SealedRecord>,
 }
 
-/// Lines: the share link, the blob URL, and the announced SHA-256 when there is one. The blob
-/// URL is a capability for the rest of the lease, so the file is private to the user.
+/// What a resumed download of an encrypted share needs besides the link's key (which is never
+/// written down): the ciphertext's length, and the sealed metadata and password parameters to
+/// check the key (and password) with before anything more is downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SealedRecord {
+    pub(super) sealed_len: u64,
+    pub(super) sealed_meta: String,
+    #[serde(default)]
+    pub(super) password: Option<once_api::PasswordParams>,
+}
+
+/// Lines: the share link, the blob URL, the announced SHA-256 when there is one, and for an
+/// encrypted share its [`SealedRecord`] as JSON. The blob URL is a capability for the rest of
+/// the lease, so the file is private to the user.
 pub(super) fn write_sidecar(
     path: &Path,
     link: &Url,
     blob: &Url,
     sha256: Option<Sha256Digest>,
+    sealed: Option<&SealedRecord>,
 ) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -36,8 +52,15 @@ pub(super) fn write_sidecar(
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     let digest = sha256.map(|digest| digest.to_hex()).unwrap_or_default();
-    std::io::Write::write_all(&mut file, format!("{link}\n{blob}\n{digest}\n").as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    let sealed = match sealed {
+        Some(sealed) => format!("{}\n", serde_json::to_string(sealed)?),
+        None => String::new(),
+    };
+    std::io::Write::write_all(
+        &mut file,
+        format!("{link}\n{blob}\n{digest}\n{sealed}").as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `None` when there is no sidecar; an error when there is one we cannot use, since resuming
@@ -72,7 +95,16 @@ fn parse_sidecar(text: &str) -> Result<Sidecar> {
         Some(hex) => Some(Sha256Digest::parse_hex(hex).map_err(|_| anyhow!("bad SHA-256"))?),
         None => None,
     };
-    Ok(Sidecar { link, blob, sha256 })
+    let sealed = match lines.next().filter(|line| !line.is_empty()) {
+        Some(json) => Some(serde_json::from_str(json).context("bad encryption record")?),
+        None => None,
+    };
+    Ok(Sidecar {
+        link,
+        blob,
+        sha256,
+        sealed,
+    })
 }
 
 /// Looks in `dir` for the sidecar of an unfinished download of the same share; returns the
@@ -118,6 +150,7 @@ mod tests {
             &link.canonical,
             &blob,
             Some(digest),
+            None,
         )
         .unwrap();
         std::fs::write(dir.join("junk.part.once"), b"garbage").unwrap();
@@ -125,7 +158,7 @@ mod tests {
         let same = ShareLink::parse(&format!("https://h/s/{ID}")).unwrap();
         let (output, found) = find_sidecar(&dir, &same).unwrap().unwrap();
         assert_eq!(output, "f.txt");
-        assert_eq!((found.blob, found.sha256), (blob, Some(digest)));
+        assert_eq!((found.blob, found.sha256), (blob.clone(), Some(digest)));
 
         let other = ShareLink::parse("https://h/s/BBBBBBBBBBBBBBBBBBBBBA").unwrap();
         assert!(find_sidecar(&dir, &other).unwrap().is_none());
@@ -139,6 +172,22 @@ mod tests {
         .unwrap();
         let old = read_sidecar(&dir.join("old.part.once")).unwrap().unwrap();
         assert_eq!(old.sha256, None);
+        // An encrypted share's record keeps its public parameters, never the key.
+        let sealed = SealedRecord {
+            sealed_len: 65_552,
+            sealed_meta: "META".into(),
+            password: None,
+        };
+        write_sidecar(
+            &dir.join("e.part.once"),
+            &link.canonical,
+            &blob,
+            None,
+            Some(&sealed),
+        )
+        .unwrap();
+        let found = read_sidecar(&dir.join("e.part.once")).unwrap().unwrap();
+        assert_eq!(found.sealed, Some(sealed));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

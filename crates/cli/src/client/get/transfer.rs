@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use indicatif::ProgressBar;
+use once_seal::{Keys, SealError, StreamOpener};
 use reqwest::header::{ACCEPT, CONTENT_RANGE, RANGE};
 use reqwest::{Response, StatusCode};
 use sha2::Digest;
@@ -30,7 +31,31 @@ pub(super) enum Sink {
     File(BufWriter<tokio::fs::File>),
     /// Standard output cannot be read back, so what goes out is hashed on the way.
     Stdout(std::io::BufWriter<std::io::Stdout>, sha2::Sha256),
+    /// An end-to-end encrypted share: the ciphertext is opened record by record and only
+    /// authenticated plaintext reaches the inner sink.
+    Opening(Box<Opening>),
 }
+
+pub(super) struct Opening {
+    inner: Sink,
+    keys: Keys,
+    sealed_len: u64,
+    opener: Option<StreamOpener>,
+    plaintext: Vec<u8>,
+}
+
+/// The ciphertext failed to open (a record's tag, a cut-short or overlong stream): the bytes
+/// are not the sender's, and nothing written from them may be kept.
+#[derive(Debug)]
+pub(super) struct Damaged(pub SealError);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
 
 impl Sink {
     /// A fresh (truncated) `.part` file.
@@ -57,46 +82,127 @@ impl Sink {
         Ok((Self::File(BufWriter::with_capacity(256 * 1024, file)), have))
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match self {
-            Sink::File(file) => file.write_all(bytes).await.context("cannot write the file"),
-            Sink::Stdout(out, hasher) => {
-                hasher.update(bytes);
-                std::io::Write::write_all(out, bytes).context("cannot write to standard output")
+    /// `inner` behind an opener of a ciphertext of `sealed_len` bytes that starts (this run)
+    /// at record `first_record`.
+    pub(super) fn opening(
+        inner: Sink,
+        keys: Keys,
+        sealed_len: u64,
+        first_record: u64,
+    ) -> Result<Self> {
+        let opener = StreamOpener::new(keys.clone(), sealed_len, first_record)
+            .map_err(|error| anyhow!(Damaged(error)))?;
+        Ok(Self::Opening(Box::new(Opening {
+            inner,
+            keys,
+            sealed_len,
+            opener: Some(opener),
+            plaintext: Vec::with_capacity(once_seal::SEALED_RECORD_SIZE),
+        })))
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        bytes: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            match self {
+                Sink::File(file) => file.write_all(bytes).await.context("cannot write the file"),
+                Sink::Stdout(out, hasher) => {
+                    hasher.update(bytes);
+                    std::io::Write::write_all(out, bytes).context("cannot write to standard output")
+                }
+                Sink::Opening(opening) => {
+                    let Opening {
+                        inner,
+                        opener,
+                        plaintext,
+                        ..
+                    } = opening.as_mut();
+                    let opener = opener.as_mut().context("the download already ended")?;
+                    plaintext.clear();
+                    opener
+                        .push(bytes, plaintext)
+                        .map_err(|error| anyhow!(Damaged(error)))?;
+                    if plaintext.is_empty() {
+                        return Ok(());
+                    }
+                    inner.write(plaintext).await
+                }
             }
-        }
+        })
     }
 
     /// The server sent the whole file again: start over.
-    async fn restart(&mut self) -> Result<()> {
-        match self {
-            Sink::File(file) => {
-                file.flush().await?;
-                let inner = file.get_mut();
-                inner.set_len(0).await?;
-                inner.seek(SeekFrom::Start(0)).await?;
-                Ok(())
+    fn restart(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            match self {
+                Sink::File(file) => {
+                    file.flush().await?;
+                    let inner = file.get_mut();
+                    inner.set_len(0).await?;
+                    inner.seek(SeekFrom::Start(0)).await?;
+                    Ok(())
+                }
+                Sink::Stdout(..) => {
+                    bail!(
+                        "the server cannot resume the download and standard output cannot be \
+                         rewound"
+                    )
+                }
+                Sink::Opening(opening) => {
+                    opening.inner.restart().await?;
+                    opening.opener = Some(
+                        StreamOpener::new(opening.keys.clone(), opening.sealed_len, 0)
+                            .map_err(|error| anyhow!(Damaged(error)))?,
+                    );
+                    Ok(())
+                }
             }
-            Sink::Stdout(..) => {
-                bail!("the server cannot resume the download and standard output cannot be rewound")
-            }
-        }
+        })
+    }
+
+    /// For an encrypted share: checks that the last record arrived and opened, and writes it.
+    /// Nothing to check for the others.
+    pub(super) async fn complete(&mut self) -> Result<()> {
+        let Sink::Opening(opening) = self else {
+            return Ok(());
+        };
+        let opener = opening
+            .opener
+            .take()
+            .context("the download already ended")?;
+        opening.plaintext.clear();
+        opener
+            .finish(&mut opening.plaintext)
+            .map_err(|error| anyhow!(Damaged(error)))?;
+        let Opening {
+            inner, plaintext, ..
+        } = opening.as_mut();
+        inner.write(plaintext).await
     }
 
     /// Flushes, and for a file makes sure the bytes are on disk before it is renamed.
-    pub(super) async fn finish(&mut self) -> Result<()> {
-        match self {
-            Sink::File(file) => {
-                file.flush().await.context("cannot write the file")?;
-                file.get_mut()
-                    .sync_all()
-                    .await
-                    .context("cannot write the file")
+    pub(super) fn finish(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            match self {
+                Sink::File(file) => {
+                    file.flush().await.context("cannot write the file")?;
+                    file.get_mut()
+                        .sync_all()
+                        .await
+                        .context("cannot write the file")
+                }
+                Sink::Stdout(out, _) => {
+                    std::io::Write::flush(out).context("cannot write to standard output")
+                }
+                Sink::Opening(opening) => opening.inner.finish().await,
             }
-            Sink::Stdout(out, _) => {
-                std::io::Write::flush(out).context("cannot write to standard output")
-            }
-        }
+        })
     }
 }
 

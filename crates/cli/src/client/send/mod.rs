@@ -8,6 +8,7 @@
 
 mod parts;
 mod record;
+mod sealed;
 mod source;
 
 use std::io::Read;
@@ -20,9 +21,11 @@ use futures::{Stream, StreamExt};
 use indicatif::ProgressBar;
 use once_api::routes;
 use once_api::{
-    CompleteShare, NewRequestUpload, NewShare, RequestUploadTicket, ShareView, UploadTicket,
+    CompleteShare, NewEncryption, NewRequestUpload, NewShare, RequestUploadTicket, ShareView,
+    UploadTicket,
 };
 use once_domain::{Filename, Note};
+use once_seal::{Keys, PasswordParams, Secret, b64u, layout};
 use reqwest::Method;
 use reqwest::header::CONTENT_LENGTH;
 use sha2::{Digest, Sha256};
@@ -31,6 +34,9 @@ use tokio_util::io::ReaderStream;
 use url::Url;
 
 use super::config::{Client, ensure_success};
+use super::encryption::{
+    Metadata, PasswordSource, params_from_wire, params_to_wire, read_password,
+};
 use super::{LARGE_FILE, byte_progress, describe_time, print_qr};
 use crate::SendArgs;
 use parts::{PartUpload, SentParts};
@@ -71,6 +77,12 @@ pub async fn run(args: SendArgs) -> Result<()> {
             Destination::Share
         }
     };
+    let encrypt = matches!(destination, Destination::Share) && !args.no_encrypt;
+    // Asked for before a large file is hashed, so nobody waits for a prompt.
+    let password = match password_source(&args, encrypt)? {
+        Some(source) => Some(read_password(source)?),
+        None => None,
+    };
     // Checked before a large file is hashed; the server checks it again.
     let note = Note::parse_optional(args.note.as_deref()).map_err(|error| anyhow!("{error}"))?;
     let (source, default_name) = prepare(&args).await?;
@@ -81,24 +93,14 @@ pub async fn run(args: SendArgs) -> Result<()> {
     // A short pipe is read whole first and then sent like a file.
     let mut head = Bytes::new();
     let mut stream: Option<ByteStream> = None;
-    let (size, sha256) = match &source {
-        Source::Stdin => {
-            let mut input = source.stream()?;
-            let (bytes, ended) = read_head(&mut input, STDIN_HEAD).await?;
-            head = bytes;
-            stream = Some(input);
-            if ended {
-                (
-                    Some(head.len() as u64),
-                    Some(hex::encode(Sha256::digest(&head))),
-                )
-            } else {
-                (None, None)
-            }
-        }
-        Source::File { size, sha256, .. } => (Some(*size), Some(sha256.clone())),
-        Source::Archive { .. } => (source.size(), None),
-    };
+    let mut head_ended = false;
+    if let Source::Stdin = &source {
+        let mut input = source.stream()?;
+        let (bytes, ended) = read_head(&mut input, STDIN_HEAD).await?;
+        head = bytes;
+        head_ended = ended;
+        stream = Some(input);
+    }
     let content_type = match &source {
         Source::Archive { .. } => Some("application/zip"),
         _ => guess_content_type(filename.as_str()),
@@ -112,27 +114,115 @@ pub async fn run(args: SendArgs) -> Result<()> {
         Some(identity) => RecordFile::for_input(&destination_key, &identity),
         None => RecordFile::none(),
     };
-    if let Some(saved) = record_file.load()
-        && let Some(done) = resume(&client, &args, &source, saved, &record_file).await?
+    let mut saved = record_file.load();
+    let sealing = if encrypt {
+        let (sealing, fits) = Sealing::for_send(
+            saved.as_ref(),
+            password.as_ref().map(|password| password.as_str()),
+        )?;
+        if !fits {
+            saved = None;
+        }
+        Some(sealing)
+    } else {
+        if saved.as_ref().is_some_and(|saved| saved.secret.is_some()) {
+            // An interrupted encrypted send of this input: --no-encrypt starts afresh.
+            saved = None;
+        }
+        None
+    };
+    if let Some(saved) = saved
+        && let Some(done) = resume(
+            &client,
+            &args,
+            &source,
+            saved,
+            &record_file,
+            sealing.as_ref(),
+        )
+        .await?
     {
         return finish(&args, done);
     }
 
+    let keys = sealing.as_ref().map(|sealing| &sealing.keys);
+    let (size, sha256) = match (&source, keys) {
+        (Source::Stdin, None) if head_ended => (
+            Some(head.len() as u64),
+            Some(hex::encode(Sha256::digest(&head))),
+        ),
+        (Source::Stdin, Some(keys)) if head_ended => {
+            head = sealed::seal_bytes(keys.clone(), &head);
+            (
+                Some(head.len() as u64),
+                Some(hex::encode(Sha256::digest(&head))),
+            )
+        }
+        (Source::Stdin, None) => (None, None),
+        (Source::Stdin, Some(keys)) => {
+            // The bytes read ahead go first into the sealed stream.
+            let rest = stream.take().context("standard input is gone")?;
+            let first = futures::stream::once(std::future::ready(Ok(std::mem::take(&mut head))));
+            stream = Some(sealed::seal_stream(
+                keys.clone(),
+                Box::pin(first.chain(rest)),
+            ));
+            (None, None)
+        }
+        (Source::File { size, sha256, .. }, None) => (Some(*size), Some(sha256.clone())),
+        (Source::File { path, size, .. }, Some(keys)) => {
+            let bar = if *size >= LARGE_FILE {
+                byte_progress(Some(*size), 0, args.quiet, "encrypting")
+            } else {
+                ProgressBar::hidden()
+            };
+            let digest = sealed::sealed_sha256(path, keys, *size, bar).await?;
+            (Some(layout::sealed_len(*size)), Some(digest))
+        }
+        (Source::Archive { .. }, _) => (upload_size(&source, keys), None),
+    };
+
     let (ticket, done) = match &destination {
         Destination::Share => {
-            let request = NewShare {
-                filename: filename.as_str().to_owned(),
-                size,
-                max_downloads: Some(args.downloads),
-                expires_in: args.expires.map(whole_seconds),
-                sha256: sha256.clone(),
-                content_type: content_type.map(str::to_owned),
-                upload_expires_in: None,
-                contents: source.contents(),
-                note: note.as_ref().map(|note| note.as_str().to_owned()),
-                encryption: None,
+            let request = match &sealing {
+                None => NewShare {
+                    filename: filename.as_str().to_owned(),
+                    size,
+                    max_downloads: Some(args.downloads),
+                    expires_in: args.expires.map(whole_seconds),
+                    sha256: sha256.clone(),
+                    content_type: content_type.map(str::to_owned),
+                    upload_expires_in: None,
+                    contents: source.contents(),
+                    note: note.as_ref().map(|note| note.as_str().to_owned()),
+                    encryption: None,
+                },
+                Some(sealing) => {
+                    let metadata = Metadata {
+                        name: filename.as_str().to_owned(),
+                        content_type: content_type
+                            .unwrap_or(once_domain::share::DEFAULT_CONTENT_TYPE)
+                            .to_owned(),
+                        size: size.and_then(|sealed| layout::plain_len(sealed).ok()),
+                        note: note.as_ref().map(|note| note.as_str().to_owned()),
+                        contents: source.contents(),
+                    };
+                    NewShare {
+                        // What names the file travels sealed; the server calls it `encrypted`.
+                        filename: String::new(),
+                        size,
+                        max_downloads: Some(args.downloads),
+                        expires_in: args.expires.map(whole_seconds),
+                        sha256: sha256.clone(),
+                        content_type: None,
+                        upload_expires_in: None,
+                        contents: None,
+                        note: None,
+                        encryption: Some(sealing.new_encryption(&metadata)?),
+                    }
+                }
             };
-            let created: ShareView = client
+            let mut created: ShareView = client
                 .send_json(
                     client.api(Method::POST, "/api/v1/shares")?.json(&request),
                     "cannot create the share",
@@ -142,6 +232,9 @@ pub async fn run(args: SendArgs) -> Result<()> {
                 .upload
                 .clone()
                 .context("the server created the share but sent no upload ticket")?;
+            if let Some(sealing) = &sealing {
+                created.url = sealing.link(&created.url);
+            }
             (ticket, Done::Link(Box::new(created)))
         }
         Destination::Request(url) => {
@@ -167,8 +260,10 @@ pub async fn run(args: SendArgs) -> Result<()> {
     match &ticket.multipart {
         None => {
             let body = match &source {
-                Source::File { path, .. } => SingleBody::File(path.clone()),
-                Source::Archive { .. } => SingleBody::Stream(source.stream()?),
+                Source::File { path, .. } if keys.is_none() => SingleBody::File(path.clone()),
+                Source::File { .. } | Source::Archive { .. } => {
+                    SingleBody::Stream(upload_stream(&source, keys)?)
+                }
                 // A pipe that fit in what was read ahead; a longer one has no size to send
                 // in one request.
                 Source::Stdin if size.is_some() => SingleBody::Bytes(head.clone()),
@@ -218,6 +313,13 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     Done::Uploaded(name) => Some(name.clone()),
                     Done::Link(_) => None,
                 },
+                secret: sealing.as_ref().map(|sealing| sealing.secret.to_fragment()),
+                password: sealing
+                    .as_ref()
+                    .and_then(|sealing| sealing.password.as_ref().map(params_to_wire)),
+                claim_key: sealing
+                    .as_ref()
+                    .map(|sealing| b64u(&sealing.keys.claim_key())),
             };
             if multipart.size != size {
                 bail!("the server's ticket is for another size than the upload");
@@ -233,9 +335,18 @@ pub async fn run(args: SendArgs) -> Result<()> {
             let input = match stream {
                 Some(stream) => Some(stream),
                 None if matches!(source, Source::File { .. }) => None,
-                None => Some(source.stream()?),
+                None => Some(upload_stream(&source, keys)?),
             };
-            send_and_complete(&upload, &source, input, head, sha256.is_none(), args.quiet).await?;
+            send_and_complete(
+                &upload,
+                &source,
+                keys,
+                input,
+                head,
+                sha256.is_none(),
+                args.quiet,
+            )
+            .await?;
             record_file.remove();
         }
     }
@@ -275,15 +386,24 @@ fn finish(args: &SendArgs, done: Done) -> Result<()> {
 async fn send_and_complete(
     upload: &PartUpload<'_>,
     source: &Source,
+    keys: Option<&Keys>,
     input: Option<ByteStream>,
     first: Bytes,
     report_sha256: bool,
     quiet: bool,
 ) -> Result<SentParts> {
     // Parts already stored count as they are passed over, so the bar starts at zero.
-    let bar = byte_progress(source.size(), 0, quiet, "uploading");
+    let bar = byte_progress(upload_size(source, keys), 0, quiet, "uploading");
     let sent = match (source, input) {
-        (Source::File { path, size, .. }, None) => upload.send_file(path, *size, &bar).await,
+        (Source::File { path, size, .. }, None) => match keys {
+            Some(keys) => {
+                let sealed = layout::sealed_len(*size);
+                upload
+                    .send_file(path, sealed, Some((keys, *size)), &bar)
+                    .await
+            }
+            None => upload.send_file(path, *size, None, &bar).await,
+        },
         (_, Some(input)) => upload.send_stream(input, first, &bar).await,
         (_, None) => Err(anyhow!("nothing to read the upload from")),
     };
@@ -311,10 +431,12 @@ async fn resume(
     source: &Source,
     saved: UploadRecord,
     record_file: &RecordFile,
+    sealing: Option<&Sealing>,
 ) -> Result<Option<Done>> {
+    let keys = sealing.map(|sealing| &sealing.keys);
     // The server says whether the upload still takes parts (its window plus a grace the
     // client does not know), so only a record of another size is dropped here.
-    if saved.size != source.size() {
+    if saved.size != upload_size(source, keys) {
         record_file.remove();
         return Ok(None);
     }
@@ -330,7 +452,7 @@ async fn resume(
         Err(error) => {
             // A share whose upload completed after all (the first run died before printing
             // the link) shows as published: report it instead of sending again.
-            if let Some(view) = published_share(client, &saved).await {
+            if let Some(view) = published_share(client, &saved, sealing).await {
                 record_file.remove();
                 return Ok(Some(Done::Link(Box::new(view))));
             }
@@ -384,11 +506,12 @@ async fn resume(
     };
     let input = match source {
         Source::File { .. } => None,
-        _ => Some(source.stream()?),
+        _ => Some(upload_stream(source, keys)?),
     };
     send_and_complete(
         &upload,
         source,
+        keys,
         input,
         Bytes::new(),
         matches!(source, Source::Archive { .. }),
@@ -398,7 +521,7 @@ async fn resume(
     record_file.remove();
     Ok(Some(
         match saved.share_id.as_ref().filter(|_| !saved.link.is_empty()) {
-            Some(_) => match published_share(client, &saved).await {
+            Some(_) => match published_share(client, &saved, sealing).await {
                 Some(view) => Done::Link(Box::new(view)),
                 None => bail!("the upload completed but the share cannot be read back"),
             },
@@ -407,8 +530,12 @@ async fn resume(
     ))
 }
 
-/// The share of a record, if it is published.
-async fn published_share(client: &Client, saved: &UploadRecord) -> Option<ShareView> {
+/// The share of a record, if it is published; its link carries the secret of an encrypted one.
+async fn published_share(
+    client: &Client,
+    saved: &UploadRecord,
+    sealing: Option<&Sealing>,
+) -> Option<ShareView> {
     let id = saved.share_id.as_deref()?;
     let view: ShareView = client
         .send_json(
@@ -419,7 +546,109 @@ async fn published_share(client: &Client, saved: &UploadRecord) -> Option<ShareV
         )
         .await
         .ok()?;
-    (view.state == "ready").then_some(view)
+    let mut view = (view.state == "ready").then_some(view)?;
+    if let Some(sealing) = sealing {
+        view.url = sealing.link(&view.url);
+    }
+    Some(view)
+}
+
+/// How many bytes go to the storage: the input's, or its ciphertext's when it is sealed.
+fn upload_size(source: &Source, keys: Option<&Keys>) -> Option<u64> {
+    let size = source.size()?;
+    Some(match keys {
+        Some(_) => layout::sealed_len(size),
+        None => size,
+    })
+}
+
+/// The bytes that go to the storage, from the start: the input, sealed when `keys` are given.
+fn upload_stream(source: &Source, keys: Option<&Keys>) -> Result<ByteStream> {
+    let input = source.stream()?;
+    Ok(match keys {
+        Some(keys) => sealed::seal_stream(keys.clone(), input),
+        None => input,
+    })
+}
+
+/// The keys of an encrypted share and what its link and resume record keep of them.
+struct Sealing {
+    secret: Secret,
+    password: Option<PasswordParams>,
+    keys: Keys,
+}
+
+impl Sealing {
+    /// A fresh secret (and salt, with a password), or the ones of the interrupted send in
+    /// `saved`, so a resumed send seals the same bytes. Says whether `saved` can be resumed.
+    fn for_send(saved: Option<&UploadRecord>, password: Option<&str>) -> Result<(Sealing, bool)> {
+        if let Some(saved) = saved
+            && let Some(fragment) = &saved.secret
+            && saved.password.is_some() == password.is_some()
+        {
+            let secret = Secret::from_fragment(fragment)
+                .map_err(|error| anyhow!("the resume record is damaged: {error}"))?;
+            let params = saved.password.as_ref().map(params_from_wire).transpose()?;
+            let keys = Keys::for_share(&secret, password.zip(params.as_ref()))
+                .map_err(|error| anyhow!("{error}"))?;
+            if saved.claim_key.as_deref() != Some(b64u(&keys.claim_key()).as_str()) {
+                bail!(
+                    "this is not the password of the interrupted send of this file; give the same                      password to resume it"
+                );
+            }
+            let sealing = Sealing {
+                secret,
+                password: params,
+                keys,
+            };
+            return Ok((sealing, true));
+        }
+        let secret = Secret::generate();
+        let params = password.map(|_| PasswordParams::generate());
+        let keys = Keys::for_share(&secret, password.zip(params.as_ref()))
+            .map_err(|error| anyhow!("{error}"))?;
+        let sealing = Sealing {
+            secret,
+            password: params,
+            keys,
+        };
+        Ok((sealing, false))
+    }
+
+    /// What the server keeps of the encryption: the claim key, the sealed metadata and the
+    /// password's public parameters.
+    fn new_encryption(&self, metadata: &Metadata) -> Result<NewEncryption> {
+        Ok(NewEncryption {
+            scheme: once_seal::SCHEME.to_owned(),
+            claim_key: b64u(&self.keys.claim_key()),
+            sealed_meta: self.keys.seal_metadata(&serde_json::to_vec(metadata)?),
+            password: self.password.as_ref().map(params_to_wire),
+            ephemeral_key: None,
+            recipient_key: None,
+        })
+    }
+
+    /// `URL#SECRET`.
+    fn link(&self, url: &str) -> String {
+        format!("{url}#{}", self.secret.to_fragment())
+    }
+}
+
+/// Where the password of a new share comes from, if it has one.
+fn password_source(args: &SendArgs, encrypt: bool) -> Result<Option<PasswordSource<'_>>> {
+    let wanted = args.password || args.password_file.is_some();
+    if wanted && !encrypt {
+        bail!(if args.no_encrypt {
+            "a password is part of the encryption key; leave out --no-encrypt to use one"
+        } else {
+            "--password and --password-file are for your own shares; leave them out with --to"
+        });
+    }
+    Ok(match &args.password_file {
+        Some(path) => Some(PasswordSource::File(path)),
+        None if args.password => Some(PasswordSource::Prompt { confirm: true }),
+        None => None,
+    })
 }
 
 /// Looks at the inputs: one regular file is sent as it is, `-` is standard input, anything

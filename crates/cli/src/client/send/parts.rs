@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use once_api::{CompletedPart, PartLength, PartTicket, PartTickets, RefreshParts, StoredParts};
+use once_seal::Keys;
 use reqwest::Method;
 use reqwest::header::CONTENT_LENGTH;
 use sha2::{Digest, Sha256};
@@ -20,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::record::{RecordFile, UploadRecord};
+use super::sealed::read_sealed_range;
 use super::source::ByteStream;
 use crate::client::config::{Client, ensure_success};
 
@@ -259,11 +261,14 @@ impl PartUpload<'_> {
     }
 
     /// Sends the parts of a file the storage does not hold yet, a few at a time, each read
-    /// from its range of the file.
+    /// from its range of the file. `size` is what is uploaded: for an encrypted share
+    /// (`sealed` gives its keys and the file's own length) the ciphertext's length, and each
+    /// part is sealed from the records its range overlaps.
     pub(super) async fn send_file(
         &self,
         path: &std::path::Path,
         size: u64,
+        sealed: Option<(&Keys, u64)>,
         bar: &ProgressBar,
     ) -> Result<SentParts> {
         let part_size = self.part_size();
@@ -279,7 +284,12 @@ impl PartUpload<'_> {
                     let known = match self.already_stored(number) {
                         Some(etag) => Some(etag),
                         None if self.listed_tag(number, length).is_some() => {
-                            let bytes = read_range(path, offset, length).await?;
+                            let bytes = match sealed {
+                                Some((keys, plain_len)) => {
+                                    read_sealed_range(path, keys, plain_len, offset, length).await?
+                                }
+                                None => read_range(path, offset, length).await?.into(),
+                            };
                             self.holds(number, &bytes)
                         }
                         None => None,
@@ -291,9 +301,21 @@ impl PartUpload<'_> {
                             etag,
                         });
                     }
-                    let etag = self
-                        .send_part(number, length, || file_range(path, offset, length))
-                        .await?;
+                    let etag = match sealed {
+                        Some((keys, plain_len)) => {
+                            let bytes =
+                                read_sealed_range(path, keys, plain_len, offset, length).await?;
+                            self.send_part(number, length, || {
+                                let bytes = bytes.clone();
+                                async move { Ok(reqwest::Body::from(bytes)) }
+                            })
+                            .await?
+                        }
+                        None => {
+                            self.send_part(number, length, || file_range(path, offset, length))
+                                .await?
+                        }
+                    };
                     sent_bytes.fetch_add(length, std::sync::atomic::Ordering::Relaxed);
                     bar.inc(length);
                     Ok(CompletedPart {
@@ -454,6 +476,9 @@ mod tests {
                 part_urls: Default::default(),
                 sent: Default::default(),
                 done_message: None,
+                secret: None,
+                password: None,
+                claim_key: None,
             }),
             record_file: &record_file,
             stored: Vec::new(),

@@ -36,6 +36,17 @@ pub(super) struct UploadRecord {
     /// What to print when done (the request's own words, for an upload to a request).
     #[serde(default)]
     pub done_message: Option<String>,
+    /// An end-to-end encrypted share: the link's secret (the fragment), so a resumed send
+    /// seals the same ciphertext and prints the same link.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Its Argon2id parameters when a password is part of the key (never the password).
+    #[serde(default)]
+    pub password: Option<once_api::PasswordParams>,
+    /// `b64u(Ka)` of the keys the parts were sealed with: a resume with another password
+    /// would seal other bytes, and is refused instead of mixing them.
+    #[serde(default)]
+    pub claim_key: Option<String>,
 }
 
 /// Where records live.
@@ -150,6 +161,9 @@ mod tests {
             part_urls: BTreeMap::from([(1, "http://h/b/part/t/1".into())]),
             sent: BTreeMap::from([(1, "abc".into())]),
             done_message: None,
+            secret: Some("A".repeat(43)),
+            password: None,
+            claim_key: Some("B".repeat(43)),
         };
         file.save(&record).unwrap();
         assert_eq!(file.load(), Some(record));

@@ -1,0 +1,192 @@
+//! Opening and claiming an end-to-end encrypted share (`docs/encryption.md`): `GET
+//! /s/{id}/seal`, the keys from the link's secret (and the password), the sealed metadata
+//! opened before anything is claimed (a wrong key or password fails here and costs nothing),
+//! then the claim with the proof of the key.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use once_api::{ClaimTicket, ErrorBody, SealedShare};
+use once_seal::{Keys, RECORD_SIZE, SealError, Secret, layout};
+use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
+use url::Url;
+
+use super::super::config::{Client, error_from_response};
+use super::super::encryption::{Metadata, PasswordSource, params_from_wire, read_password};
+use super::super::link::ShareLink;
+use super::record::SealedRecord;
+
+/// An encrypted share whose metadata opened: the keys, what names the file, and the
+/// ciphertext's length.
+pub(super) struct Opened {
+    pub keys: Keys,
+    pub metadata: Metadata,
+    pub sealed_len: u64,
+    challenge: String,
+    /// What the download record keeps to resume.
+    pub record: SealedRecord,
+}
+
+/// The share's seal, or None when the share is not encrypted (`404 not_encrypted`).
+pub(super) async fn fetch_seal(client: &Client, link: &ShareLink) -> Result<Option<SealedShare>> {
+    let response = client
+        .send(
+            client
+                .http()
+                .get(link.seal_url())
+                .header(ACCEPT, "application/json"),
+        )
+        .await?;
+    if response.status() == StatusCode::NOT_FOUND {
+        let body = response.bytes().await.unwrap_or_default();
+        if serde_json::from_slice::<ErrorBody>(&body)
+            .is_ok_and(|body| body.error.code == "not_encrypted")
+        {
+            return Ok(None);
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|body| format!("{} ({}, HTTP 404)", body.error.message, body.error.code))
+            .unwrap_or_else(|_| "not found (HTTP 404)".to_owned());
+        bail!("cannot download the share: {message}");
+    }
+    if !response.status().is_success() {
+        return Err(error_from_response(response)
+            .await
+            .context("cannot download the share"));
+    }
+    response
+        .json()
+        .await
+        .map(Some)
+        .context("the server's description of the encrypted share is not the expected JSON")
+}
+
+/// Derives the keys and opens the metadata; claims nothing.
+pub(super) fn open(
+    seal: SealedShare,
+    secret: &str,
+    password_file: Option<&Path>,
+) -> Result<Opened> {
+    open_record(&seal, secret, password_file)
+}
+
+/// The keys of an interrupted download, checked against its record's sealed metadata.
+pub(super) fn reopen(
+    record: &SealedRecord,
+    secret: &str,
+    password_file: Option<&Path>,
+) -> Result<Opened> {
+    let seal = SealedShare {
+        scheme: once_seal::SCHEME.to_owned(),
+        size: Some(record.sealed_len),
+        record_size: RECORD_SIZE as u32,
+        sealed_meta: record.sealed_meta.clone(),
+        password: record.password.clone(),
+        ephemeral_key: None,
+        recipient_key: None,
+        challenge: String::new(),
+        challenge_expires_at: time::OffsetDateTime::UNIX_EPOCH,
+        downloads_left: 0,
+        expires_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    open_record(&seal, secret, password_file)
+}
+
+fn open_record(seal: &SealedShare, secret: &str, password_file: Option<&Path>) -> Result<Opened> {
+    if seal.scheme != once_seal::SCHEME {
+        bail!(
+            "the share is encrypted with {:?}, which this once does not know; update once",
+            seal.scheme
+        );
+    }
+    if seal.record_size as usize != RECORD_SIZE {
+        bail!(
+            "the server describes records of {} bytes; once-v1 has {RECORD_SIZE}",
+            seal.record_size
+        );
+    }
+    let sealed_len = seal
+        .size
+        .context("the share's upload has not finished yet; try again later")?;
+    let plain_len = layout::plain_len(sealed_len)
+        .map_err(|_| anyhow!("the server reports an impossible encrypted size {sealed_len}"))?;
+    let secret = Secret::from_fragment(secret).map_err(|_| {
+        anyhow!(
+            "the link's key (the part after '#') is damaged: it must be 43 characters; copy the \
+             whole link again (nothing was downloaded)"
+        )
+    })?;
+    let params = seal.password.as_ref().map(params_from_wire).transpose()?;
+    let password = match &params {
+        Some(_) => Some(read_password(match password_file {
+            Some(path) => PasswordSource::File(path),
+            None => PasswordSource::Prompt { confirm: false },
+        })?),
+        None => None,
+    };
+    let keys = Keys::for_share(
+        &secret,
+        password
+            .as_ref()
+            .map(|password| password.as_str())
+            .zip(params.as_ref()),
+    )
+    .map_err(|error| anyhow!("{error}"))?;
+    let metadata = match keys.open_metadata(&seal.sealed_meta) {
+        Ok(metadata) => metadata,
+        Err(SealError::WrongKey) if params.is_some() => {
+            bail!("wrong password (nothing was downloaded; the link still works, try again)")
+        }
+        Err(SealError::WrongKey) => bail!(
+            "the link's key (the part after '#') does not open this share: the link is wrong or \
+             damaged (nothing was downloaded)"
+        ),
+        Err(error) => bail!("the share's sealed description is malformed: {error}"),
+    };
+    let metadata: Metadata = serde_json::from_slice(&metadata)
+        .context("the share's sealed description is not the expected JSON")?;
+    if metadata.size.is_some_and(|size| size != plain_len) {
+        bail!(
+            "the server's encrypted size does not match the sender's file size; nothing was \
+             downloaded"
+        );
+    }
+    Ok(Opened {
+        keys,
+        metadata,
+        sealed_len,
+        challenge: seal.challenge.clone(),
+        record: SealedRecord {
+            sealed_len,
+            sealed_meta: seal.sealed_meta.clone(),
+            password: seal.password.clone(),
+        },
+    })
+}
+
+/// Claims the share with the proof of its key; returns the download URL.
+pub(super) async fn claim(client: &Client, link: &ShareLink, opened: &Opened) -> Result<Url> {
+    let proof = opened.keys.claim_proof(link.id.as_str(), &opened.challenge);
+    let response = client
+        .send(
+            client
+                .http()
+                .post(link.canonical.clone())
+                .header(ACCEPT, "application/json")
+                .header(once_api::headers::PROOF, proof),
+        )
+        .await?;
+    if !response.status().is_success() {
+        return Err(error_from_response(response)
+            .await
+            .context("cannot download the share"));
+    }
+    let ticket: ClaimTicket = response
+        .json()
+        .await
+        .context("the server's claim answer is not the expected JSON")?;
+    link.canonical
+        .join(&ticket.download_url)
+        .with_context(|| format!("the server gave an invalid URL {}", ticket.download_url))
+}
