@@ -674,6 +674,10 @@ function landingPage() {
  */
 async function encryptedLanding(form) {
   const button = $('download');
+  // Until the keys are ready nothing may reach the server: a plain form post would be a claim
+  // without a proof.
+  form.addEventListener('submit', (event) => event.preventDefault());
+  button.disabled = true;
   const problem = $('decrypt-problem');
   const say = (text) => {
     problem.textContent = text;
@@ -719,11 +723,11 @@ async function encryptedLanding(form) {
     try {
       opened = await open();
     } catch (_) {
-      button.disabled = true;
       say(t('decrypt_wrong'));
       return;
     }
   }
+  button.disabled = false;
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (button.disabled) return;
