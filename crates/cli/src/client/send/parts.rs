@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::record::{RecordFile, UploadRecord};
-use super::sealed::read_sealed_range;
+use super::sealed::{read_sealed_range, sealed_range_body};
 use super::source::ByteStream;
 use crate::client::config::{Client, ensure_success};
 
@@ -303,11 +303,8 @@ impl PartUpload<'_> {
                     }
                     let etag = match sealed {
                         Some((keys, plain_len)) => {
-                            let bytes =
-                                read_sealed_range(path, keys, plain_len, offset, length).await?;
                             self.send_part(number, length, || {
-                                let bytes = bytes.clone();
-                                async move { Ok(reqwest::Body::from(bytes)) }
+                                sealed_range_body(path, keys, plain_len, offset, length)
                             })
                             .await?
                         }

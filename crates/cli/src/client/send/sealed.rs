@@ -119,6 +119,79 @@ pub(super) async fn read_sealed_range(
     .context("the sealing task failed")?
 }
 
+/// The same bytes as [`sealed_range`], as a request body that reads and seals one record at a
+/// time: a part in flight holds a record, not the whole part (parts are 64 MiB by default and
+/// several go at once).
+pub(super) async fn sealed_range_body(
+    path: &Path,
+    keys: &Keys,
+    plain_len: u64,
+    offset: u64,
+    length: u64,
+) -> Result<reqwest::Body> {
+    let chunks = sealed_range_stream(path, keys, plain_len, offset, length).await?;
+    Ok(reqwest::Body::wrap_stream(chunks))
+}
+
+async fn sealed_range_stream(
+    path: &Path,
+    keys: &Keys,
+    plain_len: u64,
+    offset: u64,
+    length: u64,
+) -> Result<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+    struct Cursor {
+        file: tokio::fs::File,
+        keys: Keys,
+        record: u64,
+        skip: usize,
+        left: u64,
+    }
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let records = layout::record_count(plain_len);
+    let first = offset / SEALED_RECORD_SIZE as u64;
+    let start = Cursor {
+        file,
+        keys: keys.clone(),
+        record: first,
+        skip: (offset - first * SEALED_RECORD_SIZE as u64) as usize,
+        left: length,
+    };
+    let chunks = futures::stream::try_unfold(start, move |mut cursor| async move {
+        if cursor.left == 0 {
+            return Ok(None);
+        }
+        if cursor.record >= records {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the range is past the end of the ciphertext",
+            ));
+        }
+        let at = cursor.record * RECORD_SIZE as u64;
+        let size = (plain_len - at).min(RECORD_SIZE as u64) as usize;
+        let mut plaintext = vec![0u8; size];
+        cursor.file.seek(SeekFrom::Start(at)).await?;
+        // A file that shrank since it was measured fails here instead of sealing short records.
+        cursor.file.read_exact(&mut plaintext).await?;
+        let sealed = Bytes::from(cursor.keys.seal_record(
+            cursor.record,
+            cursor.record == records - 1,
+            &plaintext,
+        ));
+        let from = cursor.skip.min(sealed.len());
+        let take = ((sealed.len() - from) as u64).min(cursor.left) as usize;
+        cursor.skip = 0;
+        cursor.left -= take as u64;
+        cursor.record += 1;
+        Ok(Some((sealed.slice(from..from + take), cursor)))
+    });
+    Ok(chunks)
+}
+
 /// The SHA-256 of the file's ciphertext, sealed in one pass and thrown away: the share is
 /// created with the checksum of what the server will store.
 pub(super) async fn sealed_sha256(
@@ -240,6 +313,41 @@ mod tests {
                 .unwrap();
             assert_eq!(digest, hex::encode(Sha256::digest(&whole)));
         }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_part_is_the_same_bytes_as_the_buffered_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("input");
+        let len = 3 * RECORD_SIZE + 77;
+        std::fs::write(&path, plaintext(len)).unwrap();
+        let sealed_len = layout::sealed_len(len as u64);
+        let srs = SEALED_RECORD_SIZE as u64;
+        for (offset, length) in [
+            (0, sealed_len),
+            (0, 1),
+            (srs - 1, 2),
+            (srs, srs),
+            (10, 2 * srs + 5),
+            (sealed_len - 3, 3),
+        ] {
+            let mut file = std::fs::File::open(&path).unwrap();
+            let buffered = sealed_range(&mut file, &keys(), len as u64, offset, length).unwrap();
+            let streamed: Vec<u8> = sealed_range_stream(&path, &keys(), len as u64, offset, length)
+                .await
+                .unwrap()
+                .map(|chunk| chunk.unwrap())
+                .collect::<Vec<_>>()
+                .await
+                .concat();
+            assert_eq!(streamed, buffered, "offset {offset}, length {length}");
+        }
+        let past_the_end = sealed_range_stream(&path, &keys(), len as u64, sealed_len - 1, 2)
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await;
+        assert!(past_the_end.iter().any(Result::is_err));
     }
 
     #[tokio::test]
