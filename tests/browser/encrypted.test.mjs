@@ -10,7 +10,18 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO, STRINGS, assertClean, fill, launchBrowser, openPage, startOnce, waitForStatus } from './harness.mjs';
+import {
+  PAGE_BUDGET,
+  REPO,
+  STRINGS,
+  assertClean,
+  fill,
+  launchBrowser,
+  openPage,
+  pageWeight,
+  startOnce,
+  waitForStatus,
+} from './harness.mjs';
 
 const ASSETS = path.join(REPO, 'crates/server/src/http/web/assets');
 const seal = await import(path.join(ASSETS, 'seal.js'));
@@ -19,7 +30,6 @@ const argon2id = (password, salt, params) =>
   argon2idAsync(password, salt, { m: params.memory_kib, t: params.iterations, p: params.parallelism, dkLen: 32 });
 // Argon2id's smallest allowed parameters keep the test quick; the page reads them from the seal.
 const QUICK_PASSWORD = { memory_kib: 8, iterations: 1, parallelism: 1 };
-const PAGE_BUDGET = 100 * 1024;
 
 /** Seals `plain` named `name` and makes a share of it; returns the link with its key. */
 async function encryptedShare(server, name, plain, { password, corrupt = false } = {}) {
@@ -80,11 +90,7 @@ describe('encrypted shares in a real browser', { timeout: 180_000 }, () => {
         await page.goto(share.link);
         // The sealed name replaces the placeholder the server knows.
         await page.waitForFunction(() => document.querySelector('h1.filename').textContent === 'quarterly secret.txt');
-        const weight = await page.evaluate(() =>
-          [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
-            .filter((entry) => !['fetch', 'xmlhttprequest'].includes(entry.initiatorType))
-            .reduce((sum, entry) => sum + entry.transferSize, 0),
-        );
+        const weight = (await pageWeight(page)).bytes;
         assert.ok(weight < PAGE_BUDGET, `the encrypted landing page weighs ${weight} bytes`);
         assert.equal(await downloadsLeft(server, share.id), 1, 'opening the page claimed the share');
         const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);

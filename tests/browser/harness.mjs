@@ -32,6 +32,21 @@ export const MiB = 1024 * 1024;
 /** The smallest part S3 takes: a test file of a few MiB goes in several parts. */
 export const SMALL_PART_SIZE = 5 * MiB;
 
+/** What a page and everything it loads (not its fetches) may weigh. */
+export const PAGE_BUDGET = 100 * 1024;
+
+/** Bytes the page and what it loaded took (fetches left out), and the scripts among them. */
+export function pageWeight(page) {
+  return page.evaluate(() => {
+    const loaded = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+      .filter((entry) => !['fetch', 'xmlhttprequest', 'beacon'].includes(entry.initiatorType));
+    return {
+      bytes: loaded.reduce((sum, entry) => sum + entry.transferSize, 0),
+      scripts: loaded.filter((entry) => entry.initiatorType === 'script').map((entry) => entry.name),
+    };
+  });
+}
+
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',

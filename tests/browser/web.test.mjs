@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import {
   HERE,
   MiB,
+  PAGE_BUDGET,
   REPO,
   SMALL_PART_SIZE,
   STRINGS,
@@ -25,6 +26,7 @@ import {
   fill,
   launchBrowser,
   openPage,
+  pageWeight,
   s3Env,
   sha256File,
   signIn,
@@ -42,7 +44,6 @@ const AXE_SOURCE = readFileSync(path.join(HERE, 'node_modules/axe-core/axe.min.j
 const CHROME_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const PREVIEW_BOTS = ['Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)', 'facebookexternalhit/1.1', 'Twitterbot/1.0'];
-const PAGE_BUDGET = 100 * 1024;
 
 const isPart = (request) => request.method === 'PUT' && new URL(request.url, 'http://x').pathname.startsWith('/b/part/');
 
@@ -686,17 +687,6 @@ print(json.dumps({"files": files, "same": same, "bad": archive.testzip()}))`,
  * What the page loaded but its API calls and uploads (the document, styles, scripts), as
  * transferred; cached loads count 0, so measure in a page whose cache is off or fresh.
  */
-function pageWeight(page) {
-  return page.evaluate(() => {
-    const loaded = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
-      .filter((entry) => !['fetch', 'xmlhttprequest', 'beacon'].includes(entry.initiatorType));
-    return {
-      bytes: loaded.reduce((sum, entry) => sum + entry.transferSize, 0),
-      scripts: loaded.filter((entry) => entry.initiatorType === 'script').map((entry) => entry.name),
-    };
-  });
-}
-
 function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

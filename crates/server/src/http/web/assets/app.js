@@ -687,7 +687,6 @@ async function encryptedLanding(form) {
   const seal = await import(config.assets.seal);
   const secret = seal.secretFromFragment(window.location.hash);
   if (!secret) {
-    button.disabled = true;
     say(t('decrypt_missing_key'));
     return;
   }
