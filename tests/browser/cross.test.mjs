@@ -1,7 +1,9 @@
 // End-to-end encryption across clients: files sent with `once send` (encrypted by default) are
 // opened by the landing page in Chromium, and files sent from the web send page (encrypted by
 // default) are opened by `once get`; byte-identical, on the data directory and on S3, for 0 B,
-// 1 B, exactly one record, one record and a byte, and 300 MiB (in 5 MiB parts).
+// 1 B, exactly one record, one record and a byte, and 300 MiB (in 5 MiB parts). And upload
+// requests: made by `once request` (which keeps the private key), answered on the upload page
+// in Chromium, opened by the requester's `once get` and by nobody else.
 //
 //   npm ci && ONCE_BIN=/path/to/once node --test
 
@@ -13,22 +15,26 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import {
   MiB,
+  fill,
   ONCE_BIN,
   assertClean,
   launchBrowser,
   openPage,
   s3Env,
   sha256File,
+  STRINGS,
   signIn,
   startOnce,
   startProxy,
   startS3,
   tempDir,
+  waitForStatus,
   writeRandomFile,
 } from './harness.mjs';
 
 const run = promisify(execFile);
 const SIZES = [0, 1, 65_536, 65_537, 300 * MiB];
+const REQUEST_SIZES = [1, 12 * MiB + 5];
 
 /** The `once` CLI against `server`, with nothing of the caller's environment. */
 function cli(server, cwd, args) {
@@ -115,6 +121,51 @@ for (const store of ['disk', 's3']) {
         await mkdir(inbox);
         await cli(server, inbox, ['get', '-q', link]);
         assert.equal(await sha256File(path.join(inbox, name)), sha256, 'once get wrote other bytes');
+        await rm(dir, { recursive: true, force: true });
+      });
+    }
+
+    for (const size of REQUEST_SIZES) {
+      it(`once request → upload page → the requester's once get: ${size} bytes`, async () => {
+        const dir = path.join(files, `request-${size}`);
+        const requester = path.join(dir, 'requester');
+        const uploader = path.join(dir, 'uploader');
+        await mkdir(requester, { recursive: true });
+        await mkdir(uploader, { recursive: true });
+        const name = `answered in the browser ${size}.bin`;
+        const sha256 = await writeRandomFile(path.join(uploader, name), size);
+        const link = (await cli(server, requester, ['request'])).stdout.trim();
+        assert.match(link, /\/r\/[A-Za-z0-9_-]+#[A-Za-z0-9_-]{43}$/, `not an encrypted request link: ${link}`);
+        const { context, page } = await openPage(browser);
+        try {
+          await page.goto(link);
+          await page.setInputFiles('#file', path.join(uploader, name));
+          await page.click('#send');
+          await waitForStatus(page, fill(STRINGS.request_done, { name }), 300_000);
+          assertClean(page);
+        } finally {
+          await context.close();
+        }
+        const listing = (await cli(server, requester, ['requests'])).stdout;
+        const shareUrl = listing.split(/\s+/).find((word) => word.includes('/s/'));
+        assert.ok(shareUrl, `no share listed: ${listing}`);
+
+        // Neither the request link's key nor the share's page opens it, and trying claims
+        // nothing: the landing page says where it opens, the uploader's CLI has no key.
+        const { context: other, page: landing } = await openPage(browser);
+        try {
+          await landing.goto(`${shareUrl}#${link.split('#')[1]}`);
+          await landing.waitForSelector('#decrypt-problem:not([hidden])');
+          assert.equal(await landing.textContent('#decrypt-problem'), STRINGS.decrypt_request_upload);
+          assert.ok(await landing.isDisabled('#download'));
+          assertClean(landing);
+        } finally {
+          await other.close();
+        }
+        await assert.rejects(cli(server, uploader, ['get', '-q', shareUrl]), /private key is not here/);
+
+        await cli(server, requester, ['get', '-q', shareUrl]);
+        assert.equal(await sha256File(path.join(requester, name)), sha256, 'the requester got other bytes');
         await rm(dir, { recursive: true, force: true });
       });
     }

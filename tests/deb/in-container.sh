@@ -190,7 +190,7 @@ systemctl is-active -q once.service || fail "the first connection did not start 
 [ "$(systemctl show -p WatchdogUSec --value once.service)" = 30s ] || fail "no watchdog"
 link=$(once send -q /tmp/sent.txt)
 once get -q -o /tmp/received-3.txt "$link"
-upload_url=$(once request | grep -o 'http://127.0.0.1:8080/r/[^ ]*' | head -n 1)
+upload_url=$(once request --no-encrypt | grep -o 'http://127.0.0.1:8080/r/[^ ]*' | head -n 1)
 [ -n "$upload_url" ] || fail "once request printed no upload URL"
 stopped=
 for _ in $(seq 1 150); do

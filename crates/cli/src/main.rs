@@ -181,7 +181,8 @@ pub struct SendArgs {
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
     /// The link (`https://host/s/ID#KEY`, quotes and `<…>` around it are fine) or a bare share
-    /// id; an encrypted share's link needs its `#KEY` part
+    /// id; an encrypted share's link needs its `#KEY` part, except a file uploaded to your own
+    /// encrypted request, which opens with the key `once request` kept
     pub link: String,
     /// Where to write the file [default: the sender's file name in the current directory;
     /// `-` for standard output]
@@ -226,6 +227,10 @@ pub struct RequestArgs {
     /// Also print the URL as a QR code
     #[arg(long)]
     pub qr: bool,
+    /// Accept a plain upload (`curl -T` works, and the server can read the file) instead of
+    /// one encrypted end to end to a key only this machine holds
+    #[arg(long)]
+    pub no_encrypt: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

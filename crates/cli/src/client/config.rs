@@ -109,6 +109,17 @@ pub fn config_path(named: Option<&Path>) -> Result<PathBuf> {
         )
 }
 
+/// Creates `dir` (and its parents), readable by the user only when it is new.
+pub(super) fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
 /// Replaces the config file with `server` and `key`. The file holds a secret, so it is
 /// readable by its owner only from the first byte (a temporary file made 0600, then renamed
 /// over the old one), and a crash leaves either the old file or the new one, never half.
@@ -121,13 +132,7 @@ pub fn write_config(path: &Path, server: &str, key: &str) -> Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private_dir(dir)?;
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         // tempfile creates its files 0600 on Unix.

@@ -226,23 +226,46 @@ impl ShareLink {
     }
 }
 
-/// The URL where an uploader starts its upload to someone's request, from the request's URL
-/// (`http(s)://host[/prefix]/r/ID`, with or without a trailing file name or slash).
-pub fn request_uploads_url(text: &str) -> Result<Url> {
+/// Someone's upload request, as an uploader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLink {
+    /// `scheme://host[:port][/prefix]/r/ID`: what the request accepts (`GET`, as JSON).
+    pub page: Url,
+    /// `…/r/ID/uploads`: where an uploader starts its upload.
+    pub uploads: Url,
+    /// The fragment of an end-to-end encrypted request: the requester's public key.
+    pub recipient: Option<String>,
+}
+
+/// The request behind an upload URL (`http(s)://host[/prefix]/r/ID`, with or without a
+/// trailing file name or slash, and the `#PUBLIC` key of an encrypted request).
+pub fn request_link(text: &str) -> Result<RequestLink> {
     let url = parse_http_url(text).with_context(|| format!("not an upload URL: {text}"))?;
     let (segments, position, id_text) = id_segment(&url, &REQUEST_PATH, text)?;
     let id = once_domain::RequestId::parse(id_text)
         .map_err(|_| anyhow!("malformed request id {id_text:?} in {text}"))?;
-    let mut uploads = url.clone();
-    uploads.set_query(None);
-    uploads.set_fragment(None);
-    uploads
-        .path_segments_mut()
+    let mut page = url.clone();
+    page.set_query(None);
+    page.set_fragment(None);
+    page.path_segments_mut()
         .map_err(|()| anyhow!("not an upload request URL: {text}"))?
         .clear()
         .extend(&segments[..position])
-        .extend(["r", id.as_str(), "uploads"]);
-    Ok(uploads)
+        .extend(["r", id.as_str()]);
+    let mut uploads = page.clone();
+    uploads
+        .path_segments_mut()
+        .map_err(|()| anyhow!("not an upload request URL: {text}"))?
+        .push("uploads");
+    let recipient = url
+        .fragment()
+        .filter(|fragment| !fragment.is_empty())
+        .map(str::to_owned);
+    Ok(RequestLink {
+        page,
+        uploads,
+        recipient,
+    })
 }
 
 /// A share id given either bare or as a link (`once status`, `once revoke`).
@@ -267,19 +290,23 @@ mod tests {
             format!("<https://h/r/{id}/>"),
             format!("https://h/r/{id}/report.pdf?x=1"),
         ] {
-            assert_eq!(
-                request_uploads_url(&pasted).unwrap().as_str(),
-                format!("https://h/r/{id}/uploads")
-            );
+            let link = request_link(&pasted).unwrap();
+            assert_eq!(link.page.as_str(), format!("https://h/r/{id}"));
+            assert_eq!(link.uploads.as_str(), format!("https://h/r/{id}/uploads"));
+            assert_eq!(link.recipient, None);
         }
+        let prefixed = request_link(&format!("http://h/once/r/{id}#")).unwrap();
         assert_eq!(
-            request_uploads_url(&format!("http://h/once/r/{id}"))
-                .unwrap()
-                .as_str(),
+            prefixed.uploads.as_str(),
             format!("http://h/once/r/{id}/uploads")
         );
-        assert!(request_uploads_url("https://h/s/AAAAAAAAAAAAAAAAAAAAAA").is_err());
-        assert!(request_uploads_url("https://h/r/short").is_err());
+        assert_eq!(prefixed.recipient, None);
+        let encrypted =
+            request_link(&format!("https://h/r/{id}/x.pdf#{}", "k".repeat(43))).unwrap();
+        assert_eq!(encrypted.recipient, Some("k".repeat(43)));
+        assert!(!encrypted.uploads.as_str().contains('#'));
+        assert!(request_link("https://h/s/AAAAAAAAAAAAAAAAAAAAAA").is_err());
+        assert!(request_link("https://h/r/short").is_err());
     }
 
     const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";

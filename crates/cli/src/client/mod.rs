@@ -11,6 +11,7 @@ pub mod link;
 pub mod login;
 mod progress;
 pub mod request;
+mod request_keys;
 pub mod send;
 pub mod share;
 pub mod units;
@@ -18,6 +19,26 @@ pub mod units;
 use anyhow::{Context, Result};
 use progress::byte_progress;
 use time::OffsetDateTime;
+
+/// `$XDG_STATE_HOME/once`, else `~/.local/state/once`: what the client keeps between runs
+/// (resume records of sends, the private keys of encrypted upload requests).
+fn state_dir() -> Option<std::path::PathBuf> {
+    state_dir_from(
+        std::env::var_os("XDG_STATE_HOME").map(Into::into),
+        std::env::var_os("HOME").map(Into::into),
+    )
+}
+
+fn state_dir_from(
+    xdg_state_home: Option<std::path::PathBuf>,
+    home: Option<std::path::PathBuf>,
+) -> Option<std::path::PathBuf> {
+    // The XDG spec says relative values are invalid and must be ignored.
+    let state = xdg_state_home
+        .filter(|path| path.is_absolute())
+        .or_else(|| home.map(|home| home.join(".local/state")))?;
+    Some(state.join("once"))
+}
 
 /// Files smaller than this hash in well under a second, so a progress bar would only flicker.
 const LARGE_FILE: u64 = 32 * 1024 * 1024;
@@ -119,6 +140,20 @@ mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn client_state_lives_under_the_xdg_state_directory() {
+        assert_eq!(
+            state_dir_from(Some("/state".into()), Some("/home/a".into())),
+            Some(PathBuf::from("/state/once"))
+        );
+        assert_eq!(
+            state_dir_from(Some("relative".into()), Some("/home/a".into())),
+            Some(PathBuf::from("/home/a/.local/state/once"))
+        );
+        assert_eq!(state_dir_from(None, None), None);
+    }
 
     #[test]
     fn terminal_text_keeps_lines_and_tabs_but_no_escapes() {

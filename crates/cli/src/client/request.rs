@@ -2,12 +2,15 @@
 //! with the link of the file once somebody has uploaded it. The URL goes to stdout alone so it
 //! can be piped; everything else goes to stderr.
 
+use std::collections::HashMap;
+
 use anyhow::{Result, anyhow};
 use once_api::{NewRequest, RequestList, RequestView};
 use reqwest::Method;
 use time::OffsetDateTime;
 
 use super::config::Client;
+use super::request_keys::RequestKeys;
 use super::{describe_time, describe_time_at, print_qr, terminal_text};
 use crate::{ClientOnly, RequestArgs};
 
@@ -20,6 +23,15 @@ pub async fn run(args: RequestArgs) -> Result<()> {
         .map(once_domain::Filename::parse)
         .transpose()
         .map_err(|error| anyhow!("{error}"))?;
+    // The private key is on disk before the request exists: a request whose key was lost
+    // would take an upload nobody can read.
+    let keys = if args.no_encrypt {
+        None
+    } else {
+        let store = RequestKeys::of_user()?;
+        let (pair, path) = store.create()?;
+        Some((store, pair, path))
+    };
     let body = NewRequest {
         max_size: args.max_size.map(|size| size.as_u64()),
         expires_in: args.expires.map(super::send::whole_seconds),
@@ -27,23 +39,53 @@ pub async fn run(args: RequestArgs) -> Result<()> {
         max_downloads: args.downloads,
         note: args.note,
         from: args.from,
+        encrypted: keys.is_some(),
         ..NewRequest::default()
     };
-    let created: RequestView = client
+    let created: RequestView = match client
         .send_json(
             client.api(Method::POST, "/api/v1/requests")?.json(&body),
             "cannot create the upload request",
         )
-        .await?;
-    println!("{}", created.url);
+        .await
+    {
+        Ok(created) => created,
+        Err(error) => {
+            if let Some((store, pair, _)) = &keys {
+                store.discard(pair);
+            }
+            return Err(error);
+        }
+    };
+    let url = match &keys {
+        Some((_, pair, _)) => format!("{}#{}", created.url, pair.public_fragment()),
+        None => created.url.clone(),
+    };
+    if let Some((store, pair, _)) = &keys
+        && let Err(error) = store.remember_link(pair, &url)
+    {
+        eprintln!("note: {error:#}");
+    }
+    println!("{url}");
     if args.qr {
-        print_qr(&created.url)?;
+        print_qr(&url)?;
     }
     eprintln!(
         "one upload, up to {}, open until {}",
         super::units::human_size(created.max_size),
         describe_time(created.expires_at)
     );
+    match &keys {
+        Some((_, _, path)) => eprintln!(
+            "end-to-end encrypted: the uploader's browser or `once send --to` encrypts the file \
+             to a key only you hold, kept in {} (without it the upload cannot be read); \
+             `once requests` lists the file once it is there, `once get` opens it",
+            path.display()
+        ),
+        None => {
+            eprintln!("not encrypted: `curl -T FILE URL` works, and the server can read the file")
+        }
+    }
     Ok(())
 }
 
@@ -59,7 +101,11 @@ pub async fn list(args: ClientOnly) -> Result<()> {
         eprintln!("no upload requests");
         return Ok(());
     }
-    for line in table(&list.requests, OffsetDateTime::now_utc()) {
+    // Encrypted requests' whole links (with the public key) live only with their keys here.
+    let links = RequestKeys::of_user()
+        .map(|store| store.links())
+        .unwrap_or_default();
+    for line in table(&list.requests, &links, OffsetDateTime::now_utc()) {
         println!("{line}");
     }
     Ok(())
@@ -67,8 +113,13 @@ pub async fn list(args: ClientOnly) -> Result<()> {
 
 /// One line per request: state, id, expiry, then what matters for that state (the file's link
 /// once fulfilled, the upload URL while open); below it, indented, who asks and the note the
-/// uploader sees, where the request has them.
-fn table(requests: &[RequestView], now: OffsetDateTime) -> Vec<String> {
+/// uploader sees, where the request has them. `links` holds the whole links of encrypted
+/// requests made here, by their URL.
+fn table(
+    requests: &[RequestView],
+    links: &HashMap<String, String>,
+    now: OffsetDateTime,
+) -> Vec<String> {
     let mut lines = vec![
         format!("{:<10} {:<22} {:<40} {}", "STATE", "ID", "EXPIRES", "")
             .trim_end()
@@ -89,7 +140,9 @@ fn table(requests: &[RequestView], now: OffsetDateTime) -> Vec<String> {
                 }
                 detail
             }
-            None if request.state == "open" => request.url.clone(),
+            None if request.state == "open" => {
+                links.get(&request.url).unwrap_or(&request.url).clone()
+            }
             None => String::new(),
         };
         lines.push(
@@ -151,9 +204,19 @@ mod tests {
             fulfilled,
             request("CCCCCCCCCCCCCCCCCCCCCC", "expired"),
             request("DDDDDDDDDDDDDDDDDDDDDD", "open"),
+            RequestView {
+                encrypted: true,
+                ..request("EEEEEEEEEEEEEEEEEEEEEE", "open")
+            },
         ];
-        let lines = table(&list, now);
-        assert_eq!(lines.len(), 4);
+        // The encrypted request made here shows its whole link, with the public key.
+        let whole = format!("https://h/r/EEEEEEEEEEEEEEEEEEEEEE#{}", "k".repeat(43));
+        let links = HashMap::from([(
+            "https://h/r/EEEEEEEEEEEEEEEEEEEEEE".to_owned(),
+            whole.clone(),
+        )]);
+        let lines = table(&list, &links, now);
+        assert_eq!(lines.len(), 5);
         assert!(lines[0].starts_with("STATE"));
         assert!(
             lines[1].starts_with("fulfilled  AAAAAAAAAAAAAAAAAAAAAA 2024-01-01T03:00:00Z (in 3h)"),
@@ -164,6 +227,7 @@ mod tests {
         assert!(lines[2].starts_with("expired    CCCCCCCCCCCCCCCCCCCCCC 2024-01-01T03:00:00Z"));
         assert!(!lines[2].contains("https://"));
         assert!(lines[3].ends_with("https://h/r/DDDDDDDDDDDDDDDDDDDDDD"));
+        assert!(lines[4].ends_with(&whole), "{}", lines[4]);
     }
 
     #[test]
@@ -191,7 +255,7 @@ mod tests {
             },
             share: None,
         };
-        let lines = table(&[request], now);
+        let lines = table(&[request], &HashMap::new(), now);
         assert_eq!(
             lines[2..],
             [

@@ -6,11 +6,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-/// Runs a command that prints one link or URL (`send`, `request`) and returns it.
-fn link_of(server: &Server, dir: &std::path::Path, args: &[&str]) -> String {
-    stdout(&once_client(server, dir, args)).trim().to_owned()
-}
-
 #[tokio::test]
 async fn send_then_get_round_trips_and_the_link_is_dead_after() {
     let server = Server::start();
@@ -121,7 +116,14 @@ async fn request_upload_then_requests_lists_the_share_link() {
     let url = link_of(
         &server,
         work.path(),
-        &["request", "--max-size", "1MB", "--expires", "1d"],
+        &[
+            "request",
+            "--max-size",
+            "1MB",
+            "--expires",
+            "1d",
+            "--no-encrypt",
+        ],
     );
     assert!(url.starts_with(&format!("{}/r/", server.base)), "{url}");
     let response = client()

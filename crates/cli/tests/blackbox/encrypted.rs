@@ -3,7 +3,6 @@
 //! several parts, passwords, links without their key, tampered ciphertext, a resumed send, what
 //! the server's data directory holds, and `--no-encrypt`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -11,47 +10,6 @@ use serde_json::Value;
 use crate::harness::*;
 
 const MIB: u64 = 1024 * 1024;
-
-fn link_of(server: &Server, dir: &Path, args: &[&str]) -> String {
-    stdout(&once_client(server, dir, args)).trim().to_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The link without its `#SECRET`.
-fn without_key(link: &str) -> &str {
-    link.split_once('#').map_or(link, |(url, _)| url)
-}
-
-/// Every byte of every file under `dir` (blobs, database, its journal).
-fn all_bytes_under(dir: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for entry in walk(dir) {
-        bytes.extend(std::fs::read(entry).unwrap_or_default());
-    }
-    bytes
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
 
 #[tokio::test]
 async fn encrypted_send_and_get_round_trip_files_of_0_1_65536_and_65537_bytes() {
@@ -255,25 +213,8 @@ async fn an_interrupted_encrypted_send_resumes_with_the_same_link() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let record_dir = work.path().join(".local/state/once/uploads");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let share_id = loop {
-        assert!(std::time::Instant::now() < deadline, "never got going");
-        assert!(first.try_wait().unwrap().is_none(), "ended before the kill");
-        let record = files_in(&record_dir)
-            .into_iter()
-            .find(|path| path.extension().is_some_and(|ext| ext == "json"))
-            .and_then(|path| std::fs::read_to_string(path).ok())
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-        if let Some(record) = record
-            && record["sent"]
-                .as_object()
-                .is_some_and(|sent| sent.len() >= 3)
-        {
-            break record["share_id"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let record = record_with_parts(&mut first, work.path(), 3).await;
+    let share_id = record["share_id"].as_str().unwrap().to_owned();
     first.kill().unwrap();
     first.wait().unwrap();
 

@@ -9,10 +9,6 @@ use crate::harness::*;
 use once_domain::{ApiToken, KeySecret};
 use once_meta::testing::TestDatabase;
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// `once ARGS` in `dir` with nothing from the test's environment but what is given.
 fn once_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)

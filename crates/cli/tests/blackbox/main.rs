@@ -19,6 +19,7 @@ mod parts;
 mod proxied;
 mod s3;
 mod scale_out;
+mod sealed_requests;
 mod shares;
 mod tls;
 mod uploads;

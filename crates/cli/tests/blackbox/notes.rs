@@ -88,7 +88,14 @@ async fn request_with_a_note_and_from_shows_both_in_the_requester_view() {
     let url = stdout(&once_client(
         &server,
         work.path(),
-        &["request", "--note", note, "--from", " Alice (accounting) "],
+        &[
+            "request",
+            "--note",
+            note,
+            "--from",
+            " Alice (accounting) ",
+            "--no-encrypt",
+        ],
     ))
     .trim()
     .to_owned();

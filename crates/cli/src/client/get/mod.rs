@@ -27,7 +27,7 @@ use claim::{Claimed, claim};
 use naming::{free_path, name_from_response, with_suffix};
 use once_seal::{RECORD_SIZE, layout};
 use record::{SIDECAR_SUFFIX, SealedRecord, Sidecar, find_sidecar, read_sidecar, write_sidecar};
-use sealed::Opened;
+use sealed::{KeySource, Opened};
 use transfer::{Damaged, Sink, fetch, split_fatal, transfer};
 
 pub async fn run(args: GetArgs) -> Result<()> {
@@ -115,16 +115,16 @@ impl Recipient<'_> {
     /// An encrypted share, opened before anything is claimed: a wrong key or password fails
     /// here and costs nothing. None for a plain share.
     async fn open(&self, client: &Client, link: &ShareLink) -> Result<Option<Opened>> {
-        let Some(secret) = &link.secret else {
-            return Ok(None);
-        };
+        // Asked even without a key in the link: an upload to one of our encrypted requests
+        // opens with the private key kept here, and any other encrypted share is refused
+        // here, before a claim, with what is missing.
         let Some(seal) = sealed::fetch_seal(client, link).await? else {
-            if !self.quiet {
+            if link.secret.is_some() && !self.quiet {
                 eprintln!("note: the share is not encrypted; the key after '#' is not needed");
             }
             return Ok(None);
         };
-        let opened = sealed::open(seal, secret, self.password_file)?;
+        let opened = sealed::open(seal, self.key_source(link), self.password_file)?;
         if let Some(note) = &opened.metadata.note
             && !self.quiet
         {
@@ -133,13 +133,23 @@ impl Recipient<'_> {
         Ok(Some(opened))
     }
 
-    /// The keys of an interrupted download of an encrypted share, from the link given again.
+    /// The keys of an interrupted download of an encrypted share, from the link given again
+    /// (or the request's private key).
     fn reopen(&self, link: &ShareLink, record: &SealedRecord) -> Result<Opened> {
-        let secret = link.secret.as_deref().context(
-            "this unfinished download is of an encrypted share: give the whole link, with its \
-             #KEY, to resume it",
-        )?;
-        sealed::reopen(record, secret, self.password_file)
+        if record.recipient_key.is_none() && link.secret.is_none() {
+            bail!(
+                "this unfinished download is of an encrypted share: give the whole link, with \
+                 its #KEY, to resume it"
+            );
+        }
+        sealed::reopen(record, self.key_source(link), self.password_file)
+    }
+
+    fn key_source<'a>(&self, link: &'a ShareLink) -> KeySource<'a> {
+        match &link.secret {
+            Some(secret) => KeySource::Secret(secret),
+            None => KeySource::RequestKeys,
+        }
     }
 }
 

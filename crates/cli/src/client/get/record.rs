@@ -32,6 +32,12 @@ pub(super) struct SealedRecord {
     pub(super) sealed_meta: String,
     #[serde(default)]
     pub(super) password: Option<once_api::PasswordParams>,
+    /// An upload to one of our encrypted requests: the public keys that find and derive its
+    /// keys again (the private key stays in the request's key file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) recipient_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ephemeral_key: Option<String>,
 }
 
 /// Lines: the share link, the blob URL, the announced SHA-256 when there is one, and for an
@@ -177,6 +183,8 @@ mod tests {
             sealed_len: 65_552,
             sealed_meta: "META".into(),
             password: None,
+            recipient_key: Some("R".repeat(43)),
+            ephemeral_key: Some("E".repeat(43)),
         };
         write_sidecar(
             &dir.join("e.part.once"),

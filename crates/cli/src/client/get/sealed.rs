@@ -15,6 +15,7 @@ use url::Url;
 use super::super::config::{Client, error_from_response};
 use super::super::encryption::{Metadata, PasswordSource, params_from_wire, read_password};
 use super::super::link::ShareLink;
+use super::super::request_keys::RequestKeys;
 use super::record::SealedRecord;
 
 /// An encrypted share whose metadata opened: the keys, what names the file, and the
@@ -62,19 +63,26 @@ pub(super) async fn fetch_seal(client: &Client, link: &ShareLink) -> Result<Opti
         .context("the server's description of the encrypted share is not the expected JSON")
 }
 
+/// What opens an encrypted share: the link's secret, or (for an upload to one of our encrypted
+/// requests) the private key `once request` kept.
+pub(super) enum KeySource<'a> {
+    Secret(&'a str),
+    RequestKeys,
+}
+
 /// Derives the keys and opens the metadata; claims nothing.
 pub(super) fn open(
     seal: SealedShare,
-    secret: &str,
+    source: KeySource<'_>,
     password_file: Option<&Path>,
 ) -> Result<Opened> {
-    open_record(&seal, secret, password_file)
+    open_record(&seal, source, password_file)
 }
 
 /// The keys of an interrupted download, checked against its record's sealed metadata.
 pub(super) fn reopen(
     record: &SealedRecord,
-    secret: &str,
+    source: KeySource<'_>,
     password_file: Option<&Path>,
 ) -> Result<Opened> {
     let seal = SealedShare {
@@ -83,17 +91,21 @@ pub(super) fn reopen(
         record_size: RECORD_SIZE as u32,
         sealed_meta: record.sealed_meta.clone(),
         password: record.password.clone(),
-        ephemeral_key: None,
-        recipient_key: None,
+        ephemeral_key: record.ephemeral_key.clone(),
+        recipient_key: record.recipient_key.clone(),
         challenge: String::new(),
         challenge_expires_at: time::OffsetDateTime::UNIX_EPOCH,
         downloads_left: 0,
         expires_at: time::OffsetDateTime::UNIX_EPOCH,
     };
-    open_record(&seal, secret, password_file)
+    open_record(&seal, source, password_file)
 }
 
-fn open_record(seal: &SealedShare, secret: &str, password_file: Option<&Path>) -> Result<Opened> {
+fn open_record(
+    seal: &SealedShare,
+    source: KeySource<'_>,
+    password_file: Option<&Path>,
+) -> Result<Opened> {
     if seal.scheme != once_seal::SCHEME {
         bail!(
             "the share is encrypted with {:?}, which this once does not know; update once",
@@ -111,33 +123,27 @@ fn open_record(seal: &SealedShare, secret: &str, password_file: Option<&Path>) -
         .context("the share's upload has not finished yet; try again later")?;
     let plain_len = layout::plain_len(sealed_len)
         .map_err(|_| anyhow!("the server reports an impossible encrypted size {sealed_len}"))?;
-    let secret = Secret::from_fragment(secret).map_err(|_| {
-        anyhow!(
-            "the link's key (the part after '#') is damaged: it must be 43 characters; copy the \
-             whole link again (nothing was downloaded)"
-        )
-    })?;
-    let params = seal.password.as_ref().map(params_from_wire).transpose()?;
-    let password = match &params {
-        Some(_) => Some(read_password(match password_file {
-            Some(path) => PasswordSource::File(path),
-            None => PasswordSource::Prompt { confirm: false },
-        })?),
-        None => None,
+    // An upload to a request opens with the request's private key whatever the link holds.
+    let keys = match (&seal.recipient_key, &seal.ephemeral_key, source) {
+        (Some(recipient), Some(ephemeral), _) => request_upload_keys(recipient, ephemeral)?,
+        (Some(_), None, _) => {
+            bail!("the server describes an upload to a request without its ephemeral key")
+        }
+        (None, _, KeySource::Secret(secret)) => share_keys(seal, secret, password_file)?,
+        (None, _, KeySource::RequestKeys) => bail!(
+            "the link is incomplete: the share is end-to-end encrypted and its key (the part \
+             after '#') is missing; copy the whole link again (nothing was downloaded)"
+        ),
     };
-    let keys = Keys::for_share(
-        &secret,
-        password
-            .as_ref()
-            .map(|password| password.as_str())
-            .zip(params.as_ref()),
-    )
-    .map_err(|error| anyhow!("{error}"))?;
     let metadata = match keys.open_metadata(&seal.sealed_meta) {
         Ok(metadata) => metadata,
-        Err(SealError::WrongKey) if params.is_some() => {
+        Err(SealError::WrongKey) if seal.password.is_some() => {
             bail!("wrong password (nothing was downloaded; the link still works, try again)")
         }
+        Err(SealError::WrongKey) if seal.recipient_key.is_some() => bail!(
+            "the private key of the upload request does not open this upload: the uploader \
+             sealed it wrongly or the server changed it (nothing was downloaded)"
+        ),
         Err(SealError::WrongKey) => bail!(
             "the link's key (the part after '#') does not open this share: the link is wrong or \
              damaged (nothing was downloaded)"
@@ -161,8 +167,48 @@ fn open_record(seal: &SealedShare, secret: &str, password_file: Option<&Path>) -
             sealed_len,
             sealed_meta: seal.sealed_meta.clone(),
             password: seal.password.clone(),
+            recipient_key: seal.recipient_key.clone(),
+            ephemeral_key: seal.ephemeral_key.clone(),
         },
     })
+}
+
+/// The keys of an upload to one of our encrypted requests, from the private key kept for it.
+fn request_upload_keys(recipient: &str, ephemeral: &str) -> Result<Keys> {
+    let pair = RequestKeys::of_user()?.find(recipient)?;
+    let ephemeral = once_seal::from_b64u(ephemeral)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        .context("the server reports a malformed ephemeral key for this share")?;
+    pair.keys_for_upload(&ephemeral).map_err(|error| {
+        anyhow!("the share's ephemeral key is refused: {error} (nothing was downloaded)")
+    })
+}
+
+/// The keys of a share from its link's secret (and password).
+fn share_keys(seal: &SealedShare, secret: &str, password_file: Option<&Path>) -> Result<Keys> {
+    let secret = Secret::from_fragment(secret).map_err(|_| {
+        anyhow!(
+            "the link's key (the part after '#') is damaged: it must be 43 characters; copy the \
+             whole link again (nothing was downloaded)"
+        )
+    })?;
+    let params = seal.password.as_ref().map(params_from_wire).transpose()?;
+    let password = match &params {
+        Some(_) => Some(read_password(match password_file {
+            Some(path) => PasswordSource::File(path),
+            None => PasswordSource::Prompt { confirm: false },
+        })?),
+        None => None,
+    };
+    Keys::for_share(
+        &secret,
+        password
+            .as_ref()
+            .map(|password| password.as_str())
+            .zip(params.as_ref()),
+    )
+    .map_err(|error| anyhow!("{error}"))
 }
 
 /// Claims the share with the proof of its key; returns the download URL.

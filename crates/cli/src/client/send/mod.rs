@@ -21,11 +21,11 @@ use futures::{Stream, StreamExt};
 use indicatif::ProgressBar;
 use once_api::routes;
 use once_api::{
-    CompleteShare, NewEncryption, NewRequestUpload, NewShare, RequestUploadTicket, ShareView,
-    UploadTicket,
+    CompleteShare, NewEncryption, NewRequestUpload, NewShare, OpenRequest, RequestUploadTicket,
+    ShareView, UploadTicket,
 };
 use once_domain::{Filename, Note};
-use once_seal::{Keys, PasswordParams, Secret, b64u, layout};
+use once_seal::{Keys, PasswordParams, RequestKeyPair, SealError, Secret, b64u, layout};
 use reqwest::Method;
 use reqwest::header::CONTENT_LENGTH;
 use sha2::{Digest, Sha256};
@@ -37,6 +37,7 @@ use super::config::{Client, ensure_success};
 use super::encryption::{
     Metadata, PasswordSource, params_from_wire, params_to_wire, read_password,
 };
+use super::link::RequestLink;
 use super::{LARGE_FILE, byte_progress, describe_time, print_qr};
 use crate::SendArgs;
 use parts::{PartUpload, SentParts};
@@ -51,8 +52,12 @@ const STDIN_HEAD: usize = 8 * 1024 * 1024;
 enum Destination {
     /// A share of ours (needs the key).
     Share,
-    /// Someone's upload request: `POST` here starts our upload, no key needed.
-    Request(Url),
+    /// Someone's upload request: `POST` to its `uploads` URL starts our upload, no key needed.
+    /// `encrypted` when it takes only uploads sealed to the key in its link.
+    Request {
+        link: Box<RequestLink>,
+        encrypted: bool,
+    },
 }
 
 pub async fn run(args: SendArgs) -> Result<()> {
@@ -69,7 +74,12 @@ pub async fn run(args: SendArgs) -> Result<()> {
             if args.note.is_some() {
                 bail!("--note is for the recipients of your own shares; leave it out with --to");
             }
-            Destination::Request(super::link::request_uploads_url(url)?)
+            let link = super::link::request_link(url)?;
+            let encrypted = request_takes_encrypted(&client, &link, &args).await?;
+            Destination::Request {
+                link: Box::new(link),
+                encrypted,
+            }
         }
         None => {
             // Fail on a missing key before spending minutes hashing a large file.
@@ -77,9 +87,12 @@ pub async fn run(args: SendArgs) -> Result<()> {
             Destination::Share
         }
     };
-    let encrypt = matches!(destination, Destination::Share) && !args.no_encrypt;
+    let encrypt = match &destination {
+        Destination::Share => !args.no_encrypt,
+        Destination::Request { encrypted, .. } => *encrypted,
+    };
     // Asked for before a large file is hashed, so nobody waits for a prompt.
-    let password = match password_source(&args, encrypt)? {
+    let password = match password_source(&args)? {
         Some(source) => Some(read_password(source)?),
         None => None,
     };
@@ -108,7 +121,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
 
     let destination_key = match &destination {
         Destination::Share => client.settings.server.clone(),
-        Destination::Request(url) => url.to_string(),
+        Destination::Request { link, .. } => link.uploads.to_string(),
     };
     let record_file = match source.identity() {
         Some(identity) => RecordFile::for_input(&destination_key, &identity),
@@ -116,16 +129,27 @@ pub async fn run(args: SendArgs) -> Result<()> {
     };
     let mut saved = record_file.load();
     let sealing = if encrypt {
-        let (sealing, fits) = Sealing::for_send(
-            saved.as_ref(),
-            password.as_ref().map(|password| password.as_str()),
-        )?;
+        let (sealing, fits) = match &destination {
+            Destination::Request { link, .. } => Sealing::for_request(
+                saved.as_ref(),
+                link.recipient
+                    .as_deref()
+                    .context("the upload URL has no key")?,
+            )?,
+            Destination::Share => Sealing::for_send(
+                saved.as_ref(),
+                password.as_ref().map(|password| password.as_str()),
+            )?,
+        };
         if !fits {
             saved = None;
         }
         Some(sealing)
     } else {
-        if saved.as_ref().is_some_and(|saved| saved.secret.is_some()) {
+        if saved
+            .as_ref()
+            .is_some_and(|saved| saved.secret.is_some() || saved.ephemeral.is_some())
+        {
             // An interrupted encrypted send of this input: --no-encrypt starts afresh.
             saved = None;
         }
@@ -182,6 +206,16 @@ pub async fn run(args: SendArgs) -> Result<()> {
         (Source::Archive { .. }, _) => (upload_size(&source, keys), None),
     };
 
+    // What names the file, sealed for the recipients (or the requester) alone.
+    let metadata = Metadata {
+        name: filename.as_str().to_owned(),
+        content_type: content_type
+            .unwrap_or(once_domain::share::DEFAULT_CONTENT_TYPE)
+            .to_owned(),
+        size: size.and_then(|sealed| layout::plain_len(sealed).ok()),
+        note: note.as_ref().map(|note| note.as_str().to_owned()),
+        contents: source.contents(),
+    };
     let (ticket, done) = match &destination {
         Destination::Share => {
             let request = match &sealing {
@@ -198,15 +232,6 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     encryption: None,
                 },
                 Some(sealing) => {
-                    let metadata = Metadata {
-                        name: filename.as_str().to_owned(),
-                        content_type: content_type
-                            .unwrap_or(once_domain::share::DEFAULT_CONTENT_TYPE)
-                            .to_owned(),
-                        size: size.and_then(|sealed| layout::plain_len(sealed).ok()),
-                        note: note.as_ref().map(|note| note.as_str().to_owned()),
-                        contents: source.contents(),
-                    };
                     NewShare {
                         // What names the file travels sealed; the server calls it `encrypted`.
                         filename: String::new(),
@@ -237,18 +262,29 @@ pub async fn run(args: SendArgs) -> Result<()> {
             }
             (ticket, Done::Link(Box::new(created)))
         }
-        Destination::Request(url) => {
-            let request = NewRequestUpload {
-                filename: Some(filename.as_str().to_owned()),
-                size,
-                content_type: content_type.map(str::to_owned),
-                sha256: sha256.clone(),
-                contents: source.contents(),
-                encryption: None,
+        Destination::Request { link, .. } => {
+            let request = match &sealing {
+                None => NewRequestUpload {
+                    filename: Some(filename.as_str().to_owned()),
+                    size,
+                    content_type: content_type.map(str::to_owned),
+                    sha256: sha256.clone(),
+                    contents: source.contents(),
+                    encryption: None,
+                },
+                Some(sealing) => NewRequestUpload {
+                    // The name, type and listing travel sealed, for the requester alone.
+                    filename: None,
+                    size,
+                    content_type: None,
+                    sha256: sha256.clone(),
+                    contents: None,
+                    encryption: Some(sealing.new_encryption(&metadata)?),
+                },
             };
             let started: RequestUploadTicket = client
                 .send_json(
-                    client.http().post(url.as_str()).json(&request),
+                    client.http().post(link.uploads.as_str()).json(&request),
                     "the upload URL did not take the upload",
                 )
                 .await?;
@@ -279,7 +315,7 @@ pub async fn run(args: SendArgs) -> Result<()> {
             }
         }
         Some(multipart) => {
-            let record = UploadRecord {
+            let mut record = UploadRecord {
                 link: match &done {
                     Done::Link(view) => view.url.clone(),
                     Done::Uploaded(_) => String::new(),
@@ -313,14 +349,15 @@ pub async fn run(args: SendArgs) -> Result<()> {
                     Done::Uploaded(name) => Some(name.clone()),
                     Done::Link(_) => None,
                 },
-                secret: sealing.as_ref().map(|sealing| sealing.secret.to_fragment()),
-                password: sealing
-                    .as_ref()
-                    .and_then(|sealing| sealing.password.as_ref().map(params_to_wire)),
-                claim_key: sealing
-                    .as_ref()
-                    .map(|sealing| b64u(&sealing.keys.claim_key())),
+                secret: None,
+                password: None,
+                claim_key: None,
+                ephemeral: None,
+                recipient: None,
             };
+            if let Some(sealing) = &sealing {
+                sealing.note_in(&mut record);
+            }
             if multipart.size != size {
                 bail!("the server's ticket is for another size than the upload");
             }
@@ -571,11 +608,24 @@ fn upload_stream(source: &Source, keys: Option<&Keys>) -> Result<ByteStream> {
     })
 }
 
-/// The keys of an encrypted share and what its link and resume record keep of them.
+/// The keys an upload is sealed with and what its link and resume record keep of them.
 struct Sealing {
-    secret: Secret,
-    password: Option<PasswordParams>,
+    to: SealedFor,
     keys: Keys,
+}
+
+enum SealedFor {
+    /// A share of ours: the link's secret, and the password's parameters when it has one.
+    Share {
+        secret: Secret,
+        password: Option<PasswordParams>,
+    },
+    /// Someone's encrypted upload request: a fresh X25519 key pair of ours (`e`, `E`) sealed to
+    /// the requester's public key `R` from the request link.
+    Request {
+        ephemeral: RequestKeyPair,
+        recipient: [u8; 32],
+    },
 }
 
 impl Sealing {
@@ -593,12 +643,15 @@ impl Sealing {
                 .map_err(|error| anyhow!("{error}"))?;
             if saved.claim_key.as_deref() != Some(b64u(&keys.claim_key()).as_str()) {
                 bail!(
-                    "this is not the password of the interrupted send of this file; give the same                      password to resume it"
+                    "this is not the password of the interrupted send of this file; give the \
+                     same password to resume it"
                 );
             }
             let sealing = Sealing {
-                secret,
-                password: params,
+                to: SealedFor::Share {
+                    secret,
+                    password: params,
+                },
                 keys,
             };
             return Ok((sealing, true));
@@ -608,41 +661,148 @@ impl Sealing {
         let keys = Keys::for_share(&secret, password.zip(params.as_ref()))
             .map_err(|error| anyhow!("{error}"))?;
         let sealing = Sealing {
-            secret,
-            password: params,
+            to: SealedFor::Share {
+                secret,
+                password: params,
+            },
             keys,
         };
         Ok((sealing, false))
     }
 
-    /// What the server keeps of the encryption: the claim key, the sealed metadata and the
-    /// password's public parameters.
+    /// Sealed to the requester whose public key is `recipient` (the request link's fragment),
+    /// with the ephemeral key of the interrupted send in `saved` when it was to the same key,
+    /// so a resumed send seals the same bytes. Says whether `saved` can be resumed.
+    fn for_request(saved: Option<&UploadRecord>, recipient: &str) -> Result<(Sealing, bool)> {
+        let resumable = saved
+            .filter(|saved| saved.recipient.as_deref() == Some(recipient))
+            .and_then(|saved| saved.ephemeral.as_deref())
+            .map(|ephemeral| {
+                once_seal::from_b64u(ephemeral)
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+                    .context("the resume record is damaged: its ephemeral key is malformed")
+            })
+            .transpose()?;
+        let fits = resumable.is_some();
+        let ephemeral = match resumable {
+            Some(private) => RequestKeyPair::from_bytes(private),
+            None => RequestKeyPair::generate(),
+        };
+        let sealed = once_seal::seal_to_recipient_with(recipient, ephemeral.to_bytes()).map_err(
+            |error| match error {
+                SealError::InvalidFragment => anyhow!(
+                    "the upload URL's key (the part after '#') is damaged: it must be 43 \
+                     characters; copy the whole link again"
+                ),
+                error => anyhow!("cannot encrypt to this upload request: {error}"),
+            },
+        )?;
+        let sealing = Sealing {
+            to: SealedFor::Request {
+                ephemeral,
+                recipient: sealed.recipient_public,
+            },
+            keys: sealed.keys,
+        };
+        Ok((sealing, fits))
+    }
+
+    /// What the server keeps of the encryption: the claim key, the sealed metadata, and the
+    /// password's public parameters or the request upload's public keys.
     fn new_encryption(&self, metadata: &Metadata) -> Result<NewEncryption> {
+        let (password, ephemeral_key, recipient_key) = match &self.to {
+            SealedFor::Share { password, .. } => {
+                (password.as_ref().map(params_to_wire), None, None)
+            }
+            SealedFor::Request {
+                ephemeral,
+                recipient,
+            } => (
+                None,
+                Some(ephemeral.public_fragment()),
+                Some(b64u(recipient)),
+            ),
+        };
         Ok(NewEncryption {
             scheme: once_seal::SCHEME.to_owned(),
             claim_key: b64u(&self.keys.claim_key()),
             sealed_meta: self.keys.seal_metadata(&serde_json::to_vec(metadata)?),
-            password: self.password.as_ref().map(params_to_wire),
-            ephemeral_key: None,
-            recipient_key: None,
+            password,
+            ephemeral_key,
+            recipient_key,
         })
     }
 
-    /// `URL#SECRET`.
+    /// `URL#SECRET` for a share of ours.
     fn link(&self, url: &str) -> String {
-        format!("{url}#{}", self.secret.to_fragment())
+        match &self.to {
+            SealedFor::Share { secret, .. } => format!("{url}#{}", secret.to_fragment()),
+            SealedFor::Request { .. } => url.to_owned(),
+        }
+    }
+
+    /// Fills in what a resumed send needs to seal the same bytes again.
+    fn note_in(&self, record: &mut UploadRecord) {
+        record.claim_key = Some(b64u(&self.keys.claim_key()));
+        match &self.to {
+            SealedFor::Share { secret, password } => {
+                record.secret = Some(secret.to_fragment());
+                record.password = password.as_ref().map(params_to_wire);
+            }
+            SealedFor::Request {
+                ephemeral,
+                recipient,
+            } => {
+                record.ephemeral = Some(b64u(&ephemeral.to_bytes()));
+                record.recipient = Some(b64u(recipient));
+            }
+        }
     }
 }
 
+/// Whether the upload request takes only encrypted uploads, asked before a large file is
+/// read; refuses what cannot work (a closed request, an encrypted one without its key or with
+/// `--no-encrypt`) with what to do instead.
+async fn request_takes_encrypted(
+    client: &Client,
+    link: &RequestLink,
+    args: &SendArgs,
+) -> Result<bool> {
+    let open: OpenRequest = client
+        .send_json(
+            client
+                .http()
+                .get(link.page.as_str())
+                .header(reqwest::header::ACCEPT, "application/json"),
+            "the upload URL does not take an upload",
+        )
+        .await?;
+    match (open.encrypted, &link.recipient) {
+        (true, _) if args.no_encrypt => bail!(
+            "this upload request takes only end-to-end encrypted uploads; leave out --no-encrypt"
+        ),
+        (true, None) => bail!(
+            "this upload request takes only end-to-end encrypted uploads, and the URL has lost \
+             its key (the part after '#'); copy the whole URL again"
+        ),
+        (false, Some(_)) if !args.quiet => {
+            eprintln!("note: this upload request is not encrypted; the key after '#' is not used");
+        }
+        _ => {}
+    }
+    Ok(open.encrypted)
+}
+
 /// Where the password of a new share comes from, if it has one.
-fn password_source(args: &SendArgs, encrypt: bool) -> Result<Option<PasswordSource<'_>>> {
+fn password_source(args: &SendArgs) -> Result<Option<PasswordSource<'_>>> {
     let wanted = args.password || args.password_file.is_some();
-    if wanted && !encrypt {
-        bail!(if args.no_encrypt {
-            "a password is part of the encryption key; leave out --no-encrypt to use one"
-        } else {
-            "--password and --password-file are for your own shares; leave them out with --to"
-        });
+    if wanted && args.to.is_some() {
+        // The requester's key alone opens an upload to a request.
+        bail!("--password and --password-file are for your own shares; leave them out with --to");
+    }
+    if wanted && args.no_encrypt {
+        bail!("a password is part of the encryption key; leave out --no-encrypt to use one");
     }
     Ok(match &args.password_file {
         Some(path) => Some(PasswordSource::File(path)),

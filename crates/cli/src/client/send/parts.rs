@@ -476,6 +476,8 @@ mod tests {
                 secret: None,
                 password: None,
                 claim_key: None,
+                ephemeral: None,
+                recipient: None,
             }),
             record_file: &record_file,
             stored: Vec::new(),

@@ -47,22 +47,19 @@ pub(super) struct UploadRecord {
     /// would seal other bytes, and is refused instead of mixing them.
     #[serde(default)]
     pub claim_key: Option<String>,
+    /// An upload to an encrypted request: our ephemeral X25519 private key, so a resumed send
+    /// derives the same keys. It derives them for anyone, like `secret`: the record is the
+    /// user's alone and goes once the upload is complete.
+    #[serde(default)]
+    pub ephemeral: Option<String>,
+    /// The requester's public key it was sealed to.
+    #[serde(default)]
+    pub recipient: Option<String>,
 }
 
 /// Where records live.
 fn records_dir() -> Option<PathBuf> {
-    records_dir_from(
-        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
-}
-
-fn records_dir_from(xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
-    // The XDG spec says relative values are invalid and must be ignored.
-    let state = xdg_state_home
-        .filter(|path| path.is_absolute())
-        .or_else(|| home.map(|home| home.join(".local/state")))?;
-    Some(state.join("once").join("uploads"))
+    super::super::state_dir().map(|state| state.join("uploads"))
 }
 
 /// The record of one input sent to one destination: `identity` says what the input is (for a
@@ -131,19 +128,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_live_under_the_state_directory() {
-        assert_eq!(
-            records_dir_from(Some("/state".into()), Some("/home/a".into())),
-            Some(PathBuf::from("/state/once/uploads"))
-        );
-        assert_eq!(
-            records_dir_from(Some("relative".into()), Some("/home/a".into())),
-            Some(PathBuf::from("/home/a/.local/state/once/uploads"))
-        );
-        assert_eq!(records_dir_from(None, None), None);
-    }
-
-    #[test]
     fn a_record_round_trips_and_another_input_has_another_name() {
         let dir = tempfile::tempdir().unwrap();
         let file = RecordFile {
@@ -164,6 +148,8 @@ mod tests {
             secret: Some("A".repeat(43)),
             password: None,
             claim_key: Some("B".repeat(43)),
+            ephemeral: None,
+            recipient: None,
         };
         file.save(&record).unwrap();
         assert_eq!(file.load(), Some(record));

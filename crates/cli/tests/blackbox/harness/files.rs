@@ -61,3 +61,65 @@ pub fn same_file_contents(a: &Path, b: &Path) -> bool {
         }
     }
 }
+
+/// Every byte of every file under `dir` (blobs, database, its journal), to look for what must
+/// not be there.
+pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in walk(dir) {
+        bytes.extend(std::fs::read(entry).unwrap_or_default());
+    }
+    bytes
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// A link without its `#KEY`.
+pub fn without_key(link: &str) -> &str {
+    link.split_once('#').map_or(link, |(url, _)| url)
+}
+
+/// Waits until the resume record of the `once send` running as `child` (under `home`) holds
+/// at least `parts` sent parts, and returns it; fails if the send ends first.
+pub async fn record_with_parts(
+    child: &mut std::process::Child,
+    home: &Path,
+    parts: usize,
+) -> serde_json::Value {
+    let record_dir = home.join(".local/state/once/uploads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "never got going");
+        assert!(child.try_wait().unwrap().is_none(), "ended before the kill");
+        let record = files_in(&record_dir)
+            .into_iter()
+            .find(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        if let Some(record) = record
+            && record["sent"]
+                .as_object()
+                .is_some_and(|sent| sent.len() >= parts)
+        {
+            return record;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -297,6 +297,15 @@ pub fn client_command(server: &Server, dir: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// The one line a client command that must have succeeded printed (a link, a URL).
+pub fn link_of(server: &Server, dir: &Path, args: &[&str]) -> String {
+    stdout(&once_client(server, dir, args)).trim().to_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// The output of a client command that must have succeeded.
 pub fn stdout(output: &Output) -> String {
     assert!(

@@ -685,17 +685,23 @@ async function encryptedLanding(form) {
   };
   const shareId = window.location.pathname.split('/')[2];
   const seal = await import(config.assets.seal);
-  const secret = seal.secretFromFragment(window.location.hash);
-  if (!secret) {
-    say(t('decrypt_missing_key'));
-    return;
-  }
   let sealed;
   try {
     sealed = await call('GET', form.dataset.sealUrl);
   } catch (_) {
     // Gone or used up since the page was made: the page for the link now says why.
     window.location.reload();
+    return;
+  }
+  // An upload to an encrypted request opens only with the private key `once request` kept on
+  // the requester's machine; no fragment can stand in for it.
+  if (sealed.recipient_key) {
+    say(t('decrypt_request_upload'));
+    return;
+  }
+  const secret = seal.secretFromFragment(window.location.hash);
+  if (!secret) {
+    say(t('decrypt_missing_key'));
     return;
   }
   const password = $('password');
