@@ -215,6 +215,31 @@ describe('encrypted shares in a real browser', { timeout: 180_000 }, () => {
     assert.ok(opened.equals(payload), 'the requester did not get the uploaded bytes');
   });
 
+  it("an encrypted request's largest size bounds the ciphertext, checked before sending", async () => {
+    const pair = await crypto.subtle.generateKey({ name: 'X25519' }, true, ['deriveBits']);
+    const recipient = seal.b64u(new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)));
+    // One record of ciphertext: 65,520 bytes of plaintext and its 16-byte tag.
+    const request = await server.apiJson('POST', '/requests', { max_size: 65_536, encrypted: true });
+    const { context, page } = await openPage(browser);
+    try {
+      await page.goto(`${request.url}#${recipient}`);
+      const tooLarge = fill(STRINGS.too_large, { size: '64 KiB' });
+      await page.setInputFiles('#file', { name: 'a byte too many.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(65_521, 1) });
+      await waitForStatus(page, tooLarge);
+      await page.click('#send');
+      await waitForStatus(page, tooLarge);
+      assert.equal((await server.apiJson('GET', `/requests/${request.id}`)).state, 'open');
+      await page.setInputFiles('#file', { name: 'just fits.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(65_520, 2) });
+      await page.click('#send');
+      await waitForStatus(page, fill(STRINGS.request_done, { name: 'just fits.bin' }));
+      assertClean(page);
+    } finally {
+      await context.close();
+    }
+    const view = await server.apiJson('GET', `/requests/${request.id}`);
+    assert.equal(view.share.size, 65_536);
+  });
+
   it('the server never sees the name or the content', async () => {
     const marker = 'a-marker-only-the-plaintext-holds';
     await encryptedShare(server, 'never-seen-name.txt', Buffer.from(marker));

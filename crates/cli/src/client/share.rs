@@ -113,6 +113,15 @@ fn status_lines(share: &ShareView, now: OffsetDateTime) -> Vec<(&'static str, St
         ("state", share.state.clone()),
         ("availability", share.availability.clone()),
         ("filename", share.filename.clone()),
+        (
+            "encryption",
+            if share.encrypted {
+                // The server holds only `encrypted` as the name: the real one is sealed.
+                "end to end: the name and the contents open only with the link's key".to_owned()
+            } else {
+                "none: the server can read the file".to_owned()
+            },
+        ),
     ];
     if let Some(bytes) = share.size {
         lines.push((
@@ -173,6 +182,7 @@ mod tests {
                 "state",
                 "availability",
                 "filename",
+                "encryption",
                 "size",
                 "downloads left",
                 "created",
@@ -181,9 +191,10 @@ mod tests {
                 "preview hits"
             ]
         );
-        assert_eq!(lines[5].1, "2.0 KiB (2048 bytes)");
-        assert_eq!(lines[6].1, "1 of 3");
-        assert_eq!(lines[8].1, "2024-01-02T00:00:00Z (in 1d)");
+        assert!(lines[5].1.starts_with("none"), "{}", lines[5].1);
+        assert_eq!(lines[6].1, "2.0 KiB (2048 bytes)");
+        assert_eq!(lines[7].1, "1 of 3");
+        assert_eq!(lines[9].1, "2024-01-02T00:00:00Z (in 1d)");
 
         share.size = None;
         share.lease_until = Some(now + time::Duration::minutes(5));

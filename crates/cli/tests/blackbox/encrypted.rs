@@ -248,6 +248,13 @@ async fn the_server_keeps_neither_the_name_nor_the_contents_of_an_encrypted_shar
         );
     }
     assert!(!server.log().contains(name));
+    // The owner's view says what it is without naming it.
+    let status = stdout(&once_client(&server, work.path(), &["status", &link]));
+    assert!(status.contains("end to end"), "{status}");
+    let listing = stdout(&once_client(&server, work.path(), &["list"]));
+    for shown in [&status, &listing] {
+        assert!(!shown.contains("surprise-party"), "{shown}");
+    }
     let inbox = tempfile::tempdir().unwrap();
     let output = once_client(&server, inbox.path(), &["get", &link]);
     assert!(

@@ -25,6 +25,7 @@ pub(super) struct Opened {
     pub metadata: Metadata,
     pub sealed_len: u64,
     challenge: String,
+    challenge_expires_at: time::OffsetDateTime,
     /// What the download record keeps to resume.
     pub record: SealedRecord,
 }
@@ -163,6 +164,7 @@ fn open_record(
         metadata,
         sealed_len,
         challenge: seal.challenge.clone(),
+        challenge_expires_at: seal.challenge_expires_at,
         record: SealedRecord {
             sealed_len,
             sealed_meta: seal.sealed_meta.clone(),
@@ -213,7 +215,19 @@ fn share_keys(seal: &SealedShare, secret: &str, password_file: Option<&Path>) ->
 
 /// Claims the share with the proof of its key; returns the download URL.
 pub(super) async fn claim(client: &Client, link: &ShareLink, opened: &Opened) -> Result<Url> {
-    let proof = opened.keys.claim_proof(link.id.as_str(), &opened.challenge);
+    // A challenge lives minutes; a password prompt left open (or a download record reopened)
+    // outlives it, so a stale one is fetched afresh rather than failing the claim.
+    let fresh_enough =
+        opened.challenge_expires_at > time::OffsetDateTime::now_utc() + time::Duration::seconds(30);
+    let challenge = if fresh_enough {
+        opened.challenge.clone()
+    } else {
+        fetch_seal(client, link)
+            .await?
+            .context("the share is no longer encrypted; nothing was downloaded")?
+            .challenge
+    };
+    let proof = opened.keys.claim_proof(link.id.as_str(), &challenge);
     let response = client
         .send(
             client

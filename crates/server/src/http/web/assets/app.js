@@ -902,12 +902,6 @@ function requestPage() {
   let file = null;
   let controller = null;
 
-  const choose = (chosen) => {
-    file = chosen.find((entry) => entry.blob) || null;
-    picked.textContent = file ? `${file.path} · ${size(file.blob.size)}` : '';
-    sendButton.disabled = !file;
-    status.textContent = file && file.blob.size > maxSize ? t('too_large', { size: size(maxSize) }) : '';
-  };
   // An encrypted request: the requester's public key is the link's fragment.
   const encrypted = root.dataset.encrypted === 'true';
   const recipientKey = window.location.hash.replace(/^#/, '');
@@ -916,6 +910,15 @@ function requestPage() {
     input.disabled = true;
     return;
   }
+  // The request's largest size bounds what is stored: the ciphertext, when it is encrypted.
+  const sealing = encrypted ? import(config.assets.seal) : null;
+  const tooLarge = async (blob) => (sealing ? (await sealing).sealedSize(blob.size) : blob.size) > maxSize;
+  const choose = async (chosen) => {
+    file = chosen.find((entry) => entry.blob) || null;
+    picked.textContent = file ? `${file.path} · ${size(file.blob.size)}` : '';
+    sendButton.disabled = !file;
+    status.textContent = file && (await tooLarge(file.blob)) ? t('too_large', { size: size(maxSize) }) : '';
+  };
   input.addEventListener('change', () => choose(pickedFiles(input)));
   wireDropZone($('drop'), choose);
   cancelButton.addEventListener('click', () => controller && controller.abort());
@@ -923,11 +926,12 @@ function requestPage() {
   sendButton.addEventListener('click', async () => {
     // Disabled at once, in the same task as the click: a double click cannot start twice.
     if (controller || !file) return;
-    if (file.blob.size > maxSize) {
+    controller = new AbortController();
+    if (await tooLarge(file.blob)) {
       status.textContent = t('too_large', { size: size(maxSize) });
+      controller = null;
       return;
     }
-    controller = new AbortController();
     const signal = controller.signal;
     sendButton.disabled = true;
     input.disabled = true;
