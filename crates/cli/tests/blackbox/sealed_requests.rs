@@ -269,3 +269,77 @@ async fn an_interrupted_send_to_an_encrypted_request_resumes_and_the_requester_r
         &requester.path().join("scan.img")
     ));
 }
+
+/// What PostgreSQL holds, as `pg_dump` writes it (data and schema).
+fn pg_dump(url: &str) -> Vec<u8> {
+    let output = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--dbname", url])
+        .output()
+        .expect("run pg_dump (Debian's postgresql-client)");
+    assert!(
+        output.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[tokio::test]
+async fn encrypted_files_leave_no_name_or_content_in_postgres_through_the_s3_store() {
+    let Some(database) = once_meta::testing::TestDatabase::create(
+        "encrypted_files_leave_no_name_or_content_in_postgres",
+    )
+    .await
+    else {
+        return;
+    };
+    let bucket = once_blob::testing::S3TestServer::start()
+        .expect("s3s-fs (cargo install s3s-fs@0.14.1 --features binary)");
+    let server = Server::start_on(
+        Storage::S3(bucket),
+        &[("ONCE_DATABASE_URL", database.url())],
+    );
+    let sender = tempfile::tempdir().unwrap();
+    let requester = tempfile::tempdir().unwrap();
+    let shared = "MARKER-shared-name-41c7.txt";
+    let uploaded = "MARKER-uploaded-name-8e02.txt";
+    let content = "MARKER-CONTENT-e5d3-nobody-but-the-recipient";
+    std::fs::write(sender.path().join(shared), content.repeat(50)).unwrap();
+    std::fs::write(sender.path().join(uploaded), content.repeat(70)).unwrap();
+    let link = link_of(&server, sender.path(), &["send", shared, "-q"]);
+    let request = encrypted_request(&server, requester.path());
+    stdout(&once_client(
+        &server,
+        sender.path(),
+        &["send", "--to", &request, uploaded],
+    ));
+
+    let mut held = pg_dump(database.url());
+    assert!(
+        contains(&held, b"encrypted"),
+        "the dump holds no share rows"
+    );
+    let objects = server.blob_files();
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for object in objects {
+        held.extend(std::fs::read(object).unwrap());
+    }
+    held.extend(all_bytes_under(&server.data_dir()));
+    for secret in [shared, uploaded, content, "MARKER"] {
+        assert!(
+            !contains(&held, secret.as_bytes()),
+            "PostgreSQL, the bucket or the data directory holds {secret:?}"
+        );
+    }
+    let inbox = tempfile::tempdir().unwrap();
+    stdout(&once_client(&server, inbox.path(), &["get", &link, "-q"]));
+    assert_eq!(
+        std::fs::read_to_string(inbox.path().join(shared)).unwrap(),
+        content.repeat(50)
+    );
+    requester_gets(&server, requester.path(), &request).await;
+    assert_eq!(
+        std::fs::read_to_string(requester.path().join(uploaded)).unwrap(),
+        content.repeat(70)
+    );
+}
