@@ -143,6 +143,9 @@ pub enum DomainError {
     RangeNotSatisfiable,
     #[error("this upload URL already has {0} uploads running; try again when they finish")]
     UploadsInFlight(u32),
+    /// Over a request rate (per key, or per client address on share and upload links).
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the server's space for unfinished uploads is taken; try again later")]
     UploadSpaceExhausted,
     #[error("the server's storage is full; try again later")]
@@ -227,6 +230,7 @@ impl DomainError {
             MethodNotAllowed => "method_not_allowed",
             RangeNotSatisfiable => "range_not_satisfiable",
             UploadsInFlight(_) => "uploads_in_flight",
+            RateLimited { .. } => "rate_limited",
             UploadSpaceExhausted => "upload_space_exhausted",
             StorageFull => "storage_full",
             StoreUnavailable => "store_unavailable",
@@ -282,7 +286,7 @@ impl DomainError {
             ShareConsumed | ShareExpired | ShareRevoked | RequestExpired => ErrorClass::Gone,
             MethodNotAllowed => ErrorClass::MethodNotAllowed,
             RangeNotSatisfiable => ErrorClass::RangeNotSatisfiable,
-            UploadsInFlight(_) => ErrorClass::RateLimited,
+            UploadsInFlight(_) | RateLimited { .. } => ErrorClass::RateLimited,
             UploadSpaceExhausted | StoreUnavailable => ErrorClass::Unavailable,
             StorageFull => ErrorClass::InsufficientStorage,
             Internal => ErrorClass::Internal,
@@ -351,6 +355,9 @@ impl DomainError {
             MethodNotAllowed,
             RangeNotSatisfiable,
             UploadsInFlight(2),
+            RateLimited {
+                retry_after_secs: 1,
+            },
             UploadSpaceExhausted,
             StorageFull,
             StoreUnavailable,
@@ -418,6 +425,7 @@ impl DomainError {
                 | MethodNotAllowed
                 | RangeNotSatisfiable
                 | UploadsInFlight(_)
+                | RateLimited { .. }
                 | UploadSpaceExhausted
                 | StorageFull
                 | StoreUnavailable

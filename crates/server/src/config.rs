@@ -119,6 +119,15 @@ settings! {
     api_body_limit: ByteSize = "64 KiB", env "ONCE_API_BODY_LIMIT", check positive;
     /// Disk space all unfinished uploads may hold at once; at least max_upload_size
     max_pending_upload_bytes: ByteSize = "16 GiB", env "ONCE_MAX_PENDING_UPLOAD_BYTES";
+    /// Requests per second one API key may make, on average (per instance); 0: no limit
+    key_rate_limit: u32 = 20, env "ONCE_KEY_RATE_LIMIT";
+    /// Requests one API key may make in a burst above key_rate_limit before it gets 429
+    key_rate_burst: u32 = 100, env "ONCE_KEY_RATE_BURST", check positive;
+    /// Requests per second one client address may make to share and upload links (`/s/…`,
+    /// `/r/…`), on average (per instance); 0: no limit
+    address_rate_limit: u32 = 10, env "ONCE_ADDRESS_RATE_LIMIT";
+    /// Requests one client address may make to those links in a burst before it gets 429
+    address_rate_burst: u32 = 60, env "ONCE_ADDRESS_RATE_BURST", check positive;
     /// Concurrent uploads to one upload-request URL
     request_uploads_in_flight: u32 = 2, env "ONCE_REQUEST_UPLOADS_IN_FLIGHT", check positive;
     /// Uploads stop when the data volume's free space would drop below this, so the

@@ -538,6 +538,12 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 .map(ProxyList::networks)
                 .unwrap_or_default(),
         ),
+        rate_limits: http::limits::RateLimits::new(
+            config.key_rate_limit,
+            config.key_rate_burst,
+            config.address_rate_limit,
+            config.address_rate_burst,
+        ),
     }));
 
     let reaper = (!config.reap_interval.is_zero()).then(|| {

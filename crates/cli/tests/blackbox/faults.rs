@@ -108,13 +108,15 @@ impl Rig {
 }
 
 /// A reserve small enough that the filler, not the server's own check, is what runs out, and
-/// connection caps above a storm's claims: these tests are about the disk and the database,
-/// not about the limits that keep one address from holding every connection.
+/// connection caps and no request rate per address above a storm's claims: these tests are
+/// about the disk and the database, not about the limits that keep one address from holding
+/// every connection or sending requests faster than a person would.
 fn fault_env<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut all = vec![
         ("ONCE_MIN_FREE_SPACE", "1MiB"),
         ("ONCE_MAX_CONNECTIONS", "1024"),
         ("ONCE_MAX_CONNECTIONS_PER_ADDRESS", "1024"),
+        ("ONCE_ADDRESS_RATE_LIMIT", "0"),
     ];
     all.extend_from_slice(env);
     all

@@ -108,6 +108,7 @@ pub async fn require_key(
     } else {
         return Err(DomainError::MissingCredentials.into());
     };
+    app.rate_limits.check_key(&caller.key_id)?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

@@ -87,6 +87,10 @@ pub fn render(error: &DomainError) -> Response {
                 HeaderValue::from_static("Bearer realm=\"once\""),
             );
         }
+        // A rate limit knows when the next request will pass.
+        _ if let DomainError::RateLimited { retry_after_secs } = error => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         // Worth retrying: say when.
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::SERVICE_UNAVAILABLE

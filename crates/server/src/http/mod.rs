@@ -6,6 +6,7 @@ mod auth;
 mod blobs;
 pub mod error;
 pub mod forwarded;
+pub mod limits;
 mod links;
 pub mod pace;
 pub mod plain;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub api_body_limit: usize,
     /// Reverse proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: forwarded::TrustedProxies,
+    /// Request rates per key and per client address.
+    pub rate_limits: limits::RateLimits,
 }
 
 impl AppState {
@@ -121,27 +124,8 @@ fn routes(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit));
 
-    Router::new()
-        .route("/", get(web::pages::home))
-        // A key or a CSRF token is all these forms carry.
-        .route(
-            "/session",
-            post(web::session::sign_in).layer(axum::extract::DefaultBodyLimit::max(4096)),
-        )
-        .route(
-            "/session/end",
-            post(web::session::sign_out).layer(axum::extract::DefaultBodyLimit::max(4096)),
-        )
-        .route("/shares", get(web::pages::shares))
-        .route("/assets/{name}", get(web::assets::serve))
-        .route(
-            web::assets::DOWNLOAD_WORKER,
-            get(web::assets::download_worker),
-        )
-        .route(routes::HEALTH, get(healthz))
-        .route(routes::READY, get(readyz))
-        .route(routes::METRICS, get(render_metrics))
-        .merge(api)
+    // Where no key is needed, so where strangers knock: a budget per client address.
+    let knocked_at = Router::new()
         .route(routes::SHARE_LINK, get(links::open).post(links::claim))
         // A fixed segment wins over `/s/{id}/{filename}` in axum's router; share links never
         // carry a file name, so no link of a file called "seal" is lost to it.
@@ -171,6 +155,34 @@ fn routes(state: Arc<AppState>) -> Router {
             post(uploads::complete_request_upload)
                 .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
         )
+        // A key typed into the sign-in form is a guess like any other.
+        .route(
+            "/session",
+            post(web::session::sign_in).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::per_address,
+        ));
+
+    Router::new()
+        .route("/", get(web::pages::home))
+        // A CSRF token is all this form carries.
+        .route(
+            "/session/end",
+            post(web::session::sign_out).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route("/shares", get(web::pages::shares))
+        .route("/assets/{name}", get(web::assets::serve))
+        .route(
+            web::assets::DOWNLOAD_WORKER,
+            get(web::assets::download_worker),
+        )
+        .route(routes::HEALTH, get(healthz))
+        .route(routes::READY, get(readyz))
+        .route(routes::METRICS, get(render_metrics))
+        .merge(api)
+        .merge(knocked_at)
         .route(routes::TICKET_UPLOAD, put(uploads::put_ticket))
         .route(routes::PART_UPLOAD, put(uploads::put_part))
         .route(routes::BLOB_DOWNLOAD, get(blobs::download))
