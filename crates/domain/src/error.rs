@@ -143,6 +143,9 @@ pub enum DomainError {
     RangeNotSatisfiable,
     #[error("this upload URL already has {0} uploads running; try again when they finish")]
     UploadsInFlight(u32),
+    /// Over a key's quota (shares per day, bytes stored): the text says which.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Over a request rate (per key, or per client address on share and upload links).
     #[error("too many requests; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -231,6 +234,7 @@ impl DomainError {
             RangeNotSatisfiable => "range_not_satisfiable",
             UploadsInFlight(_) => "uploads_in_flight",
             RateLimited { .. } => "rate_limited",
+            QuotaExceeded(_) => "quota_exceeded",
             UploadSpaceExhausted => "upload_space_exhausted",
             StorageFull => "storage_full",
             StoreUnavailable => "store_unavailable",
@@ -279,7 +283,9 @@ impl DomainError {
             TooLarge { .. } | PartBeyondSize { .. } => ErrorClass::TooLarge,
             MissingCredentials | InvalidCredentials | BadRequestSignature | StaleTimestamp
             | ReplayedSignature | SessionInvalid | SessionExpired => ErrorClass::Unauthenticated,
-            BadUrlSignature | UrlExpired | UploadExpired | CsrfRejected => ErrorClass::Forbidden,
+            BadUrlSignature | UrlExpired | UploadExpired | CsrfRejected | QuotaExceeded(_) => {
+                ErrorClass::Forbidden
+            }
             ShareNotFound | RequestNotFound | KeyNotFound | NotFound | ShareNotReady
             | RouteNotFound => ErrorClass::NotFound,
             SlotUsed | KeyExists | PartConflict(_) => ErrorClass::Conflict,
@@ -358,6 +364,7 @@ impl DomainError {
             RateLimited {
                 retry_after_secs: 1,
             },
+            QuotaExceeded(String::new()),
             UploadSpaceExhausted,
             StorageFull,
             StoreUnavailable,
@@ -426,6 +433,7 @@ impl DomainError {
                 | RangeNotSatisfiable
                 | UploadsInFlight(_)
                 | RateLimited { .. }
+                | QuotaExceeded(_)
                 | UploadSpaceExhausted
                 | StorageFull
                 | StoreUnavailable

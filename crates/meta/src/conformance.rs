@@ -55,6 +55,7 @@ pub const CHECKS: &[&str] = &[
     "shares_are_listed_per_owner_newest_first_in_pages",
     "notes_and_requesters_round_trip_and_are_absent_when_not_given",
     "encrypted_shares_and_requests_round_trip",
+    "key_usage_counts_recent_shares_and_the_bytes_still_held",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -105,6 +106,7 @@ macro_rules! conformance_tests {
             shares_are_listed_per_owner_newest_first_in_pages,
             notes_and_requesters_round_trip_and_are_absent_when_not_given,
             encrypted_shares_and_requests_round_trip,
+            key_usage_counts_recent_shares_and_the_bytes_still_held,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -207,6 +209,9 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
         }
         "encrypted_shares_and_requests_round_trip" => {
             encrypted_shares_and_requests_round_trip(store).await
+        }
+        "key_usage_counts_recent_shares_and_the_bytes_still_held" => {
+            key_usage_counts_recent_shares_and_the_bytes_still_held(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -1710,4 +1715,62 @@ async fn encrypted_shares_and_requests_round_trip(store: &dyn MetaStore) {
             .unwrap()
             .encrypted
     );
+}
+
+async fn key_usage_counts_recent_shares_and_the_bytes_still_held(store: &dyn MetaStore) {
+    let owner = once_domain::KeyId::generate();
+    let day_ago = t0() - time::Duration::hours(24);
+    let usage = |now| store.key_usage(&owner, day_ago, now);
+    assert_eq!(usage(t0()).await.unwrap(), once_domain::KeyUsage::default());
+    let owned = |size: Option<u64>| {
+        let mut share = pending_share(1);
+        share.owner = Some(owner.clone());
+        share.size = size;
+        share
+    };
+    // Waiting for its upload: counted, with its declared size (none yet: 0 bytes).
+    let waiting = owned(Some(5));
+    store.insert_share(&waiting).await.unwrap();
+    store.insert_share(&owned(None)).await.unwrap();
+    // Published and downloadable: 5 bytes held.
+    let published = owned(Some(5));
+    store.insert_share(&published).await.unwrap();
+    publish_stored(store, &published.id).await;
+    // Downloaded: created today, holds nothing any more.
+    let downloaded = owned(Some(5));
+    store.insert_share(&downloaded).await.unwrap();
+    publish_stored(store, &downloaded.id).await;
+    store
+        .claim_share(&downloaded.id, t0(), add(t0(), secs(60)))
+        .await
+        .unwrap()
+        .expect("claim");
+    // Revoked: created today, holds nothing.
+    let revoked = owned(Some(5));
+    store.insert_share(&revoked).await.unwrap();
+    assert!(store.revoke_share(&revoked.id, &owner).await.unwrap());
+    // Created before the window: holds its bytes, is not counted among today's.
+    let mut old = owned(Some(5));
+    old.created_at = day_ago - time::Duration::seconds(1);
+    store.insert_share(&old).await.unwrap();
+    publish_stored(store, &old.id).await;
+    // An uploader's attempt at one of the owner's requests holds bytes but is no share yet.
+    let mut attempt = owned(Some(7));
+    attempt.request_id = Some(once_domain::RequestId::generate());
+    store.insert_share(&attempt).await.unwrap();
+    // Someone else's share counts for them only.
+    let mut theirs = pending_share(1);
+    theirs.owner = Some(once_domain::KeyId::generate());
+    store.insert_share(&theirs).await.unwrap();
+
+    assert_eq!(
+        usage(t0()).await.unwrap(),
+        once_domain::KeyUsage {
+            shares_created: 5,
+            bytes_held: 5 + 5 + 5 + 7,
+        }
+    );
+    // Once the upload windows closed and the shares expired, nothing is held.
+    let later = add(t0(), secs(30 * 24 * 3600));
+    assert_eq!(usage(later).await.unwrap().bytes_held, 0);
 }

@@ -220,6 +220,15 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sessions of the request that may still complete: its `pending` shares whose upload
     /// window is open at `now` (`upload_expires_at > now`).
     async fn count_open_sessions(&self, request: &RequestId, now: Instant) -> MetaResult<u32>;
+    /// What `owner` holds, for its quotas ([`once_domain::Quotas`]): shares created at or
+    /// after `since`, and the declared bytes of its shares still waiting for their upload or
+    /// still downloadable at `now`.
+    async fn key_usage(
+        &self,
+        owner: &KeyId,
+        since: Instant,
+        now: Instant,
+    ) -> MetaResult<once_domain::KeyUsage>;
     /// Counts an upload refused because the request was already fulfilled (shown to the
     /// owner) and returns the new count; 0 if there is no such request (nothing was counted).
     async fn count_refused_upload(&self, request: &RequestId) -> MetaResult<u32>;

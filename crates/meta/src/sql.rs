@@ -91,6 +91,19 @@ pub(crate) const INSERT_REQUEST: &str = "INSERT INTO upload_requests \
 pub(crate) const GET_REQUEST: &str = "SELECT * FROM upload_requests WHERE id = $1";
 pub(crate) const COUNT_OPEN_SESSIONS: &str = "SELECT COUNT(*) FROM shares \
      WHERE request_id = $1 AND state = 'pending' AND upload_expires_at > $2";
+/// A key's usage for its quotas: shares created since `$2` (a request's upload counts once it
+/// completed: attempts still pending, or refused, are the uploaders'), and the declared bytes of
+/// shares waiting for their upload (window open at `$3`) or still downloadable at `$3`. SUMs
+/// are cast, since PostgreSQL sums BIGINTs to NUMERIC.
+pub(crate) const KEY_USAGE: &str = "SELECT \
+     CAST(COALESCE(SUM(CASE WHEN created_at >= $2 \
+         AND (request_id IS NULL OR state != 'pending') THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE \
+         WHEN state = 'pending' AND upload_expires_at > $3 THEN COALESCE(size, 0) \
+         WHEN state = 'ready' AND downloads_left > 0 AND expires_at > $3 \
+             THEN COALESCE(size, 0) \
+         ELSE 0 END), 0) AS BIGINT) \
+     FROM shares WHERE owner_key = $1";
 pub(crate) const COUNT_REFUSED_UPLOAD: &str = "UPDATE upload_requests \
      SET refused_uploads = refused_uploads + 1 WHERE id = $1 RETURNING refused_uploads";
 pub(crate) const REFUSED_UPLOADS: &str =
@@ -596,6 +609,25 @@ macro_rules! impl_meta_store {
                     .await?;
                 // A count is never negative, and no request has u32::MAX sessions.
                 Ok(u32::try_from(open).unwrap_or(u32::MAX))
+            }
+
+            async fn key_usage(
+                &self,
+                owner: &once_domain::KeyId,
+                since: once_domain::Instant,
+                now: once_domain::Instant,
+            ) -> $crate::MetaResult<once_domain::KeyUsage> {
+                let (shares, bytes): (i64, i64) = sqlx::query_as($crate::sql::KEY_USAGE)
+                    .bind(owner.as_str())
+                    .bind($crate::rows::secs(since))
+                    .bind($crate::rows::secs(now))
+                    .fetch_one(&self.pool)
+                    .await?;
+                // Counts and sizes are never negative.
+                Ok(once_domain::KeyUsage {
+                    shares_created: u64::try_from(shares).unwrap_or(0),
+                    bytes_held: u64::try_from(bytes).unwrap_or(0),
+                })
             }
 
             async fn count_refused_upload(

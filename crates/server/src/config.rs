@@ -119,6 +119,12 @@ settings! {
     api_body_limit: ByteSize = "64 KiB", env "ONCE_API_BODY_LIMIT", check positive;
     /// Disk space all unfinished uploads may hold at once; at least max_upload_size
     max_pending_upload_bytes: ByteSize = "16 GiB", env "ONCE_MAX_PENDING_UPLOAD_BYTES";
+    /// Shares one API key may create in any 24 hours, counted in the database (across
+    /// instances); 0: no quota
+    key_shares_per_day: u32 = 0, env "ONCE_KEY_SHARES_PER_DAY";
+    /// Bytes one API key's shares may hold while they wait for their upload or can still be
+    /// downloaded, counted in the database (across instances); 0: no quota
+    key_bytes_stored: ByteSize = "0 B", env "ONCE_KEY_BYTES_STORED";
     /// Requests per second one API key may make, on average (per instance); 0: no limit
     key_rate_limit: u32 = 20, env "ONCE_KEY_RATE_LIMIT";
     /// Requests one API key may make in a burst above key_rate_limit before it gets 429

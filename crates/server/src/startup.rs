@@ -310,6 +310,10 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
         request_uploads_in_flight: config.request_uploads_in_flight,
         upload_part_size: config.upload_part_size.as_u64(),
         session_lifetime: config.session_lifetime,
+        quotas: once_domain::Quotas {
+            shares_per_day: Some(config.key_shares_per_day).filter(|&limit| limit > 0),
+            bytes_stored: Some(config.key_bytes_stored.as_u64()).filter(|&limit| limit > 0),
+        },
     };
     Ok(Service::new(meta, blob, &master, settings))
 }

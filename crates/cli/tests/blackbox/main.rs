@@ -17,6 +17,7 @@ mod limits;
 mod notes;
 mod parts;
 mod proxied;
+mod quotas;
 mod rate_limits;
 mod s3;
 mod scale_out;

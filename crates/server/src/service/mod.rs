@@ -123,6 +123,8 @@ pub struct ServiceSettings {
     pub upload_part_size: u64,
     /// How long a browser session lasts.
     pub session_lifetime: Duration,
+    /// What each key may hold.
+    pub quotas: once_domain::Quotas,
 }
 
 /// The only door to the stores: handlers, the reaper and the commands call these methods and
@@ -143,6 +145,7 @@ pub struct Service {
     upload_grace: Duration,
     request_uploads: InFlight<RequestId>,
     upload_part_size: u64,
+    quotas: once_domain::Quotas,
 }
 
 impl Service {
@@ -166,7 +169,30 @@ impl Service {
             upload_grace: settings.upload_grace,
             request_uploads: InFlight::new(settings.request_uploads_in_flight),
             upload_part_size: settings.upload_part_size,
+            quotas: settings.quotas,
         }
+    }
+
+    /// Refuses a new share of `owner` (its own, or an upload to its request) of `size` bytes
+    /// (None: not known yet) that its quotas leave no room for, before anything is stored.
+    pub(crate) async fn admit_share(
+        &self,
+        owner: &once_domain::KeyId,
+        size: Option<u64>,
+        now: Instant,
+    ) -> ServiceResult<()> {
+        if self.quotas.is_unlimited() {
+            return Ok(());
+        }
+        let usage = self
+            .meta
+            .key_usage(owner, now - once_domain::quota::SHARES_WINDOW, now)
+            .await?;
+        let admitted = self.quotas.admit(&usage, size);
+        if admitted.is_err() {
+            metrics::counter!("once_quota_refusals_total").increment(1);
+        }
+        Ok(admitted?)
     }
 
     /// Checks one of this server's signed upload URLs (a ticket or a part): ours, and not

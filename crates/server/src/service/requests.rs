@@ -97,6 +97,8 @@ impl Service {
             }
             .into());
         }
+        self.admit_share(&request.owner, incoming.content_length, started_at)
+            .await?;
         let share_id = ShareId::generate();
         let blob_key = BlobKey::generate();
         let limits = PutLimits {
@@ -164,6 +166,8 @@ impl Service {
             return Err(DomainError::UploadsInFlight(self.request_uploads.limit).into());
         }
         let mut share = request.session_share(&start.spec, self.shares.upload_window, now)?;
+        // The file becomes the requester's share, so it counts against the requester's key.
+        self.admit_share(&request.owner, share.size, now).await?;
         share.contents = start.contents;
         let token = share
             .upload_token

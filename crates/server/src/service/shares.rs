@@ -22,6 +22,7 @@ impl Service {
         let share = self
             .shares
             .new_share(spec, Some(caller.key_id.clone()), now)?;
+        self.admit_share(&caller.key_id, share.size, now).await?;
         self.meta.insert_share(&share).await?;
         metrics::counter!("once_shares_created_total").increment(1);
         Ok(share)
@@ -48,6 +49,8 @@ impl Service {
             .into());
         }
         share.contents = contents;
+        // Before a multipart upload is started in the bucket.
+        self.admit_share(&caller.key_id, share.size, now).await?;
         let endpoints = UploadEndpoints {
             parts_url: format!("{base}{}", routes::share_parts(share.id.as_str())),
             complete_url: format!("{base}{}", routes::share_complete(share.id.as_str())),
