@@ -7,16 +7,14 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import {
   MiB,
-  ONCE_BIN,
   assertClean,
   launchBrowser,
   openPage,
+  runCli,
   s3Env,
   sha256File,
   signIn,
@@ -27,17 +25,7 @@ import {
   writeRandomFile,
 } from './harness.mjs';
 
-const run = promisify(execFile);
 const SIZES = [0, 1, 65_536, 65_537, 300 * MiB];
-
-/** The `once` CLI against `server`, with nothing of the caller's environment. */
-function cli(server, cwd, args) {
-  return run(ONCE_BIN, args, {
-    cwd,
-    env: { PATH: process.env.PATH, HOME: cwd, ONCE_SERVER: server.base, ONCE_KEY: server.token, NO_COLOR: '1' },
-    maxBuffer: 1 << 20,
-  });
-}
 
 for (const store of ['disk', 's3']) {
   describe(`encrypted files between the CLI and the browser (${store})`, { timeout: 900_000 }, () => {
@@ -73,7 +61,7 @@ for (const store of ['disk', 's3']) {
         await mkdir(dir);
         const name = `from the cli ${size}.bin`;
         const sha256 = await writeRandomFile(path.join(dir, name), size);
-        const { stdout } = await cli(server, dir, ['send', '-q', name]);
+        const { stdout } = await runCli(server, dir, ['send', '-q', name]);
         const link = stdout.trim();
         assert.match(link, /\/s\/[A-Za-z0-9_-]+#[A-Za-z0-9_-]{43}$/, `not an encrypted link: ${link}`);
         const { context, page } = await openPage(browser);
@@ -113,7 +101,7 @@ for (const store of ['disk', 's3']) {
         await rm(original);
         const inbox = path.join(dir, 'inbox');
         await mkdir(inbox);
-        await cli(server, inbox, ['get', '-q', link]);
+        await runCli(server, inbox, ['get', '-q', link]);
         assert.equal(await sha256File(path.join(inbox, name)), sha256, 'once get wrote other bytes');
         await rm(dir, { recursive: true, force: true });
       });
