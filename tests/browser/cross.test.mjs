@@ -9,17 +9,15 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import {
   MiB,
   fill,
-  ONCE_BIN,
   assertClean,
   launchBrowser,
   openPage,
+  runCli,
   s3Env,
   sha256File,
   STRINGS,
@@ -32,18 +30,8 @@ import {
   writeRandomFile,
 } from './harness.mjs';
 
-const run = promisify(execFile);
 const SIZES = [0, 1, 65_536, 65_537, 300 * MiB];
 const REQUEST_SIZES = [1, 12 * MiB + 5];
-
-/** The `once` CLI against `server`, with nothing of the caller's environment. */
-function cli(server, cwd, args) {
-  return run(ONCE_BIN, args, {
-    cwd,
-    env: { PATH: process.env.PATH, HOME: cwd, ONCE_SERVER: server.base, ONCE_KEY: server.token, NO_COLOR: '1' },
-    maxBuffer: 1 << 20,
-  });
-}
 
 for (const store of ['disk', 's3']) {
   describe(`encrypted files between the CLI and the browser (${store})`, { timeout: 900_000 }, () => {
@@ -79,7 +67,7 @@ for (const store of ['disk', 's3']) {
         await mkdir(dir);
         const name = `from the cli ${size}.bin`;
         const sha256 = await writeRandomFile(path.join(dir, name), size);
-        const { stdout } = await cli(server, dir, ['send', '-q', name]);
+        const { stdout } = await runCli(server, dir, ['send', '-q', name]);
         const link = stdout.trim();
         assert.match(link, /\/s\/[A-Za-z0-9_-]+#[A-Za-z0-9_-]{43}$/, `not an encrypted link: ${link}`);
         const { context, page } = await openPage(browser);
@@ -119,7 +107,7 @@ for (const store of ['disk', 's3']) {
         await rm(original);
         const inbox = path.join(dir, 'inbox');
         await mkdir(inbox);
-        await cli(server, inbox, ['get', '-q', link]);
+        await runCli(server, inbox, ['get', '-q', link]);
         assert.equal(await sha256File(path.join(inbox, name)), sha256, 'once get wrote other bytes');
         await rm(dir, { recursive: true, force: true });
       });
@@ -134,7 +122,7 @@ for (const store of ['disk', 's3']) {
         await mkdir(uploader, { recursive: true });
         const name = `answered in the browser ${size}.bin`;
         const sha256 = await writeRandomFile(path.join(uploader, name), size);
-        const link = (await cli(server, requester, ['request'])).stdout.trim();
+        const link = (await runCli(server, requester, ['request'])).stdout.trim();
         assert.match(link, /\/r\/[A-Za-z0-9_-]+#[A-Za-z0-9_-]{43}$/, `not an encrypted request link: ${link}`);
         const { context, page } = await openPage(browser);
         try {
@@ -146,7 +134,7 @@ for (const store of ['disk', 's3']) {
         } finally {
           await context.close();
         }
-        const listing = (await cli(server, requester, ['requests'])).stdout;
+        const listing = (await runCli(server, requester, ['requests'])).stdout;
         const shareUrl = listing.split(/\s+/).find((word) => word.includes('/s/'));
         assert.ok(shareUrl, `no share listed: ${listing}`);
 
@@ -162,9 +150,9 @@ for (const store of ['disk', 's3']) {
         } finally {
           await other.close();
         }
-        await assert.rejects(cli(server, uploader, ['get', '-q', shareUrl]), /private key is not here/);
+        await assert.rejects(runCli(server, uploader, ['get', '-q', shareUrl]), /private key is not here/);
 
-        await cli(server, requester, ['get', '-q', shareUrl]);
+        await runCli(server, requester, ['get', '-q', shareUrl]);
         assert.equal(await sha256File(path.join(requester, name)), sha256, 'the requester got other bytes');
         await rm(dir, { recursive: true, force: true });
       });

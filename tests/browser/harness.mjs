@@ -6,7 +6,7 @@
 // Nothing here skips: a missing binary (once, Chromium, s3s-fs) throws with how to get it.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import path from 'node:path';
 import { once as eventOnce } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -217,6 +218,15 @@ class OnceServer {
     assert.equal(response.status, 200, `claiming ${url} answered ${response.status}`);
     return Buffer.from(await response.arrayBuffer());
   }
+}
+
+/** The `once` CLI against `server`, with nothing of the caller's environment; resolves to its output. */
+export function runCli(server, cwd, args) {
+  return promisify(execFile)(ONCE_BIN, args, {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: cwd, ONCE_SERVER: server.base, ONCE_KEY: server.token, NO_COLOR: '1' },
+    maxBuffer: 1 << 20,
+  });
 }
 
 async function freePort() {
@@ -486,6 +496,19 @@ export async function waitForStatus(page, text, timeout = 30_000) {
     const status = await page.locator('#status').textContent().catch(() => '(none)');
     throw new Error(`#status never said ${text}; it says ${JSON.stringify(status)}`, { cause: error });
   }
+}
+
+/** Waits until `condition()` holds, checking every 25 ms; `what` names it in the error. */
+export async function waitUntil(condition, what, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 // ---- files -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import {
   SMALL_PART_SIZE,
   STRINGS,
   assertClean,
+  escapeRegExp,
   fill,
   launchBrowser,
   openPage,
@@ -35,6 +36,7 @@ import {
   startS3,
   tempDir,
   waitForStatus,
+  waitUntil,
   watchProblems,
   writeRandomFile,
 } from './harness.mjs';
@@ -682,22 +684,6 @@ print(json.dumps({"files": files, "same": same, "bad": archive.testzip()}))`,
 });
 
 // ---- small helpers ------------------------------------------------------------------------------
-
-/**
- * What the page loaded but its API calls and uploads (the document, styles, scripts), as
- * transferred; cached loads count 0, so measure in a page whose cache is off or fresh.
- */
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-async function waitUntil(condition, what, timeout = 30_000) {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** One HTTP request with exactly `headers` (nothing added); resolves to status, headers, body. */
 function get(url, headers, method = 'GET') {

@@ -71,7 +71,13 @@ async fn second_claim_of_single_use_share_gets_410() {
         .await
         .unwrap();
     assert_eq!(page.status(), 410);
-    assert!(page.text().await.unwrap().contains("used up"));
+    // What the person reads: the problem page's title.
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<h1>This link has been used</h1>")
+    );
 }
 
 #[tokio::test]

@@ -346,6 +346,40 @@ async fn pages_allow_no_inline_code_and_assets_are_cached_by_content() {
     assert_eq!(missing.status(), 404);
 }
 
+#[tokio::test]
+async fn the_send_page_reaches_argon2id_only_through_a_redirect_to_the_current_asset() {
+    let server = Server::start();
+    let session = sign_in(&server).await;
+    let (_, _, html) = page(&server, "/", &session).await;
+    // Named as the asset it would count against the page's budget on every send.
+    assert!(!html.contains("/assets/argon2."), "{html}");
+    let on_demand = page_config(&html)["assets"]["argon2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(on_demand, "/modules/argon2.js");
+    let redirect = client().get(server.url(&on_demand)).send().await.unwrap();
+    assert_eq!(redirect.status(), 302);
+    assert_eq!(redirect.headers()["cache-control"], "no-cache");
+    let target = redirect.headers()["location"].to_str().unwrap().to_owned();
+    // The same module the landing page of a password share names.
+    let (_, sealed) = crate::encryption::seal_for_share("a.txt", b"a", Some("pw"));
+    let encrypted = crate::encryption::share_sealed(&server, &sealed).await;
+    let (_, _, landing) = page(&server, encrypted.url.trim_start_matches(&server.base), "").await;
+    assert_eq!(
+        page_config(&landing)["assets"]["argon2"].as_str(),
+        Some(target.as_str())
+    );
+    let module = client().get(server.url(&target)).send().await.unwrap();
+    assert_eq!(module.status(), 200);
+    assert!(
+        module.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}
+
 /// The `/assets/…` a page loads itself (its stylesheet and script).
 fn asset_paths(html: &str) -> Vec<String> {
     html.match_indices("\"/assets/")

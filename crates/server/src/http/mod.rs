@@ -178,6 +178,10 @@ fn routes(state: Arc<AppState>) -> Router {
             web::assets::DOWNLOAD_WORKER,
             get(web::assets::download_worker),
         )
+        .route(
+            web::assets::ARGON2_ON_DEMAND,
+            get(web::assets::argon2_on_demand),
+        )
         .route(routes::HEALTH, get(healthz))
         .route(routes::READY, get(readyz))
         .route(routes::METRICS, get(render_metrics))

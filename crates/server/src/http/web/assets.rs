@@ -77,7 +77,8 @@ pub fn url(file: &str) -> &'static str {
 }
 
 /// Where the page script finds the modules it loads on demand. A page names only the ones it
-/// may load, so what it names stays within the page budget.
+/// may load, so what it names stays within the page budget; the send page reaches Argon2id
+/// through a redirect instead ([`ARGON2_ON_DEMAND`]).
 #[derive(Serialize, Default)]
 pub struct ScriptUrls {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,15 +98,36 @@ fn asset_path(file: &str) -> Option<String> {
     Some(format!("/assets/{}", url(file)))
 }
 
-/// The send page's archive writer, QR code drawer and the format it encrypts with.
+/// The send page's archive writer, QR code drawer and the format it encrypts with; Argon2id
+/// only through [`ARGON2_ON_DEMAND`], since it is loaded just for a password.
 pub fn script_urls() -> ScriptUrls {
     ScriptUrls {
         zip: asset_path("zip.js"),
         qr: asset_path("qr.js"),
         seal: asset_path("seal.js"),
-        argon2: None,
+        argon2: Some(ARGON2_ON_DEMAND.to_owned()),
         worker: None,
     }
+}
+
+/// Where the send page imports Argon2id from when a password is typed: a redirect to the
+/// current `argon2.js`. The send page does not name the asset itself, since with the archive
+/// writer, the QR module and `seal.js` it would take the page over its budget for every send,
+/// while only a send with a password needs it.
+pub const ARGON2_ON_DEMAND: &str = "/modules/argon2.js";
+
+/// Answers [`ARGON2_ON_DEMAND`]: the asset's current name, looked up at each import (not
+/// cached), so a release's page never reaches the last one's module.
+pub async fn argon2_on_demand() -> Response {
+    let mut response = (
+        StatusCode::FOUND,
+        [(header::LOCATION, format!("/assets/{}", url("argon2.js")))],
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// The landing page of an end-to-end encrypted share: the format, and Argon2id for a password.

@@ -32,7 +32,7 @@ pub struct Chrome {
 
 #[derive(Serialize)]
 struct PageConfig {
-    strings: &'static Strings,
+    strings: serde_json::Map<String, serde_json::Value>,
     csrf: String,
     assets: assets::ScriptUrls,
 }
@@ -55,7 +55,7 @@ impl Chrome {
             signed_in: session.is_some(),
             csrf: csrf.clone(),
             config: PageConfig {
-                strings: t,
+                strings: strings::for_script(t),
                 csrf,
                 assets: assets::script_urls(),
             },

@@ -42,6 +42,15 @@ pub struct Strings {
     pub custom_hours_label: &'static str,
     pub note_label: &'static str,
     pub encrypt_label: &'static str,
+    pub send_password_label: &'static str,
+    pub send_password_again_label: &'static str,
+    pub send_password_hint: &'static str,
+    pub send_password_off: &'static str,
+    pub password_mismatch: &'static str,
+    pub password_stretching: &'static str,
+    pub resume_password: &'static str,
+    pub resume_wrong_password: &'static str,
+    pub result_password: &'static str,
     pub send_button: &'static str,
     pub cancel: &'static str,
     pub preparing: &'static str,
@@ -197,6 +206,15 @@ pub static ENGLISH: Strings = Strings {
     custom_hours_label: "Hours until it expires",
     note_label: "Note for the recipient (optional)",
     encrypt_label: "Encrypt in this browser: only people with the whole link can open the file, not the server",
+    send_password_label: "Password (optional)",
+    send_password_again_label: "The password again",
+    send_password_hint: "Part of the key: the recipient types it before downloading. Tell it another way than the link. Nobody can open the file without it, and it cannot be recovered.",
+    send_password_off: "A password is part of the encryption key: tick the box above to set one.",
+    password_mismatch: "The two passwords differ. Nothing was sent.",
+    password_stretching: "Turning the password into a key…",
+    resume_password: "An interrupted upload of this file had a password: type it again to continue it.",
+    resume_wrong_password: "This is not the password of the interrupted upload of this file. Type the same password to continue it.",
+    result_password: "This link needs the password you set: tell it to the recipient another way than the link.",
     send_button: "Upload and get the link",
     cancel: "Cancel",
     preparing: "Preparing the archive… {percent}",
@@ -352,6 +370,15 @@ pub static GERMAN: Strings = Strings {
     custom_hours_label: "Stunden bis zum Ablauf",
     note_label: "Nachricht an den Empfänger (optional)",
     encrypt_label: "In diesem Browser verschlüsseln: Nur wer den ganzen Link hat, kann die Datei öffnen, nicht der Server",
+    send_password_label: "Passwort (optional)",
+    send_password_again_label: "Das Passwort noch einmal",
+    send_password_hint: "Teil des Schlüssels: Wer den Link bekommt, gibt es vor dem Download ein. Teilen Sie es auf anderem Weg mit als den Link. Ohne das Passwort lässt sich die Datei nicht öffnen, und es lässt sich nicht wiederherstellen.",
+    send_password_off: "Ein Passwort ist Teil des Schlüssels: Setzen Sie oben das Häkchen, um eines zu vergeben.",
+    password_mismatch: "Die beiden Passwörter stimmen nicht überein. Es wurde nichts gesendet.",
+    password_stretching: "Der Schlüssel wird aus dem Passwort abgeleitet …",
+    resume_password: "Ein unterbrochener Upload dieser Datei hatte ein Passwort: Geben Sie es erneut ein, um ihn fortzusetzen.",
+    resume_wrong_password: "Das ist nicht das Passwort des unterbrochenen Uploads dieser Datei. Geben Sie dasselbe Passwort ein, um ihn fortzusetzen.",
+    result_password: "Dieser Link braucht das vergebene Passwort: Teilen Sie es auf anderem Weg mit als den Link.",
     send_button: "Hochladen und Link erhalten",
     cancel: "Abbrechen",
     preparing: "Archiv wird vorbereitet … {percent}",
@@ -500,6 +527,60 @@ pub fn pick(accept_language: &str) -> &'static Strings {
     best.map(|(_, table)| table).unwrap_or(&ENGLISH)
 }
 
+/// The strings `app.js` reads (`t('name')`). The page's JSON block carries only these: the rest
+/// are in the HTML already, and the block counts against the page budget on every page. A test
+/// keeps this list and the script in step.
+const SCRIPT_STRINGS: &[&str] = &[
+    "and_more",
+    "archive_of",
+    "cancelled",
+    "chat_line",
+    "connection_lost",
+    "copied",
+    "decrypt_failed",
+    "decrypt_missing_key",
+    "decrypt_request_upload",
+    "decrypt_retry",
+    "decrypt_running",
+    "decrypt_wrong",
+    "download_resume",
+    "download_started",
+    "download_started_more",
+    "downloads_many",
+    "downloads_one",
+    "failed",
+    "landing_note",
+    "leave_warning",
+    "no_etag",
+    "nothing_selected",
+    "password_mismatch",
+    "password_stretching",
+    "preparing",
+    "progress",
+    "request_done",
+    "request_link_ready",
+    "resume_password",
+    "resume_wrong_password",
+    "resuming",
+    "retrying",
+    "revoke_confirm",
+    "selected_many",
+    "send_password_hint",
+    "send_password_off",
+    "state_revoked",
+    "too_large",
+];
+
+/// The strings of `table` the page script reads, for the page's JSON block.
+pub fn for_script(table: &Strings) -> serde_json::Map<String, serde_json::Value> {
+    let mut strings = match serde_json::to_value(table) {
+        Ok(serde_json::Value::Object(strings)) => strings,
+        _ => serde_json::Map::new(),
+    };
+    strings.retain(|name, _| SCRIPT_STRINGS.contains(&name.as_str()));
+    strings
+}
+
 /// Replaces each `{name}` in `template` with its value.
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut text = template.to_owned();
@@ -520,6 +601,37 @@ mod tests {
         assert_eq!(pick("fr-FR, en;q=0.5, de;q=0.7").lang, "de");
         assert_eq!(pick("fr, de;q=0").lang, "en");
         assert_eq!(pick("EN-gb").lang, "en");
+    }
+
+    #[test]
+    fn the_script_gets_exactly_the_strings_it_reads() {
+        let script = include_str!("assets/app.js");
+        let mut read: Vec<&str> = script
+            .match_indices("t('")
+            .filter(|&(at, _)| {
+                // `t(` itself, not the end of another name such as `element(`.
+                !script[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || "_$.".contains(c))
+            })
+            .filter_map(|(at, _)| script[at + 3..].split_once('\'').map(|(name, _)| name))
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let mut listed = SCRIPT_STRINGS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(
+            listed, read,
+            "SCRIPT_STRINGS and the t('…') of app.js differ"
+        );
+        for table in [&ENGLISH, &GERMAN] {
+            let given = for_script(table);
+            for name in SCRIPT_STRINGS {
+                assert!(
+                    given.contains_key(*name),
+                    "{}: no string {name}",
+                    table.lang
+                );
+            }
+        }
     }
 
     #[test]

@@ -443,13 +443,26 @@ async function newSecretText() {
 }
 
 /**
+ * Argon2id as seal.js takes it. The module is imported only when a password needs it: it is
+ * the largest one, and most shares have no password.
+ */
+async function loadArgon2id() {
+  const { argon2idAsync } = await import(config.assets.argon2);
+  return (text, salt, params) =>
+    argon2idAsync(text, salt, { m: params.memory_kib, t: params.iterations, p: params.parallelism, dkLen: 32 });
+}
+
+/**
  * `source` sealed end to end (docs/encryption.md): the same interface, reading ciphertext. The
  * record nonces come from the record index, so a part read twice (a retry, a resumed upload
- * after a reload with the same secret) is the same bytes.
+ * after a reload with the same secret) is the same bytes. `password` ({text, params}) adds the
+ * password to the key; its parameters (never its text) go to the server with the share.
  */
-async function sealedSource(source, secretText) {
+async function sealedSource(source, secretText, password) {
   const seal = await import(config.assets.seal);
-  return sealedWith(seal, await seal.shareKeys(seal.fromB64u(secretText)), source);
+  const options = password ? { password: password.text, params: password.params, argon2id: await loadArgon2id() } : {};
+  const keys = await seal.shareKeys(seal.fromB64u(secretText), options);
+  return sealedWith(seal, keys, source, password ? { password: password.params } : {});
 }
 
 /** `source` sealed to an upload request's public key `R` (43 characters of the link's fragment). */
@@ -469,6 +482,8 @@ function sealedWith(seal, keys, source, extra = {}) {
     ...source,
     plainSize: source.size,
     size: seal.sealedSize(source.size),
+    // What a resume record keeps to tell whether a password typed again is the same one.
+    claimKey: seal.b64u(keys.claimKey),
     read: (start, end) => seal.sealedRange(keys, source.size, readPlain, start, end),
     encryption: async (note) => {
       const meta = { name: source.name, type: source.type || 'application/octet-stream', size: source.size };
@@ -489,9 +504,23 @@ function sendPage() {
   const sendButton = $('send');
   const cancelButton = $('cancel');
   const clearButton = $('clear');
+  const encryptBox = $('encrypt');
+  const passwordInput = $('send-password');
+  const againInput = $('send-password-again');
   const maxSize = Number(form.dataset.maxSize);
   let files = [];
   let controller = null;
+
+  // A password is part of the encryption key: without the box ticked there is nothing for it
+  // to protect, so its fields are off and the hint says why.
+  const syncPassword = () => {
+    passwordInput.disabled = againInput.disabled = !encryptBox.checked || controller !== null;
+    $('password-hint').textContent = encryptBox.checked ? t('send_password_hint') : t('send_password_off');
+  };
+  encryptBox.addEventListener('change', syncPassword);
+  syncPassword();
+  /** An interrupted upload of the chosen files, if the page kept a record of one. */
+  const recordOf = (chosen) => records()[fingerprintOf('share', chosen)] || null;
 
   const show = () => {
     const total = files.reduce((sum, file) => sum + (file.blob ? file.blob.size : 0), 0);
@@ -501,7 +530,9 @@ function sendPage() {
   };
   const choose = (chosen) => {
     files = chosen;
-    status.textContent = '';
+    const record = recordOf(files);
+    // The password is never kept: a send that had one asks for it again before it goes on.
+    status.textContent = record && record.password && encryptBox.checked ? t('resume_password') : '';
     show();
   };
   input.addEventListener('change', () => choose(pickedFiles(input)));
@@ -530,7 +561,14 @@ function sendPage() {
     const expiresIn = choice === 'custom' ? Math.round(Number($('custom-hours').value) * 3600) : Number(choice);
     const downloads = Number($('downloads').value);
     const note = $('note').value.trim();
-    const encrypt = $('encrypt').checked;
+    const encrypt = encryptBox.checked;
+    // Exactly as typed (seal.js normalises it to NFC): spaces may be part of a passphrase.
+    const typed = encrypt ? passwordInput.value : '';
+    if (encrypt && typed !== againInput.value) {
+      status.textContent = t('password_mismatch');
+      againInput.focus();
+      return;
+    }
     controller = new AbortController();
     const signal = controller.signal;
     const stopWarning = warnBeforeLeaving(true);
@@ -538,17 +576,40 @@ function sendPage() {
     cancelButton.hidden = false;
     for (const element of form.querySelectorAll('input, textarea')) element.disabled = true;
     let record = null;
+    let askPassword = false;
     const fingerprint = fingerprintOf('share', files);
     try {
       let source = await sourceFor(files, (done, total) => {
         status.textContent = t('preparing', { percent: `${Math.floor((total ? done / total : 1) * 100)} %` });
       });
-      record = records()[fingerprint] || null;
+      record = recordOf(files);
       let stored = await storedParts(record);
+      if (stored !== null && (!record.secret === encrypt || (typed && !record.password))) {
+        // Started another way than the form now says (encrypted or not, with a password or
+        // not): going on would make a share other than the one asked for, so it starts anew
+        // and the unfinished share goes.
+        call('DELETE', `/api/v1/shares/${record.id}`).catch(() => {});
+        saveRecord(fingerprint, null);
+        record = null;
+        stored = null;
+      }
       const resumed = stored !== null;
-      // A resumed upload goes on as it started, with the secret it started with.
-      const secret = resumed ? record.secret : encrypt ? await newSecretText() : undefined;
-      if (secret) source = await sealedSource(source, secret);
+      if (resumed && record.password && !typed) throw new Refused(t('resume_password'), 0, 'password_needed');
+      // A resumed upload goes on as it started, with the secret and the salt it started with.
+      let secret;
+      let password;
+      if (resumed) {
+        secret = record.secret;
+        if (record.password) password = { text: typed, params: record.password };
+      } else if (encrypt) {
+        secret = await newSecretText();
+        if (typed) password = { text: typed, params: (await import(config.assets.seal)).newPasswordParams() };
+      }
+      if (password) status.textContent = t('password_stretching');
+      if (secret) source = await sealedSource(source, secret, password);
+      if (resumed && record.password && source.claimKey !== record.claim_key) {
+        throw new Refused(t('resume_wrong_password'), 0, 'password_needed');
+      }
       if (source.size > maxSize) throw new Refused(t('too_large', { size: size(maxSize) }), 413);
       if (stored === null) {
         const body = {
@@ -567,7 +628,17 @@ function sendPage() {
         const share = await call('POST', '/api/v1/shares', body, signal);
         // The key goes in the fragment, which the browser never sends to the server.
         const url = secret ? `${share.url}#${secret}` : share.url;
-        record = { id: share.id, url, expires_at: share.expires_at, downloads, ticket: share.upload, secret };
+        // The password's salt and parameters, never the password: a resumed send asks for it.
+        record = {
+          id: share.id,
+          url,
+          expires_at: share.expires_at,
+          downloads,
+          ticket: share.upload,
+          secret,
+          password: password ? password.params : undefined,
+          claim_key: secret ? source.claimKey : undefined,
+        };
         saveRecord(fingerprint, record);
         stored = [];
       } else {
@@ -592,6 +663,9 @@ function sendPage() {
           saveRecord(fingerprint, null);
           call('DELETE', `/api/v1/shares/${record.id}`).catch(() => {});
         }
+      } else if (error.code === 'password_needed') {
+        status.textContent = error.message;
+        askPassword = true;
       } else {
         status.textContent = t('failed', { reason: error.message });
       }
@@ -601,7 +675,9 @@ function sendPage() {
     } finally {
       cancelButton.hidden = true;
       controller = null;
+      syncPassword();
     }
+    if (askPassword) passwordInput.focus();
   });
 
   function showResult(record, source) {
@@ -609,6 +685,7 @@ function sendPage() {
     const result = $('result');
     result.hidden = false;
     $('link').value = record.url;
+    $('result-password').hidden = !record.password;
     const downloads = record.downloads === 1 ? t('downloads_one') : t('downloads_many', { n: record.downloads });
     $('chat-line').value = t('chat_line', {
       name: source.name,
@@ -709,12 +786,7 @@ async function encryptedLanding(form) {
   let opened = null;
   let claim = null;
   const open = async () => {
-    let argon2id;
-    if (sealed.password) {
-      const { argon2idAsync } = await import(config.assets.argon2);
-      argon2id = (text, salt, params) =>
-        argon2idAsync(text, salt, { m: params.memory_kib, t: params.iterations, p: params.parallelism, dkLen: 32 });
-    }
+    const argon2id = sealed.password ? await loadArgon2id() : undefined;
     const keys = await seal.shareKeys(secret, { password: password.value, params: sealed.password, argon2id });
     const meta = await seal.openMeta(keys, sealed.sealed_meta);
     document.querySelector('h1.filename').textContent = meta.name;
