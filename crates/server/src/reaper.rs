@@ -119,7 +119,14 @@ pub async fn run_loop(
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        match reap_once(&service, settings, once_domain::now()).await {
+        let outcome = reap_once(&service, settings, once_domain::now()).await;
+        metrics::counter!("once_reaper_runs_total").increment(1);
+        if outcome.is_ok() {
+            // An alert can tell a reaper that stopped passing from one with nothing to do.
+            metrics::gauge!("once_reaper_last_success_timestamp_seconds")
+                .set(once_domain::now().unix_timestamp() as f64);
+        }
+        match outcome {
             Ok(report) if report != ReapReport::default() => {
                 metrics::counter!("once_reaped_shares_total").increment(report.shares_reaped);
                 metrics::counter!("once_reaped_orphans_total").increment(report.orphans_deleted);

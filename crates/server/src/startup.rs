@@ -522,7 +522,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|url| url.as_str().trim_end_matches('/').to_owned());
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                http::request_metrics::REQUEST_DURATION.to_owned(),
+            ),
+            http::request_metrics::DURATION_BUCKETS,
+        )
+        .and_then(|builder| builder.install_recorder())
         .map_err(|error| tracing::warn!(%error, "metrics disabled"))
         .ok();
     let app = http::router(Arc::new(AppState {

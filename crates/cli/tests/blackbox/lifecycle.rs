@@ -425,6 +425,34 @@ async fn sigterm_lets_an_in_flight_download_finish_then_exits_cleanly() {
 }
 
 #[tokio::test]
+async fn metrics_count_requests_by_route_template_and_never_name_a_share() {
+    let server = Server::start();
+    let share = share_bytes(&server, "m.bin", &payload(10, 1), 1).await;
+    download(&share.url).await;
+    assert_eq!(claim(&share.url).await.status(), 410);
+    assert_eq!(get_json(&server.url("/no/such/page")).await.status(), 404);
+    let text = metrics_text(&server).await;
+    for expected in [
+        "once_http_requests_total{route=\"/s/{id}\",method=\"GET\",status=\"303\"} 1",
+        "once_http_requests_total{route=\"/s/{id}\",method=\"GET\",status=\"410\"} 1",
+        "once_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "missing {expected:?} in:\n{text}"
+        );
+    }
+    // A histogram with buckets (not a summary), by route.
+    assert!(
+        text.contains(
+            "once_http_request_duration_seconds_bucket{route=\"/s/{id}\",method=\"GET\",le=\"0.1\"}"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(&share.id), "a share id in the metrics");
+}
+
+#[tokio::test]
 async fn metrics_count_claims_and_bytes_through_the_server() {
     let server = Server::start();
     let share = share_bytes(&server, "m.bin", &payload(1000, 1), 1).await;

@@ -10,6 +10,7 @@ pub mod limits;
 mod links;
 pub mod pace;
 pub mod plain;
+pub mod request_metrics;
 mod sealed;
 mod uploads;
 mod views;
@@ -196,6 +197,7 @@ fn routes(state: Arc<AppState>) -> Router {
             state.clone(),
             json_rejections,
         ))
+        .layer(axum::middleware::from_fn(request_metrics::track))
         .layer(axum::middleware::map_response(error::log_failures))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(
