@@ -105,7 +105,16 @@ pub async fn list(args: ClientOnly) -> Result<()> {
     let links = RequestKeys::of_user()
         .map(|store| store.links())
         .unwrap_or_default();
-    for line in table(&list.requests, &links, OffsetDateTime::now_utc()) {
+    // The server knows an encrypted upload only as `encrypted`; its real name opens here.
+    let mut requests = list.requests;
+    for request in requests.iter_mut().filter(|request| request.encrypted) {
+        if let Some(share) = request.share.as_mut()
+            && let Some(name) = super::get::request_upload_name(&client, &share.url).await
+        {
+            share.filename = format!("{} (encrypted)", super::terminal_text(&name));
+        }
+    }
+    for line in table(&requests, &links, OffsetDateTime::now_utc()) {
         println!("{line}");
     }
     Ok(())

@@ -100,6 +100,12 @@ async fn an_upload_to_an_encrypted_request_opens_only_with_the_requesters_key() 
         );
     }
     assert!(!server.log().contains(name));
+    // The requester's listing opens the name with the key kept here; the server never had it.
+    let listing = stdout(&once_client(&server, requester.path(), &["requests"]));
+    assert!(
+        listing.contains(&format!("{name} (encrypted)")),
+        "{listing}"
+    );
 
     // The request link and the share link together do not open it: the uploader's machine
     // has both, but not the private key. Nothing is claimed by trying.

@@ -153,6 +153,17 @@ impl Recipient<'_> {
     }
 }
 
+/// The file name of an upload to one of our encrypted requests, opened with the request's
+/// private key from its sealed metadata; claims nothing. None when it cannot be opened here
+/// (no key, gone, not such an upload).
+pub(super) async fn request_upload_name(client: &Client, share_url: &str) -> Option<String> {
+    let link = ShareLink::parse(share_url).ok()?;
+    let seal = sealed::fetch_seal(client, &link).await.ok()??;
+    seal.recipient_key.as_ref()?;
+    let opened = sealed::open(seal, KeySource::RequestKeys, None).ok()?;
+    Some(opened.metadata.name)
+}
+
 /// A full link, or a bare share id on the configured server. The claim goes to the link's
 /// canonical form (plus its file name), so a pasted trailing slash or query does not change
 /// what is requested.
