@@ -212,7 +212,8 @@ pub struct RequestArgs {
     /// How long the upload URL stays open, e.g. `1d`
     #[arg(long, value_parser = humantime::parse_duration)]
     pub expires: Option<Duration>,
-    /// Fix the file name of the upload
+    /// Fix the file name of the upload (a plain request only: with encryption the name
+    /// travels sealed, so use it with --no-encrypt)
     #[arg(long)]
     pub filename: Option<String>,
     /// How many downloads the resulting share allows

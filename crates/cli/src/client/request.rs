@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use once_api::{NewRequest, RequestList, RequestView};
 use reqwest::Method;
 use time::OffsetDateTime;
@@ -23,6 +23,13 @@ pub async fn run(args: RequestArgs) -> Result<()> {
         .map(once_domain::Filename::parse)
         .transpose()
         .map_err(|error| anyhow!("{error}"))?;
+    if filename.is_some() && !args.no_encrypt {
+        bail!(
+            "--filename fixes a name the server would keep in plaintext, and an encrypted \
+             request's file name travels sealed for you alone: leave out --filename (the file \
+             keeps the uploader's name), or add --no-encrypt"
+        );
+    }
     // The private key is on disk before the request exists: a request whose key was lost
     // would take an upload nobody can read.
     let keys = if args.no_encrypt {

@@ -214,6 +214,14 @@ async fn plain_uploads_to_an_encrypted_request_are_refused_and_change_nothing() 
 async fn a_plain_request_still_takes_curl_and_no_key_is_kept() {
     let server = Server::start();
     let requester = tempfile::tempdir().unwrap();
+    // A fixed name is the server's to see: only a plain request takes one.
+    let fixed = once_client(
+        &server,
+        requester.path(),
+        &["request", "--filename", "x.pdf"],
+    );
+    assert_refused(&fixed, "add --no-encrypt");
+    assert!(request_keys_in(requester.path()).is_empty());
     let url = link_of(&server, requester.path(), &["request", "--no-encrypt"]);
     assert!(!url.contains('#'), "{url}");
     assert!(request_keys_in(requester.path()).is_empty());
