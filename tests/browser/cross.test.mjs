@@ -134,9 +134,13 @@ for (const store of ['disk', 's3']) {
         } finally {
           await context.close();
         }
+        // The listing holds every request of the key, newest first by the second; pick this
+        // test's line by the request's id, never by its place in the list.
+        const requestId = new URL(link).pathname.split('/')[2];
         const listing = (await runCli(server, requester, ['requests'])).stdout;
-        const shareUrl = listing.split(/\s+/).find((word) => word.includes('/s/'));
-        assert.ok(shareUrl, `no share listed: ${listing}`);
+        const line = listing.split('\n').find((row) => row.split(/\s+/)[1] === requestId);
+        const shareUrl = line?.split(/\s+/).find((word) => word.includes('/s/'));
+        assert.ok(shareUrl, `no share listed for request ${requestId}: ${listing}`);
 
         // Neither the request link's key nor the share's page opens it, and trying claims
         // nothing: the landing page says where it opens, the uploader's CLI has no key.
