@@ -6,6 +6,7 @@
 
 pub mod encryption;
 pub mod error;
+pub mod event;
 pub mod filename;
 pub mod id;
 pub mod key;

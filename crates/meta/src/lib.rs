@@ -4,6 +4,7 @@
 //! embedded default) and [`postgres::PostgresMetaStore`] (several instances on one database).
 
 pub mod conformance;
+pub mod outbox;
 pub mod postgres;
 mod rows;
 mod sql;
@@ -35,6 +36,8 @@ pub enum MetaError {
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
+
+pub use outbox::{Outbox, OutboxCounts, OutboxEvent};
 
 /// How long the readiness probe may take before it reports the store not ready: a load
 /// balancer's check must get an answer, not hang for the store's own (much longer) lock and
@@ -111,8 +114,10 @@ pub struct ReapCandidate {
     pub upload_session: Option<String>,
 }
 
+/// Every metadata store keeps the webhook outbox too ([`Outbox`]), so events live in the same
+/// database as the state they tell about.
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait MetaStore: Outbox + Send + Sync + 'static {
     /// The readiness probe of `/readyz`: Ok only if the store durably commits a small write
     /// now (so a full disk, a write lock held elsewhere, a database file deleted or replaced
     /// under the running process, or an unreachable server all fail it). Answers within about

@@ -156,3 +156,8 @@ impl PostgresMetaStore {
 }
 
 crate::sql::impl_meta_store!(PostgresMetaStore, sqlx::Postgres, crate::sql::POSTGRES);
+crate::outbox::impl_outbox!(
+    PostgresMetaStore,
+    sqlx::Postgres,
+    crate::outbox::POSTGRES_TAKE_DUE
+);

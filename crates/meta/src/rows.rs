@@ -46,7 +46,7 @@ pub(crate) fn size_param(size: u64) -> i64 {
 }
 
 /// A stored instant (unix seconds) back as an [`Instant`].
-fn instant(seconds: i64) -> MetaResult<Instant> {
+pub(crate) fn instant(seconds: i64) -> MetaResult<Instant> {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .map_err(|_| MetaError::Corrupt(format!("timestamp {seconds} out of range")))
 }

@@ -158,3 +158,8 @@ impl SqliteMetaStore {
 }
 
 crate::sql::impl_meta_store!(SqliteMetaStore, sqlx::Sqlite, crate::sql::SQLITE);
+crate::outbox::impl_outbox!(
+    SqliteMetaStore,
+    sqlx::Sqlite,
+    crate::outbox::SQLITE_TAKE_DUE
+);
