@@ -150,6 +150,13 @@ impl Share {
         }
     }
 
+    /// Published, past its expiry, and never downloaded: what `share.expired_unread` tells.
+    pub fn expired_unread(&self, now: Instant) -> bool {
+        self.state == ShareState::Ready
+            && now >= self.expires_at
+            && self.downloads_left == self.max_downloads
+    }
+
     /// Why an upload to this share's ticket would be refused, if it would.
     pub fn upload_refusal(&self, now: Instant) -> Option<DomainError> {
         match self.state {

@@ -139,6 +139,19 @@ settings! {
     /// Uploads stop when the data volume's free space would drop below this, so the
     /// database can always commit claims
     min_free_space: ByteSize = "128 MiB", env "ONCE_MIN_FREE_SPACE", check positive;
+    /// POST every event (share.claimed, share.consumed, share.expired_unread,
+    /// request.fulfilled, upload.duplicate) to this URL, signed as Standard Webhooks
+    /// describes; delivered from an outbox in the database [default: off]
+    webhook_url: Url, env "ONCE_WEBHOOK_URL";
+    /// The webhook signing secret, `whsec_` and base64 (24 to 64 random bytes); needed with
+    /// webhook_url
+    webhook_secret: String, env "ONCE_WEBHOOK_SECRET", secret redact;
+    /// Wait before the first retry of a failed delivery; it doubles per failure, up to 1 h
+    webhook_retry: Duration = "5s", env "ONCE_WEBHOOK_RETRY", check positive;
+    /// Deliveries tried per event before it is given up (kept as failed)
+    webhook_max_attempts: u32 = 15, env "ONCE_WEBHOOK_MAX_ATTEMPTS", check positive;
+    /// Delivered and given-up events stay in the outbox this long, then the reaper removes them
+    webhook_retention: Duration = "7d", env "ONCE_WEBHOOK_RETENTION", check positive;
 }
 
 /// The smallest request-head buffer the HTTP/1 server accepts (hyper's own minimum); a smaller
@@ -424,6 +437,21 @@ impl Config {
             self.http_bind.is_none() || self.tls_cert.is_some() || self.acme_domain.is_some(),
             "http_bind redirects to HTTPS, so it needs tls_cert/tls_key or acme_domain"
         );
+        match (&self.webhook_url, &self.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                anyhow::ensure!(
+                    matches!(url.scheme(), "http" | "https") && url.host().is_some(),
+                    "webhook_url must be an http(s) URL with a host"
+                );
+                crate::webhooks::signer(secret)?;
+            }
+            (None, None) => {}
+            (Some(_), None) => anyhow::bail!(
+                "webhook_url needs webhook_secret (whsec_ and base64 of 24 to 64 random bytes, \
+                 e.g. echo whsec_$(head -c 32 /dev/urandom | base64))"
+            ),
+            (None, Some(_)) => anyhow::bail!("webhook_secret is used only with webhook_url"),
+        }
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 matches!(url.scheme(), "http" | "https") && url.host().is_some(),

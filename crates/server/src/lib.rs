@@ -10,5 +10,6 @@ pub mod reaper;
 pub mod service;
 mod startup;
 pub mod tls;
+pub mod webhooks;
 
 pub use startup::{migrate, reap_once, serve};

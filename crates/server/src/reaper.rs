@@ -32,6 +32,8 @@ pub struct ReapReport {
 pub struct ReapSettings {
     pub orphan_grace: Duration,
     pub upload_grace: Duration,
+    /// Delivered and given-up webhook events are kept this long.
+    pub webhook_retention: Duration,
 }
 
 fn before(now: Instant, duration: Duration) -> Instant {
@@ -63,6 +65,14 @@ pub async fn reap_once(
                     tracing::warn!(%blob_key, %error, "could not abort an abandoned multipart upload");
                 }
             }
+            // Read before the row becomes a tombstone, and only when someone listens.
+            let unread = match service.notifier() {
+                Some(_) => meta
+                    .get_share(&candidate.share_id)
+                    .await?
+                    .filter(|share| share.expired_unread(now)),
+                None => None,
+            };
             if let Some(blob_key) = &candidate.blob_key {
                 blob.delete(blob_key).await?;
             }
@@ -71,6 +81,9 @@ pub async fn reap_once(
                 .await?
             {
                 report.shares_reaped += 1;
+                if let Some(share) = unread {
+                    service.expired_unread(&share).await;
+                }
             }
         }
     }
@@ -101,7 +114,10 @@ pub async fn reap_once(
             tracing::warn!(%error, "cannot list pending multipart uploads; leaving them to the bucket's lifecycle rule");
         }
     }
-    report.rows_purged = meta.purge(now, before(now, TOMBSTONE_RETENTION)).await?;
+    report.rows_purged = meta.purge(now, before(now, TOMBSTONE_RETENTION)).await?
+        + meta
+            .purge_events(before(now, settings.webhook_retention))
+            .await?;
     Ok(report)
 }
 

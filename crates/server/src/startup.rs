@@ -315,7 +315,23 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
             bytes_stored: Some(config.key_bytes_stored.as_u64()).filter(|&limit| limit > 0),
         },
     };
-    Ok(Service::new(meta, blob, &master, settings))
+    let target = match (&config.webhook_url, &config.webhook_secret) {
+        (Some(url), Some(secret)) => Some(crate::webhooks::WebhookTarget {
+            url: url.clone(),
+            signer: crate::webhooks::signer(secret)?,
+            retry: config.webhook_retry,
+            max_attempts: config.webhook_max_attempts,
+        }),
+        _ => None,
+    };
+    let service = Service::new(meta.clone(), blob, &master, settings);
+    Ok(match target {
+        Some(target) => service.with_notifier(Arc::new(crate::webhooks::Notifier::new(
+            meta,
+            Some(target),
+        )?)),
+        None => service,
+    })
 }
 
 pub(crate) async fn load(
@@ -333,6 +349,7 @@ fn reap_settings(config: &Config) -> ReapSettings {
     ReapSettings {
         orphan_grace: config.orphan_grace,
         upload_grace: config.upload_grace,
+        webhook_retention: config.webhook_retention,
     }
 }
 
@@ -565,6 +582,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ))
     });
 
+    // Webhook deliveries run beside the server and stop with it; an event not delivered by
+    // then waits in the outbox for the next start (or another instance).
+    let deliveries = service
+        .notifier()
+        .cloned()
+        .map(|notifier| tokio::spawn(notifier.run(shutdown_rx.clone())));
+
     let tls = certificate.map(crate::tls::acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // One plain line on stdout so scripts and tests can find the bound address.
@@ -614,6 +638,11 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     if let Some(reaper) = reaper {
         reaper.abort();
+    }
+    if let Some(deliveries) = deliveries {
+        // A delivery under way ends within its timeout; its lease keeps the event safe if
+        // the process is gone before it can mark it.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), deliveries).await;
     }
     tracing::info!("stopped");
     Ok(())

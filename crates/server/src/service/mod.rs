@@ -146,6 +146,8 @@ pub struct Service {
     request_uploads: InFlight<RequestId>,
     upload_part_size: u64,
     quotas: once_domain::Quotas,
+    /// Where events go (a webhook), when one is configured.
+    notifier: Option<Arc<crate::webhooks::Notifier>>,
 }
 
 impl Service {
@@ -170,6 +172,24 @@ impl Service {
             request_uploads: InFlight::new(settings.request_uploads_in_flight),
             upload_part_size: settings.upload_part_size,
             quotas: settings.quotas,
+            notifier: None,
+        }
+    }
+
+    /// Events of this service go to `notifier` (which delivers them from the outbox).
+    pub fn with_notifier(mut self, notifier: Arc<crate::webhooks::Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    pub fn notifier(&self) -> Option<&Arc<crate::webhooks::Notifier>> {
+        self.notifier.as_ref()
+    }
+
+    /// Tells the webhook (if any) about `kind`; never fails: see [`crate::webhooks::Notifier::emit`].
+    pub(crate) async fn emit(&self, kind: once_domain::event::EventKind, data: serde_json::Value) {
+        if let Some(notifier) = &self.notifier {
+            notifier.emit(kind, data).await;
         }
     }
 
@@ -319,6 +339,7 @@ impl<K: Eq + std::hash::Hash + Clone> Drop for Slot<K> {
 }
 
 mod auth;
+mod events;
 mod requests;
 mod shares;
 mod uploads;

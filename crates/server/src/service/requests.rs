@@ -12,6 +12,7 @@ use once_domain::{
 
 use super::uploads::UploadEndpoints;
 use super::*;
+use super::events::UploadTarget;
 
 impl Service {
     pub async fn create_request(
@@ -70,6 +71,24 @@ impl Service {
 
     /// Streams an upload to a request URL; the first complete one becomes the requester's share.
     pub async fn receive_request_upload(
+        &self,
+        id: &RequestId,
+        filename_hint: Option<String>,
+        content_type: Option<String>,
+        incoming: IncomingBody,
+        started_at: Instant,
+    ) -> ServiceResult<Share> {
+        let size = incoming.content_length;
+        let result = self.receive_request_upload_unwatched(id, filename_hint, content_type, incoming, started_at).await;
+        self.watch_duplicate(&result, UploadTarget::Request(id), size).await;
+        if let Ok(share) = &result {
+            self.fulfilled(id, share).await;
+        }
+        result
+    }
+
+    /// [`Self::receive_request_upload`] before its refusals are watched for duplicates.
+    async fn receive_request_upload_unwatched(
         &self,
         id: &RequestId,
         filename_hint: Option<String>,
@@ -151,6 +170,20 @@ impl Service {
         base: &str,
         now: Instant,
     ) -> ServiceResult<(Share, UploadTicket)> {
+        let size = start.spec.size;
+        let result = self.start_request_upload_unwatched(id, start, base, now).await;
+        self.watch_duplicate(&result, UploadTarget::Request(id), size).await;
+        result
+    }
+
+    /// [`Self::start_request_upload`] before its refusals are watched for duplicates.
+    async fn start_request_upload_unwatched(
+        &self,
+        id: &RequestId,
+        start: SessionStart,
+        base: &str,
+        now: Instant,
+    ) -> ServiceResult<(Share, UploadTicket)> {
         let request = self.open_request(id).await?;
         if let Some(refusal) = request.upload_refusal(now) {
             return Err(refusal.into());
@@ -226,6 +259,24 @@ impl Service {
     /// loser's bytes are deleted at once (never served), its session retired and the refusal
     /// counted for the requester.
     pub async fn complete_request_upload(
+        &self,
+        id: &RequestId,
+        token: &UploadToken,
+        parts: &[ReportedPart],
+        reported_sha256: Option<Sha256Digest>,
+        now: Instant,
+    ) -> ServiceResult<Share> {
+        let size = None;
+        let result = self.complete_request_upload_unwatched(id, token, parts, reported_sha256, now).await;
+        self.watch_duplicate(&result, UploadTarget::Request(id), size).await;
+        if let Ok(share) = &result {
+            self.fulfilled(id, share).await;
+        }
+        result
+    }
+
+    /// [`Self::complete_request_upload`] before its refusals are watched for duplicates.
+    async fn complete_request_upload_unwatched(
         &self,
         id: &RequestId,
         token: &UploadToken,

@@ -11,6 +11,7 @@ use once_api::routes;
 
 use super::uploads::UploadEndpoints;
 use super::*;
+use super::events::UploadTarget;
 
 impl Service {
     pub async fn create_share(
@@ -65,6 +66,19 @@ impl Service {
     /// this upload is the first complete one. A refused or interrupted upload leaves the slot
     /// as it was.
     pub async fn receive_share_upload(
+        &self,
+        id: &ShareId,
+        incoming: IncomingBody,
+        started_at: Instant,
+    ) -> ServiceResult<Share> {
+        let size = incoming.content_length;
+        let result = self.receive_share_upload_unwatched(id, incoming, started_at).await;
+        self.watch_duplicate(&result, UploadTarget::Share(id), size).await;
+        result
+    }
+
+    /// [`Self::receive_share_upload`] before its refusals are watched for duplicates.
+    async fn receive_share_upload_unwatched(
         &self,
         id: &ShareId,
         incoming: IncomingBody,
@@ -135,6 +149,21 @@ impl Service {
     /// the store keeps one). Either is then published with one conditional write. On the
     /// embedded store a single upload publishes as it arrives, so this only confirms the state.
     pub async fn complete_share(
+        &self,
+        caller: &Caller,
+        id: &ShareId,
+        parts: &[ReportedPart],
+        reported_sha256: Option<Sha256Digest>,
+        now: Instant,
+    ) -> ServiceResult<Share> {
+        let size = None;
+        let result = self.complete_share_unwatched(caller, id, parts, reported_sha256, now).await;
+        self.watch_duplicate(&result, UploadTarget::Share(id), size).await;
+        result
+    }
+
+    /// [`Self::complete_share`] before its refusals are watched for duplicates.
+    async fn complete_share_unwatched(
         &self,
         caller: &Caller,
         id: &ShareId,
@@ -395,6 +424,7 @@ impl Service {
             return Err(refusal.into());
         };
         metrics::counter!("once_claims_total", "outcome" => "claimed").increment(1);
+        self.claimed(&share).await;
         let download_url = self.download_url(&share, base, lease_until)?;
         Ok(Claim {
             share,
