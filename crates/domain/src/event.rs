@@ -52,11 +52,12 @@ impl std::fmt::Display for EventKind {
 }
 
 /// A fresh message id (`webhook-id` in Standard Webhooks): the same for every attempt to
-/// deliver one event, so a receiver that sees it twice knows it is a retry.
-pub fn message_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("msg_{}", hex::encode(bytes))
+/// deliver one event, so a receiver that sees it twice knows it is a retry. It begins with the
+/// time in microseconds, so ids sort in the order the events happened (the outbox delivers in
+/// that order), and ends with 64 random bits, so no two instances make the same one.
+pub fn message_id(at: crate::Instant) -> String {
+    let micros = u64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(0);
+    format!("msg_{micros:016x}{:016x}", rand::rng().next_u64())
 }
 
 /// When delivery is tried again after `attempts` failed ones: `base` doubled per failure, at
@@ -109,9 +110,12 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_are_distinct_and_prefixed() {
-        let (a, b) = (message_id(), message_id());
+    fn message_ids_are_distinct_prefixed_and_in_time_order() {
+        let earlier = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        let later = earlier + time::Duration::microseconds(1);
+        let (a, b) = (message_id(earlier), message_id(earlier));
         assert_ne!(a, b);
         assert!(a.starts_with("msg_") && a.len() == 36, "{a}");
+        assert!(message_id(later) > a && message_id(later) > b);
     }
 }

@@ -24,8 +24,8 @@ use url::Url;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a taken event stays with this instance: well above [`DELIVERY_TIMEOUT`] times a
 /// batch, so a lease never runs out while its delivery is still under way.
-const LEASE: Duration = Duration::from_secs(300);
-const BATCH: u32 = 16;
+const LEASE: Duration = Duration::from_secs(60);
+const BATCH: u32 = 4;
 /// Events due later (retries) or written by another instance are looked for this often.
 const POLL: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(3600);
@@ -34,9 +34,9 @@ const REASON_LIMIT: usize = 200;
 
 /// Checks and opens a `whsec_…` signing secret.
 pub fn signer(secret: &str) -> anyhow::Result<Webhook> {
-    let encoded = secret.strip_prefix("whsec_").context(
-        "webhook_secret must start with whsec_ (then base64 of 24 to 64 random bytes)",
-    )?;
+    let encoded = secret
+        .strip_prefix("whsec_")
+        .context("webhook_secret must start with whsec_ (then base64 of 24 to 64 random bytes)")?;
     let length = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded)
         .context("webhook_secret: the part after whsec_ is not base64")?
         .len();
@@ -92,6 +92,7 @@ impl Notifier {
         if self.target.is_none() {
             return;
         }
+        let at = time::OffsetDateTime::now_utc();
         let now = once_domain::now();
         let payload = serde_json::json!({
             "type": kind.as_str(),
@@ -99,7 +100,7 @@ impl Notifier {
             "data": data,
         });
         let event = OutboxEvent {
-            id: message_id(),
+            id: message_id(at),
             kind: kind.as_str().to_owned(),
             payload: payload.to_string(),
             created_at: now,
@@ -163,7 +164,11 @@ impl Notifier {
         let attempt_at = once_domain::now();
         let signature = target
             .signer
-            .sign(&event.id, attempt_at.unix_timestamp(), event.payload.as_bytes())
+            .sign(
+                &event.id,
+                attempt_at.unix_timestamp(),
+                event.payload.as_bytes(),
+            )
             .map_err(|error| format!("cannot sign: {error}"))?;
         let response = self
             .client
@@ -183,7 +188,12 @@ impl Notifier {
         Err(format!("the receiver answered {status}"))
     }
 
-    async fn record(&self, target: &WebhookTarget, event: &OutboxEvent, outcome: Result<(), String>) {
+    async fn record(
+        &self,
+        target: &WebhookTarget,
+        event: &OutboxEvent,
+        outcome: Result<(), String>,
+    ) {
         let now = once_domain::now();
         let written = match outcome {
             Ok(()) => {
@@ -193,14 +203,14 @@ impl Notifier {
             }
             Err(reason) => {
                 let reason: String = reason.chars().take(REASON_LIMIT).collect();
-                let retry_at = retry_delay(
-                    event.attempts,
-                    target.retry,
-                    RETRY_CAP,
-                    target.max_attempts,
-                )
-                .map(|delay| once_domain::share::add(now, delay));
-                let outcome = if retry_at.is_some() { "failed" } else { "given_up" };
+                let retry_at =
+                    retry_delay(event.attempts, target.retry, RETRY_CAP, target.max_attempts)
+                        .map(|delay| once_domain::share::add(now, delay));
+                let outcome = if retry_at.is_some() {
+                    "failed"
+                } else {
+                    "given_up"
+                };
                 metrics::counter!("once_webhook_deliveries_total", "outcome" => outcome)
                     .increment(1);
                 tracing::warn!(

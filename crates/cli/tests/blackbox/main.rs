@@ -26,3 +26,4 @@ mod shares;
 mod tls;
 mod uploads;
 mod web;
+mod webhooks;

@@ -688,3 +688,47 @@ async fn stateless_instances_share_only_postgres_and_a_bucket() {
     );
     assert!(bucket.objects().is_empty(), "{:?}", bucket.objects());
 }
+
+/// Webhook events written on three instances, delivered by three delivery loops taking from
+/// one outbox: every event arrives, each exactly once, signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_deliver_each_webhook_event_once() {
+    use crate::webhooks::{Receiver, count_of, events, secret};
+    let receiver = Receiver::start().await;
+    let Some(cluster) = Cluster::start_with(
+        "three_instances_deliver_each_webhook_event_once",
+        vec![
+            ("ONCE_WEBHOOK_URL".to_owned(), receiver.url.clone()),
+            ("ONCE_WEBHOOK_SECRET".to_owned(), secret()),
+            ("ONCE_WEBHOOK_RETRY".to_owned(), "1s".to_owned()),
+        ],
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    let http = client();
+    const SHARES: usize = 12;
+    for n in 0..SHARES {
+        let id = cluster.share_bytes(n, b"fan out", 1, 600).await;
+        // Claimed on another instance than the one that made it.
+        let status = claim(&http, format!("{}/s/{id}", cluster.base(n + 1))).await;
+        assert_eq!(status, Some(303), "{}", cluster.logs());
+    }
+    let accepted = receiver
+        .wait_for("two events per share", |seen| seen.len() >= 2 * SHARES)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let accepted_later = receiver.accepted();
+    assert_eq!(
+        accepted_later.len(),
+        accepted.len(),
+        "duplicates: {:#?}",
+        events(&accepted_later)
+    );
+    assert_eq!(count_of(&accepted, "share.claimed"), SHARES);
+    assert_eq!(count_of(&accepted, "share.consumed"), SHARES);
+    let ids: std::collections::HashSet<&str> = accepted.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids.len(), 2 * SHARES, "each event once");
+}

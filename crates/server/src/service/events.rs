@@ -41,7 +41,8 @@ impl Service {
 
     /// A share the reaper retired that expired without a download.
     pub(crate) async fn expired_unread(&self, share: &Share) {
-        self.emit(EventKind::ShareExpiredUnread, share_data(share)).await;
+        self.emit(EventKind::ShareExpiredUnread, share_data(share))
+            .await;
     }
 
     /// After an upload to a request became its share.

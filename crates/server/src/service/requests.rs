@@ -10,9 +10,9 @@ use once_domain::{
     ShareId, UploadRequest, UploadToken,
 };
 
+use super::events::UploadTarget;
 use super::uploads::UploadEndpoints;
 use super::*;
-use super::events::UploadTarget;
 
 impl Service {
     pub async fn create_request(
@@ -79,8 +79,11 @@ impl Service {
         started_at: Instant,
     ) -> ServiceResult<Share> {
         let size = incoming.content_length;
-        let result = self.receive_request_upload_unwatched(id, filename_hint, content_type, incoming, started_at).await;
-        self.watch_duplicate(&result, UploadTarget::Request(id), size).await;
+        let result = self
+            .receive_request_upload_unwatched(id, filename_hint, content_type, incoming, started_at)
+            .await;
+        self.watch_duplicate(&result, UploadTarget::Request(id), size)
+            .await;
         if let Ok(share) = &result {
             self.fulfilled(id, share).await;
         }
@@ -171,8 +174,11 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<(Share, UploadTicket)> {
         let size = start.spec.size;
-        let result = self.start_request_upload_unwatched(id, start, base, now).await;
-        self.watch_duplicate(&result, UploadTarget::Request(id), size).await;
+        let result = self
+            .start_request_upload_unwatched(id, start, base, now)
+            .await;
+        self.watch_duplicate(&result, UploadTarget::Request(id), size)
+            .await;
         result
     }
 
@@ -267,8 +273,11 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<Share> {
         let size = None;
-        let result = self.complete_request_upload_unwatched(id, token, parts, reported_sha256, now).await;
-        self.watch_duplicate(&result, UploadTarget::Request(id), size).await;
+        let result = self
+            .complete_request_upload_unwatched(id, token, parts, reported_sha256, now)
+            .await;
+        self.watch_duplicate(&result, UploadTarget::Request(id), size)
+            .await;
         if let Ok(share) = &result {
             self.fulfilled(id, share).await;
         }

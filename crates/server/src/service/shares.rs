@@ -9,9 +9,9 @@ use once_meta::CompletedUpload;
 
 use once_api::routes;
 
+use super::events::UploadTarget;
 use super::uploads::UploadEndpoints;
 use super::*;
-use super::events::UploadTarget;
 
 impl Service {
     pub async fn create_share(
@@ -72,8 +72,11 @@ impl Service {
         started_at: Instant,
     ) -> ServiceResult<Share> {
         let size = incoming.content_length;
-        let result = self.receive_share_upload_unwatched(id, incoming, started_at).await;
-        self.watch_duplicate(&result, UploadTarget::Share(id), size).await;
+        let result = self
+            .receive_share_upload_unwatched(id, incoming, started_at)
+            .await;
+        self.watch_duplicate(&result, UploadTarget::Share(id), size)
+            .await;
         result
     }
 
@@ -157,8 +160,11 @@ impl Service {
         now: Instant,
     ) -> ServiceResult<Share> {
         let size = None;
-        let result = self.complete_share_unwatched(caller, id, parts, reported_sha256, now).await;
-        self.watch_duplicate(&result, UploadTarget::Share(id), size).await;
+        let result = self
+            .complete_share_unwatched(caller, id, parts, reported_sha256, now)
+            .await;
+        self.watch_duplicate(&result, UploadTarget::Share(id), size)
+            .await;
         result
     }
 
