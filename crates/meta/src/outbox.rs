@@ -13,6 +13,8 @@ use crate::MetaResult;
 pub struct OutboxEvent {
     /// The Standard Webhooks message id (`webhook-id`), the same on every attempt.
     pub id: String,
+    /// Where it goes: `webhook` or `email`.
+    pub channel: String,
     /// The event type (`share.consumed`, …).
     pub kind: String,
     pub payload: String,
@@ -57,8 +59,8 @@ pub trait Outbox: Send + Sync {
     async fn purge_events(&self, before: Instant) -> MetaResult<u64>;
 }
 
-pub(crate) const ENQUEUE_STATEMENT: &str = "INSERT INTO webhook_outbox (id, kind, payload, created_at, attempts, next_attempt_at) \
-     VALUES ($1, $2, $3, $4, 0, $4)";
+pub(crate) const ENQUEUE_STATEMENT: &str = "INSERT INTO outbox (id, channel, kind, payload, created_at, attempts, next_attempt_at) \
+     VALUES ($1, $2, $3, $4, $5, 0, $5)";
 
 /// The due rows are chosen once, in a materialised CTE (PostgreSQL re-runs a plain `IN`
 /// subquery per row and, skipping the rows this very statement just leased, would take past
@@ -69,31 +71,31 @@ macro_rules! take_due {
     ($locks:literal) => {
         concat!(
             "WITH due AS MATERIALIZED ( \
-                 SELECT id FROM webhook_outbox \
+                 SELECT id FROM outbox \
                  WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 \
                    AND (lease_until IS NULL OR lease_until <= $2) \
                  ORDER BY created_at, id LIMIT $3",
             $locks,
-            ") UPDATE webhook_outbox SET lease_until = $1, attempts = attempts + 1 \
+            ") UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM due) AND delivered_at IS NULL AND failed_at IS NULL \
                AND (lease_until IS NULL OR lease_until <= $2) \
-             RETURNING id, kind, payload, created_at, attempts"
+             RETURNING id, channel, kind, payload, created_at, attempts"
         )
     };
 }
 
-pub(crate) const DELIVERED_STATEMENT: &str = "UPDATE webhook_outbox SET delivered_at = $2, lease_until = NULL, last_error = NULL \
+pub(crate) const DELIVERED_STATEMENT: &str = "UPDATE outbox SET delivered_at = $2, lease_until = NULL, last_error = NULL \
      WHERE id = $1 AND delivered_at IS NULL";
-pub(crate) const RETRY_STATEMENT: &str = "UPDATE webhook_outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 \
+pub(crate) const RETRY_STATEMENT: &str = "UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 \
      WHERE id = $1 AND delivered_at IS NULL";
-pub(crate) const GIVE_UP_STATEMENT: &str = "UPDATE webhook_outbox SET failed_at = $2, lease_until = NULL, last_error = $3 \
+pub(crate) const GIVE_UP_STATEMENT: &str = "UPDATE outbox SET failed_at = $2, lease_until = NULL, last_error = $3 \
      WHERE id = $1 AND delivered_at IS NULL";
 pub(crate) const COUNTS_STATEMENT: &str = "SELECT \
      CAST(COALESCE(SUM(CASE WHEN delivered_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
      CAST(COALESCE(SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
      CAST(COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
-     FROM webhook_outbox";
-pub(crate) const PURGE_STATEMENT: &str = "DELETE FROM webhook_outbox \
+     FROM outbox";
+pub(crate) const PURGE_STATEMENT: &str = "DELETE FROM outbox \
      WHERE (delivered_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at <= $1";
 
 pub(crate) const SQLITE_TAKE_DUE: &str = take_due!("");
@@ -110,6 +112,7 @@ macro_rules! impl_outbox {
             ) -> $crate::MetaResult<()> {
                 sqlx::query($crate::outbox::ENQUEUE_STATEMENT)
                     .bind(&event.id)
+                    .bind(&event.channel)
                     .bind(&event.kind)
                     .bind(&event.payload)
                     .bind($crate::rows::secs(event.created_at))
@@ -125,17 +128,19 @@ macro_rules! impl_outbox {
                 limit: u32,
             ) -> $crate::MetaResult<Vec<$crate::outbox::OutboxEvent>> {
                 use $crate::rows::secs;
-                let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as($take_due)
-                    .bind(secs(lease_until))
-                    .bind(secs(now))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
+                let rows: Vec<(String, String, String, String, i64, i64)> =
+                    sqlx::query_as($take_due)
+                        .bind(secs(lease_until))
+                        .bind(secs(now))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
                 let mut events = rows
                     .into_iter()
-                    .map(|(id, kind, payload, created_at, attempts)| {
+                    .map(|(id, channel, kind, payload, created_at, attempts)| {
                         Ok($crate::outbox::OutboxEvent {
                             id,
+                            channel,
                             kind,
                             payload,
                             created_at: $crate::rows::instant(created_at)?,
@@ -289,6 +294,12 @@ pub mod conformance {
     fn event(n: u32, created_at: Instant) -> OutboxEvent {
         OutboxEvent {
             id: format!("msg_{n:04}"),
+            channel: if n.is_multiple_of(2) {
+                "webhook"
+            } else {
+                "email"
+            }
+            .into(),
             kind: "share.consumed".into(),
             payload: format!("{{\"n\":{n}}}"),
             created_at,

@@ -146,12 +146,22 @@ settings! {
     /// The webhook signing secret, `whsec_` and base64 (24 to 64 random bytes); needed with
     /// webhook_url
     webhook_secret: String, env "ONCE_WEBHOOK_SECRET", secret redact;
-    /// Wait before the first retry of a failed delivery; it doubles per failure, up to 1 h
-    webhook_retry: Duration = "5s", env "ONCE_WEBHOOK_RETRY", check positive;
-    /// Deliveries tried per event before it is given up (kept as failed)
-    webhook_max_attempts: u32 = 15, env "ONCE_WEBHOOK_MAX_ATTEMPTS", check positive;
-    /// Delivered and given-up events stay in the outbox this long, then the reaper removes them
-    webhook_retention: Duration = "7d", env "ONCE_WEBHOOK_RETENTION", check positive;
+    /// Send every event as an e-mail over SMTP through this server: smtp://host:25,
+    /// smtp://user:pass@host:587?tls=required (STARTTLS), smtps://user:pass@host:465
+    /// [default: off]
+    smtp_url: String, env "ONCE_SMTP_URL", secret redact_password;
+    /// Where event e-mails go (comma-separated addresses); needed with smtp_url
+    email_to: String, env "ONCE_EMAIL_TO";
+    /// The sender of event e-mails
+    email_from: String = "once <once@localhost>", env "ONCE_EMAIL_FROM";
+    /// Wait before the first retry of a failed notification (webhook or e-mail); it doubles
+    /// per failure, up to 1 h
+    notify_retry: Duration = "5s", env "ONCE_NOTIFY_RETRY", check positive;
+    /// Deliveries tried per notification before it is given up (kept as failed)
+    notify_max_attempts: u32 = 15, env "ONCE_NOTIFY_MAX_ATTEMPTS", check positive;
+    /// Delivered and given-up notifications stay in the outbox this long, then the reaper
+    /// removes them
+    notify_retention: Duration = "7d", env "ONCE_NOTIFY_RETENTION", check positive;
 }
 
 /// The smallest request-head buffer the HTTP/1 server accepts (hyper's own minimum); a smaller
@@ -451,6 +461,14 @@ impl Config {
                  e.g. echo whsec_$(head -c 32 /dev/urandom | base64))"
             ),
             (None, Some(_)) => anyhow::bail!("webhook_secret is used only with webhook_url"),
+        }
+        match (&self.smtp_url, &self.email_to) {
+            (Some(url), Some(to)) => {
+                crate::email::EmailTarget::new(url, &self.email_from, to)?;
+            }
+            (None, None) => {}
+            (Some(_), None) => anyhow::bail!("smtp_url needs email_to, the addresses to write to"),
+            (None, Some(_)) => anyhow::bail!("email_to is used only with smtp_url"),
         }
         if let Some(url) = &self.public_url {
             anyhow::ensure!(

@@ -4,6 +4,7 @@
 pub mod acme;
 pub mod config;
 pub mod connections;
+pub mod email;
 pub mod http;
 pub mod keys;
 pub mod reaper;

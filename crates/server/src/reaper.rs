@@ -32,8 +32,8 @@ pub struct ReapReport {
 pub struct ReapSettings {
     pub orphan_grace: Duration,
     pub upload_grace: Duration,
-    /// Delivered and given-up webhook events are kept this long.
-    pub webhook_retention: Duration,
+    /// Delivered and given-up notifications are kept this long.
+    pub notify_retention: Duration,
 }
 
 fn before(now: Instant, duration: Duration) -> Instant {
@@ -116,7 +116,7 @@ pub async fn reap_once(
     }
     report.rows_purged = meta.purge(now, before(now, TOMBSTONE_RETENTION)).await?
         + meta
-            .purge_events(before(now, settings.webhook_retention))
+            .purge_events(before(now, settings.notify_retention))
             .await?;
     Ok(report)
 }

@@ -315,23 +315,34 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
             bytes_stored: Some(config.key_bytes_stored.as_u64()).filter(|&limit| limit > 0),
         },
     };
-    let target = match (&config.webhook_url, &config.webhook_secret) {
-        (Some(url), Some(secret)) => Some(crate::webhooks::WebhookTarget {
-            url: url.clone(),
-            signer: crate::webhooks::signer(secret)?,
-            retry: config.webhook_retry,
-            max_attempts: config.webhook_max_attempts,
-        }),
-        _ => None,
+    let channels = crate::webhooks::Channels {
+        webhook: match (&config.webhook_url, &config.webhook_secret) {
+            (Some(url), Some(secret)) => Some(crate::webhooks::WebhookTarget {
+                url: url.clone(),
+                signer: crate::webhooks::signer(secret)?,
+            }),
+            _ => None,
+        },
+        email: match (&config.smtp_url, &config.email_to) {
+            (Some(url), Some(to)) => {
+                Some(crate::email::EmailTarget::new(url, &config.email_from, to)?)
+            }
+            _ => None,
+        },
     };
     let service = Service::new(meta.clone(), blob, &master, settings);
-    Ok(match target {
-        Some(target) => service.with_notifier(Arc::new(crate::webhooks::Notifier::new(
-            meta,
-            Some(target),
+    if channels.webhook.is_none() && channels.email.is_none() {
+        return Ok(service);
+    }
+    let retry = crate::webhooks::RetryPolicy {
+        first: config.notify_retry,
+        max_attempts: config.notify_max_attempts,
+    };
+    Ok(
+        service.with_notifier(Arc::new(crate::webhooks::Notifier::new(
+            meta, channels, retry,
         )?)),
-        None => service,
-    })
+    )
 }
 
 pub(crate) async fn load(
@@ -349,7 +360,7 @@ fn reap_settings(config: &Config) -> ReapSettings {
     ReapSettings {
         orphan_grace: config.orphan_grace,
         upload_grace: config.upload_grace,
-        webhook_retention: config.webhook_retention,
+        notify_retention: config.notify_retention,
     }
 }
 

@@ -47,25 +47,44 @@ pub fn signer(secret: &str) -> anyhow::Result<Webhook> {
     Webhook::new(secret).map_err(|error| anyhow::anyhow!("webhook_secret: {error}"))
 }
 
-/// Where events go.
+/// Where webhook events go.
 pub struct WebhookTarget {
     pub url: Url,
     pub signer: Webhook,
+}
+
+/// When failed deliveries are tried again, on every channel.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
     /// Wait before the first retry; doubles per failure up to an hour.
-    pub retry: Duration,
+    pub first: Duration,
     pub max_attempts: u32,
 }
 
+/// The channels events go to: a webhook, e-mail, or both.
+pub struct Channels {
+    pub webhook: Option<WebhookTarget>,
+    pub email: Option<crate::email::EmailTarget>,
+}
+
+const WEBHOOK: &str = "webhook";
+const EMAIL: &str = "email";
+
 pub struct Notifier {
     meta: Arc<dyn MetaStore>,
-    target: Option<WebhookTarget>,
+    channels: Channels,
+    retry: RetryPolicy,
     client: reqwest::Client,
     /// Wakes this instance's delivery loop when it wrote an event, so delivery is prompt.
     wake: Notify,
 }
 
 impl Notifier {
-    pub fn new(meta: Arc<dyn MetaStore>, target: Option<WebhookTarget>) -> anyhow::Result<Self> {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        channels: Channels,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
             // A redirect is the receiver's mistake: following it would send signed events to
@@ -76,20 +95,30 @@ impl Notifier {
             .context("cannot build the webhook HTTP client")?;
         Ok(Self {
             meta,
-            target,
+            channels,
+            retry,
             client,
             wake: Notify::new(),
         })
     }
 
     pub fn enabled(&self) -> bool {
-        self.target.is_some()
+        self.channels.webhook.is_some() || self.channels.email.is_some()
+    }
+
+    fn channel_names(&self) -> impl Iterator<Item = &'static str> {
+        [
+            self.channels.webhook.as_ref().map(|_| WEBHOOK),
+            self.channels.email.as_ref().map(|_| EMAIL),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Keeps an event for delivery. Never fails the caller: the thing the event tells about
     /// has happened already, and a lost notification is logged, not turned into an error.
     pub async fn emit(&self, kind: EventKind, data: serde_json::Value) {
-        if self.target.is_none() {
+        if !self.enabled() {
             return;
         }
         let at = time::OffsetDateTime::now_utc();
@@ -98,32 +127,37 @@ impl Notifier {
             "type": kind.as_str(),
             "timestamp": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             "data": data,
-        });
-        let event = OutboxEvent {
-            id: message_id(at),
-            kind: kind.as_str().to_owned(),
-            payload: payload.to_string(),
-            created_at: now,
-            attempts: 0,
-        };
-        match self.meta.enqueue_event(&event).await {
-            Ok(()) => {
-                metrics::counter!("once_webhook_events_total", "type" => kind.as_str())
-                    .increment(1);
-                self.wake.notify_one();
-            }
-            Err(error) => {
-                metrics::counter!("once_webhook_events_lost_total").increment(1);
-                tracing::error!(%error, event = kind.as_str(), "could not keep a webhook event");
+        })
+        .to_string();
+        // One row per channel, so a mail server that is down does not hold back the webhook.
+        for channel in self.channel_names() {
+            let event = OutboxEvent {
+                id: message_id(at),
+                channel: channel.to_owned(),
+                kind: kind.as_str().to_owned(),
+                payload: payload.clone(),
+                created_at: now,
+                attempts: 0,
+            };
+            match self.meta.enqueue_event(&event).await {
+                Ok(()) => {
+                    metrics::counter!("once_notification_events_total", "type" => kind.as_str(), "channel" => channel)
+                        .increment(1);
+                }
+                Err(error) => {
+                    metrics::counter!("once_notification_events_lost_total").increment(1);
+                    tracing::error!(%error, event = kind.as_str(), channel, "could not keep a notification event");
+                }
             }
         }
+        self.wake.notify_one();
     }
 
     /// The delivery loop, until shutdown. Does nothing without a configured webhook.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let Some(target) = &self.target else {
+        if !self.enabled() {
             return;
-        };
+        }
         let mut ticker = tokio::time::interval(POLL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -134,7 +168,7 @@ impl Notifier {
             }
             // A full batch may mean more are due: go on until none is.
             loop {
-                match self.deliver_due(target).await {
+                match self.deliver_due().await {
                     Ok(taken) if taken == BATCH as usize => continue,
                     Ok(_) => break,
                     Err(error) => {
@@ -147,20 +181,30 @@ impl Notifier {
     }
 
     /// Takes the due events and tries each once; returns how many it took.
-    async fn deliver_due(&self, target: &WebhookTarget) -> once_meta::MetaResult<usize> {
+    async fn deliver_due(&self) -> once_meta::MetaResult<usize> {
         let now = once_domain::now();
         let events = self
             .meta
             .take_due_events(now, once_domain::share::add(now, LEASE), BATCH)
             .await?;
         for event in &events {
-            let outcome = self.deliver(target, event).await;
-            self.record(target, event, outcome).await;
+            let outcome = match event.channel.as_str() {
+                WEBHOOK => match &self.channels.webhook {
+                    Some(target) => self.post(target, event).await,
+                    None => Err("no webhook is configured now".to_owned()),
+                },
+                EMAIL => match &self.channels.email {
+                    Some(target) => target.send(&event.id, &event.payload).await,
+                    None => Err("no e-mail is configured now".to_owned()),
+                },
+                other => Err(format!("unknown channel {other:?}")),
+            };
+            self.record(event, outcome).await;
         }
         Ok(events.len())
     }
 
-    async fn deliver(&self, target: &WebhookTarget, event: &OutboxEvent) -> Result<(), String> {
+    async fn post(&self, target: &WebhookTarget, event: &OutboxEvent) -> Result<(), String> {
         let attempt_at = once_domain::now();
         let signature = target
             .signer
@@ -188,38 +232,38 @@ impl Notifier {
         Err(format!("the receiver answered {status}"))
     }
 
-    async fn record(
-        &self,
-        target: &WebhookTarget,
-        event: &OutboxEvent,
-        outcome: Result<(), String>,
-    ) {
+    async fn record(&self, event: &OutboxEvent, outcome: Result<(), String>) {
         let now = once_domain::now();
         let written = match outcome {
             Ok(()) => {
-                metrics::counter!("once_webhook_deliveries_total", "outcome" => "delivered")
+                metrics::counter!("once_notification_deliveries_total", "channel" => channel_label(&event.channel), "outcome" => "delivered")
                     .increment(1);
                 self.meta.event_delivered(&event.id, now).await.map(|_| ())
             }
             Err(reason) => {
                 let reason: String = reason.chars().take(REASON_LIMIT).collect();
-                let retry_at =
-                    retry_delay(event.attempts, target.retry, RETRY_CAP, target.max_attempts)
-                        .map(|delay| once_domain::share::add(now, delay));
+                let retry_at = retry_delay(
+                    event.attempts,
+                    self.retry.first,
+                    RETRY_CAP,
+                    self.retry.max_attempts,
+                )
+                .map(|delay| once_domain::share::add(now, delay));
                 let outcome = if retry_at.is_some() {
                     "failed"
                 } else {
                     "given_up"
                 };
-                metrics::counter!("once_webhook_deliveries_total", "outcome" => outcome)
+                metrics::counter!("once_notification_deliveries_total", "channel" => channel_label(&event.channel), "outcome" => outcome)
                     .increment(1);
                 tracing::warn!(
+                    channel = %event.channel,
                     event = %event.kind,
                     id = %event.id,
                     attempts = event.attempts,
                     %reason,
                     given_up = retry_at.is_none(),
-                    "webhook delivery failed"
+                    "notification delivery failed"
                 );
                 self.meta
                     .event_failed(&event.id, retry_at, &reason, now)
@@ -228,7 +272,7 @@ impl Notifier {
         };
         if let Err(error) = written {
             // The lease runs out and the event is tried again: at least once, never lost.
-            tracing::warn!(%error, id = %event.id, "could not record a webhook delivery");
+            tracing::warn!(%error, id = %event.id, "could not record a notification delivery");
         }
     }
 
@@ -247,5 +291,14 @@ fn describe(error: &reqwest::Error) -> String {
         "cannot connect to the receiver".into()
     } else {
         "the request to the receiver failed".into()
+    }
+}
+
+/// A channel name as a metric label: only the known ones, so a corrupt row cannot mint series.
+fn channel_label(channel: &str) -> &'static str {
+    match channel {
+        WEBHOOK => WEBHOOK,
+        EMAIL => EMAIL,
+        _ => "unknown",
     }
 }

@@ -700,7 +700,7 @@ async fn three_instances_deliver_each_webhook_event_once() {
         vec![
             ("ONCE_WEBHOOK_URL".to_owned(), receiver.url.clone()),
             ("ONCE_WEBHOOK_SECRET".to_owned(), secret()),
-            ("ONCE_WEBHOOK_RETRY".to_owned(), "1s".to_owned()),
+            ("ONCE_NOTIFY_RETRY".to_owned(), "1s".to_owned()),
         ],
         true,
     )

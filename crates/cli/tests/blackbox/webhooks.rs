@@ -182,7 +182,7 @@ fn webhook_env(receiver: &Receiver) -> Vec<(&'static str, String)> {
     vec![
         ("ONCE_WEBHOOK_URL", receiver.url.clone()),
         ("ONCE_WEBHOOK_SECRET", secret()),
-        ("ONCE_WEBHOOK_RETRY", "1s".into()),
+        ("ONCE_NOTIFY_RETRY", "1s".into()),
     ]
 }
 
@@ -256,7 +256,9 @@ async fn a_consumed_share_and_a_fulfilled_request_are_told_signed() {
     assert_eq!(ids.len(), 3);
     let metrics = metrics_text(&server).await;
     assert!(
-        metrics.contains("once_webhook_deliveries_total{outcome=\"delivered\"} 3"),
+        metrics.contains(
+            "once_notification_deliveries_total{channel=\"webhook\",outcome=\"delivered\"} 3"
+        ),
         "{metrics}"
     );
 }
@@ -425,4 +427,124 @@ fn a_webhook_without_a_usable_secret_stops_the_start_with_what_to_do() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(said), "{stderr}");
     }
+}
+
+/// Python's `aiosmtpd` as the mail server, keeping what it receives in a Maildir. It must be
+/// installed (`scripts/test` does): without it this test fails, it never skips.
+struct SmtpSink {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl SmtpSink {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("maildir"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        for _ in 0..100 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut said = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut said).unwrap();
+                panic!(
+                    "aiosmtpd exited ({status}): {said}\ninstall it with \
+                     `python3 -m pip install aiosmtpd` (scripts/test does)"
+                );
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self {
+                    child,
+                    dir,
+                    url: format!("smtp://127.0.0.1:{port}"),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("aiosmtpd did not listen on 127.0.0.1:{port} within 10 s");
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        for folder in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.path().join("maildir").join(folder))
+            else {
+                continue;
+            };
+            for entry in entries {
+                messages.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+            }
+        }
+        messages
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_go_by_e_mail_too() {
+    let sink = SmtpSink::start();
+    let receiver = Receiver::start().await;
+    let server = start(
+        &receiver,
+        &[
+            ("ONCE_SMTP_URL", &sink.url),
+            ("ONCE_EMAIL_TO", "Owner <owner@example.test>"),
+            ("ONCE_EMAIL_FROM", "once <once@example.test>"),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    send_and_download(&server, work.path(), "quarterly.pdf").await;
+    let mut messages = Vec::new();
+    for _ in 0..300 {
+        messages = sink.messages();
+        if messages.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(messages.len(), 2, "{messages:#?}\n{}", server.log());
+    let consumed = messages
+        .iter()
+        .find(|message| message.contains("was downloaded; its link is now used up"))
+        .unwrap_or_else(|| panic!("no consumed mail: {messages:#?}"));
+    assert!(consumed.contains("\"quarterly.pdf\""), "{consumed}");
+    assert!(
+        consumed.contains("To: Owner <owner@example.test>"),
+        "{consumed}"
+    );
+    assert!(
+        consumed.contains("From: once <once@example.test>"),
+        "{consumed}"
+    );
+    assert!(consumed.contains("Message-ID: <msg_"), "{consumed}");
+    assert!(
+        consumed.contains("\"type\":\"share.consumed\""),
+        "{consumed}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("a download of \"quarterly.pdf\" was claimed"))
+    );
+    // The webhook got its own copy of each event.
+    let accepted = receiver
+        .wait_for("two webhook events", |seen| seen.len() >= 2)
+        .await;
+    assert_eq!(count_of(&accepted, "share.consumed"), 1);
 }
