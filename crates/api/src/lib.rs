@@ -2,12 +2,15 @@
 //! writes and every header name it defines, in one place that the server, the CLI and the
 //! tests all compile against, so a renamed field breaks the build instead of a user.
 //!
-//! Times are RFC 3339 UTC on the wire, durations integer seconds, sizes integer bytes.
+//! Times are RFC 3339 UTC on the wire, durations integer seconds, sizes integer bytes. Every
+//! body derives `utoipa::ToSchema`: the server's OpenAPI document (`docs/openapi.json`) takes
+//! its schemas from here.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 /// Header names (lower case, as HTTP/2 and `http::HeaderName` want them).
 pub mod headers {
@@ -63,6 +66,11 @@ pub mod routes {
     pub const HEALTH: &str = "/healthz";
     pub const READY: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
+    /// The OpenAPI document of all of the above (no key needed).
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+    /// The web app's sign-in form (`key=…`) and sign-out (`csrf=…`).
+    pub const SESSION: &str = "/session";
+    pub const SESSION_END: &str = "/session/end";
 
     pub fn share_complete(id: &str) -> String {
         format!("/api/v1/shares/{id}/complete")
@@ -122,7 +130,7 @@ pub mod routes {
 }
 
 /// `POST /api/v1/shares`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShare {
     pub filename: String,
@@ -157,7 +165,7 @@ pub struct NewShare {
 /// How a share is encrypted end to end, as its sender (or an uploader to a request) tells the
 /// server: only what the server needs to gate claims and what a recipient needs to derive the
 /// keys. Binary values are URL-safe base64 without padding.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEncryption {
     /// `once-v1` (`docs/encryption.md`), the only format so far.
@@ -179,7 +187,7 @@ pub struct NewEncryption {
 }
 
 /// Argon2id parameters of a password-protected share (public: they are no secret).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordParams {
     /// 16 random bytes.
@@ -191,7 +199,7 @@ pub struct PasswordParams {
 
 /// `GET /s/{id}/seal`: what a recipient needs to derive an encrypted share's keys, show its
 /// name and prove it holds the key; consumes nothing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SealedShare {
     pub scheme: String,
     /// The ciphertext's size (absent only while an upload of unknown size is pending).
@@ -215,7 +223,7 @@ pub struct SealedShare {
 }
 
 /// The listing of an archive share (`once send A B DIR` packs them into one ZIP).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveContents {
     /// How many entries the archive has (files and directories).
@@ -229,7 +237,7 @@ pub struct ArchiveContents {
     pub truncated: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveEntry {
     /// `/`-separated; directories end with `/`.
@@ -239,7 +247,7 @@ pub struct ArchiveEntry {
 
 /// A share as its owner sees it (`GET /api/v1/shares/{id}`, and the answer to create and
 /// complete, where `upload` says how to send the bytes).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ShareView {
     pub id: String,
     pub url: String,
@@ -282,7 +290,7 @@ pub struct ShareView {
 /// `POST /s/{id}` with `Accept: application/json` (what the landing page's script sends): the
 /// claim's answer as data instead of a redirect, so the page can start the download and offer
 /// to resume it while the lease lasts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ClaimTicket {
     pub download_url: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -292,7 +300,7 @@ pub struct ClaimTicket {
 
 /// `GET /api/v1/shares?limit=N&after=CURSOR`: the owner's shares, newest first; `next` is the
 /// cursor of the following page, absent on the last one.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ShareList {
     pub shares: Vec<ShareView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,7 +309,7 @@ pub struct ShareList {
 
 /// How to send the bytes of a new share: one request to `url` with `headers`, or the parts of
 /// `multipart`; then, when `complete_url` is set, `POST` there to publish the share.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct UploadTicket {
     pub method: String,
     /// Absent for a multipart ticket.
@@ -316,7 +324,7 @@ pub struct UploadTicket {
 
 /// A multipart upload: each part to its own URL, signed for its exact length, in any order
 /// and a few at a time; then `POST complete_url` with the parts' ETags in order.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct MultipartTicket {
     /// Names this upload (the resume record keeps it).
     pub upload_id: String,
@@ -332,7 +340,7 @@ pub struct MultipartTicket {
     pub parts_url: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PartTicket {
     pub number: u16,
     pub url: String,
@@ -342,7 +350,7 @@ pub struct PartTicket {
 /// `POST` to a multipart ticket's `parts_url`: URLs for these parts. For a declared size the
 /// numbers are enough (the layout fixes each length); an upload of unknown size says each
 /// part's length in `parts` (every part but the last is a whole `part_size`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshParts {
     #[serde(default)]
@@ -351,7 +359,7 @@ pub struct RefreshParts {
     pub parts: Vec<PartLength>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartLength {
     pub number: u16,
@@ -360,7 +368,7 @@ pub struct PartLength {
 
 /// `GET` on a multipart ticket's `parts_url`: what the storage holds of the upload, so an
 /// interrupted client sends only what is missing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct StoredParts {
     pub part_size: u64,
     pub size: Option<u64>,
@@ -369,7 +377,7 @@ pub struct StoredParts {
     pub parts: Vec<StoredPartView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct StoredPartView {
     pub number: u16,
     pub size: u64,
@@ -377,13 +385,13 @@ pub struct StoredPartView {
 }
 
 /// The answer to [`RefreshParts`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PartTickets {
     pub parts: Vec<PartTicket>,
 }
 
 /// `POST` to a ticket's `complete_url` (an empty body means no parts).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteShare {
     #[serde(default)]
@@ -394,7 +402,7 @@ pub struct CompleteShare {
     pub sha256: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompletedPart {
     pub part_number: u16,
@@ -402,7 +410,7 @@ pub struct CompletedPart {
 }
 
 /// `POST /api/v1/requests` (an empty body asks for the defaults).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,7 +441,7 @@ pub struct NewRequest {
 }
 
 /// An upload request as its owner sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestView {
     pub id: String,
     /// The upload page (browsers) and upload URL (`curl -T`).
@@ -466,7 +474,7 @@ pub struct RequestView {
     pub share: Option<ShareView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestUpload {
     pub method: String,
     pub url: String,
@@ -475,14 +483,14 @@ pub struct RequestUpload {
 }
 
 /// `GET /api/v1/requests`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestList {
     pub requests: Vec<RequestView>,
 }
 
 /// `POST /r/{id}/uploads`: an uploader starts its own upload to a request; the answer's
 /// ticket is used like a share's (parts, then complete), without a key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequestUpload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -501,14 +509,14 @@ pub struct NewRequestUpload {
 }
 
 /// The answer to [`NewRequestUpload`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestUploadTicket {
     pub filename: String,
     pub upload: UploadTicket,
 }
 
 /// `GET /r/{id}` for programs: what the upload URL accepts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct OpenRequest {
     pub state: String,
     pub filename: Option<String>,
@@ -527,7 +535,7 @@ pub struct OpenRequest {
 
 /// The uploader's answer after a successful upload to a request URL (the link goes to the
 /// requester, not to the uploader).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Uploaded {
     pub status: String,
     pub filename: String,
@@ -536,12 +544,12 @@ pub struct Uploaded {
 }
 
 /// Every refusal: `{"error": {"code", "message"}}` with a stable code (`docs/api.md`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
