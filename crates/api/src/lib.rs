@@ -4,7 +4,8 @@
 //!
 //! Times are RFC 3339 UTC on the wire, durations integer seconds, sizes integer bytes. Every
 //! body derives `utoipa::ToSchema`: the server's OpenAPI document (`docs/openapi.json`) takes
-//! its schemas from here.
+//! its schemas from here. In answers a field without a value is `null`, not absent, so there
+//! `#[schema(required = true)]` marks the optional fields the server always writes.
 
 use std::collections::BTreeMap;
 
@@ -203,6 +204,7 @@ pub struct PasswordParams {
 pub struct SealedShare {
     pub scheme: String,
     /// The ciphertext's size (absent only while an upload of unknown size is pending).
+    #[schema(required = true)]
     pub size: Option<u64>,
     /// Plaintext bytes per record (65,536 in `once-v1`).
     pub record_size: u32,
@@ -252,8 +254,10 @@ pub struct ShareView {
     pub id: String,
     pub url: String,
     pub filename: String,
+    #[schema(required = true)]
     pub size: Option<u64>,
     pub content_type: String,
+    #[schema(required = true)]
     pub sha256: Option<String>,
     /// `pending`, `ready` or `gone`.
     pub state: String,
@@ -268,18 +272,23 @@ pub struct ShareView {
     #[serde(with = "time::serde::rfc3339")]
     pub upload_expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub published_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub lease_until: Option<OffsetDateTime>,
     pub upload_attempts: u32,
     pub preview_hits: u32,
+    #[schema(required = true)]
     pub request_id: Option<String>,
     /// End to end encrypted: `filename` and `content_type` are then placeholders and
     /// `size`/`sha256` the ciphertext's.
     #[serde(default)]
+    #[schema(required = true)]
     pub encrypted: bool,
     /// The sender's message to the recipient.
     #[serde(default)]
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<ArchiveContents>,
@@ -313,12 +322,16 @@ pub struct ShareList {
 pub struct UploadTicket {
     pub method: String,
     /// Absent for a multipart ticket.
+    #[schema(required = true)]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub headers: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    #[schema(required = true)]
     pub complete_url: Option<String>,
+    #[schema(required = true)]
     pub multipart: Option<MultipartTicket>,
 }
 
@@ -332,6 +345,7 @@ pub struct MultipartTicket {
     pub part_size: u64,
     /// The declared size, None for an upload of unknown length.
     #[serde(default)]
+    #[schema(required = true)]
     pub size: Option<u64>,
     /// URLs for the first parts of a declared size (up to 1,000); `POST parts_url` signs more,
     /// or signs a fresh URL for a part whose URL expired.
@@ -371,6 +385,7 @@ pub struct PartLength {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct StoredParts {
     pub part_size: u64,
+    #[schema(required = true)]
     pub size: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -448,6 +463,7 @@ pub struct RequestView {
     pub url: String,
     /// `open`, `fulfilled` or `expired`.
     pub state: String,
+    #[schema(required = true)]
     pub filename: Option<String>,
     pub max_size: u64,
     pub max_downloads: u32,
@@ -457,20 +473,26 @@ pub struct RequestView {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub fulfilled_at: Option<OffsetDateTime>,
     /// Uploads refused because another one had fulfilled the request first.
     #[serde(default)]
+    #[schema(required = true)]
     pub refused_uploads: u32,
     /// What the uploader is shown: the requester's note and name.
     #[serde(default)]
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub from: Option<String>,
     /// Uploads must be encrypted end to end.
     #[serde(default)]
+    #[schema(required = true)]
     pub encrypted: bool,
     pub upload: RequestUpload,
     /// The share the upload became, once it arrived.
+    #[schema(required = true)]
     pub share: Option<ShareView>,
 }
 
@@ -519,17 +541,21 @@ pub struct RequestUploadTicket {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct OpenRequest {
     pub state: String,
+    #[schema(required = true)]
     pub filename: Option<String>,
     pub max_size: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// The requester's note to the uploader and who asks.
     #[serde(default)]
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub from: Option<String>,
     /// Uploads must be encrypted to the key in the request link's fragment.
     #[serde(default)]
+    #[schema(required = true)]
     pub encrypted: bool,
 }
 
@@ -539,7 +565,9 @@ pub struct OpenRequest {
 pub struct Uploaded {
     pub status: String,
     pub filename: String,
+    #[schema(required = true)]
     pub size: Option<u64>,
+    #[schema(required = true)]
     pub sha256: Option<String>,
 }
 
