@@ -121,6 +121,16 @@ async fn the_document_has_every_route_of_the_wire_contract_and_no_web_page() {
             assert!(operation["responses"]["401"].is_object(), "{method} {path}");
         }
     }
+    // Operation ids are unique, as client generators need them to be.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|operation| operation["operationId"].as_str().unwrap())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "an operation id is used twice");
     // The error body's code is one of the stable codes.
     let codes = &document["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"];
     for code in [

@@ -105,9 +105,20 @@ pub fn base() -> OpenApi {
         .build()
 }
 
-/// The last touches once every route is in: the error body's `code` is one of the stable codes
-/// (from the domain's own list, so a new one is documented as it is added).
+/// The last touches once every route is in: a `HEAD` that shares its handler with the `GET`
+/// gets an operation id of its own (ids are unique in a document), and the error body's `code`
+/// is one of the stable codes (from the domain's own list, so a new one is documented as it is
+/// added).
 pub fn finish(mut document: OpenApi) -> OpenApi {
+    for item in document.paths.paths.values_mut() {
+        let get = item.get.as_ref().and_then(|get| get.operation_id.clone());
+        if let Some(head) = item.head.as_mut()
+            && head.operation_id.is_some()
+            && head.operation_id == get
+        {
+            head.operation_id = get.map(|id| format!("{id}_head"));
+        }
+    }
     let mut codes: Vec<&'static str> = DomainError::one_of_each()
         .iter()
         .map(DomainError::code)
