@@ -2,12 +2,16 @@
 //! writes and every header name it defines, in one place that the server, the CLI and the
 //! tests all compile against, so a renamed field breaks the build instead of a user.
 //!
-//! Times are RFC 3339 UTC on the wire, durations integer seconds, sizes integer bytes.
+//! Times are RFC 3339 UTC on the wire, durations integer seconds, sizes integer bytes. Every
+//! body derives `utoipa::ToSchema`: the server's OpenAPI document (`docs/openapi.json`) takes
+//! its schemas from here. In answers a field without a value is `null`, not absent, so there
+//! `#[schema(required = true)]` marks the optional fields the server always writes.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 /// Header names (lower case, as HTTP/2 and `http::HeaderName` want them).
 pub mod headers {
@@ -63,6 +67,11 @@ pub mod routes {
     pub const HEALTH: &str = "/healthz";
     pub const READY: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
+    /// The OpenAPI document of all of the above (no key needed).
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+    /// The web app's sign-in form (`key=…`) and sign-out (`csrf=…`).
+    pub const SESSION: &str = "/session";
+    pub const SESSION_END: &str = "/session/end";
 
     pub fn share_complete(id: &str) -> String {
         format!("/api/v1/shares/{id}/complete")
@@ -122,7 +131,7 @@ pub mod routes {
 }
 
 /// `POST /api/v1/shares`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShare {
     pub filename: String,
@@ -157,7 +166,7 @@ pub struct NewShare {
 /// How a share is encrypted end to end, as its sender (or an uploader to a request) tells the
 /// server: only what the server needs to gate claims and what a recipient needs to derive the
 /// keys. Binary values are URL-safe base64 without padding.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEncryption {
     /// `once-v1` (`docs/encryption.md`), the only format so far.
@@ -179,7 +188,7 @@ pub struct NewEncryption {
 }
 
 /// Argon2id parameters of a password-protected share (public: they are no secret).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordParams {
     /// 16 random bytes.
@@ -191,10 +200,11 @@ pub struct PasswordParams {
 
 /// `GET /s/{id}/seal`: what a recipient needs to derive an encrypted share's keys, show its
 /// name and prove it holds the key; consumes nothing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SealedShare {
     pub scheme: String,
     /// The ciphertext's size (absent only while an upload of unknown size is pending).
+    #[schema(required = true)]
     pub size: Option<u64>,
     /// Plaintext bytes per record (65,536 in `once-v1`).
     pub record_size: u32,
@@ -215,7 +225,7 @@ pub struct SealedShare {
 }
 
 /// The listing of an archive share (`once send A B DIR` packs them into one ZIP).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveContents {
     /// How many entries the archive has (files and directories).
@@ -229,7 +239,7 @@ pub struct ArchiveContents {
     pub truncated: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveEntry {
     /// `/`-separated; directories end with `/`.
@@ -239,13 +249,15 @@ pub struct ArchiveEntry {
 
 /// A share as its owner sees it (`GET /api/v1/shares/{id}`, and the answer to create and
 /// complete, where `upload` says how to send the bytes).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ShareView {
     pub id: String,
     pub url: String,
     pub filename: String,
+    #[schema(required = true)]
     pub size: Option<u64>,
     pub content_type: String,
+    #[schema(required = true)]
     pub sha256: Option<String>,
     /// `pending`, `ready` or `gone`.
     pub state: String,
@@ -260,18 +272,23 @@ pub struct ShareView {
     #[serde(with = "time::serde::rfc3339")]
     pub upload_expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub published_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub lease_until: Option<OffsetDateTime>,
     pub upload_attempts: u32,
     pub preview_hits: u32,
+    #[schema(required = true)]
     pub request_id: Option<String>,
     /// End to end encrypted: `filename` and `content_type` are then placeholders and
     /// `size`/`sha256` the ciphertext's.
     #[serde(default)]
+    #[schema(required = true)]
     pub encrypted: bool,
     /// The sender's message to the recipient.
     #[serde(default)]
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<ArchiveContents>,
@@ -282,7 +299,7 @@ pub struct ShareView {
 /// `POST /s/{id}` with `Accept: application/json` (what the landing page's script sends): the
 /// claim's answer as data instead of a redirect, so the page can start the download and offer
 /// to resume it while the lease lasts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ClaimTicket {
     pub download_url: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -292,7 +309,7 @@ pub struct ClaimTicket {
 
 /// `GET /api/v1/shares?limit=N&after=CURSOR`: the owner's shares, newest first; `next` is the
 /// cursor of the following page, absent on the last one.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ShareList {
     pub shares: Vec<ShareView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,22 +318,26 @@ pub struct ShareList {
 
 /// How to send the bytes of a new share: one request to `url` with `headers`, or the parts of
 /// `multipart`; then, when `complete_url` is set, `POST` there to publish the share.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct UploadTicket {
     pub method: String,
     /// Absent for a multipart ticket.
+    #[schema(required = true)]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub headers: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    #[schema(required = true)]
     pub complete_url: Option<String>,
+    #[schema(required = true)]
     pub multipart: Option<MultipartTicket>,
 }
 
 /// A multipart upload: each part to its own URL, signed for its exact length, in any order
 /// and a few at a time; then `POST complete_url` with the parts' ETags in order.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct MultipartTicket {
     /// Names this upload (the resume record keeps it).
     pub upload_id: String,
@@ -324,6 +345,7 @@ pub struct MultipartTicket {
     pub part_size: u64,
     /// The declared size, None for an upload of unknown length.
     #[serde(default)]
+    #[schema(required = true)]
     pub size: Option<u64>,
     /// URLs for the first parts of a declared size (up to 1,000); `POST parts_url` signs more,
     /// or signs a fresh URL for a part whose URL expired.
@@ -332,7 +354,7 @@ pub struct MultipartTicket {
     pub parts_url: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PartTicket {
     pub number: u16,
     pub url: String,
@@ -342,7 +364,7 @@ pub struct PartTicket {
 /// `POST` to a multipart ticket's `parts_url`: URLs for these parts. For a declared size the
 /// numbers are enough (the layout fixes each length); an upload of unknown size says each
 /// part's length in `parts` (every part but the last is a whole `part_size`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshParts {
     #[serde(default)]
@@ -351,7 +373,7 @@ pub struct RefreshParts {
     pub parts: Vec<PartLength>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartLength {
     pub number: u16,
@@ -360,16 +382,17 @@ pub struct PartLength {
 
 /// `GET` on a multipart ticket's `parts_url`: what the storage holds of the upload, so an
 /// interrupted client sends only what is missing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct StoredParts {
     pub part_size: u64,
+    #[schema(required = true)]
     pub size: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub parts: Vec<StoredPartView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct StoredPartView {
     pub number: u16,
     pub size: u64,
@@ -377,13 +400,13 @@ pub struct StoredPartView {
 }
 
 /// The answer to [`RefreshParts`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PartTickets {
     pub parts: Vec<PartTicket>,
 }
 
 /// `POST` to a ticket's `complete_url` (an empty body means no parts).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteShare {
     #[serde(default)]
@@ -394,7 +417,7 @@ pub struct CompleteShare {
     pub sha256: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompletedPart {
     pub part_number: u16,
@@ -402,7 +425,7 @@ pub struct CompletedPart {
 }
 
 /// `POST /api/v1/requests` (an empty body asks for the defaults).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,13 +456,14 @@ pub struct NewRequest {
 }
 
 /// An upload request as its owner sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestView {
     pub id: String,
     /// The upload page (browsers) and upload URL (`curl -T`).
     pub url: String,
     /// `open`, `fulfilled` or `expired`.
     pub state: String,
+    #[schema(required = true)]
     pub filename: Option<String>,
     pub max_size: u64,
     pub max_downloads: u32,
@@ -449,24 +473,30 @@ pub struct RequestView {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub fulfilled_at: Option<OffsetDateTime>,
     /// Uploads refused because another one had fulfilled the request first.
     #[serde(default)]
+    #[schema(required = true)]
     pub refused_uploads: u32,
     /// What the uploader is shown: the requester's note and name.
     #[serde(default)]
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub from: Option<String>,
     /// Uploads must be encrypted end to end.
     #[serde(default)]
+    #[schema(required = true)]
     pub encrypted: bool,
     pub upload: RequestUpload,
     /// The share the upload became, once it arrived.
+    #[schema(required = true)]
     pub share: Option<ShareView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestUpload {
     pub method: String,
     pub url: String,
@@ -475,14 +505,14 @@ pub struct RequestUpload {
 }
 
 /// `GET /api/v1/requests`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestList {
     pub requests: Vec<RequestView>,
 }
 
 /// `POST /r/{id}/uploads`: an uploader starts its own upload to a request; the answer's
 /// ticket is used like a share's (parts, then complete), without a key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequestUpload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -501,47 +531,53 @@ pub struct NewRequestUpload {
 }
 
 /// The answer to [`NewRequestUpload`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RequestUploadTicket {
     pub filename: String,
     pub upload: UploadTicket,
 }
 
 /// `GET /r/{id}` for programs: what the upload URL accepts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct OpenRequest {
     pub state: String,
+    #[schema(required = true)]
     pub filename: Option<String>,
     pub max_size: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// The requester's note to the uploader and who asks.
     #[serde(default)]
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub from: Option<String>,
     /// Uploads must be encrypted to the key in the request link's fragment.
     #[serde(default)]
+    #[schema(required = true)]
     pub encrypted: bool,
 }
 
 /// The uploader's answer after a successful upload to a request URL (the link goes to the
 /// requester, not to the uploader).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Uploaded {
     pub status: String,
     pub filename: String,
+    #[schema(required = true)]
     pub size: Option<u64>,
+    #[schema(required = true)]
     pub sha256: Option<String>,
 }
 
 /// Every refusal: `{"error": {"code", "message"}}` with a stable code (`docs/api.md`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

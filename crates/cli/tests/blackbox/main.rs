@@ -15,6 +15,7 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod notes;
+mod openapi;
 mod parts;
 mod proxied;
 mod quotas;

@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use once_api::{
-    CompleteShare, NewRequest, NewShare, PartTickets, RefreshParts, RequestList, RequestView,
-    ShareList, ShareView, StoredParts, headers as wire,
+    CompleteShare, ErrorBody, NewRequest, NewShare, PartTickets, RefreshParts, RequestList,
+    RequestView, ShareList, ShareView, StoredParts, headers as wire, routes,
 };
 use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
@@ -30,6 +30,31 @@ fn parse_share_id(id: &str) -> Result<ShareId, DomainError> {
     ShareId::parse(id).map_err(|_| DomainError::ShareNotFound)
 }
 
+/// `POST /api/v1/shares`: a new share and the ticket its bytes go up with.
+#[utoipa::path(
+    post,
+    path = routes::SHARES,
+    tag = "shares",
+    request_body(
+        content = NewShare,
+        description = "The file to come: its name, size and settings, or for an end-to-end \
+            encrypted share its `encryption`",
+    ),
+    responses(
+        (status = 201, description = "The share, waiting for its bytes: `upload` says where to \
+            send them", body = ShareView),
+        (status = 400, description = "A malformed body or a field out of bounds (`invalid_json`, \
+            `invalid_filename`, `invalid_size`, `invalid_expiry`, `invalid_max_downloads`, \
+            `invalid_note`, `invalid_encryption`, …)", body = ErrorBody),
+        (status = 403, description = "Over the key's quota (`quota_exceeded`)", body = ErrorBody),
+        (status = 413, description = "Larger than the server takes (`too_large`)",
+            body = ErrorBody),
+        (status = 503, description = "The database or the upload space is unavailable",
+            body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn create_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -65,10 +90,14 @@ pub async fn create_share(
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Shares per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    /// The `next` cursor of the previous page.
     after: Option<String>,
 }
 
@@ -83,6 +112,18 @@ pub(super) fn parse_cursor(text: &str) -> Result<(once_domain::Instant, ShareId)
 }
 
 /// `GET /api/v1/shares`: the caller's shares, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = routes::SHARES,
+    tag = "shares",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the caller's shares, newest first",
+            body = ShareList),
+        (status = 400, description = "A bad `limit` or `after` (`invalid_query`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn list_shares(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -115,6 +156,19 @@ pub async fn list_shares(
     }))
 }
 
+/// The owner's view of one share.
+#[utoipa::path(
+    get,
+    path = routes::SHARE,
+    tag = "shares",
+    params(("id" = String, Path, description = "The share's id")),
+    responses(
+        (status = 200, description = "The owner's view of the share", body = ShareView),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No such share of this key (`share_not_found`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn get_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -132,6 +186,20 @@ pub async fn get_share(
     )))
 }
 
+/// Revokes a share now: its link answers `410 share_revoked` from then on.
+#[utoipa::path(
+    delete,
+    path = routes::SHARE,
+    tag = "shares",
+    params(("id" = String, Path, description = "The share's id")),
+    responses(
+        (status = 204, description = "Revoked: the link is dead"),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No such share of this key (`share_not_found`)",
+            body = ErrorBody),
+        (status = 410, description = "The share is already gone", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -143,6 +211,31 @@ pub async fn revoke_share(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Completes an upload: assembles the parts, or checks a direct upload to the bucket.
+#[utoipa::path(
+    post,
+    path = routes::SHARE_COMPLETE,
+    tag = "shares",
+    params(("id" = String, Path, description = "The share's id")),
+    request_body(
+        content = Option<CompleteShare>,
+        description = "The parts' ETags in order (an empty body: no parts)",
+    ),
+    responses(
+        (status = 200, description = "The share, now downloadable", body = ShareView),
+        (status = 400, description = "A malformed body, a part list that does not add up, a \
+            checksum that does not match", body = ErrorBody),
+        (status = 403, description = "The upload window closed (`upload_expired`)",
+            body = ErrorBody),
+        (status = 404, description = "No such share of this key", body = ErrorBody),
+        (status = 409, description = "Already completed, or a part's ETag is not the stored one \
+            (`slot_used`, `part_conflict`)", body = ErrorBody),
+        (status = 410, description = "The share expired or was revoked", body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn complete_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -171,6 +264,26 @@ pub async fn complete_share(
 
 /// URLs for parts of the owner's multipart upload: more parts, parts of an upload of unknown
 /// size, or fresh URLs where the first ones expired.
+#[utoipa::path(
+    post,
+    path = routes::SHARE_PARTS,
+    tag = "shares",
+    params(("id" = String, Path, description = "The share's id")),
+    request_body(content = RefreshParts, description = "The parts to sign URLs for"),
+    responses(
+        (status = 200, description = "A signed URL for each part asked for", body = PartTickets),
+        (status = 400, description = "A malformed body or part (`invalid_json`, `invalid_part`)",
+            body = ErrorBody),
+        (status = 403, description = "The upload window closed (`upload_expired`)",
+            body = ErrorBody),
+        (status = 404, description = "No such share of this key", body = ErrorBody),
+        (status = 409, description = "The upload is no longer pending (`slot_used`)",
+            body = ErrorBody),
+        (status = 410, description = "The share expired or was revoked", body = ErrorBody),
+        (status = 413, description = "A part beyond the upload's size (`part_beyond_size`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn part_urls(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -193,6 +306,24 @@ pub async fn part_urls(
 }
 
 /// The parts of the owner's multipart upload stored so far (a client resumes from them).
+#[utoipa::path(
+    get,
+    path = routes::SHARE_PARTS,
+    tag = "shares",
+    params(("id" = String, Path, description = "The share's id")),
+    responses(
+        (status = 200, description = "The parts stored so far", body = StoredParts),
+        (status = 400, description = "A path that is not UTF-8, or a share not uploaded in parts",
+            body = ErrorBody),
+        (status = 403, description = "The upload window closed (`upload_expired`)",
+            body = ErrorBody),
+        (status = 404, description = "No such share of this key", body = ErrorBody),
+        (status = 409, description = "The upload is no longer pending (`slot_used`)",
+            body = ErrorBody),
+        (status = 410, description = "The share expired or was revoked", body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+    ),
+)]
 pub async fn stored_parts(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -220,6 +351,40 @@ fn numeric_header<T: std::str::FromStr>(
 
 /// `curl -T file https://host/api/v1/files/name`: create the share and stream the bytes in one
 /// request; answers the link as text. `Max-Downloads` and `Max-Days` work as on transfer.sh.
+#[utoipa::path(
+    put,
+    path = routes::FILE,
+    tag = "shares",
+    params(
+        ("filename" = String, Path, description = "The file's name (percent-encoded)"),
+        ("max-downloads" = Option<u32>, Header, description = "How many downloads (default 1)"),
+        ("max-days" = Option<u64>, Header, description = "Days until the share expires"),
+        ("x-once-content-sha256" = Option<String>, Header, description = "The body's SHA-256 \
+            (hex): signed instead of the body, and enforced"),
+    ),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/octet-stream",
+        description = "The file, as it is",
+    ),
+    responses(
+        (status = 201, description = "The share's link", body = String, content_type = "text/plain",
+            headers(
+                ("location" = String, description = "The share's link"),
+                ("x-once-share-id" = String, description = "The share's id"),
+            )),
+        (status = 400, description = "A bad name, header or checksum (`invalid_filename`, \
+            `invalid_header`, `invalid_sha256`, `checksum_mismatch`, …)", body = ErrorBody),
+        (status = 403, description = "Over the key's quota (`quota_exceeded`)", body = ErrorBody),
+        (status = 413, description = "Larger than the server takes (`too_large`)",
+            body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The database or the upload space is unavailable",
+            body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn put_file(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -259,6 +424,20 @@ pub async fn put_file(
     Ok(response)
 }
 
+/// `POST /api/v1/requests`: a one-time upload URL for someone else to send a file to.
+#[utoipa::path(
+    post,
+    path = routes::REQUESTS,
+    tag = "requests",
+    request_body(
+        content = Option<NewRequest>,
+        description = "The request's limits and message (an empty body: the defaults)",
+    ),
+    responses(
+        (status = 201, description = "The request, with its upload URL", body = RequestView),
+        (status = 400, description = "A malformed body or a field out of bounds", body = ErrorBody),
+    ),
+)]
 pub async fn create_request(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -295,6 +474,20 @@ pub async fn create_request(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// One upload request, with its share once the upload arrived.
+#[utoipa::path(
+    get,
+    path = routes::REQUEST,
+    tag = "requests",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request, with its share once it arrived",
+            body = RequestView),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No such request of this key (`request_not_found`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn get_request(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -313,6 +506,13 @@ pub async fn get_request(
     )))
 }
 
+/// The caller's upload requests.
+#[utoipa::path(
+    get,
+    path = routes::REQUESTS,
+    tag = "requests",
+    responses((status = 200, description = "The caller's upload requests", body = RequestList)),
+)]
 pub async fn list_requests(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -15,8 +15,11 @@ use once_domain::range::{RequestedRange, requested_range};
 use once_domain::share::validate_content_type;
 use once_domain::{BlobKey, DomainError, Filename};
 
+use once_api::ErrorBody;
+
 use super::AppState;
 use super::error::ApiResult;
+use super::openapi::SignedQuery;
 
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
@@ -36,6 +39,34 @@ fn header_value(text: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
 }
 
+/// `GET /b/dl/…?…`: the embedded store's signed download URL, as a claim hands it out.
+#[utoipa::path(
+    get,
+    path = once_api::routes::BLOB_DOWNLOAD,
+    tag = "storage",
+    params(
+        ("blob_key" = String, Path, description = "The stored object"),
+        ("filename" = String, Path, description = "The file's name, as it is saved"),
+        ("ct" = Option<String>, Query, description = "The content type it is served with"),
+        SignedQuery,
+        ("range" = Option<String>, Header, description = "`bytes=…`, to resume"),
+    ),
+    responses(
+        (status = 200, description = "The file", content(("*/*"))),
+        (status = 206, description = "The part of the file the Range asked for", content(("*/*")),
+            headers(("content-range" = String))),
+        (status = 400, description = "A file name or content type that is not valid",
+            body = ErrorBody),
+        (status = 403, description = "A URL altered or expired (`bad_url_signature`, \
+            `url_expired`)", body = ErrorBody),
+        (status = 410, description = "The bytes are gone (`share_consumed`)", body = ErrorBody),
+        (status = 416, description = "A Range outside the file (`range_not_satisfiable`)",
+            body = ErrorBody, headers(("content-range" = String))),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`store_unavailable`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn download(
     State(app): State<Arc<AppState>>,
     Path((blob_key, filename)): Path<(String, String)>,

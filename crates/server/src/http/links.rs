@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use once_domain::preview::{OpenRequest, Opener, wants_html};
 use once_domain::{DomainError, ShareId};
 
+use once_api::{ClaimTicket, ErrorBody};
+
 use super::error::ApiError;
 use super::forwarded::Origin;
 use super::web::pages;
@@ -39,6 +41,40 @@ fn refusal(app: &AppState, headers: &HeaderMap, error: ApiError, html: bool) -> 
     }
 }
 
+/// A share link opened: a landing page for people, a card for link previews, a claim for
+/// download tools; only a claim uses a download up.
+#[utoipa::path(
+    method(get, head),
+    path = once_api::routes::SHARE_LINK,
+    tag = "links",
+    params(
+        ("id" = String, Path, description = "The share's id"),
+        ("x-once-proof" = Option<String>, Header, description = "For an end-to-end encrypted \
+            share: `CHALLENGE.PROOF` from `GET /s/{id}/seal`"),
+    ),
+    responses(
+        (status = 200, description = "A browser's landing page (a preview bot's card, an empty \
+            answer to HEAD): nothing is used up; or, for a download tool that accepts JSON, the \
+            claim as data", content(("text/html"), (ClaimTicket = "application/json"))),
+        (status = 303, description = "A download tool's claim: the signed download URL, in \
+            Location and in the body", body = String, content_type = "text/plain",
+            headers(
+                ("location" = String, description = "The download URL, valid for the lease"),
+                ("x-once-sha256" = Option<String>, description = "The SHA-256 the sender declared"),
+            )),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 401, description = "An encrypted share's claim without a valid proof \
+            (`key_required`, `challenge_expired`, `wrong_key`)",
+            content((ErrorBody = "application/json"), ("text/html"))),
+        (status = 404, description = "No such share, or not uploaded yet",
+            content((ErrorBody = "application/json"), ("text/html"))),
+        (status = 406, description = "A download tool at an encrypted share's link, which it could \
+            not decrypt (`encrypted_link`); nothing is used up",
+            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 410, description = "Every download was claimed, or the share expired or was \
+            revoked", content((ErrorBody = "application/json"), ("text/html"))),
+    ),
+)]
 pub async fn open(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -49,6 +85,18 @@ pub async fn open(
     open_share(&app, &id, &method, &origin, &headers).await
 }
 
+/// A share link with a file name after it: the same as without it.
+#[utoipa::path(
+    method(get, head),
+    path = once_api::routes::SHARE_LINK_NAMED,
+    tag = "links",
+    params(
+        ("id" = String, Path, description = "The share's id"),
+        ("filename" = String, Path, description = "Any name: the link is the same without it"),
+        ("x-once-proof" = Option<String>, Header, description = "For an end-to-end encrypted \
+            share: `CHALLENGE.PROOF` from `GET /s/{id}/seal`"),
+    ),
+)]
 pub async fn open_named(
     State(app): State<Arc<AppState>>,
     Path((id, _filename)): Path<(String, String)>,
@@ -59,6 +107,35 @@ pub async fn open_named(
     open_share(&app, &id, &method, &origin, &headers).await
 }
 
+/// The landing page's Download button: the claim.
+#[utoipa::path(
+    post,
+    path = once_api::routes::SHARE_LINK,
+    tag = "links",
+    params(
+        ("id" = String, Path, description = "The share's id"),
+        ("x-once-proof" = Option<String>, Header, description = "For an end-to-end encrypted \
+            share: `CHALLENGE.PROOF` from `GET /s/{id}/seal`"),
+    ),
+    responses(
+        (status = 200, description = "The claim as data, for a client that accepts JSON (the \
+            landing page's script)", body = ClaimTicket),
+        (status = 303, description = "The claim: the signed download URL, in Location and in the \
+            body", body = String, content_type = "text/plain",
+            headers(
+                ("location" = String, description = "The download URL, valid for the lease"),
+                ("x-once-sha256" = Option<String>, description = "The SHA-256 the sender declared"),
+            )),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 401, description = "An encrypted share's claim without a valid proof \
+            (`key_required`, `challenge_expired`, `wrong_key`)",
+            content((ErrorBody = "application/json"), ("text/html"))),
+        (status = 404, description = "No such share, or not uploaded yet",
+            content((ErrorBody = "application/json"), ("text/html"))),
+        (status = 410, description = "Every download was claimed, or the share expired or was \
+            revoked", content((ErrorBody = "application/json"), ("text/html"))),
+    ),
+)]
 pub async fn claim(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -68,6 +145,18 @@ pub async fn claim(
     claim_share(&app, &id, &origin, &headers).await
 }
 
+/// The claim at a share link with a file name after it: the same as without it.
+#[utoipa::path(
+    post,
+    path = once_api::routes::SHARE_LINK_NAMED,
+    tag = "links",
+    params(
+        ("id" = String, Path, description = "The share's id"),
+        ("filename" = String, Path, description = "Any name: the link is the same without it"),
+        ("x-once-proof" = Option<String>, Header, description = "For an end-to-end encrypted \
+            share: `CHALLENGE.PROOF` from `GET /s/{id}/seal`"),
+    ),
+)]
 pub async fn claim_named(
     State(app): State<Arc<AppState>>,
     Path((id, _filename)): Path<(String, String)>,

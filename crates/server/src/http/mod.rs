@@ -8,6 +8,7 @@ pub mod error;
 pub mod forwarded;
 pub mod limits;
 mod links;
+pub mod openapi;
 pub mod pace;
 pub mod plain;
 pub mod request_metrics;
@@ -23,11 +24,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use futures::TryStreamExt;
-use once_api::routes;
 use once_blob::ByteStream;
 use once_domain::DomainError;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::service::{IncomingBody, Service};
 use forwarded::Origin;
@@ -102,95 +103,84 @@ async fn strict_transport_security(mut response: Response) -> Response {
 }
 
 fn routes(state: Arc<AppState>) -> Router {
-    let api = Router::new()
-        .route(
-            routes::SHARES,
-            post(api::create_share).get(api::list_shares),
-        )
-        .route(routes::SHARE, get(api::get_share).delete(api::revoke_share))
-        .route(routes::SHARE_COMPLETE, post(api::complete_share))
-        .route(
-            routes::SHARE_PARTS,
-            post(api::part_urls).get(api::stored_parts),
-        )
-        .route(routes::FILE, put(api::put_file))
-        .route(
-            routes::REQUESTS,
-            post(api::create_request).get(api::list_requests),
-        )
-        .route(routes::REQUEST, get(api::get_request))
+    // Every route but the web pages goes through `routes!`, so it is in the OpenAPI document
+    // (a test below refuses a plain `.route(` here); the document itself is served from what
+    // the routers collected.
+    let api = OpenApiRouter::default()
+        .routes(routes!(api::create_share, api::list_shares))
+        .routes(routes!(api::get_share, api::revoke_share))
+        .routes(routes!(api::complete_share))
+        .routes(routes!(api::part_urls, api::stored_parts))
+        .routes(routes!(api::put_file))
+        .routes(routes!(api::create_request, api::list_requests))
+        .routes(routes!(api::get_request))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit));
+    let api = openapi::requires_key(api);
 
     // Where no key is needed, so where strangers knock: a budget per client address.
-    let knocked_at = Router::new()
-        .route(routes::SHARE_LINK, get(links::open).post(links::claim))
+    let knocked_at = OpenApiRouter::default()
+        .routes(routes!(links::open, links::claim))
         // A fixed segment wins over `/s/{id}/{filename}` in axum's router; share links never
         // carry a file name, so no link of a file called "seal" is lost to it.
-        .route(routes::SHARE_SEAL, get(sealed::seal))
-        .route(
-            routes::SHARE_LINK_NAMED,
-            get(links::open_named).post(links::claim_named),
-        )
-        .route(
-            routes::REQUEST_LINK,
-            get(uploads::request_page).put(uploads::put_request),
-        )
-        .route(routes::REQUEST_LINK_NAMED, put(uploads::put_request_named))
-        .route(
-            routes::REQUEST_UPLOADS,
-            post(uploads::start_request_upload)
+        .routes(routes!(sealed::seal))
+        .routes(routes!(links::open_named, links::claim_named))
+        .routes(routes!(uploads::request_page, uploads::put_request))
+        .routes(routes!(uploads::put_request_named))
+        .routes(
+            routes!(uploads::start_request_upload)
                 .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
         )
-        .route(
-            routes::REQUEST_UPLOAD_PARTS,
-            get(uploads::request_upload_stored_parts)
-                .post(uploads::request_upload_part_urls)
-                .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
+        .routes(
+            routes!(
+                uploads::request_upload_stored_parts,
+                uploads::request_upload_part_urls
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
         )
-        .route(
-            routes::REQUEST_UPLOAD_COMPLETE,
-            post(uploads::complete_request_upload)
+        .routes(
+            routes!(uploads::complete_request_upload)
                 .layer(axum::extract::DefaultBodyLimit::max(state.api_body_limit)),
         )
         // A key typed into the sign-in form is a guess like any other.
-        .route(
-            "/session",
-            post(web::session::sign_in).layer(axum::extract::DefaultBodyLimit::max(4096)),
-        )
+        .routes(routes!(web::session::sign_in).layer(axum::extract::DefaultBodyLimit::max(4096)))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::per_address,
         ));
+    let knocked_at = openapi::answers_like(
+        knocked_at,
+        once_api::routes::SHARE_LINK_NAMED,
+        once_api::routes::SHARE_LINK,
+    );
+    let knocked_at = openapi::answers_like(
+        knocked_at,
+        once_api::routes::REQUEST_LINK_NAMED,
+        once_api::routes::REQUEST_LINK,
+    );
+    let knocked_at = openapi::rate_limited_per_address(knocked_at);
 
-    Router::new()
-        .route("/", get(web::pages::home))
+    let served = openapi::Served::default();
+    let (router, document) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(web::pages_and_assets())
         // A CSRF token is all this form carries.
-        .route(
-            "/session/end",
-            post(web::session::sign_out).layer(axum::extract::DefaultBodyLimit::max(4096)),
-        )
-        .route("/shares", get(web::pages::shares))
-        .route("/assets/{name}", get(web::assets::serve))
-        .route(
-            web::assets::DOWNLOAD_WORKER,
-            get(web::assets::download_worker),
-        )
-        .route(
-            web::assets::ARGON2_ON_DEMAND,
-            get(web::assets::argon2_on_demand),
-        )
-        .route(routes::HEALTH, get(healthz))
-        .route(routes::READY, get(readyz))
-        .route(routes::METRICS, get(render_metrics))
+        .routes(routes!(web::session::sign_out).layer(axum::extract::DefaultBodyLimit::max(4096)))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(render_metrics))
+        .routes(routes!(openapi::serve).layer(axum::Extension(served.clone())))
         .merge(api)
         .merge(knocked_at)
-        .route(routes::TICKET_UPLOAD, put(uploads::put_ticket))
-        .route(routes::PART_UPLOAD, put(uploads::put_part))
-        .route(routes::BLOB_DOWNLOAD, get(blobs::download))
+        .routes(routes!(uploads::put_ticket))
+        .routes(routes!(uploads::put_part))
+        .routes(routes!(blobs::download))
+        .split_for_parts();
+    served.publish(openapi::finish(document));
+
+    router
         .fallback(web::pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state(
@@ -263,11 +253,28 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = once_api::routes::HEALTH,
+    tag = "service",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Ready when both stores answer.
+#[utoipa::path(
+    get,
+    path = once_api::routes::READY,
+    tag = "service",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`not ready`: a store does not answer (the log says which)",
+            body = String, content_type = "text/plain"),
+    ),
+)]
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     match app.service.readiness().await {
         Ok(()) => "ready\n".into_response(),
@@ -279,6 +286,18 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// Prometheus text format.
+#[utoipa::path(
+    get,
+    path = once_api::routes::METRICS,
+    tag = "service",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Every metric, in Prometheus's text format", body = String,
+            content_type = "text/plain"),
+        (status = 404, description = "Metrics are not enabled in this process", body = String,
+            content_type = "text/plain"),
+    ),
+)]
 async fn render_metrics(State(app): State<Arc<AppState>>) -> Response {
     metrics::gauge!("once_pending_upload_bytes").set(app.service.pending_upload_bytes() as f64);
     match &app.metrics {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use once_api::{NewEncryption, PasswordParams as WirePasswordParams, SealedShare};
+use once_api::{ErrorBody, NewEncryption, PasswordParams as WirePasswordParams, SealedShare};
 use once_domain::encryption::PasswordParams;
 use once_domain::{DomainError, Encryption, ShareId};
 
@@ -48,6 +48,21 @@ pub fn parse_optional(
 }
 
 /// `GET /s/{id}/seal`: JSON for the recipient's client (the CLI or the landing page's script).
+#[utoipa::path(
+    get,
+    path = once_api::routes::SHARE_SEAL,
+    tag = "links",
+    params(("id" = String, Path, description = "The share's id")),
+    responses(
+        (status = 200, description = "What a recipient needs to derive the keys and prove it holds \
+            them, with a fresh challenge; nothing is used up", body = SealedShare),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 404, description = "No such share, not uploaded yet, or not end-to-end encrypted \
+            (`not_encrypted`)", body = ErrorBody),
+        (status = 410, description = "Every download was claimed, or the share expired or was \
+            revoked", body = ErrorBody),
+    ),
+)]
 pub async fn seal(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use once_api::{
-    CompleteShare, NewRequestUpload, OpenRequest, PartTickets, RefreshParts, RequestUploadTicket,
-    StoredPartView, StoredParts, Uploaded, headers as wire,
+    CompleteShare, ErrorBody, NewRequestUpload, OpenRequest, PartTickets, RefreshParts,
+    RequestUploadTicket, ShareView, StoredPartView, StoredParts, Uploaded, headers as wire,
 };
 use once_domain::preview::{Opener, wants_html};
 use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
@@ -22,9 +22,43 @@ use crate::service::{SessionStart, parse_sha256, reported_parts};
 
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
+use super::openapi::{AnnouncedSha256, SignedQuery};
 use super::web::pages;
 use super::{AppState, header_text, incoming, links, sealed, views};
 
+/// `PUT /b/up/{id}?…`: the single-request upload ticket of the embedded store.
+#[utoipa::path(
+    put,
+    path = once_api::routes::TICKET_UPLOAD,
+    tag = "storage",
+    params(
+        ("id" = String, Path, description = "The share's id"),
+        SignedQuery,
+        AnnouncedSha256,
+    ),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/octet-stream",
+        description = "The file's bytes",
+    ),
+    responses(
+        (status = 201, description = "Stored: the share is downloadable", body = ShareView),
+        (status = 400, description = "A body that does not match the declared size or checksum",
+            body = ErrorBody),
+        (status = 403, description = "A URL altered, expired or never signed (`bad_url_signature`, \
+            `upload_expired`)", body = ErrorBody),
+        (status = 404, description = "No such share (`share_not_found`)", body = ErrorBody),
+        (status = 409, description = "The ticket already received its file (`slot_used`)",
+            body = ErrorBody),
+        (status = 410, description = "The share expired or was revoked", body = ErrorBody),
+        (status = 413, description = "Over the declared size (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The database or the upload space is unavailable",
+            body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn put_ticket(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -62,6 +96,23 @@ fn parse_request_id(id: &str) -> Result<RequestId, DomainError> {
 }
 
 /// The upload page for people; a small JSON status for programs.
+#[utoipa::path(
+    get,
+    path = once_api::routes::REQUEST_LINK,
+    tag = "uploads",
+    params(("id" = String, Path, description = "The request's id"),),
+    responses(
+        (status = 200, description = "The upload page for a browser; what the URL accepts, for a \
+            program", content(("text/html"), (OpenRequest = "application/json"))),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 403, description = "The request expired (`upload_expired`)",
+            content((ErrorBody = "application/json"), ("text/html"))),
+        (status = 404, description = "No such request (`request_not_found`)",
+            content((ErrorBody = "application/json"), ("text/html"))),
+        (status = 409, description = "The request already received its file (`slot_used`)",
+            content((ErrorBody = "application/json"), ("text/html"))),
+    ),
+)]
 pub async fn request_page(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -116,6 +167,44 @@ pub async fn request_page(
     .into_response()
 }
 
+/// `curl -T file https://host/r/ID`: the file in one request (a plain request only).
+#[utoipa::path(
+    put,
+    path = once_api::routes::REQUEST_LINK,
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The request's id"),
+        ("x-once-filename" = Option<String>, Header, description = "The file's name, \
+            percent-encoded (the browser page sends it here)"),
+        AnnouncedSha256,
+    ),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/octet-stream",
+        description = "The file's bytes",
+    ),
+    responses(
+        (status = 201, description = "Uploaded: a line for people, or the upload as JSON for a \
+            client that accepts it (the link goes to the requester)",
+            content((String = "text/plain"), (Uploaded = "application/json"))),
+        (status = 400, description = "A bad name, type or checksum, or a plain upload to an \
+            encrypted request (`encryption_required`)", body = ErrorBody),
+        (status = 403, description = "The request expired (`upload_expired`), or the requester is \
+            over quota", body = ErrorBody),
+        (status = 404, description = "No such request (`request_not_found`)", body = ErrorBody),
+        (status = 409, description = "The request already received its file (`slot_used`)",
+            body = ErrorBody),
+        (status = 413, description = "Over the request's `max_size` (`too_large`)",
+            body = ErrorBody),
+        (status = 429, description = "Already `request_uploads_in_flight` uploads on this URL \
+            (`uploads_in_flight`), or over the address's rate", body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The database or the upload space is unavailable",
+            body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn put_request(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -126,6 +215,16 @@ pub async fn put_request(
 }
 
 /// `curl -T file https://host/r/ID/` puts the file name in the path.
+#[utoipa::path(
+    put,
+    path = once_api::routes::REQUEST_LINK_NAMED,
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The request's id"),
+        ("filename" = String, Path, description = "The file's name"),
+        AnnouncedSha256,
+    ),
+)]
 pub async fn put_request_named(
     State(app): State<Arc<AppState>>,
     Path((id, filename)): Path<(String, String)>,
@@ -187,6 +286,41 @@ fn parse_token(token: &str) -> Result<UploadToken, DomainError> {
 /// `PUT /b/part/{token}/{number}?len=…&expires=…&sig=…`: one part of a multipart upload to the
 /// embedded store. Answers like S3's UploadPart: 200 with the part's tag in `ETag` (here its
 /// SHA-256, quoted), plus the same as JSON.
+#[utoipa::path(
+    put,
+    path = once_api::routes::PART_UPLOAD,
+    tag = "storage",
+    params(
+        ("token" = String, Path, description = "The upload's token, from its ticket"),
+        ("number" = u16, Path, description = "The part's number, from 1"),
+        ("len" = u64, Query, description = "The part's exact length"),
+        SignedQuery,
+        AnnouncedSha256,
+    ),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/octet-stream",
+        description = "The file's bytes",
+    ),
+    responses(
+        (status = 200, description = "Stored; its tag for `complete` is in ETag too",
+            body = StoredPartView,
+            headers(("etag" = String, description = "The part's tag, quoted"))),
+        (status = 400, description = "A bad part number, or a body not of the signed length \
+            (`invalid_part`, …)", body = ErrorBody),
+        (status = 403, description = "A URL altered or expired (`bad_url_signature`, \
+            `upload_expired`)", body = ErrorBody),
+        (status = 409, description = "The part is stored with other bytes, or the upload is over \
+            (`part_conflict`, `slot_used`)", body = ErrorBody),
+        (status = 413, description = "A part past the upload's size (`part_beyond_size`, \
+            `too_large`)", body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The database or the upload space is unavailable",
+            body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn put_part(
     State(app): State<Arc<AppState>>,
     Path((token, number)): Path<(String, String)>,
@@ -234,6 +368,32 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, DomainE
 
 /// `POST /r/{id}/uploads`: an uploader (no key) starts its own multipart upload to a request.
 /// With the S3 store the parts go straight to the bucket.
+#[utoipa::path(
+    post,
+    path = once_api::routes::REQUEST_UPLOADS,
+    tag = "uploads",
+    params(("id" = String, Path, description = "The request's id"),),
+    request_body(
+        content = Option<NewRequestUpload>,
+        description = "The file to come (an empty body: nothing declared)",
+    ),
+    responses(
+        (status = 201, description = "The upload's ticket, used like a share's",
+            body = RequestUploadTicket),
+        (status = 400, description = "A malformed body or a field out of bounds, or a plain upload \
+            to an encrypted request", body = ErrorBody),
+        (status = 403, description = "The request expired (`upload_expired`), or the requester is \
+            over quota", body = ErrorBody),
+        (status = 404, description = "No such request (`request_not_found`)", body = ErrorBody),
+        (status = 409, description = "The request already received its file (`slot_used`)",
+            body = ErrorBody),
+        (status = 413, description = "Over the request's `max_size`, or a body over \
+            `api_body_limit` (`too_large`)", body = ErrorBody),
+        (status = 429, description = "Already `request_uploads_in_flight` uploads on this URL \
+            (`uploads_in_flight`), or over the address's rate", body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+    ),
+)]
 pub async fn start_request_upload(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -265,6 +425,25 @@ pub async fn start_request_upload(
 }
 
 /// `GET /r/{id}/uploads/{token}/parts`: what the storage holds of this upload (to resume).
+#[utoipa::path(
+    get,
+    path = once_api::routes::REQUEST_UPLOAD_PARTS,
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The request's id"),
+        ("token" = String, Path, description = "The upload's token, from its ticket"),
+    ),
+    responses(
+        (status = 200, description = "The parts stored so far", body = StoredParts),
+        (status = 400, description = "A path that is not UTF-8 (`invalid_path`)", body = ErrorBody),
+        (status = 403, description = "No unfinished upload by that token (`upload_expired`)",
+            body = ErrorBody),
+        (status = 404, description = "No such request (`request_not_found`)", body = ErrorBody),
+        (status = 409, description = "The request already received its file (`slot_used`)",
+            body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+    ),
+)]
 pub async fn request_upload_stored_parts(
     State(app): State<Arc<AppState>>,
     Path((id, token)): Path<(String, String)>,
@@ -278,6 +457,28 @@ pub async fn request_upload_stored_parts(
 }
 
 /// `POST /r/{id}/uploads/{token}/parts`: URLs for parts.
+#[utoipa::path(
+    post,
+    path = once_api::routes::REQUEST_UPLOAD_PARTS,
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The request's id"),
+        ("token" = String, Path, description = "The upload's token, from its ticket"),
+    ),
+    request_body(content = Option<RefreshParts>, description = "The parts to sign URLs for"),
+    responses(
+        (status = 200, description = "A signed URL for each part asked for", body = PartTickets),
+        (status = 400, description = "A malformed body or part (`invalid_json`, `invalid_part`)",
+            body = ErrorBody),
+        (status = 403, description = "No unfinished upload by that token (`upload_expired`)",
+            body = ErrorBody),
+        (status = 404, description = "No such request (`request_not_found`)", body = ErrorBody),
+        (status = 409, description = "The request already received its file (`slot_used`)",
+            body = ErrorBody),
+        (status = 413, description = "A part beyond the upload's size, or a body over \
+            `api_body_limit`", body = ErrorBody),
+    ),
+)]
 pub async fn request_upload_part_urls(
     State(app): State<Arc<AppState>>,
     Path((id, token)): Path<(String, String)>,
@@ -301,6 +502,31 @@ pub async fn request_upload_part_urls(
 
 /// `POST /r/{id}/uploads/{token}/complete`: the first upload completed fulfils the request;
 /// any other is refused (409 `slot_used`) and its bytes deleted.
+#[utoipa::path(
+    post,
+    path = once_api::routes::REQUEST_UPLOAD_COMPLETE,
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The request's id"),
+        ("token" = String, Path, description = "The upload's token, from its ticket"),
+    ),
+    request_body(content = Option<CompleteShare>, description = "The parts' ETags in order"),
+    responses(
+        (status = 201, description = "Uploaded: the request is fulfilled", body = Uploaded),
+        (status = 400, description = "A malformed body, a part list that does not add up, a \
+            checksum that does not match", body = ErrorBody),
+        (status = 403, description = "No unfinished upload by that token (`upload_expired`)",
+            body = ErrorBody),
+        (status = 404, description = "No such request (`request_not_found`)", body = ErrorBody),
+        (status = 409, description = "Another upload fulfilled the request first, or a part's ETag \
+            is not the stored one", body = ErrorBody),
+        (status = 413, description = "A body over `api_body_limit` (`too_large`)",
+            body = ErrorBody),
+        (status = 500, description = "The blob storage failed (`internal`)", body = ErrorBody),
+        (status = 507, description = "The data volume is nearly full (`storage_full`)",
+            body = ErrorBody),
+    ),
+)]
 pub async fn complete_request_upload(
     State(app): State<Arc<AppState>>,
     Path((id, token)): Path<(String, String)>,

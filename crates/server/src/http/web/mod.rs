@@ -12,12 +12,28 @@ pub mod pages;
 pub mod session;
 pub mod strings;
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use strings::Strings;
+
+/// The pages people read and the files their scripts load: HTML, CSS and JavaScript for
+/// browsers, no API, so they stay out of the OpenAPI document. The only plain `.route(`s of the
+/// main listener are here (a test in `http::openapi` holds every other one to `routes!`).
+pub fn pages_and_assets() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::default()
+        .route("/", get(pages::home))
+        .route("/shares", get(pages::shares))
+        .route("/assets/{name}", get(assets::serve))
+        .route(assets::DOWNLOAD_WORKER, get(assets::download_worker))
+        .route(assets::ARGON2_ON_DEMAND, get(assets::argon2_on_demand))
+}
 
 /// What every page shares: its language, its assets, who is signed in, and the settings its
 /// script reads from a JSON data block (never executed, so the policy needs no `unsafe-inline`).

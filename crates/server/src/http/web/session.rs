@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -68,18 +69,47 @@ fn see_home(cookie: HeaderValue) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SignIn {
+    /// An API key, `KEYID.SECRET`.
     #[serde(default)]
     key: String,
 }
 
+/// A form that is not one (another content type, a body that does not parse) is read as an
+/// empty one, so it gets the answer an empty form gets instead of axum's plain-text refusal.
+fn read_form<T: Default>(form: Result<Form<T>, FormRejection>) -> T {
+    form.map(|Form(form)| form).unwrap_or_default()
+}
+
+/// The sign-in form: a key in, a session cookie out.
+#[utoipa::path(
+    post,
+    path = once_api::routes::SESSION,
+    tag = "session",
+    request_body(content = SignIn, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: the session cookie, and on to the send page",
+            headers(
+                ("set-cookie" = String, description = "`once_session=…; HttpOnly; SameSite=Strict`"),
+                ("location" = String),
+            )),
+        (status = 401, description = "The sign-in page again: the key was refused",
+            content(("text/html"))),
+        (status = 403, description = "The sign-in page again: the form was posted from another \
+            site", content(("text/html"))),
+        (status = 413, description = "A form over 4 KiB (`too_large`)", body = once_api::ErrorBody),
+        (status = 503, description = "The sign-in page again: the database is unavailable",
+            content(("text/html"))),
+    ),
+)]
 pub async fn sign_in(
     State(app): State<Arc<AppState>>,
     origin: Origin,
     headers: HeaderMap,
-    Form(form): Form<SignIn>,
+    form: Result<Form<SignIn>, FormRejection>,
 ) -> Response {
+    let form = read_form(form);
     let chrome = Chrome::for_request(&app, &headers, None);
     if !same_origin(&headers, &app.base_url(&origin)) {
         return pages::sign_in_page(
@@ -115,20 +145,35 @@ pub async fn sign_in(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SignOut {
+    /// The session's CSRF token (the page's settings block has it).
     #[serde(default)]
     csrf: String,
 }
 
 /// Ends the browser's session: the cookie is dropped. (The token itself stays valid until it
 /// expires; it never left the browser's cookie jar, and revoking the key ends it at once.)
+#[utoipa::path(
+    post,
+    path = once_api::routes::SESSION_END,
+    tag = "session",
+    request_body(content = SignOut, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed out: the cookie is dropped",
+            headers(("set-cookie" = String), ("location" = String))),
+        (status = 403, description = "A page: the CSRF token is not the session's \
+            (`csrf_rejected`)", content(("text/html"))),
+        (status = 413, description = "A form over 4 KiB (`too_large`)", body = once_api::ErrorBody),
+    ),
+)]
 pub async fn sign_out(
     State(app): State<Arc<AppState>>,
     origin: Origin,
     headers: HeaderMap,
-    Form(form): Form<SignOut>,
+    form: Result<Form<SignOut>, FormRejection>,
 ) -> Response {
+    let form = read_form(form);
     if let Some(session) = cookie(&headers)
         && app.service.check_csrf(session, &form.csrf).is_err()
     {
