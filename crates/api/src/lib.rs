@@ -294,6 +294,31 @@ pub struct ShareView {
     pub contents: Option<ArchiveContents>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadTicket>,
+    /// Uploads to this share's ticket after it had its file, refused and kept as evidence
+    /// (only in `GET /api/v1/shares/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedUploadView>,
+}
+
+/// An upload refused because its ticket or request had been used, as its owner sees it. The
+/// bytes are never served; `kept` says whether the server holds them aside (capped).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct RefusedUploadView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub client_address: String,
+    pub user_agent: String,
+    /// The size it announced (`Content-Length`).
+    #[schema(required = true)]
+    pub declared_size: Option<u64>,
+    /// The bytes that arrived before the server stopped reading.
+    pub received_size: u64,
+    /// SHA-256 (hex) of those bytes; null when none were read (parts that went elsewhere).
+    #[schema(required = true)]
+    pub sha256: Option<String>,
+    /// More was sent than the server reads from a refused upload (`evidence_max_bytes`).
+    pub truncated: bool,
+    pub kept: bool,
 }
 
 /// `POST /s/{id}` with `Accept: application/json` (what the landing page's script sends): the
@@ -494,6 +519,9 @@ pub struct RequestView {
     /// The share the upload became, once it arrived.
     #[schema(required = true)]
     pub share: Option<ShareView>,
+    /// The refused uploads, kept as evidence (only in `GET /api/v1/requests/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedUploadView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]

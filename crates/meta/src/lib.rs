@@ -4,6 +4,7 @@
 //! embedded default) and [`postgres::PostgresMetaStore`] (several instances on one database).
 
 pub mod conformance;
+pub mod evidence;
 pub mod outbox;
 pub mod postgres;
 mod rows;
@@ -37,6 +38,7 @@ pub enum MetaError {
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
+pub use evidence::{RefusedTarget, RefusedUpload, RefusedUploads};
 pub use outbox::{Outbox, OutboxCounts, OutboxEvent};
 
 /// How long the readiness probe may take before it reports the store not ready: a load
@@ -114,10 +116,10 @@ pub struct ReapCandidate {
     pub upload_session: Option<String>,
 }
 
-/// Every metadata store keeps the webhook outbox too ([`Outbox`]), so events live in the same
-/// database as the state they tell about.
+/// Every metadata store keeps the notification outbox ([`Outbox`]) and the evidence of refused
+/// uploads ([`RefusedUploads`]) too, in the same database as the state they tell about.
 #[async_trait]
-pub trait MetaStore: Outbox + Send + Sync + 'static {
+pub trait MetaStore: Outbox + RefusedUploads + Send + Sync + 'static {
     /// The readiness probe of `/readyz`: Ok only if the store durably commits a small write
     /// now (so a full disk, a write lock held elsewhere, a database file deleted or replaced
     /// under the running process, or an unreachable server all fail it). Answers within about

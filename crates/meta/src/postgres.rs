@@ -161,3 +161,4 @@ crate::outbox::impl_outbox!(
     sqlx::Postgres,
     crate::outbox::POSTGRES_TAKE_DUE
 );
+crate::evidence::impl_refused_uploads!(PostgresMetaStore);

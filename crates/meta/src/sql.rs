@@ -152,7 +152,9 @@ macro_rules! take_reap_batch {
 pub(crate) const MARK_GONE: &str = "UPDATE shares SET state = 'gone', blob_key = NULL, \
      blob_version = NULL, reaper_until = NULL, upload_session = NULL, upload_token = NULL \
      WHERE id = $1 AND state != 'gone' AND blob_key IS NOT DISTINCT FROM $2";
-pub(crate) const BLOB_REFERENCED: &str = "SELECT 1 FROM shares WHERE blob_key = $1 LIMIT 1";
+/// A blob is referenced by a share, or kept as the evidence of a refused upload.
+pub(crate) const BLOB_REFERENCED: &str = "SELECT 1 FROM shares WHERE blob_key = $1 \
+     UNION ALL SELECT 1 FROM refused_uploads WHERE blob_key = $1 LIMIT 1";
 pub(crate) const PURGE_SIGNATURES: &str = "DELETE FROM used_signatures WHERE keep_until <= $1";
 pub(crate) const PURGE_TOMBSTONES: &str =
     "DELETE FROM shares WHERE state = 'gone' AND expires_at <= $1";

@@ -163,3 +163,4 @@ crate::outbox::impl_outbox!(
     sqlx::Sqlite,
     crate::outbox::SQLITE_TAKE_DUE
 );
+crate::evidence::impl_refused_uploads!(SqliteMetaStore);

@@ -19,6 +19,7 @@ async fn open(check: &str) -> Option<(TestDatabase, Arc<dyn MetaStore>)> {
 
 once_meta::conformance_tests!(open);
 once_meta::outbox_conformance_tests!(open);
+once_meta::refused_uploads_conformance_tests!(open);
 
 /// Several instances starting at once on an empty database: sqlx's advisory lock serialises
 /// the migrations, every instance opens, and the schema is applied once.

@@ -16,3 +16,4 @@ async fn open(_check: &str) -> Option<(tempfile::TempDir, Arc<dyn MetaStore>)> {
 
 once_meta::conformance_tests!(open);
 once_meta::outbox_conformance_tests!(open);
+once_meta::refused_uploads_conformance_tests!(open);

@@ -146,6 +146,14 @@ settings! {
     /// The webhook signing secret, `whsec_` and base64 (24 to 64 random bytes); needed with
     /// webhook_url
     webhook_secret: String, env "ONCE_WEBHOOK_SECRET", secret redact;
+    /// Bytes read from an upload refused because its ticket or request was used (hashed,
+    /// recorded and kept as evidence); the rest is not read
+    evidence_max_bytes: ByteSize = "16 MiB", env "ONCE_EVIDENCE_MAX_BYTES", check positive;
+    /// Refused uploads per share or request whose bytes are kept aside; later ones are
+    /// recorded and hashed only
+    evidence_max_count: u32 = 3, env "ONCE_EVIDENCE_MAX_COUNT";
+    /// Records of refused uploads (and their kept bytes) are deleted after this time
+    evidence_retention: Duration = "30d", env "ONCE_EVIDENCE_RETENTION", check positive;
     /// Send every event as an e-mail over SMTP through this server: smtp://host:25,
     /// smtp://user:pass@host:587?tls=required (STARTTLS), smtps://user:pass@host:465
     /// [default: off]

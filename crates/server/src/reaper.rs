@@ -34,6 +34,8 @@ pub struct ReapSettings {
     pub upload_grace: Duration,
     /// Delivered and given-up notifications are kept this long.
     pub notify_retention: Duration,
+    /// Records of refused uploads are kept this long (their bytes go with them).
+    pub evidence_retention: Duration,
 }
 
 fn before(now: Instant, duration: Duration) -> Instant {
@@ -88,6 +90,10 @@ pub async fn reap_once(
         }
     }
 
+    // Old evidence first, so this pass's orphan sweep already deletes its kept bytes.
+    let evidence_purged = meta
+        .purge_refused_uploads(before(now, settings.evidence_retention))
+        .await?;
     let orphan_cutoff = before(now, settings.orphan_grace);
     for blob_key in blob.list_older_than(orphan_cutoff).await? {
         if !meta.blob_referenced(&blob_key).await? {
@@ -117,7 +123,8 @@ pub async fn reap_once(
     report.rows_purged = meta.purge(now, before(now, TOMBSTONE_RETENTION)).await?
         + meta
             .purge_events(before(now, settings.notify_retention))
-            .await?;
+            .await?
+        + evidence_purged;
     Ok(report)
 }
 

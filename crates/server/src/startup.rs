@@ -310,6 +310,10 @@ pub(crate) async fn build_service(config: &Config, role: Role) -> anyhow::Result
         request_uploads_in_flight: config.request_uploads_in_flight,
         upload_part_size: config.upload_part_size.as_u64(),
         session_lifetime: config.session_lifetime,
+        evidence: Some(crate::service::evidence::EvidencePolicy {
+            max_bytes: config.evidence_max_bytes.as_u64(),
+            max_count: config.evidence_max_count,
+        }),
         quotas: once_domain::Quotas {
             shares_per_day: Some(config.key_shares_per_day).filter(|&limit| limit > 0),
             bytes_stored: Some(config.key_bytes_stored.as_u64()).filter(|&limit| limit > 0),
@@ -361,6 +365,7 @@ fn reap_settings(config: &Config) -> ReapSettings {
         orphan_grace: config.orphan_grace,
         upload_grace: config.upload_grace,
         notify_retention: config.notify_retention,
+        evidence_retention: config.evidence_retention,
     }
 }
 

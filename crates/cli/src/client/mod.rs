@@ -133,6 +133,7 @@ mod fixtures {
             note: None,
             contents: None,
             upload: None,
+            refused: Vec::new(),
         }
     }
 }

@@ -210,6 +210,7 @@ mod tests {
                 expires_at: now,
             },
             share: None,
+            refused: Vec::new(),
         };
         let mut fulfilled = request("AAAAAAAAAAAAAAAAAAAAAA", "fulfilled");
         let mut share = super::super::fixtures::share("BBBBBBBBBBBBBBBBBBBBBB", now);
@@ -270,6 +271,7 @@ mod tests {
                 expires_at: now,
             },
             share: None,
+            refused: Vec::new(),
         };
         let lines = table(&[request], &HashMap::new(), now);
         assert_eq!(

@@ -143,7 +143,36 @@ fn status_lines(share: &ShareView, now: OffsetDateTime) -> Vec<(&'static str, St
     }
     lines.push(("upload attempts", share.upload_attempts.to_string()));
     lines.push(("preview hits", share.preview_hits.to_string()));
+    // Uploads after the ticket had its file: who tried, and what they sent (by hash).
+    for refused in &share.refused {
+        lines.push(("refused upload", refused_line(refused, now)));
+    }
     lines
+}
+
+/// One refused upload kept as evidence, on one line.
+pub(super) fn refused_line(refused: &once_api::RefusedUploadView, now: OffsetDateTime) -> String {
+    let received = if refused.truncated {
+        format!("first {} bytes read", refused.received_size)
+    } else {
+        format!("{} bytes", refused.received_size)
+    };
+    let declared = refused
+        .declared_size
+        .map(|size| format!(", declared {size}"))
+        .unwrap_or_default();
+    let hash = refused
+        .sha256
+        .as_deref()
+        .map(|hash| format!(", sha256 {hash}"))
+        .unwrap_or_default();
+    format!(
+        "{} from {} ({}): {received}{declared}{hash}{}",
+        describe_time_at(refused.at, now),
+        refused.client_address,
+        terminal_text(&refused.user_agent),
+        if refused.kept { ", kept" } else { "" }
+    )
 }
 
 #[cfg(test)]

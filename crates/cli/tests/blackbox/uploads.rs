@@ -36,11 +36,23 @@ async fn second_upload_to_a_ticket_is_refused_and_changes_nothing() {
         (412, "s3:PreconditionFailed"),
     );
     assert_eq!(download(&share.url).await.1, b"first");
-    assert_eq!(
-        server.blob_files().len(),
-        1,
-        "the refused upload left no blob"
-    );
+    // The refused bytes never become the share's: on the embedded store they are kept aside
+    // as evidence (one more blob, named by no share, recorded for the owner; webhooks.rs has
+    // the whole story), and the bucket never took them at all.
+    let blobs: Vec<Vec<u8>> = server
+        .blob_files()
+        .iter()
+        .map(|path| std::fs::read(path).unwrap())
+        .collect();
+    if server.is_s3() {
+        assert_eq!(blobs, [b"first".to_vec()], "the refused upload left no object");
+    } else {
+        assert_eq!(blobs.len(), 2, "the share's blob and the kept evidence");
+        assert!(blobs.contains(&b"other".to_vec()));
+        let refused = &owner_view(&server, &share.id).await["refused"];
+        assert_eq!(refused[0]["kept"], true, "{refused}");
+        assert_eq!(refused[0]["sha256"], sha256_hex(b"other"), "{refused}");
+    }
     // Reporting completion again is refused (S3; the embedded store has nothing to complete)
     // and changes nothing either.
     let again = complete(&server, &share).await;

@@ -377,6 +377,115 @@ async fn a_second_and_a_third_upload_to_a_used_ticket_raise_the_alarm() {
         "{label}"
     );
     assert_eq!(alarms[2]["data"]["declared_size"], 1);
+
+    // The evidence, in the owner's views: who sent what, by hash, and the bytes kept aside.
+    // On S3 a second PUT to a used ticket is refused by the bucket itself (or kept there as a
+    // later version): the server never sees those bytes, so only the request's upload (which
+    // streams through the server) is evidence there.
+    if !server.is_s3() {
+        let view = owner_view(&server, &share.id).await;
+        let refused = view["refused"]
+            .as_array()
+            .expect("refused uploads in the view");
+        assert_eq!(refused.len(), 2, "{view}");
+        for (record, bytes) in refused.iter().zip([&b"evil"[..], &b"worse"[..]]) {
+            assert_eq!(record["sha256"], sha256_hex(bytes), "{record}");
+            assert_eq!(record["received_size"], bytes.len(), "{record}");
+            assert_eq!(record["declared_size"], bytes.len(), "{record}");
+            assert_eq!(record["client_address"], "127.0.0.1", "{record}");
+            assert_eq!(record["user_agent"], "curl/8.5.0", "{record}");
+            assert_eq!(record["kept"], true, "{record}");
+            assert_eq!(record["truncated"], false, "{record}");
+        }
+        let kept: Vec<Vec<u8>> = server
+            .blob_files()
+            .iter()
+            .map(|path| std::fs::read(path).unwrap())
+            .collect();
+        assert!(
+            kept.iter().any(|bytes| bytes == b"evil"),
+            "the bytes are kept aside"
+        );
+        assert!(
+            kept.iter().any(|bytes| bytes == b"worse"),
+            "the bytes are kept aside"
+        );
+        // Never served: the link still gives the first upload, and the owner's view names no
+        // place the kept bytes could be fetched from.
+        let (_, served) = download(share.json["url"].as_str().unwrap()).await;
+        assert_eq!(served, b"good");
+        assert!(!view.to_string().contains("blob"), "{view}");
+        let work = tempfile::tempdir().unwrap();
+        let status = stdout(&once_client(&server, work.path(), &["status", &share.id]));
+        assert_eq!(status.matches("refused upload").count(), 2, "{status}");
+        assert!(status.contains(&sha256_hex(b"evil")), "{status}");
+    }
+    let view = request_view(&server, request_id).await;
+    let refused = view["refused"]
+        .as_array()
+        .expect("refused uploads of the request");
+    assert_eq!(refused.len(), 1, "{view}");
+    assert_eq!(refused[0]["sha256"], sha256_hex(b"x"));
+    assert_eq!(refused[0]["kept"], true);
+    assert_eq!(view["refused_uploads"], 1);
+}
+
+/// A refused upload is read only up to `evidence_max_bytes`, and only the first
+/// `evidence_max_count` per share keep their bytes; the rest are recorded and hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_capped_in_size_and_count() {
+    let receiver = Receiver::start().await;
+    let server = start(
+        &receiver,
+        &[
+            ("ONCE_EVIDENCE_MAX_BYTES", "1 KiB"),
+            ("ONCE_EVIDENCE_MAX_COUNT", "1"),
+            ("ONCE_EVIDENCE_RETENTION", "2s"),
+            ("ONCE_ORPHAN_GRACE", "1s"),
+        ],
+    );
+    let request = create_request(&server, json!({})).await;
+    let url = request["url"].as_str().unwrap().to_owned();
+    let answer = client()
+        .put(format!("{url}/a.txt"))
+        .body("first")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let big = payload(64 * 1024, 5);
+    for body in [big.clone(), b"small".to_vec()] {
+        let answer = client().put(format!("{url}/b.bin")).body(body).send().await;
+        // The server may answer before it read all of a big body; either way it is refused.
+        if let Ok(answer) = answer {
+            assert_eq!(answer.status(), 409);
+        }
+    }
+    let view = request_view(&server, request["id"].as_str().unwrap()).await;
+    let refused = view["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{view}");
+    assert_eq!(refused[0]["truncated"], true, "{view}");
+    assert_eq!(refused[0]["received_size"], 1024, "{view}");
+    assert_eq!(refused[0]["declared_size"], big.len(), "{view}");
+    assert_eq!(refused[0]["sha256"], sha256_hex(&big[..1024]), "{view}");
+    assert_eq!(refused[0]["kept"], true);
+    assert_eq!(
+        refused[1]["kept"], false,
+        "over the count: recorded and hashed only"
+    );
+    assert_eq!(refused[1]["sha256"], sha256_hex(b"small"));
+
+    // After evidence_retention the reaper drops the records, and then the kept bytes.
+    let blobs_before = server.blob_files().len();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    server.reap();
+    let view = request_view(&server, request["id"].as_str().unwrap()).await;
+    assert!(view.get("refused").is_none(), "{view}");
+    assert_eq!(
+        server.blob_files().len(),
+        blobs_before - 1,
+        "the kept bytes are deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,11 +179,13 @@ pub async fn get_share(
         .service
         .share_for_owner(&caller, &parse_share_id(&id)?)
         .await?;
-    Ok(Json(views::share(
-        &share,
-        &app.base_url(&origin),
-        once_domain::now(),
-    )))
+    let refused = app
+        .service
+        .refused_uploads_to(&once_meta::RefusedTarget::Share(share.id.clone()))
+        .await?;
+    let mut view = views::share(&share, &app.base_url(&origin), once_domain::now());
+    view.refused = refused.iter().map(views::refused).collect();
+    Ok(Json(view))
 }
 
 /// Revokes a share now: its link answers `410 share_revoked` from then on.
@@ -410,7 +412,13 @@ pub async fn put_file(
     };
     let share = app
         .service
-        .share_in_one_step(&caller, &spec, incoming, started_at)
+        .share_in_one_step(
+            &caller,
+            &spec,
+            incoming,
+            &super::uploads::uploader(&origin, &headers),
+            started_at,
+        )
         .await?;
     let url = views::share_link(&app.base_url(&origin), &share);
     let mut response = (StatusCode::CREATED, format!("{url}\n")).into_response();
@@ -497,13 +505,19 @@ pub async fn get_request(
     let id = RequestId::parse(&id).map_err(|_| DomainError::RequestNotFound)?;
     let (request, share) = app.service.request_for_owner(&caller, &id).await?;
     let refused = app.service.refused_uploads(&id).await?;
-    Ok(Json(views::request(
+    let records = app
+        .service
+        .refused_uploads_to(&once_meta::RefusedTarget::Request(id.clone()))
+        .await?;
+    let mut view = views::request(
         &request,
         share.as_ref(),
         refused,
         &app.base_url(&origin),
         once_domain::now(),
-    )))
+    );
+    view.refused = records.iter().map(views::refused).collect();
+    Ok(Json(view))
 }
 
 /// The caller's upload requests.

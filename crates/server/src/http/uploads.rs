@@ -25,6 +25,7 @@ use super::forwarded::Origin;
 use super::openapi::{AnnouncedSha256, SignedQuery};
 use super::web::pages;
 use super::{AppState, header_text, incoming, links, sealed, views};
+use crate::service::evidence::Uploader;
 
 /// `PUT /b/up/{id}?…`: the single-request upload ticket of the embedded store.
 #[utoipa::path(
@@ -76,6 +77,7 @@ pub async fn put_ticket(
             uri.query().unwrap_or_default(),
             &id,
             incoming(&headers, body)?,
+            &uploader(&origin, &headers),
             started_at,
         )
         .await?;
@@ -208,10 +210,11 @@ pub async fn request_page(
 pub async fn put_request(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    receive(&app, &id, None, &headers, body).await
+    receive(&app, &id, None, &origin, &headers, body).await
 }
 
 /// `curl -T file https://host/r/ID/` puts the file name in the path.
@@ -228,16 +231,26 @@ pub async fn put_request(
 pub async fn put_request_named(
     State(app): State<Arc<AppState>>,
     Path((id, filename)): Path<(String, String)>,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    receive(&app, &id, Some(filename), &headers, body).await
+    receive(&app, &id, Some(filename), &origin, &headers, body).await
+}
+
+/// Who sent a body: the client's address and user agent (for the evidence of a refusal).
+pub(super) fn uploader(origin: &Origin, headers: &HeaderMap) -> Uploader {
+    Uploader::new(
+        origin.client,
+        header_text(headers, header::USER_AGENT).unwrap_or_default(),
+    )
 }
 
 async fn receive(
     app: &AppState,
     id: &str,
     filename: Option<String>,
+    origin: &Origin,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -259,6 +272,7 @@ async fn receive(
             filename,
             content_type,
             incoming(headers, body)?,
+            &uploader(origin, headers),
             started_at,
         )
         .await?;

@@ -43,6 +43,21 @@ pub fn share(share: &Share, base: &str, now: Instant) -> ShareView {
         note: share.note.as_ref().map(|note| note.as_str().to_owned()),
         contents: contents(share),
         upload: None,
+        refused: Vec::new(),
+    }
+}
+
+/// A refused upload kept as evidence, for its owner.
+pub fn refused(upload: &once_meta::RefusedUpload) -> once_api::RefusedUploadView {
+    once_api::RefusedUploadView {
+        at: upload.at,
+        client_address: upload.client_address.clone(),
+        user_agent: upload.user_agent.clone(),
+        declared_size: upload.declared_size,
+        received_size: upload.received_size,
+        sha256: upload.sha256.clone(),
+        truncated: upload.truncated,
+        kept: upload.blob_key.is_some(),
     }
 }
 
@@ -112,5 +127,6 @@ pub fn request(
             expires_at: request.expires_at,
         },
         share: share.map(|share| self::share(share, base, now)),
+        refused: Vec::new(),
     }
 }

@@ -125,6 +125,8 @@ pub struct ServiceSettings {
     pub session_lifetime: Duration,
     /// What each key may hold.
     pub quotas: once_domain::Quotas,
+    /// What is kept of refused uploads.
+    pub evidence: Option<evidence::EvidencePolicy>,
 }
 
 /// The only door to the stores: handlers, the reaper and the commands call these methods and
@@ -148,6 +150,8 @@ pub struct Service {
     quotas: once_domain::Quotas,
     /// Where events go (a webhook), when one is configured.
     notifier: Option<Arc<crate::webhooks::Notifier>>,
+    /// What is kept of refused uploads; None keeps nothing and records nothing.
+    evidence: Option<evidence::EvidencePolicy>,
 }
 
 impl Service {
@@ -173,6 +177,7 @@ impl Service {
             upload_part_size: settings.upload_part_size,
             quotas: settings.quotas,
             notifier: None,
+            evidence: settings.evidence,
         }
     }
 
@@ -340,6 +345,7 @@ impl<K: Eq + std::hash::Hash + Clone> Drop for Slot<K> {
 
 mod auth;
 mod events;
+pub mod evidence;
 mod requests;
 mod shares;
 mod uploads;

@@ -11,8 +11,10 @@ use once_domain::{
 };
 
 use super::events::UploadTarget;
+use super::evidence::{self, Uploader};
 use super::uploads::UploadEndpoints;
 use super::*;
+use once_meta::RefusedTarget;
 
 impl Service {
     pub async fn create_request(
@@ -76,12 +78,36 @@ impl Service {
         filename_hint: Option<String>,
         content_type: Option<String>,
         incoming: IncomingBody,
+        who: &Uploader,
         started_at: Instant,
     ) -> ServiceResult<Share> {
         let size = incoming.content_length;
+        let mut body = Some(incoming);
         let result = self
-            .receive_request_upload_unwatched(id, filename_hint, content_type, incoming, started_at)
+            .receive_request_upload_unwatched(
+                id,
+                filename_hint,
+                content_type,
+                &mut body,
+                who,
+                started_at,
+            )
             .await;
+        if matches!(result, Err(ServiceError::Rejected(DomainError::SlotUsed))) {
+            metrics::counter!("once_uploads_total", "outcome" => "refused").increment(1);
+            if let Err(error) = self.meta.count_refused_upload(id).await {
+                tracing::warn!(%error, "could not count a refused upload");
+            }
+            if let Some(unread) = body {
+                self.keep_refused_upload(
+                    RefusedTarget::Request(id.clone()),
+                    unread,
+                    who,
+                    started_at,
+                )
+                .await;
+            }
+        }
         self.watch_duplicate(&result, UploadTarget::Request(id), size)
             .await;
         if let Ok(share) = &result {
@@ -96,9 +122,14 @@ impl Service {
         id: &RequestId,
         filename_hint: Option<String>,
         content_type: Option<String>,
-        incoming: IncomingBody,
+        body: &mut Option<IncomingBody>,
+        who: &Uploader,
         started_at: Instant,
     ) -> ServiceResult<Share> {
+        let announced = body
+            .as_ref()
+            .map(|incoming| (incoming.content_length, incoming.sha256));
+        let (content_length, header_sha256) = announced.unwrap_or_default();
         let request = self.open_request(id).await?;
         // A streamed upload is plain: an encrypted request refuses it before reading a byte.
         if let Some(refusal) = request.plain_upload_refusal(started_at) {
@@ -110,24 +141,22 @@ impl Service {
             .request_uploads
             .enter(id)
             .ok_or(DomainError::UploadsInFlight(self.request_uploads.limit))?;
-        if incoming
-            .content_length
-            .is_some_and(|length| length > request.max_size)
-        {
+        if content_length.is_some_and(|length| length > request.max_size) {
             return Err(DomainError::TooLarge {
                 limit: request.max_size,
             }
             .into());
         }
-        self.admit_share(&request.owner, incoming.content_length, started_at)
+        self.admit_share(&request.owner, content_length, started_at)
             .await?;
         let share_id = ShareId::generate();
         let blob_key = BlobKey::generate();
         let limits = PutLimits {
-            expected_size: incoming.content_length,
+            expected_size: content_length,
             max_size: request.max_size,
-            sha256: incoming.sha256,
+            sha256: header_sha256,
         };
+        let incoming = body.take().ok_or(DomainError::SlotUsed)?;
         let info = self.blob.put(&blob_key, incoming.body, limits).await?;
         let upload = ReceivedUpload {
             filename_hint,
@@ -149,6 +178,18 @@ impl Service {
             Ok(Err(refusal)) => ServiceError::from(refusal),
             Err(error) => error,
         };
+        if matches!(refusal, ServiceError::Rejected(DomainError::SlotUsed)) {
+            // Another upload fulfilled the request first: evidence, with its hash; its bytes
+            // are deleted below like any loser's.
+            self.record_refused_upload(evidence::lost_race(
+                RefusedTarget::Request(id.clone()),
+                who,
+                started_at,
+                content_length,
+                &info,
+            ))
+            .await;
+        }
         if let Err(error) = self.blob.delete(&blob_key).await {
             tracing::warn!(%blob_key, %error, "could not delete the blob of a refused upload; the reaper will");
         }

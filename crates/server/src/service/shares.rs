@@ -10,8 +10,10 @@ use once_meta::CompletedUpload;
 use once_api::routes;
 
 use super::events::UploadTarget;
+use super::evidence::{self, Uploader};
 use super::uploads::UploadEndpoints;
 use super::*;
+use once_meta::RefusedTarget;
 
 impl Service {
     pub async fn create_share(
@@ -65,28 +67,44 @@ impl Service {
     /// Streams an upload for a pending share into the blob store and publishes the share if
     /// this upload is the first complete one. A refused or interrupted upload leaves the slot
     /// as it was.
+    /// An upload to a ticket that had its file already is kept as evidence (see
+    /// [`Self::keep_refused_upload`]) and raises the duplicate alarm.
     pub async fn receive_share_upload(
         &self,
         id: &ShareId,
         incoming: IncomingBody,
+        who: &Uploader,
         started_at: Instant,
     ) -> ServiceResult<Share> {
         let size = incoming.content_length;
+        let mut body = Some(incoming);
         let result = self
-            .receive_share_upload_unwatched(id, incoming, started_at)
+            .receive_share_upload_unwatched(id, &mut body, who, started_at)
             .await;
+        if matches!(result, Err(ServiceError::Rejected(DomainError::SlotUsed)))
+            && let Some(unread) = body
+        {
+            self.keep_refused_upload(RefusedTarget::Share(id.clone()), unread, who, started_at)
+                .await;
+        }
         self.watch_duplicate(&result, UploadTarget::Share(id), size)
             .await;
         result
     }
 
-    /// [`Self::receive_share_upload`] before its refusals are watched for duplicates.
+    /// [`Self::receive_share_upload`] before its refusals are watched for duplicates; takes
+    /// the body out of `body` only once it reads it.
     async fn receive_share_upload_unwatched(
         &self,
         id: &ShareId,
-        incoming: IncomingBody,
+        body: &mut Option<IncomingBody>,
+        who: &Uploader,
         started_at: Instant,
     ) -> ServiceResult<Share> {
+        let announced = body
+            .as_ref()
+            .map(|incoming| (incoming.content_length, incoming.sha256));
+        let (content_length, header_sha256) = announced.unwrap_or_default();
         let share = self
             .meta
             .get_share(id)
@@ -96,7 +114,7 @@ impl Service {
             return Err(refusal.into());
         }
         let limit = share.size.unwrap_or(self.shares.max_size);
-        match (incoming.content_length, share.size) {
+        match (content_length, share.size) {
             (Some(length), _) if length > limit => {
                 return Err(DomainError::TooLarge { limit }.into());
             }
@@ -111,7 +129,7 @@ impl Service {
             _ => {}
         }
         self.meta.count_upload_attempt(id).await?;
-        let sha256 = match (share.sha256, incoming.sha256) {
+        let sha256 = match (share.sha256, header_sha256) {
             (Some(declared), Some(header)) if declared != header => {
                 return Err(DomainError::ChecksumMismatch.into());
             }
@@ -123,6 +141,7 @@ impl Service {
             sha256,
         };
         let blob_key = BlobKey::generate();
+        let incoming = body.take().ok_or(DomainError::SlotUsed)?;
         let info = self.blob.put(&blob_key, incoming.body, limits).await?;
         let upload = CompletedUpload {
             blob_key: blob_key.clone(),
@@ -140,6 +159,18 @@ impl Service {
             Ok(Err(refusal)) => ServiceError::from(refusal),
             Err(error) => ServiceError::from(error),
         };
+        if matches!(refusal, ServiceError::Rejected(DomainError::SlotUsed)) {
+            // It lost a race with another upload: evidence too, its hash known, its bytes
+            // deleted below like any loser's.
+            self.record_refused_upload(evidence::lost_race(
+                RefusedTarget::Share(id.clone()),
+                who,
+                started_at,
+                content_length,
+                &info,
+            ))
+            .await;
+        }
         // This upload lost (or could not be recorded): its bytes must never be served.
         if let Err(error) = self.blob.delete(&blob_key).await {
             tracing::warn!(%blob_key, %error, "could not delete the blob of a refused upload; the reaper will");
@@ -472,11 +503,12 @@ impl Service {
         caller: &Caller,
         spec: &ShareSpec,
         incoming: IncomingBody,
+        who: &Uploader,
         started_at: Instant,
     ) -> ServiceResult<Share> {
         let share = self.create_share(caller, spec, started_at).await?;
         match self
-            .receive_share_upload(&share.id, incoming, started_at)
+            .receive_share_upload(&share.id, incoming, who, started_at)
             .await
         {
             Ok(share) => Ok(share),
@@ -497,10 +529,12 @@ impl Service {
         query: &str,
         id: &ShareId,
         incoming: IncomingBody,
+        who: &Uploader,
         started_at: Instant,
     ) -> ServiceResult<Share> {
         self.verify_upload_url(path, query, started_at)?;
-        self.receive_share_upload(id, incoming, started_at).await
+        self.receive_share_upload(id, incoming, who, started_at)
+            .await
     }
 
     /// Checks a signed download URL of the embedded store (`/b/dl/…`).
