@@ -1,10 +1,12 @@
-//! Webhooks: what happened to a share or a request, told to a URL the operator configured.
+//! Notifications: what happened to a share or a request, told to a webhook URL and/or by e-mail
+//! ([`crate::email`]), as the operator configured.
 //!
-//! An event is one insert into the outbox of the metadata store, made on the request path only
-//! when a webhook is configured; delivering it is the job of [`Notifier::run`], a loop beside
-//! the server that leases due events (so among many instances on one database each event is in
-//! one instance's hands at a time), POSTs them signed as Standard Webhooks describes, and marks
-//! them delivered or due again after a doubling wait. A receiver that is down therefore never
+//! An event is one insert per channel into the outbox of the metadata store, made on the
+//! request path only when a channel is configured; delivering it is the job of
+//! [`Notifier::run`], a loop beside the server that leases due events (so among many instances
+//! on one database each event is in one instance's hands at a time), POSTs them signed as
+//! Standard Webhooks describes (or mails them), and marks them delivered or due again after a
+//! doubling wait. A receiver that is down therefore never
 //! slows a request, and an event survives a restart. Delivery is at least once: an instance
 //! that dies between the receiver's answer and the mark hands the event to another after its
 //! lease, with the same `webhook-id`, which is how a receiver recognises the repeat.
@@ -22,9 +24,10 @@ use url::Url;
 
 /// How long one delivery may take before it counts as failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a taken event stays with this instance: well above [`DELIVERY_TIMEOUT`] times a
-/// batch, so a lease never runs out while its delivery is still under way.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a taken event stays with this instance: above the longest delivery (a webhook's
+/// 10 s, a mail's 15 s) times a batch, so a lease never runs out while its delivery is still
+/// under way.
+const LEASE: Duration = Duration::from_secs(120);
 const BATCH: u32 = 4;
 /// Events due later (retries) or written by another instance are looked for this often.
 const POLL: Duration = Duration::from_secs(1);

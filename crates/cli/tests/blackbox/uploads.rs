@@ -45,7 +45,11 @@ async fn second_upload_to_a_ticket_is_refused_and_changes_nothing() {
         .map(|path| std::fs::read(path).unwrap())
         .collect();
     if server.is_s3() {
-        assert_eq!(blobs, [b"first".to_vec()], "the refused upload left no object");
+        assert_eq!(
+            blobs,
+            [b"first".to_vec()],
+            "the refused upload left no object"
+        );
     } else {
         assert_eq!(blobs.len(), 2, "the share's blob and the kept evidence");
         assert!(blobs.contains(&b"other".to_vec()));
