@@ -12,8 +12,8 @@ pub mod testing;
 
 use async_trait::async_trait;
 use once_domain::{
-    BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId, UploadRequest,
-    UploadToken,
+    AuditEvent, AuditSource, BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share,
+    ShareId, UploadRequest, UploadToken,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +111,28 @@ pub struct ReapCandidate {
     pub upload_session: Option<String>,
 }
 
+/// An event of the audit log as stored, with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The order events were written in (increasing, with gaps); the page cursor.
+    pub seq: u64,
+    pub event: AuditEvent,
+}
+
+/// Which events [`MetaStore::audit_events`] returns: those matching every filter given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Events in this key's log (of its shares, its requests, or about the key itself).
+    pub owner: Option<KeyId>,
+    pub share: Option<ShareId>,
+    pub request: Option<RequestId>,
+    /// Events at or after this time.
+    pub since: Option<Instant>,
+    /// Events written after the one with this `seq` (the previous page's last).
+    pub after: Option<u64>,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// The readiness probe of `/readyz`: Ok only if the store durably commits a small write
@@ -167,6 +189,17 @@ pub trait MetaStore: Send + Sync + 'static {
         id: &ShareId,
         now: Instant,
         lease_until: Instant,
+    ) -> MetaResult<Option<Share>>;
+    /// [`claim_share`](Self::claim_share), recording what it did in the audit log in the
+    /// same transaction ([`once_domain::audit::claim_events`], by `source`): a claim and its
+    /// audit rows commit together or not at all, and the claim's conditional write comes
+    /// first, so it decides exactly as `claim_share` does.
+    async fn claim_share_recorded(
+        &self,
+        id: &ShareId,
+        now: Instant,
+        lease_until: Instant,
+        source: &AuditSource,
     ) -> MetaResult<Option<Share>>;
     /// Revokes a pending or ready share owned by `owner`. False if there was nothing to revoke.
     async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool>;
@@ -234,6 +267,15 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn count_refused_upload(&self, request: &RequestId) -> MetaResult<u32>;
     /// How many uploads to the request were refused so far; 0 if there is no such request.
     async fn refused_uploads(&self, request: &RequestId) -> MetaResult<u32>;
+
+    // ---- audit log ------------------------------------------------------------------------
+
+    /// Appends one event to the audit log.
+    async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
+    /// Events matching `filter`, in the order they were written, at most `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> MetaResult<Vec<AuditRecord>>;
+    /// Deletes audit events from before `before`; returns how many.
+    async fn purge_audit(&self, before: Instant) -> MetaResult<u64>;
 
     // ---- reaper -----------------------------------------------------------------------------
 
