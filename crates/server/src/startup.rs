@@ -333,6 +333,7 @@ fn reap_settings(config: &Config) -> ReapSettings {
     ReapSettings {
         orphan_grace: config.orphan_grace,
         upload_grace: config.upload_grace,
+        audit_retention: config.audit_retention,
     }
 }
 

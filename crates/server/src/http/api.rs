@@ -13,9 +13,11 @@ use once_api::{
     CompleteShare, NewRequest, NewShare, PartTickets, RefreshParts, RequestList, RequestView,
     ShareList, ShareView, StoredParts, headers as wire,
 };
-use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
+use once_domain::audit::share_detail;
+use once_domain::{AuditEvent, AuditKind, DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
-use super::error::ApiResult;
+use super::audit::{refusal_detail, source};
+use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::{AppState, header_text, incoming, sealed, views};
 
@@ -34,6 +36,7 @@ pub async fn create_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewShare = parse_json(&body)?;
@@ -56,6 +59,14 @@ pub async fn create_share(
         .service
         .create_share_with_ticket(&caller, &spec, contents, now, &base)
         .await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(
+            AuditEvent::new(AuditKind::ShareCreated, now, &by)
+                .of_share(&share)
+                .with_detail(share_detail(&share)),
+        )
+        .await;
     let mut view = views::share(&share, &base, now);
     view.upload = Some(ticket);
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -136,10 +147,15 @@ pub async fn revoke_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    origin: Origin,
+    headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
+    let id = parse_share_id(&id)?;
+    app.service.revoke_share(&caller, &id).await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
     app.service
-        .revoke_share(&caller, &parse_share_id(&id)?)
-        .await?;
+        .record(AuditEvent::new(AuditKind::ShareRevoked, once_domain::now(), &by).of_share_id(&id))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,6 +164,7 @@ pub async fn complete_share(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ShareView>> {
     let body: CompleteShare = if body.is_empty() {
@@ -156,16 +173,23 @@ pub async fn complete_share(
         parse_json(&body)?
     };
     let now = once_domain::now();
-    let share = app
+    let id = parse_share_id(&id)?;
+    let completed = app
         .service
         .complete_share(
             &caller,
-            &parse_share_id(&id)?,
+            &id,
             &reported_parts(&body.parts),
             parse_sha256(body.sha256.as_deref())?,
             now,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(upload_event(&id, &completed, now, &by))
+        .await;
+    let share = completed?;
     Ok(Json(views::share(&share, &app.base_url(&origin), now)))
 }
 
@@ -247,6 +271,22 @@ pub async fn put_file(
         .service
         .share_in_one_step(&caller, &spec, incoming, started_at)
         .await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(
+            AuditEvent::new(AuditKind::ShareCreated, started_at, &by)
+                .of_share(&share)
+                .with_detail(share_detail(&share)),
+        )
+        .await;
+    app.service
+        .record(upload_event(
+            &share.id,
+            &Ok(share.clone()),
+            once_domain::now(),
+            &by,
+        ))
+        .await;
     let url = views::share_link(&app.base_url(&origin), &share);
     let mut response = (StatusCode::CREATED, format!("{url}\n")).into_response();
     if let Ok(location) = HeaderValue::from_str(&url) {
@@ -263,6 +303,7 @@ pub async fn create_request(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewRequest = if body.is_empty() {
@@ -291,6 +332,17 @@ pub async fn create_request(
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(
+            AuditEvent::new(AuditKind::RequestCreated, now, &by)
+                .of_request(&request)
+                .with_detail(format!(
+                    "max_size={} encrypted={}",
+                    request.max_size, request.encrypted
+                )),
+        )
+        .await;
     let view = views::request(&request, None, 0, &app.base_url(&origin), now);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -332,4 +384,22 @@ pub async fn list_requests(
         ));
     }
     Ok(Json(RequestList { requests }))
+}
+
+/// What an upload that ended in `outcome` records: `upload.completed` with the size received,
+/// or `upload.refused` with the code the uploader was told.
+pub(super) fn upload_event(
+    id: &ShareId,
+    outcome: &Result<once_domain::Share, ApiError>,
+    at: once_domain::Instant,
+    by: &once_domain::AuditSource,
+) -> AuditEvent {
+    match outcome {
+        Ok(share) => AuditEvent::new(AuditKind::UploadCompleted, at, by)
+            .of_share(share)
+            .with_detail(format!("size={}", share.size.unwrap_or_default())),
+        Err(error) => AuditEvent::new(AuditKind::UploadRefused, at, by)
+            .of_share_id(id)
+            .with_detail(refusal_detail(error)),
+    }
 }

@@ -2,6 +2,7 @@
 //! `docs/api.md`.
 
 mod api;
+mod audit;
 mod auth;
 mod blobs;
 pub mod error;
@@ -119,6 +120,7 @@ fn routes(state: Arc<AppState>) -> Router {
             post(api::create_request).get(api::list_requests),
         )
         .route(routes::REQUEST, get(api::get_request))
+        .route(routes::AUDIT, get(audit::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -16,10 +16,14 @@ use once_api::{
     StoredPartView, StoredParts, Uploaded, headers as wire,
 };
 use once_domain::preview::{Opener, wants_html};
-use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
+use once_domain::{
+    AuditEvent, AuditKind, DomainError, RequestId, SessionSpec, ShareId, UploadToken,
+};
 
 use crate::service::{SessionStart, parse_sha256, reported_parts};
 
+use super::api::upload_event;
+use super::audit::{refusal_detail, source};
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::web::pages;
@@ -35,7 +39,7 @@ pub async fn put_ticket(
 ) -> ApiResult<Response> {
     let started_at = once_domain::now();
     let id = ShareId::parse(&id).map_err(|_| DomainError::ShareNotFound)?;
-    let share = app
+    let received = app
         .service
         .receive_ticket_upload(
             uri.path(),
@@ -44,7 +48,17 @@ pub async fn put_ticket(
             incoming(&headers, body)?,
             started_at,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    app.service
+        .record(upload_event(
+            &id,
+            &received,
+            once_domain::now(),
+            &source(&origin, &headers, None),
+        ))
+        .await;
+    let share = received?;
     tracing::info!(share = %share.id.log_label(), size = share.size.unwrap_or_default(), "share published");
     Ok((
         StatusCode::CREATED,
@@ -119,26 +133,47 @@ pub async fn request_page(
 pub async fn put_request(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    receive(&app, &id, None, &headers, body).await
+    receive(&app, &id, None, &origin, &headers, body).await
 }
 
 /// `curl -T file https://host/r/ID/` puts the file name in the path.
 pub async fn put_request_named(
     State(app): State<Arc<AppState>>,
     Path((id, filename)): Path<(String, String)>,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    receive(&app, &id, Some(filename), &headers, body).await
+    receive(&app, &id, Some(filename), &origin, &headers, body).await
+}
+
+/// What an upload to a request that ended in `outcome` records: `request.fulfilled` with the
+/// share it made, or `upload.refused` with the code the uploader was told.
+fn request_upload_event(
+    id: &RequestId,
+    outcome: &Result<once_domain::Share, ApiError>,
+    by: &once_domain::AuditSource,
+) -> AuditEvent {
+    let at = once_domain::now();
+    match outcome {
+        Ok(share) => AuditEvent::new(AuditKind::RequestFulfilled, at, by)
+            .of_share(share)
+            .with_detail(format!("size={}", share.size.unwrap_or_default())),
+        Err(error) => AuditEvent::new(AuditKind::UploadRefused, at, by)
+            .of_request_id(id)
+            .with_detail(refusal_detail(error)),
+    }
 }
 
 async fn receive(
     app: &AppState,
     id: &str,
     filename: Option<String>,
+    origin: &Origin,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -153,7 +188,7 @@ async fn receive(
         })
     });
     let content_type = header_text(headers, header::CONTENT_TYPE).map(str::to_owned);
-    let share = app
+    let received = app
         .service
         .receive_request_upload(
             &id,
@@ -162,7 +197,16 @@ async fn receive(
             incoming(headers, body)?,
             started_at,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    app.service
+        .record(request_upload_event(
+            &id,
+            &received,
+            &source(origin, headers, None),
+        ))
+        .await;
+    let share = received?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     // The uploader learns that it worked, not the link: the share belongs to the requester.
     let view = uploaded(&share);
@@ -304,11 +348,13 @@ pub async fn request_upload_part_urls(
 pub async fn complete_request_upload(
     State(app): State<Arc<AppState>>,
     Path((id, token)): Path<(String, String)>,
+    origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = parse_request_id(&id)?;
     let body: CompleteShare = parse_json(&body)?;
-    let share = app
+    let completed = app
         .service
         .complete_request_upload(
             &id,
@@ -317,7 +363,16 @@ pub async fn complete_request_upload(
             parse_sha256(body.sha256.as_deref())?,
             once_domain::now(),
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    app.service
+        .record(request_upload_event(
+            &id,
+            &completed,
+            &source(&origin, &headers, None),
+        ))
+        .await;
+    let share = completed?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     Ok((StatusCode::CREATED, Json(uploaded(&share))).into_response())
 }

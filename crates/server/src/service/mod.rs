@@ -318,10 +318,12 @@ impl<K: Eq + std::hash::Hash + Clone> Drop for Slot<K> {
     }
 }
 
+mod audit;
 mod auth;
 mod requests;
 mod shares;
 mod uploads;
 
+pub use audit::AuditQuery;
 pub use requests::SessionStart;
 pub use uploads::{parse_sha256, reported_parts};
