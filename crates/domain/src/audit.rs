@@ -186,7 +186,8 @@ impl AuditEvent {
 }
 
 /// What a claim that left `claimed` (the share after the claim's write) records: the claim,
-/// and, when it took the last download, that the share is used up.
+/// and, when it took the last download, that the share is used up. Both have the claim's
+/// time, so they sort together.
 pub fn claim_events(claimed: &Share, source: &AuditSource, at: Instant) -> Vec<AuditEvent> {
     let claim = AuditEvent::new(AuditKind::ShareClaimed, at, source)
         .of_share(claimed)

@@ -57,7 +57,6 @@ pub const CHECKS: &[&str] = &[
     "encrypted_shares_and_requests_round_trip",
     "key_usage_counts_recent_shares_and_the_bytes_still_held",
     "audit_events_are_filtered_by_owner_share_request_and_time",
-    "a_recorded_claim_writes_its_events_and_a_refused_one_none",
     "old_audit_events_are_purged",
 ];
 
@@ -111,7 +110,6 @@ macro_rules! conformance_tests {
             encrypted_shares_and_requests_round_trip,
             key_usage_counts_recent_shares_and_the_bytes_still_held,
             audit_events_are_filtered_by_owner_share_request_and_time,
-            a_recorded_claim_writes_its_events_and_a_refused_one_none,
             old_audit_events_are_purged,
         );
     };
@@ -221,9 +219,6 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
         }
         "audit_events_are_filtered_by_owner_share_request_and_time" => {
             audit_events_are_filtered_by_owner_share_request_and_time(store).await
-        }
-        "a_recorded_claim_writes_its_events_and_a_refused_one_none" => {
-            a_recorded_claim_writes_its_events_and_a_refused_one_none(store).await
         }
         "old_audit_events_are_purged" => old_audit_events_are_purged(store).await,
         other => panic!("unknown conformance check {other}"),
@@ -1891,37 +1886,6 @@ async fn audit_events_are_filtered_by_owner_share_request_and_time(store: &dyn M
         .await
         .unwrap();
     assert_eq!(kinds(rest), [AuditKind::KeyCreated]);
-}
-
-async fn a_recorded_claim_writes_its_events_and_a_refused_one_none(store: &dyn MetaStore) {
-    use once_domain::AuditKind;
-    let mut share = pending_share(2);
-    share.owner = Some(once_domain::KeyId::generate());
-    store.insert_share(&share).await.unwrap();
-    publish_stored(store, &share.id).await;
-    let lease = add(t0(), secs(60));
-    let source = audit_source();
-    let claim = || store.claim_share_recorded(&share.id, t0(), lease, &source);
-    assert_eq!(claim().await.unwrap().unwrap().downloads_left, 1);
-    assert_eq!(claim().await.unwrap().unwrap().downloads_left, 0);
-    assert!(claim().await.unwrap().is_none(), "no third download");
-    let events = store.audit_events(&every_event()).await.unwrap();
-    let kinds: Vec<_> = events.iter().map(|record| record.event.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            AuditKind::ShareClaimed,
-            AuditKind::ShareClaimed,
-            AuditKind::ShareConsumed
-        ]
-    );
-    for record in &events {
-        assert_eq!(record.event.share.as_ref(), Some(&share.id));
-        assert_eq!(record.event.owner, share.owner);
-        assert_eq!(record.event.client.as_deref(), Some("192.0.2.7"));
-        assert_eq!(record.event.user_agent.as_deref(), Some("conformance/1"));
-    }
-    assert_eq!(events[1].event.detail.as_deref(), Some("downloads_left=0"));
 }
 
 async fn old_audit_events_are_purged(store: &dyn MetaStore) {

@@ -12,8 +12,8 @@ pub mod testing;
 
 use async_trait::async_trait;
 use once_domain::{
-    AuditEvent, AuditSource, BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share,
-    ShareId, UploadRequest, UploadToken,
+    AuditEvent, BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId,
+    UploadRequest, UploadToken,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -189,17 +189,6 @@ pub trait MetaStore: Send + Sync + 'static {
         id: &ShareId,
         now: Instant,
         lease_until: Instant,
-    ) -> MetaResult<Option<Share>>;
-    /// [`claim_share`](Self::claim_share), recording what it did in the audit log in the
-    /// same transaction ([`once_domain::audit::claim_events`], by `source`): a claim and its
-    /// audit rows commit together or not at all, and the claim's conditional write comes
-    /// first, so it decides exactly as `claim_share` does.
-    async fn claim_share_recorded(
-        &self,
-        id: &ShareId,
-        now: Instant,
-        lease_until: Instant,
-        source: &AuditSource,
     ) -> MetaResult<Option<Share>>;
     /// Revokes a pending or ready share owned by `owner`. False if there was nothing to revoke.
     async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool>;

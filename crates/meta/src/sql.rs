@@ -460,34 +460,6 @@ macro_rules! impl_meta_store {
                     .transpose()
             }
 
-            async fn claim_share_recorded(
-                &self,
-                id: &once_domain::ShareId,
-                now: once_domain::Instant,
-                lease_until: once_domain::Instant,
-                source: &once_domain::AuditSource,
-            ) -> $crate::MetaResult<Option<once_domain::Share>> {
-                use $crate::rows::{secs, share_from_row, written_row};
-                let mut transaction = self.pool.begin().await?;
-                let claimed = sqlx::query($crate::sql::CLAIM_SHARE)
-                    .bind(secs(lease_until))
-                    .bind(id.as_str())
-                    .bind(secs(now))
-                    .fetch_all(&mut *transaction)
-                    .await?;
-                let Some(row) = written_row(claimed)? else {
-                    transaction.rollback().await?;
-                    return Ok(None);
-                };
-                let share = share_from_row(&row)?;
-                for event in once_domain::audit::claim_events(&share, source, now) {
-                    Self::insert_audit_with(&mut *transaction, &event).await?;
-                }
-                // The claim is decided here: answered as a success only once this commits.
-                transaction.commit().await?;
-                Ok(Some(share))
-            }
-
             async fn revoke_share(
                 &self,
                 id: &once_domain::ShareId,

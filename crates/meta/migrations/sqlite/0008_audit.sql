@@ -4,9 +4,9 @@
 -- migrations by version and needs no unbroken sequence.
 --
 -- `seq` is the rowid: the order events were written in, and the page cursor. No other index:
--- every claim writes a row here in its own transaction, and on this store each index would be
--- a second page written by every claim (a full disk must still take claims for as long as it
--- can). Queries and the purge scan the table, which holds one instance's events.
+-- every claim is followed by a row here, and on this store each index would be more new pages
+-- for every claim to write (a full disk must still take claims for as long as it can). Queries
+-- and the purge scan the table, which holds one instance's events.
 CREATE TABLE audit_events (
     seq        INTEGER PRIMARY KEY,
     at         INTEGER NOT NULL,

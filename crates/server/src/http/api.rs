@@ -16,7 +16,7 @@ use once_api::{
 use once_domain::audit::share_detail;
 use once_domain::{AuditEvent, AuditKind, DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
-use super::audit::{refusal_detail, source};
+use super::audit::{UploadTo, source, upload_event};
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::{AppState, header_text, incoming, sealed, views};
@@ -187,7 +187,7 @@ pub async fn complete_share(
         .map_err(ApiError::from);
     let by = source(&origin, &headers, Some(&caller.key_id));
     app.service
-        .record(upload_event(&id, &completed, now, &by))
+        .record(upload_event(UploadTo::Share(&id), &completed, now, &by))
         .await;
     let share = completed?;
     Ok(Json(views::share(&share, &app.base_url(&origin), now)))
@@ -281,7 +281,7 @@ pub async fn put_file(
         .await;
     app.service
         .record(upload_event(
-            &share.id,
+            UploadTo::Share(&share.id),
             &Ok(share.clone()),
             once_domain::now(),
             &by,
@@ -384,22 +384,4 @@ pub async fn list_requests(
         ));
     }
     Ok(Json(RequestList { requests }))
-}
-
-/// What an upload that ended in `outcome` records: `upload.completed` with the size received,
-/// or `upload.refused` with the code the uploader was told.
-pub(super) fn upload_event(
-    id: &ShareId,
-    outcome: &Result<once_domain::Share, ApiError>,
-    at: once_domain::Instant,
-    by: &once_domain::AuditSource,
-) -> AuditEvent {
-    match outcome {
-        Ok(share) => AuditEvent::new(AuditKind::UploadCompleted, at, by)
-            .of_share(share)
-            .with_detail(format!("size={}", share.size.unwrap_or_default())),
-        Err(error) => AuditEvent::new(AuditKind::UploadRefused, at, by)
-            .of_share_id(id)
-            .with_detail(refusal_detail(error)),
-    }
 }

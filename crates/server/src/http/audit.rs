@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use once_api::{AuditEventView, AuditList};
-use once_domain::{AuditSource, DomainError, KeyId, RequestId, ShareId};
+use once_domain::{AuditEvent, AuditKind, AuditSource, DomainError, KeyId, RequestId, ShareId};
 
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
@@ -31,6 +31,59 @@ pub(super) fn source(origin: &Origin, headers: &HeaderMap, key: Option<&KeyId>) 
 /// The detail of a refusal: its stable code, as the client was told.
 pub(super) fn refusal_detail(error: &ApiError) -> String {
     format!("code={}", error.parts().1)
+}
+
+/// A refusal the metadata store itself caused (unreachable, full) is not recorded: the store
+/// could not take the event either, and waiting for it would only hold up the answer.
+pub(super) fn store_failed(error: &ApiError) -> bool {
+    matches!(error.0, crate::service::ServiceError::Meta(_))
+}
+
+/// Where an upload went: a share's own ticket or completion, or an upload request.
+pub(super) enum UploadTo<'a> {
+    Share(&'a ShareId),
+    Request(&'a RequestId),
+}
+
+/// What an upload that ended in `outcome` records: `upload.completed` (to a share) or
+/// `request.fulfilled` (to a request) with the size received, or `upload.refused` with the
+/// code the uploader was told; nothing when the store itself failed.
+pub(super) fn upload_event(
+    to: UploadTo<'_>,
+    outcome: &Result<once_domain::Share, ApiError>,
+    at: once_domain::Instant,
+    by: &AuditSource,
+) -> Option<AuditEvent> {
+    let completed = match to {
+        UploadTo::Share(_) => AuditKind::UploadCompleted,
+        UploadTo::Request(_) => AuditKind::RequestFulfilled,
+    };
+    match outcome {
+        Ok(share) => Some(
+            AuditEvent::new(completed, at, by)
+                .of_share(share)
+                .with_detail(format!("size={}", share.size.unwrap_or_default())),
+        ),
+        Err(error) if store_failed(error) => None,
+        Err(error) => {
+            let refused = AuditEvent::new(AuditKind::UploadRefused, at, by);
+            let refused = match to {
+                UploadTo::Share(id) => refused.of_share_id(id),
+                UploadTo::Request(id) => refused.of_request_id(id),
+            };
+            Some(refused.with_detail(refusal_detail(error)))
+        }
+    }
+}
+
+/// A query parameter read with `parse`, or `400 invalid_query` saying what it must be.
+fn parameter<T, E>(
+    text: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    must_be: &str,
+) -> Result<Option<T>, DomainError> {
+    text.map(|text| parse(&text).map_err(|_| DomainError::InvalidQuery(must_be.to_owned())))
+        .transpose()
 }
 
 #[derive(serde::Deserialize)]
@@ -58,28 +111,17 @@ pub async fn list(
             return Err(DomainError::InvalidQuery(format!("limit must be 1 to {MAX_PAGE}")).into());
         }
     };
-    // An id that cannot be one finds nothing, like another key's.
-    let share = params
-        .share
-        .map(|id| {
-            ShareId::parse(&id)
-                .map_err(|_| DomainError::InvalidQuery("share must be a share id".into()))
-        })
-        .transpose()?;
-    let request = params
-        .request
-        .map(|id| {
-            RequestId::parse(&id)
-                .map_err(|_| DomainError::InvalidQuery("request must be a request id".into()))
-        })
-        .transpose()?;
-    let since = params
-        .since
-        .map(|text| {
-            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| DomainError::InvalidQuery("since must be an RFC 3339 time".into()))
-        })
-        .transpose()?;
+    let share = parameter(params.share, ShareId::parse, "share must be a share id")?;
+    let request = parameter(
+        params.request,
+        RequestId::parse,
+        "request must be a request id",
+    )?;
+    let since = parameter(
+        params.since,
+        |text| time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339),
+        "since must be an RFC 3339 time",
+    )?;
     let records = app
         .service
         .audit_events(

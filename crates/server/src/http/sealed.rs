@@ -65,7 +65,9 @@ pub async fn seal(
         Err(error) => {
             let error = ApiError::from(error);
             // A plain share's link asked for its seal is no attempt to claim.
-            if matches!(error.refusal(), DomainError::NotEncrypted) {
+            if matches!(error.refusal(), DomainError::NotEncrypted)
+                || super::audit::store_failed(&error)
+            {
                 return Err(error);
             }
             let event = once_domain::AuditEvent::new(

@@ -16,14 +16,11 @@ use once_api::{
     StoredPartView, StoredParts, Uploaded, headers as wire,
 };
 use once_domain::preview::{Opener, wants_html};
-use once_domain::{
-    AuditEvent, AuditKind, DomainError, RequestId, SessionSpec, ShareId, UploadToken,
-};
+use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
 
 use crate::service::{SessionStart, parse_sha256, reported_parts};
 
-use super::api::upload_event;
-use super::audit::{refusal_detail, source};
+use super::audit::{UploadTo, source, upload_event};
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::web::pages;
@@ -52,7 +49,7 @@ pub async fn put_ticket(
         .map_err(ApiError::from);
     app.service
         .record(upload_event(
-            &id,
+            UploadTo::Share(&id),
             &received,
             once_domain::now(),
             &source(&origin, &headers, None),
@@ -151,24 +148,6 @@ pub async fn put_request_named(
     receive(&app, &id, Some(filename), &origin, &headers, body).await
 }
 
-/// What an upload to a request that ended in `outcome` records: `request.fulfilled` with the
-/// share it made, or `upload.refused` with the code the uploader was told.
-fn request_upload_event(
-    id: &RequestId,
-    outcome: &Result<once_domain::Share, ApiError>,
-    by: &once_domain::AuditSource,
-) -> AuditEvent {
-    let at = once_domain::now();
-    match outcome {
-        Ok(share) => AuditEvent::new(AuditKind::RequestFulfilled, at, by)
-            .of_share(share)
-            .with_detail(format!("size={}", share.size.unwrap_or_default())),
-        Err(error) => AuditEvent::new(AuditKind::UploadRefused, at, by)
-            .of_request_id(id)
-            .with_detail(refusal_detail(error)),
-    }
-}
-
 async fn receive(
     app: &AppState,
     id: &str,
@@ -200,9 +179,10 @@ async fn receive(
         .await
         .map_err(ApiError::from);
     app.service
-        .record(request_upload_event(
-            &id,
+        .record(upload_event(
+            UploadTo::Request(&id),
             &received,
+            once_domain::now(),
             &source(origin, headers, None),
         ))
         .await;
@@ -366,9 +346,10 @@ pub async fn complete_request_upload(
         .await
         .map_err(ApiError::from);
     app.service
-        .record(request_upload_event(
-            &id,
+        .record(upload_event(
+            UploadTo::Request(&id),
             &completed,
+            once_domain::now(),
             &source(&origin, &headers, None),
         ))
         .await;

@@ -372,8 +372,8 @@ impl Service {
     /// a valid `proof` of its key (`X-Once-Proof`), checked before that write, so a refused
     /// proof consumes nothing.
     ///
-    /// The claim and its audit events (by `source`) commit together; a refused claim of a
-    /// known share is recorded after, best effort.
+    /// Its audit events (by `source`) are written once the claim has committed, and a refused
+    /// claim of a known share once it is refused; both best effort, before the answer.
     pub async fn claim(
         &self,
         id: &ShareId,
@@ -395,11 +395,7 @@ impl Service {
             return Err(refusal.into());
         }
         let lease_until = add(now, self.claim_lease);
-        let Some(share) = self
-            .meta
-            .claim_share_recorded(id, now, lease_until, source)
-            .await?
-        else {
+        let Some(share) = self.meta.claim_share(id, now, lease_until).await? else {
             metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);
             let share = self.peek(id).await?;
             let refusal = share
@@ -410,6 +406,9 @@ impl Service {
             return Err(refusal.into());
         };
         metrics::counter!("once_claims_total", "outcome" => "claimed").increment(1);
+        for event in once_domain::audit::claim_events(&share, source, now) {
+            self.record(event).await;
+        }
         let download_url = self.download_url(&share, base, lease_until)?;
         Ok(Claim {
             share,
