@@ -254,7 +254,8 @@ pub struct ListArgs {
 #[derive(Args, Debug, Clone)]
 pub struct AuditArgs {
     /// Only the events of this share (its id or link)
-    #[arg(long, value_name = "ID|LINK")]
+    // A share id may begin with `-`.
+    #[arg(long, value_name = "ID|LINK", allow_hyphen_values = true)]
     pub share: Option<String>,
     /// Only events since then: a duration back from now (`1h`, `7d`) or an RFC 3339 time
     #[arg(long, value_name = "WHEN")]
