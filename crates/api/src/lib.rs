@@ -49,6 +49,8 @@ pub mod routes {
     pub const FILE: &str = "/api/v1/files/{filename}";
     pub const REQUESTS: &str = "/api/v1/requests";
     pub const REQUEST: &str = "/api/v1/requests/{id}";
+    /// The caller's audit log.
+    pub const AUDIT: &str = "/api/v1/audit";
     pub const SHARE_LINK: &str = "/s/{id}";
     pub const SHARE_LINK_NAMED: &str = "/s/{id}/{filename}";
     /// `GET`: what a client needs to open and claim an encrypted share ([`SealedShare`]).
@@ -319,6 +321,39 @@ pub struct RefusedUploadView {
     /// More was sent than the server reads from a refused upload (`evidence_max_bytes`).
     pub truncated: bool,
     pub kept: bool,
+}
+
+/// One event of the audit log (`GET /api/v1/audit`): what happened (`kind`, e.g.
+/// `share.claimed`), when, to which share or request, with which key, from which address and
+/// user agent; `detail` holds a few `name=value` words (an error code, a size).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct AuditEventView {
+    /// The order events were written in; also the `after` cursor.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub kind: String,
+    #[serde(default)]
+    pub share_id: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub client: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// `GET /api/v1/audit?share=&request=&since=&after=&limit=`: the caller's events, oldest
+/// first; `next` is the `after` of the following page, absent on the last one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct AuditList {
+    pub events: Vec<AuditEventView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `POST /s/{id}` with `Accept: application/json` (what the landing page's script sends): the

@@ -1,5 +1,5 @@
 //! The `once` binary: the server (`serve`, `reap`, `keys`) and the client (`login`, `send`,
-//! `get`, `request`, `requests`, `status`, `revoke`) in one executable, which also writes its
+//! `get`, `request`, `requests`, `status`, `revoke`, `audit`) in one executable, which also writes its
 //! own manual pages and shell completions (`man`, `completions`).
 
 mod client;
@@ -73,6 +73,12 @@ enum Command {
     Status(ShareRef),
     /// Revoke a share now
     Revoke(ShareRef),
+    /// Show the audit log of your shares, upload requests and key, oldest first
+    ///
+    /// One line per event: time, kind (share.created, upload.completed, share.claimed,
+    /// share.consumed, claim.refused, …), client address, user agent, then the share, request
+    /// or key it concerns and a detail such as an error code.
+    Audit(AuditArgs),
     /// Print a shell completion script to standard output
     ///
     /// For example `once completions bash > ~/.local/share/bash-completion/completions/once`,
@@ -246,6 +252,22 @@ pub struct ListArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Only the events of this share (its id or link)
+    // A share id may begin with `-`.
+    #[arg(long, value_name = "ID|LINK", allow_hyphen_values = true)]
+    pub share: Option<String>,
+    /// Only events since then: a duration back from now (`1h`, `7d`) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Print one JSON array of the events (the API's objects) instead of lines
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct ShareRef {
     /// Share id or link
     pub share: String,
@@ -304,6 +326,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::List(args) => client::share::list(args).await,
         Command::Status(args) => client::share::status(args).await,
         Command::Revoke(args) => client::share::revoke(args).await,
+        Command::Audit(args) => client::audit::run(args).await,
         Command::Completions { shell } => {
             manual::write_completions(Cli::command(), shell, &mut std::io::stdout().lock())
         }

@@ -4,6 +4,7 @@
 //! Nothing here performs I/O (apart from drawing randomness for new ids and secrets), so every
 //! rule can be unit-tested in isolation and reused unchanged by every store and front end.
 
+pub mod audit;
 pub mod encryption;
 pub mod error;
 pub mod event;
@@ -20,6 +21,7 @@ pub mod session;
 pub mod share;
 pub mod signing;
 
+pub use audit::{AuditEvent, AuditKind, AuditSource};
 pub use encryption::{ChallengeSigner, Encryption};
 pub use error::{DomainError, ErrorClass};
 pub use filename::Filename;

@@ -56,6 +56,8 @@ pub const CHECKS: &[&str] = &[
     "notes_and_requesters_round_trip_and_are_absent_when_not_given",
     "encrypted_shares_and_requests_round_trip",
     "key_usage_counts_recent_shares_and_the_bytes_still_held",
+    "audit_events_are_filtered_by_owner_share_request_and_time",
+    "old_audit_events_are_purged",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -107,6 +109,8 @@ macro_rules! conformance_tests {
             notes_and_requesters_round_trip_and_are_absent_when_not_given,
             encrypted_shares_and_requests_round_trip,
             key_usage_counts_recent_shares_and_the_bytes_still_held,
+            audit_events_are_filtered_by_owner_share_request_and_time,
+            old_audit_events_are_purged,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -213,6 +217,10 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
         "key_usage_counts_recent_shares_and_the_bytes_still_held" => {
             key_usage_counts_recent_shares_and_the_bytes_still_held(store).await
         }
+        "audit_events_are_filtered_by_owner_share_request_and_time" => {
+            audit_events_are_filtered_by_owner_share_request_and_time(store).await
+        }
+        "old_audit_events_are_purged" => old_audit_events_are_purged(store).await,
         other => panic!("unknown conformance check {other}"),
     }
 }
@@ -1773,4 +1781,128 @@ async fn key_usage_counts_recent_shares_and_the_bytes_still_held(store: &dyn Met
     // Once the upload windows closed and the shares expired, nothing is held.
     let later = add(t0(), secs(30 * 24 * 3600));
     assert_eq!(usage(later).await.unwrap().bytes_held, 0);
+}
+
+fn audit_source() -> once_domain::AuditSource {
+    once_domain::AuditSource::new(Some("192.0.2.7".into()), Some("conformance/1"), None)
+}
+
+fn every_event() -> crate::AuditFilter {
+    crate::AuditFilter {
+        owner: None,
+        share: None,
+        request: None,
+        since: None,
+        after: None,
+        limit: 100,
+    }
+}
+
+async fn audit_events_are_filtered_by_owner_share_request_and_time(store: &dyn MetaStore) {
+    use once_domain::{AuditEvent, AuditKind};
+    assert!(store.audit_events(&every_event()).await.unwrap().is_empty());
+    let (mine, theirs) = (
+        once_domain::KeyId::generate(),
+        once_domain::KeyId::generate(),
+    );
+    let mut share = pending_share(1);
+    share.owner = Some(mine.clone());
+    let request = once_domain::RequestId::generate();
+    let by_key = once_domain::AuditSource::new(None, None, Some(mine.clone()));
+    let events = [
+        AuditEvent::new(AuditKind::ShareCreated, t0(), &by_key)
+            .of_share(&share)
+            .with_detail("size=5"),
+        AuditEvent::new(
+            AuditKind::UploadCompleted,
+            add(t0(), secs(1)),
+            &audit_source(),
+        )
+        .of_share(&share),
+        AuditEvent::new(AuditKind::RequestCreated, add(t0(), secs(2)), &by_key)
+            .of_request_id(&request)
+            .of_key(&mine),
+        AuditEvent::new(AuditKind::KeyCreated, add(t0(), secs(3)), &audit_source()).of_key(&theirs),
+    ];
+    for event in &events {
+        store.record_audit(event).await.unwrap();
+    }
+    let all = store.audit_events(&every_event()).await.unwrap();
+    let read: Vec<_> = all.iter().map(|record| record.event.clone()).collect();
+    assert_eq!(
+        read, events,
+        "every field round-trips, in the order written"
+    );
+    assert!(all.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+
+    let kinds = |records: Vec<crate::AuditRecord>| -> Vec<AuditKind> {
+        records.iter().map(|record| record.event.kind).collect()
+    };
+    let filter = |change: &dyn Fn(&mut crate::AuditFilter)| {
+        let mut filter = every_event();
+        change(&mut filter);
+        filter
+    };
+    let mine_only = filter(&|f| f.owner = Some(mine.clone()));
+    assert_eq!(
+        kinds(store.audit_events(&mine_only).await.unwrap()),
+        [
+            AuditKind::ShareCreated,
+            AuditKind::UploadCompleted,
+            AuditKind::RequestCreated
+        ]
+    );
+    let of_share = filter(&|f| f.share = Some(share.id.clone()));
+    assert_eq!(
+        kinds(store.audit_events(&of_share).await.unwrap()),
+        [AuditKind::ShareCreated, AuditKind::UploadCompleted]
+    );
+    let of_share_theirs = filter(&|f| {
+        f.share = Some(share.id.clone());
+        f.owner = Some(theirs.clone());
+    });
+    assert!(
+        store
+            .audit_events(&of_share_theirs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let of_request = filter(&|f| f.request = Some(request.clone()));
+    assert_eq!(
+        kinds(store.audit_events(&of_request).await.unwrap()),
+        [AuditKind::RequestCreated]
+    );
+    let since = filter(&|f| f.since = Some(add(t0(), secs(2))));
+    assert_eq!(
+        kinds(store.audit_events(&since).await.unwrap()),
+        [AuditKind::RequestCreated, AuditKind::KeyCreated]
+    );
+    // Pages: at most `limit`, then on from the last one's place.
+    let first = store.audit_events(&filter(&|f| f.limit = 3)).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = store
+        .audit_events(&filter(&|f| f.after = Some(first[2].seq)))
+        .await
+        .unwrap();
+    assert_eq!(kinds(rest), [AuditKind::KeyCreated]);
+}
+
+async fn old_audit_events_are_purged(store: &dyn MetaStore) {
+    use once_domain::{AuditEvent, AuditKind};
+    let key = once_domain::KeyId::generate();
+    for offset in [0, 10, 20] {
+        let event = AuditEvent::new(
+            AuditKind::KeyCreated,
+            add(t0(), secs(offset)),
+            &audit_source(),
+        )
+        .of_key(&key);
+        store.record_audit(&event).await.unwrap();
+    }
+    assert_eq!(store.purge_audit(t0()).await.unwrap(), 0);
+    assert_eq!(store.purge_audit(add(t0(), secs(11))).await.unwrap(), 2);
+    let left = store.audit_events(&every_event()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.at, add(t0(), secs(20)));
 }

@@ -14,8 +14,8 @@ pub mod testing;
 
 use async_trait::async_trait;
 use once_domain::{
-    BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId, UploadRequest,
-    UploadToken,
+    AuditEvent, BlobKey, Instant, KeyId, KeyRecord, RequestId, Sha256Digest, Share, ShareId,
+    UploadRequest, UploadToken,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +114,28 @@ pub struct ReapCandidate {
     pub blob_key: Option<BlobKey>,
     /// An unfinished multipart upload to abort.
     pub upload_session: Option<String>,
+}
+
+/// An event of the audit log as stored, with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The order events were written in (increasing, with gaps); the page cursor.
+    pub seq: u64,
+    pub event: AuditEvent,
+}
+
+/// Which events [`MetaStore::audit_events`] returns: those matching every filter given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Events in this key's log (of its shares, its requests, or about the key itself).
+    pub owner: Option<KeyId>,
+    pub share: Option<ShareId>,
+    pub request: Option<RequestId>,
+    /// Events at or after this time.
+    pub since: Option<Instant>,
+    /// Events written after the one with this `seq` (the previous page's last).
+    pub after: Option<u64>,
+    pub limit: u32,
 }
 
 /// Every metadata store keeps the notification outbox ([`Outbox`]) and the evidence of refused
@@ -241,6 +263,15 @@ pub trait MetaStore: Outbox + RefusedUploads + Send + Sync + 'static {
     async fn count_refused_upload(&self, request: &RequestId) -> MetaResult<u32>;
     /// How many uploads to the request were refused so far; 0 if there is no such request.
     async fn refused_uploads(&self, request: &RequestId) -> MetaResult<u32>;
+
+    // ---- audit log ------------------------------------------------------------------------
+
+    /// Appends one event to the audit log.
+    async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
+    /// Events matching `filter`, in the order they were written, at most `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> MetaResult<Vec<AuditRecord>>;
+    /// Deletes audit events from before `before`; returns how many.
+    async fn purge_audit(&self, before: Instant) -> MetaResult<u64>;
 
     // ---- reaper -----------------------------------------------------------------------------
 

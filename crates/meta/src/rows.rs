@@ -13,7 +13,7 @@ use once_domain::{
 };
 use sqlx::{FromRow, Row};
 
-use crate::{MetaError, MetaResult, ReapCandidate, StoredKey};
+use crate::{AuditRecord, MetaError, MetaResult, ReapCandidate, StoredKey};
 
 /// The row a conditional `UPDATE … WHERE id = … RETURNING` wrote, if it matched.
 ///
@@ -156,6 +156,50 @@ where
     ReapCandidateRow<'r>: FromRow<'r, R>,
 {
     ReapCandidate::try_from(ReapCandidateRow::from_row(row)?)
+}
+
+/// A row of `audit_events` as an [`AuditRecord`].
+pub(crate) fn audit_from_row<'r, R: Row>(row: &'r R) -> MetaResult<AuditRecord>
+where
+    AuditRow<'r>: FromRow<'r, R>,
+{
+    AuditRecord::try_from(AuditRow::from_row(row)?)
+}
+
+/// A row of `audit_events`, as stored.
+#[derive(FromRow)]
+pub(crate) struct AuditRow<'r> {
+    seq: i64,
+    at: i64,
+    kind: &'r str,
+    owner_key: Option<&'r str>,
+    share_id: Option<&'r str>,
+    request_id: Option<&'r str>,
+    key_id: Option<&'r str>,
+    client: Option<String>,
+    user_agent: Option<String>,
+    detail: Option<String>,
+}
+
+impl TryFrom<AuditRow<'_>> for AuditRecord {
+    type Error = MetaError;
+
+    fn try_from(row: AuditRow<'_>) -> MetaResult<Self> {
+        Ok(AuditRecord {
+            seq: to_u64(row.seq, "seq")?,
+            event: once_domain::AuditEvent {
+                at: instant(row.at)?,
+                kind: once_domain::AuditKind::parse(row.kind).ok_or_else(|| corrupt("kind"))?,
+                owner: parse_opt(row.owner_key, KeyId::parse, "owner_key")?,
+                share: parse_opt(row.share_id, ShareId::parse, "share_id")?,
+                request: parse_opt(row.request_id, RequestId::parse, "request_id")?,
+                key: parse_opt(row.key_id, KeyId::parse, "key_id")?,
+                client: row.client,
+                user_agent: row.user_agent,
+                detail: row.detail,
+            },
+        })
+    }
 }
 
 /// The share columns of a `shares` row, as stored.

@@ -162,6 +162,18 @@ pub(crate) const PURGE_REQUESTS: &str = "DELETE FROM upload_requests WHERE expir
      AND (share_id IS NULL \
           OR NOT EXISTS (SELECT 1 FROM shares WHERE shares.id = upload_requests.share_id))";
 
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+     (at, kind, owner_key, share_id, request_id, key_id, client, user_agent, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// The audit log through optional filters (a NULL filter matches every row), in the order the
+/// events were written.
+pub(crate) const AUDIT_EVENTS: &str = "SELECT seq, at, kind, owner_key, share_id, request_id, \
+     key_id, client, user_agent, detail FROM audit_events \
+     WHERE ($1 IS NULL OR owner_key = $1) AND ($2 IS NULL OR share_id = $2) \
+     AND ($3 IS NULL OR request_id = $3) AND at >= $4 AND seq > $5 \
+     ORDER BY seq LIMIT $6";
+pub(crate) const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE at < $1";
+
 /// The readiness probe's write.
 pub(crate) const READINESS_PROBE: &str = "INSERT INTO readiness (id, checks) VALUES (1, 1) \
      ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1";
@@ -236,6 +248,28 @@ macro_rules! impl_meta_store {
                     .bind(share.contents.as_deref())
                     .bind(share.note.as_ref().map(once_domain::Note::as_str))
                     .bind($crate::rows::encryption_text(share.encryption.as_ref())?)
+                    .execute(executor)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_audit_with<'e, E>(
+                executor: E,
+                event: &once_domain::AuditEvent,
+            ) -> $crate::MetaResult<()>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                sqlx::query($crate::sql::INSERT_AUDIT)
+                    .bind($crate::rows::secs(event.at))
+                    .bind(event.kind.as_str())
+                    .bind(event.owner.as_ref().map(once_domain::KeyId::as_str))
+                    .bind(event.share.as_ref().map(once_domain::ShareId::as_str))
+                    .bind(event.request.as_ref().map(once_domain::RequestId::as_str))
+                    .bind(event.key.as_ref().map(once_domain::KeyId::as_str))
+                    .bind(event.client.as_deref())
+                    .bind(event.user_agent.as_deref())
+                    .bind(event.detail.as_deref())
                     .execute(executor)
                     .await?;
                 Ok(())
@@ -656,6 +690,39 @@ macro_rules! impl_meta_store {
                 count.map_or(Ok(0), |count| {
                     $crate::rows::to_u32(count, "refused_uploads")
                 })
+            }
+
+            async fn record_audit(
+                &self,
+                event: &once_domain::AuditEvent,
+            ) -> $crate::MetaResult<()> {
+                Self::insert_audit_with(&self.pool, event).await
+            }
+
+            async fn audit_events(
+                &self,
+                filter: &$crate::AuditFilter,
+            ) -> $crate::MetaResult<Vec<$crate::AuditRecord>> {
+                sqlx::query($crate::sql::AUDIT_EVENTS)
+                    .bind(filter.owner.as_ref().map(once_domain::KeyId::as_str))
+                    .bind(filter.share.as_ref().map(once_domain::ShareId::as_str))
+                    .bind(filter.request.as_ref().map(once_domain::RequestId::as_str))
+                    .bind(filter.since.map($crate::rows::secs).unwrap_or(i64::MIN))
+                    .bind(filter.after.map($crate::rows::size_param).unwrap_or(0))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::rows::audit_from_row)
+                    .collect()
+            }
+
+            async fn purge_audit(&self, before: once_domain::Instant) -> $crate::MetaResult<u64> {
+                Ok(sqlx::query($crate::sql::PURGE_AUDIT)
+                    .bind($crate::rows::secs(before))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
 
             async fn take_reap_batch(

@@ -75,6 +75,8 @@ settings! {
     orphan_grace: Duration = "1h", env "ONCE_ORPHAN_GRACE";
     /// How long an upload that started in time may take to finish
     upload_grace: Duration = "24h", env "ONCE_UPLOAD_GRACE";
+    /// How long audit log events are kept; the reaper deletes older ones
+    audit_retention: Duration = "90d", env "ONCE_AUDIT_RETENTION", check positive;
     /// How long a browser stays signed in after signing in with a key
     session_lifetime: Duration = "12h", env "ONCE_SESSION_LIFETIME", check positive;
     /// Exit cleanly once no connection has been open for this long (0s: never); meant for

@@ -3,7 +3,10 @@
 //! no blob store) for whoever can read the server's configuration and data directory. It opens
 //! only a store that exists: listing or creating keys where no server looks helps nobody.
 
-use once_domain::{ApiToken, DomainError, Instant, KeyId, KeyRecord, SecretSealer};
+use once_domain::{
+    ApiToken, AuditEvent, AuditKind, AuditSource, DomainError, Instant, KeyId, KeyRecord,
+    SecretSealer,
+};
 use once_meta::{MetaError, MetaStore, StoredKey};
 
 use crate::config::ServerArgs;
@@ -32,7 +35,11 @@ impl Keyring<'_> {
         };
         match self.meta.insert_key(&key).await {
             Err(MetaError::KeyExists) => Err(DomainError::KeyExists.into()),
-            other => Ok(other?),
+            Err(other) => Err(other.into()),
+            Ok(()) => {
+                record_key_event(self.meta, AuditKind::KeyCreated, &token.id, now).await;
+                Ok(())
+            }
         }
     }
 
@@ -82,10 +89,18 @@ pub async fn revoke(args: ServerArgs, id: &str) -> anyhow::Result<()> {
     let (_, meta) = open_key_store(&args).await?;
     let id = KeyId::parse(id)
         .map_err(|_| anyhow::anyhow!("a key id is 16 lowercase hexadecimal characters"))?;
-    anyhow::ensure!(
-        meta.revoke_key(&id, once_domain::now()).await?,
-        "no active key {id}"
-    );
+    let now = once_domain::now();
+    anyhow::ensure!(meta.revoke_key(&id, now).await?, "no active key {id}");
+    record_key_event(&*meta, AuditKind::KeyRevoked, &id, now).await;
     println!("revoked {id}");
     Ok(())
+}
+
+/// Key administration happens on the server's machine, not over HTTP: its events carry no
+/// address, and the key's own log holds them. Best effort, as every audit write after a change.
+async fn record_key_event(meta: &dyn MetaStore, kind: AuditKind, id: &KeyId, now: Instant) {
+    let event = AuditEvent::new(kind, now, &AuditSource::server("once keys")).of_key(id);
+    if let Err(error) = meta.record_audit(&event).await {
+        tracing::warn!(%error, %kind, "could not write an audit event");
+    }
 }

@@ -1,6 +1,6 @@
 //! The reaper deletes what must not outlive its purpose: bytes of consumed (after the lease),
 //! expired, revoked and abandoned shares, blobs no share references, stale upload files, and old
-//! tombstones. Every step is idempotent and takes its work through conditional writes, so any
+//! tombstones and audit events past their retention. Every step is idempotent and takes its work through conditional writes, so any
 //! number of reapers (built-in loops, `once reap` from cron) can run at once.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub struct ReapReport {
     pub orphans_deleted: u64,
     /// Temporary files or pending uploads of interrupted uploads removed.
     pub stale_uploads_removed: u64,
-    /// Old tombstones, requests and signature records deleted.
+    /// Old tombstones, requests, signature records and audit events deleted.
     pub rows_purged: u64,
 }
 
@@ -36,6 +36,8 @@ pub struct ReapSettings {
     pub notify_retention: Duration,
     /// Records of refused uploads are kept this long (their bytes go with them).
     pub evidence_retention: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
 }
 
 fn before(now: Instant, duration: Duration) -> Instant {
@@ -83,6 +85,13 @@ pub async fn reap_once(
                 .await?
             {
                 report.shares_reaped += 1;
+                let event = once_domain::AuditEvent::new(
+                    once_domain::AuditKind::ShareReaped,
+                    now,
+                    &once_domain::AuditSource::server("once reaper"),
+                )
+                .of_share_id(&candidate.share_id);
+                service.record(event).await;
                 if let Some(share) = unread {
                     service.expired_unread(&share).await;
                 }
@@ -125,6 +134,9 @@ pub async fn reap_once(
             .purge_events(before(now, settings.notify_retention))
             .await?
         + evidence_purged;
+    report.rows_purged += meta
+        .purge_audit(before(now, settings.audit_retention))
+        .await?;
     Ok(report)
 }
 

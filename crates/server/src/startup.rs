@@ -366,6 +366,7 @@ fn reap_settings(config: &Config) -> ReapSettings {
         upload_grace: config.upload_grace,
         notify_retention: config.notify_retention,
         evidence_retention: config.evidence_retention,
+        audit_retention: config.audit_retention,
     }
 }
 

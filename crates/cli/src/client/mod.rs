@@ -4,6 +4,7 @@
 //! (`link`), units (`units`), progress bars (`progress`), QR codes and time display (here).
 
 mod archive;
+pub mod audit;
 pub mod config;
 mod encryption;
 pub mod get;

@@ -5,6 +5,7 @@ mod harness;
 
 mod acme;
 mod activation;
+mod audit;
 mod auth;
 mod cli;
 mod encrypted;

@@ -13,9 +13,11 @@ use once_api::{
     CompleteShare, ErrorBody, NewRequest, NewShare, PartTickets, RefreshParts, RequestList,
     RequestView, ShareList, ShareView, StoredParts, headers as wire, routes,
 };
-use once_domain::{DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
+use once_domain::audit::share_detail;
+use once_domain::{AuditEvent, AuditKind, DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
-use super::error::ApiResult;
+use super::audit::{UploadTo, source, upload_event};
+use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::{AppState, header_text, incoming, sealed, views};
 
@@ -59,6 +61,7 @@ pub async fn create_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewShare = parse_json(&body)?;
@@ -81,6 +84,14 @@ pub async fn create_share(
         .service
         .create_share_with_ticket(&caller, &spec, contents, now, &base)
         .await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(
+            AuditEvent::new(AuditKind::ShareCreated, now, &by)
+                .of_share(&share)
+                .with_detail(share_detail(&share)),
+        )
+        .await;
     let mut view = views::share(&share, &base, now);
     view.upload = Some(ticket);
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -206,10 +217,15 @@ pub async fn revoke_share(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    origin: Origin,
+    headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
+    let id = parse_share_id(&id)?;
+    app.service.revoke_share(&caller, &id).await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
     app.service
-        .revoke_share(&caller, &parse_share_id(&id)?)
-        .await?;
+        .record(AuditEvent::new(AuditKind::ShareRevoked, once_domain::now(), &by).of_share_id(&id))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -243,6 +259,7 @@ pub async fn complete_share(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ShareView>> {
     let body: CompleteShare = if body.is_empty() {
@@ -251,16 +268,23 @@ pub async fn complete_share(
         parse_json(&body)?
     };
     let now = once_domain::now();
-    let share = app
+    let id = parse_share_id(&id)?;
+    let completed = app
         .service
         .complete_share(
             &caller,
-            &parse_share_id(&id)?,
+            &id,
             &reported_parts(&body.parts),
             parse_sha256(body.sha256.as_deref())?,
             now,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(upload_event(UploadTo::Share(&id), &completed, now, &by))
+        .await;
+    let share = completed?;
     Ok(Json(views::share(&share, &app.base_url(&origin), now)))
 }
 
@@ -420,6 +444,22 @@ pub async fn put_file(
             started_at,
         )
         .await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(
+            AuditEvent::new(AuditKind::ShareCreated, started_at, &by)
+                .of_share(&share)
+                .with_detail(share_detail(&share)),
+        )
+        .await;
+    app.service
+        .record(upload_event(
+            UploadTo::Share(&share.id),
+            &Ok(share.clone()),
+            once_domain::now(),
+            &by,
+        ))
+        .await;
     let url = views::share_link(&app.base_url(&origin), &share);
     let mut response = (StatusCode::CREATED, format!("{url}\n")).into_response();
     if let Ok(location) = HeaderValue::from_str(&url) {
@@ -450,6 +490,7 @@ pub async fn create_request(
     State(app): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: NewRequest = if body.is_empty() {
@@ -478,6 +519,17 @@ pub async fn create_request(
     };
     let now = once_domain::now();
     let request = app.service.create_request(&caller, &spec, now).await?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    app.service
+        .record(
+            AuditEvent::new(AuditKind::RequestCreated, now, &by)
+                .of_request(&request)
+                .with_detail(format!(
+                    "max_size={} encrypted={}",
+                    request.max_size, request.encrypted
+                )),
+        )
+        .await;
     let view = views::request(&request, None, 0, &app.base_url(&origin), now);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }

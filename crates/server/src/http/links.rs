@@ -256,9 +256,16 @@ async fn claim_share(app: &AppState, id: &str, origin: &Origin, headers: &Header
         return refusal(app, headers, DomainError::ShareNotFound.into(), html);
     };
     let proof = header_text(headers, once_api::headers::PROOF);
+    let source = super::audit::source(origin, headers, None);
     match app
         .service
-        .claim(&id, proof, &app.base_url(origin), once_domain::now())
+        .claim(
+            &id,
+            proof,
+            &app.base_url(origin),
+            once_domain::now(),
+            &source,
+        )
         .await
     {
         Ok(claim) => {

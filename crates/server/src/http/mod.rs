@@ -2,6 +2,7 @@
 //! `docs/api.md`.
 
 mod api;
+mod audit;
 mod auth;
 mod blobs;
 pub mod error;
@@ -114,6 +115,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .routes(routes!(api::put_file))
         .routes(routes!(api::create_request, api::list_requests))
         .routes(routes!(api::get_request))
+        .routes(routes!(audit::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

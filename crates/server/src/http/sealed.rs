@@ -11,7 +11,8 @@ use once_domain::encryption::PasswordParams;
 use once_domain::{DomainError, Encryption, ShareId};
 
 use super::AppState;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
+use super::forwarded::Origin;
 
 /// A sender's (or an uploader's) `encryption`, checked by the domain's one rule.
 pub fn parse(new: &NewEncryption) -> Result<Encryption, DomainError> {
@@ -48,6 +49,9 @@ pub fn parse_optional(
 }
 
 /// `GET /s/{id}/seal`: JSON for the recipient's client (the CLI or the landing page's script).
+///
+/// A refusal here is where a recipient's client learns that the share is used up, expired or
+/// revoked, before it would claim: it is recorded as a refused claim (`step=seal`).
 #[utoipa::path(
     get,
     path = once_api::routes::SHARE_SEAL,
@@ -66,9 +70,35 @@ pub fn parse_optional(
 pub async fn seal(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
+    origin: Origin,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<SealedShare>> {
     let id = ShareId::parse(&id).map_err(|_| DomainError::ShareNotFound)?;
-    let sealed = app.service.seal(&id, once_domain::now()).await?;
+    let now = once_domain::now();
+    let sealed = match app.service.seal(&id, now).await {
+        Ok(sealed) => sealed,
+        Err(error) => {
+            let error = ApiError::from(error);
+            // A plain share's link asked for its seal is no attempt to claim.
+            if matches!(error.refusal(), DomainError::NotEncrypted)
+                || super::audit::store_failed(&error)
+            {
+                return Err(error);
+            }
+            let event = once_domain::AuditEvent::new(
+                once_domain::AuditKind::ClaimRefused,
+                now,
+                &super::audit::source(&origin, &headers, None),
+            )
+            .of_share_id(&id)
+            .with_detail(format!(
+                "{} step=seal",
+                super::audit::refusal_detail(&error)
+            ));
+            app.service.record(event).await;
+            return Err(error);
+        }
+    };
     let encryption = sealed.encryption;
     Ok(Json(SealedShare {
         scheme: encryption.scheme,

@@ -20,6 +20,7 @@ use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
 
 use crate::service::{SessionStart, parse_sha256, reported_parts};
 
+use super::audit::{UploadTo, source, upload_event};
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::openapi::{AnnouncedSha256, SignedQuery};
@@ -70,7 +71,7 @@ pub async fn put_ticket(
 ) -> ApiResult<Response> {
     let started_at = once_domain::now();
     let id = ShareId::parse(&id).map_err(|_| DomainError::ShareNotFound)?;
-    let share = app
+    let received = app
         .service
         .receive_ticket_upload(
             uri.path(),
@@ -80,7 +81,17 @@ pub async fn put_ticket(
             &uploader(&origin, &headers),
             started_at,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    app.service
+        .record(upload_event(
+            UploadTo::Share(&id),
+            &received,
+            once_domain::now(),
+            &source(&origin, &headers, None),
+        ))
+        .await;
+    let share = received?;
     tracing::info!(share = %share.id.log_label(), size = share.size.unwrap_or_default(), "share published");
     Ok((
         StatusCode::CREATED,
@@ -265,7 +276,7 @@ async fn receive(
         })
     });
     let content_type = header_text(headers, header::CONTENT_TYPE).map(str::to_owned);
-    let share = app
+    let received = app
         .service
         .receive_request_upload(
             &id,
@@ -275,7 +286,17 @@ async fn receive(
             &uploader(origin, headers),
             started_at,
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    app.service
+        .record(upload_event(
+            UploadTo::Request(&id),
+            &received,
+            once_domain::now(),
+            &source(origin, headers, None),
+        ))
+        .await;
+    let share = received?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     // The uploader learns that it worked, not the link: the share belongs to the requester.
     let view = uploaded(&share);
@@ -544,11 +565,13 @@ pub async fn request_upload_part_urls(
 pub async fn complete_request_upload(
     State(app): State<Arc<AppState>>,
     Path((id, token)): Path<(String, String)>,
+    origin: Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = parse_request_id(&id)?;
     let body: CompleteShare = parse_json(&body)?;
-    let share = app
+    let completed = app
         .service
         .complete_request_upload(
             &id,
@@ -557,7 +580,17 @@ pub async fn complete_request_upload(
             parse_sha256(body.sha256.as_deref())?,
             once_domain::now(),
         )
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    app.service
+        .record(upload_event(
+            UploadTo::Request(&id),
+            &completed,
+            once_domain::now(),
+            &source(&origin, &headers, None),
+        ))
+        .await;
+    let share = completed?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     Ok((StatusCode::CREATED, Json(uploaded(&share))).into_response())
 }

@@ -343,6 +343,7 @@ impl<K: Eq + std::hash::Hash + Clone> Drop for Slot<K> {
     }
 }
 
+mod audit;
 mod auth;
 mod events;
 pub mod evidence;
@@ -350,5 +351,6 @@ mod requests;
 mod shares;
 mod uploads;
 
+pub use audit::AuditQuery;
 pub use requests::SessionStart;
 pub use uploads::{parse_sha256, reported_parts};

@@ -4,7 +4,10 @@
 use once_api::{PartTicket, StoredParts, UploadTicket};
 use once_blob::{BlobError, PutLimits, ReportedPart};
 use once_domain::share::add;
-use once_domain::{BlobKey, DomainError, Instant, Sha256Digest, Share, ShareId, ShareSpec};
+use once_domain::{
+    AuditEvent, AuditKind, AuditSource, BlobKey, DomainError, Instant, Sha256Digest, Share,
+    ShareId, ShareSpec,
+};
 use once_meta::CompletedUpload;
 
 use once_api::routes;
@@ -434,12 +437,16 @@ impl Service {
     /// as long as its lease. An encrypted share that could be claimed now is claimed only with
     /// a valid `proof` of its key (`X-Once-Proof`), checked before that write, so a refused
     /// proof consumes nothing.
+    ///
+    /// Its audit events (by `source`) are written once the claim has committed, and a refused
+    /// claim of a known share once it is refused; both best effort, before the answer.
     pub async fn claim(
         &self,
         id: &ShareId,
         proof: Option<&str>,
         base: &str,
         now: Instant,
+        source: &AuditSource,
     ) -> ServiceResult<Claim> {
         // The encryption of a share never changes once it is made, so this read decides
         // nothing that the claim's conditional write below must decide.
@@ -449,6 +456,8 @@ impl Service {
             && let Err(refusal) = encryption.verify_proof(&self.challenges, id.as_str(), proof, now)
         {
             metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);
+            self.record_refused_claim(&current, &refusal, source, now)
+                .await;
             return Err(refusal.into());
         }
         let lease_until = add(now, self.claim_lease);
@@ -458,9 +467,14 @@ impl Service {
             let refusal = share
                 .claim_refusal(now)
                 .unwrap_or(DomainError::ShareConsumed);
+            self.record_refused_claim(&share, &refusal, source, now)
+                .await;
             return Err(refusal.into());
         };
         metrics::counter!("once_claims_total", "outcome" => "claimed").increment(1);
+        for event in once_domain::audit::claim_events(&share, source, now) {
+            self.record(event).await;
+        }
         self.claimed(&share).await;
         let download_url = self.download_url(&share, base, lease_until)?;
         Ok(Claim {
@@ -468,6 +482,19 @@ impl Service {
             download_url,
             lease_until,
         })
+    }
+
+    async fn record_refused_claim(
+        &self,
+        share: &Share,
+        refusal: &DomainError,
+        source: &AuditSource,
+        now: Instant,
+    ) {
+        let event = AuditEvent::new(AuditKind::ClaimRefused, now, source)
+            .of_share(share)
+            .with_detail(format!("code={}", refusal.code()));
+        self.record(event).await;
     }
 
     fn download_url(
