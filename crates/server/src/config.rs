@@ -156,6 +156,9 @@ settings! {
     evidence_max_count: u32 = 3, env "ONCE_EVIDENCE_MAX_COUNT";
     /// Records of refused uploads (and their kept bytes) are deleted after this time
     evidence_retention: Duration = "30d", env "ONCE_EVIDENCE_RETENTION", check positive;
+    /// Export a trace span per step (create, upload, complete, claim, reap) as OTLP over
+    /// HTTP (JSON) to this collector URL, e.g. http://127.0.0.1:4318/v1/traces [default: off]
+    otlp_endpoint: Url, env "ONCE_OTLP_ENDPOINT";
     /// Send every event as an e-mail over SMTP through this server: smtp://host:25,
     /// smtp://user:pass@host:587?tls=required (STARTTLS), smtps://user:pass@host:465
     /// [default: off]
@@ -471,6 +474,13 @@ impl Config {
                  e.g. echo whsec_$(head -c 32 /dev/urandom | base64))"
             ),
             (None, Some(_)) => anyhow::bail!("webhook_secret is used only with webhook_url"),
+        }
+        if let Some(url) = &self.otlp_endpoint {
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https") && url.host().is_some(),
+                "otlp_endpoint must be an http(s) URL with a host, such as \
+                 http://127.0.0.1:4318/v1/traces"
+            );
         }
         match (&self.smtp_url, &self.email_to) {
             (Some(url), Some(to)) => {

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod reaper;
 pub mod service;
 mod startup;
+mod telemetry;
 pub mod tls;
 pub mod webhooks;
 

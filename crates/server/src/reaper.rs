@@ -44,6 +44,7 @@ fn before(now: Instant, duration: Duration) -> Instant {
     now - time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4))
 }
 
+#[tracing::instrument(name = "reap", skip_all)]
 pub async fn reap_once(
     service: &Service,
     settings: ReapSettings,

@@ -21,19 +21,39 @@ use crate::http::{self, AppState};
 use crate::reaper::{self, ReapSettings};
 use crate::service::{Service, ServiceSettings};
 
-fn init_tracing(format: LogFormat, default_level: &str) {
+fn init_tracing(
+    format: LogFormat,
+    default_level: &str,
+    traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ONCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Colour only for a person at a terminal; a log file or journal gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    // A second initialisation (tests embedding the server) is harmless.
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let log = match format {
+        LogFormat::Json => log.json().with_filter(filter).boxed(),
+        LogFormat::Text => log.with_filter(filter).boxed(),
     };
+    // The step spans go to the trace exporter whatever the log level says.
+    let spans = traces.map(|provider| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("once"))
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("once_server", tracing::Level::INFO),
+            )
+    });
+    // A second initialisation (tests embedding the server) is harmless.
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(spans)
+        .try_init();
 }
 
 async fn open_meta(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
@@ -73,7 +93,7 @@ fn is_postgres_url(url: &str) -> bool {
 /// instances and `once migrate` starting together apply each migration once.)
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
-    init_tracing(config.log_format, "warn");
+    init_tracing(config.log_format, "warn", None);
     match config.database_url.as_deref() {
         Some(url) if is_postgres_url(url) => {
             let (_, report) = PostgresMetaStore::open_reporting(url)
@@ -198,7 +218,7 @@ pub(crate) async fn open_key_store(
     args: &ServerArgs,
 ) -> anyhow::Result<(Config, Arc<dyn MetaStore>)> {
     let config = Config::load(args)?;
-    init_tracing(config.log_format, "warn");
+    init_tracing(config.log_format, "warn", None);
     let meta = open_existing_meta(&config).await?;
     Ok((config, meta))
 }
@@ -355,7 +375,7 @@ pub(crate) async fn load(
     role: Role,
 ) -> anyhow::Result<(Config, Service)> {
     let config = Config::load(args)?;
-    init_tracing(config.log_format, default_log_level);
+    init_tracing(config.log_format, default_log_level, None);
     let service = build_service(&config, role).await?;
     Ok((config, service))
 }
@@ -502,8 +522,18 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         print!("{}", Config::load(&args)?.to_toml());
         return Ok(());
     }
-    let (config, service) = load(&args, "info,tower_http=warn,sqlx=warn", Role::Serve).await?;
-    let service = Arc::new(service);
+    let config = Config::load(&args)?;
+    let traces = config
+        .otlp_endpoint
+        .as_ref()
+        .map(crate::telemetry::tracer_provider)
+        .transpose()?;
+    init_tracing(
+        config.log_format,
+        "info,tower_http=warn,sqlx=warn",
+        traces.as_ref(),
+    );
+    let service = Arc::new(build_service(&config, Role::Serve).await?);
     if let Some(token) = &config.bootstrap_key {
         let token = ApiToken::parse(token)
             .map_err(|_| anyhow::anyhow!("ONCE_BOOTSTRAP_KEY must be KEYID.SECRET"))?;
@@ -660,6 +690,10 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         // A delivery under way ends within its timeout; its lease keeps the event safe if
         // the process is gone before it can mark it.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), deliveries).await;
+    }
+    if let Some(traces) = traces {
+        // The last batch of spans goes out before the process does (the SDK blocks for it).
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -25,6 +25,7 @@ mod s3;
 mod scale_out;
 mod sealed_requests;
 mod shares;
+mod telemetry;
 mod tls;
 mod uploads;
 mod web;

@@ -17,6 +17,7 @@ use super::*;
 use once_meta::RefusedTarget;
 
 impl Service {
+    #[tracing::instrument(name = "create", skip_all)]
     pub async fn create_request(
         &self,
         caller: &Caller,
@@ -72,6 +73,7 @@ impl Service {
     }
 
     /// Streams an upload to a request URL; the first complete one becomes the requester's share.
+    #[tracing::instrument(name = "upload", skip_all)]
     pub async fn receive_request_upload(
         &self,
         id: &RequestId,
@@ -207,6 +209,7 @@ impl Service {
     /// Starts one uploader's multipart upload to a request: a pending share of the requester
     /// that only this upload's token can fill. How many may be open at once is counted in the
     /// metadata store, so it holds across instances even when the bytes go to the bucket.
+    #[tracing::instrument(name = "upload.start", skip_all)]
     pub async fn start_request_upload(
         &self,
         id: &RequestId,
@@ -305,6 +308,7 @@ impl Service {
     /// transaction fulfils the request with this share, if no other upload did first. A
     /// loser's bytes are deleted at once (never served), its session retired and the refusal
     /// counted for the requester.
+    #[tracing::instrument(name = "complete", skip_all)]
     pub async fn complete_request_upload(
         &self,
         id: &RequestId,

@@ -37,6 +37,7 @@ impl Service {
     /// Creates a share whose bytes the client sends itself, and the ticket that says how: one
     /// request for a small file of known size (a presigned bucket URL, or this server's own
     /// signed `/b/up/{id}` URL), otherwise parts (see `uploads`).
+    #[tracing::instrument(name = "create", skip_all)]
     pub async fn create_share_with_ticket(
         &self,
         caller: &Caller,
@@ -72,6 +73,7 @@ impl Service {
     /// as it was.
     /// An upload to a ticket that had its file already is kept as evidence (see
     /// [`Self::keep_refused_upload`]) and raises the duplicate alarm.
+    #[tracing::instrument(name = "upload", skip_all)]
     pub async fn receive_share_upload(
         &self,
         id: &ShareId,
@@ -185,6 +187,7 @@ impl Service {
     /// assembled; a single direct upload to the bucket is checked (size, and checksum where
     /// the store keeps one). Either is then published with one conditional write. On the
     /// embedded store a single upload publishes as it arrives, so this only confirms the state.
+    #[tracing::instrument(name = "complete", skip_all)]
     pub async fn complete_share(
         &self,
         caller: &Caller,
@@ -440,6 +443,7 @@ impl Service {
     ///
     /// Its audit events (by `source`) are written once the claim has committed, and a refused
     /// claim of a known share once it is refused; both best effort, before the answer.
+    #[tracing::instrument(name = "claim", skip_all)]
     pub async fn claim(
         &self,
         id: &ShareId,

@@ -290,6 +290,7 @@ impl Service {
     /// A part sent to this server's signed URL (`/b/part/{token}/{number}`, the embedded
     /// store): the URL must be ours and unexpired when the part starts, its length the signed
     /// one, and the share still waiting for parts.
+    #[tracing::instrument(name = "upload.part", skip_all)]
     pub async fn receive_part(
         &self,
         path: &str,
