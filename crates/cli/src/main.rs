@@ -257,6 +257,10 @@ pub struct AuditArgs {
     // A share id may begin with `-`.
     #[arg(long, value_name = "ID|LINK", allow_hyphen_values = true)]
     pub share: Option<String>,
+    /// Only the events of this upload request (its id or upload link)
+    // A request id may begin with `-` too.
+    #[arg(long, value_name = "ID|LINK", allow_hyphen_values = true)]
+    pub request: Option<String>,
     /// Only events since then: a duration back from now (`1h`, `7d`) or an RFC 3339 time
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,

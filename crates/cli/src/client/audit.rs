@@ -1,4 +1,4 @@
-//! `once audit [--share ID|LINK] [--since 1h|RFC3339] [--json]`: the audit log of your shares,
+//! `once audit [--share ID|LINK] [--request ID|LINK] [--since 1h|RFC3339] [--json]`: the audit log of your shares,
 //! requests and key, oldest first, every page of it. Lines for people; `--json` prints one
 //! JSON array of the API's event objects.
 
@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::config::Client;
-use super::link::share_id_from_ref;
+use super::link::{request_id_from_ref, share_id_from_ref};
 use super::terminal_text;
 use crate::AuditArgs;
 
@@ -21,6 +21,9 @@ pub async fn run(args: AuditArgs) -> Result<()> {
     let mut query = format!("limit={PAGE}");
     if let Some(share) = &args.share {
         query.push_str(&format!("&share={}", share_id_from_ref(share)?));
+    }
+    if let Some(request) = &args.request {
+        query.push_str(&format!("&request={}", request_id_from_ref(request)?));
     }
     if let Some(since) = &args.since {
         let since = parse_since(since, OffsetDateTime::now_utc())?;

@@ -268,6 +268,21 @@ pub fn request_link(text: &str) -> Result<RequestLink> {
     })
 }
 
+/// A request id given either bare or as its upload link (`once audit --request`).
+pub fn request_id_from_ref(text: &str) -> Result<once_domain::RequestId> {
+    if let Ok(id) = once_domain::RequestId::parse(unwrap_pasted(text)) {
+        return Ok(id);
+    }
+    let link = request_link(text).with_context(|| format!("not a request id or link: {text}"))?;
+    let id = link
+        .page
+        .path_segments()
+        .and_then(|mut segments| segments.next_back())
+        .unwrap_or_default()
+        .to_owned();
+    once_domain::RequestId::parse(&id).map_err(|_| anyhow!("not a request id or link: {text}"))
+}
+
 /// A share id given either bare or as a link (`once status`, `once revoke`).
 pub fn share_id_from_ref(text: &str) -> Result<ShareId> {
     if let Ok(id) = ShareId::parse(unwrap_pasted(text)) {
@@ -281,6 +296,21 @@ pub fn share_id_from_ref(text: &str) -> Result<ShareId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_named_by_its_id_or_any_form_of_its_link() {
+        let id = "AAAAAAAAAAAAAAAAAAAAAA";
+        for text in [
+            id.to_owned(),
+            format!("https://h/r/{id}"),
+            format!("https://h/p/r/{id}/report.csv"),
+            format!("https://h/r/{id}#c29tZSBwdWJsaWMga2V5"),
+        ] {
+            assert_eq!(request_id_from_ref(&text).unwrap().as_str(), id, "{text}");
+        }
+        assert!(request_id_from_ref("https://h/s/AAAAAAAAAAAAAAAAAAAAAA").is_err());
+        assert!(request_id_from_ref("nonsense").is_err());
+    }
 
     #[test]
     fn request_urls_lead_to_their_uploads_endpoint() {

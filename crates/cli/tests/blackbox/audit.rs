@@ -190,3 +190,49 @@ async fn the_audit_api_needs_a_key_and_checks_its_query() {
     // The bootstrap key's creation at start-up is in its own log.
     assert_eq!(body["events"][0]["kind"], "key.created", "{body}");
 }
+
+/// `once audit --request LINK`: an upload request's story (made, fulfilled, a second upload
+/// refused), and nothing of the key's other shares.
+#[tokio::test]
+async fn once_audit_tells_the_story_of_an_upload_request() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("other.txt"), b"not this one").unwrap();
+    link_of(&server, work.path(), &["send", "other.txt", "-q"]);
+    let link = link_of(&server, work.path(), &["request", "--no-encrypt"]);
+    let url = link.lines().last().unwrap().trim().to_owned();
+    for (name, status) in [("first.txt", 201), ("second.txt", 409)] {
+        let answer = client()
+            .put(format!("{url}/{name}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status);
+    }
+    let events: Vec<Value> = serde_json::from_str(&stdout(&once_client(
+        &server,
+        work.path(),
+        &["audit", "--request", &url, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(
+        kinds(&events),
+        ["request.created", "request.fulfilled", "upload.refused"],
+        "{events:#?}"
+    );
+    let refused = &events[2];
+    assert_eq!(refused["user_agent"], "curl/8.5.0", "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("slot_used"),
+        "{refused}"
+    );
+    // The bare id works as well as the link.
+    let id = url.rsplit('/').next().unwrap();
+    let by_id = stdout(&once_client(
+        &server,
+        work.path(),
+        &["audit", "--request", id],
+    ));
+    assert_eq!(by_id.lines().count(), 3, "{by_id}");
+}
