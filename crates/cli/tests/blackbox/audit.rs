@@ -201,15 +201,7 @@ async fn once_audit_tells_the_story_of_an_upload_request() {
     link_of(&server, work.path(), &["send", "other.txt", "-q"]);
     let link = link_of(&server, work.path(), &["request", "--no-encrypt"]);
     let url = link.lines().last().unwrap().trim().to_owned();
-    for (name, status) in [("first.txt", 201), ("second.txt", 409)] {
-        let answer = client()
-            .put(format!("{url}/{name}"))
-            .body("x")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), status);
-    }
+    fulfil_then_refuse(&url).await;
     let events: Vec<Value> = serde_json::from_str(&stdout(&once_client(
         &server,
         work.path(),

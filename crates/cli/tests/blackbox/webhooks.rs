@@ -355,15 +355,7 @@ async fn a_second_and_a_third_upload_to_a_used_ticket_raise_the_alarm() {
     // And one to an upload request that has its file.
     let request = create_request(&server, json!({})).await;
     let url = request["url"].as_str().unwrap().to_owned();
-    for (name, status) in [("first.txt", 201), ("second.txt", 409)] {
-        let answer = client()
-            .put(format!("{url}/{name}"))
-            .body("x")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), status);
-    }
+    fulfil_then_refuse(&url).await;
     let accepted = receiver
         .wait_for("three duplicate alarms", |seen| {
             count_of(seen, "upload.duplicate") >= 3

@@ -273,3 +273,17 @@ pub async fn request_view(server: &Server, id: &str) -> serde_json::Value {
     assert_eq!(status, 200, "{view}");
     view
 }
+
+/// `curl -T` twice to a plain upload request's `url`: the first upload fulfils it (201), the
+/// second (one byte, `x`) is refused with 409.
+pub async fn fulfil_then_refuse(url: &str) {
+    for (name, status) in [("first.txt", 201), ("second.txt", 409)] {
+        let answer = client()
+            .put(format!("{url}/{name}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{name}");
+    }
+}
