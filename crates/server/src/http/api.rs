@@ -16,8 +16,8 @@ use once_api::{
 use once_domain::audit::share_detail;
 use once_domain::{AuditEvent, AuditKind, DomainError, RequestId, RequestSpec, ShareId, ShareSpec};
 
-use super::audit::{UploadTo, source, upload_event};
-use super::error::{ApiError, ApiResult};
+use super::audit::{UploadTo, recorded_upload, source, upload_event};
+use super::error::ApiResult;
 use super::forwarded::Origin;
 use super::{AppState, header_text, incoming, sealed, views};
 
@@ -278,13 +278,9 @@ pub async fn complete_share(
             parse_sha256(body.sha256.as_deref())?,
             now,
         )
-        .await
-        .map_err(ApiError::from);
-    let by = source(&origin, &headers, Some(&caller.key_id));
-    app.service
-        .record(upload_event(UploadTo::Share(&id), &completed, now, &by))
         .await;
-    let share = completed?;
+    let by = source(&origin, &headers, Some(&caller.key_id));
+    let share = recorded_upload(&app, UploadTo::Share(&id), completed, now, &by).await?;
     Ok(Json(views::share(&share, &app.base_url(&origin), now)))
 }
 

@@ -45,6 +45,20 @@ pub(super) enum UploadTo<'a> {
     Request(&'a RequestId),
 }
 
+/// Records what an upload ended in (see [`upload_event`]) at `at`, and hands the outcome back
+/// as the handler answers it.
+pub(super) async fn recorded_upload(
+    app: &AppState,
+    to: UploadTo<'_>,
+    outcome: crate::service::ServiceResult<once_domain::Share>,
+    at: once_domain::Instant,
+    by: &AuditSource,
+) -> ApiResult<once_domain::Share> {
+    let outcome = outcome.map_err(ApiError::from);
+    app.service.record(upload_event(to, &outcome, at, by)).await;
+    outcome
+}
+
 /// What an upload that ended in `outcome` records: `upload.completed` (to a share) or
 /// `request.fulfilled` (to a request) with the size received, or `upload.refused` with the
 /// code the uploader was told; nothing when the store itself failed.

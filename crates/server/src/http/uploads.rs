@@ -20,7 +20,7 @@ use once_domain::{DomainError, RequestId, SessionSpec, ShareId, UploadToken};
 
 use crate::service::{SessionStart, parse_sha256, reported_parts};
 
-use super::audit::{UploadTo, source, upload_event};
+use super::audit::{UploadTo, recorded_upload, source};
 use super::error::{ApiError, ApiResult};
 use super::forwarded::Origin;
 use super::openapi::{AnnouncedSha256, SignedQuery};
@@ -81,17 +81,15 @@ pub async fn put_ticket(
             &uploader(&origin, &headers),
             started_at,
         )
-        .await
-        .map_err(ApiError::from);
-    app.service
-        .record(upload_event(
-            UploadTo::Share(&id),
-            &received,
-            once_domain::now(),
-            &source(&origin, &headers, None),
-        ))
         .await;
-    let share = received?;
+    let share = recorded_upload(
+        &app,
+        UploadTo::Share(&id),
+        received,
+        once_domain::now(),
+        &source(&origin, &headers, None),
+    )
+    .await?;
     tracing::info!(share = %share.id.log_label(), size = share.size.unwrap_or_default(), "share published");
     Ok((
         StatusCode::CREATED,
@@ -286,17 +284,15 @@ async fn receive(
             &uploader(origin, headers),
             started_at,
         )
-        .await
-        .map_err(ApiError::from);
-    app.service
-        .record(upload_event(
-            UploadTo::Request(&id),
-            &received,
-            once_domain::now(),
-            &source(origin, headers, None),
-        ))
         .await;
-    let share = received?;
+    let share = recorded_upload(
+        app,
+        UploadTo::Request(&id),
+        received,
+        once_domain::now(),
+        &source(origin, headers, None),
+    )
+    .await?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     // The uploader learns that it worked, not the link: the share belongs to the requester.
     let view = uploaded(&share);
@@ -580,17 +576,15 @@ pub async fn complete_request_upload(
             parse_sha256(body.sha256.as_deref())?,
             once_domain::now(),
         )
-        .await
-        .map_err(ApiError::from);
-    app.service
-        .record(upload_event(
-            UploadTo::Request(&id),
-            &completed,
-            once_domain::now(),
-            &source(&origin, &headers, None),
-        ))
         .await;
-    let share = completed?;
+    let share = recorded_upload(
+        &app,
+        UploadTo::Request(&id),
+        completed,
+        once_domain::now(),
+        &source(&origin, &headers, None),
+    )
+    .await?;
     tracing::info!(request = %id.log_label(), share = %share.id.log_label(), "upload request fulfilled");
     Ok((StatusCode::CREATED, Json(uploaded(&share))).into_response())
 }
