@@ -7,6 +7,7 @@ mod acme;
 mod activation;
 mod audit;
 mod auth;
+mod bench_smoke;
 mod cli;
 mod encrypted;
 mod encryption;
