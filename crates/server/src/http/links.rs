@@ -142,7 +142,7 @@ pub async fn claim(
     origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    claim_share(&app, &id, &origin, &headers).await
+    claim_share(&app, &id, None, &origin, &headers).await
 }
 
 /// The claim at a share link with a file name after it: the same as without it.
@@ -163,7 +163,7 @@ pub async fn claim_named(
     origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    claim_share(&app, &id, &origin, &headers).await
+    claim_share(&app, &id, None, &origin, &headers).await
 }
 
 async fn open_share(
@@ -209,17 +209,18 @@ async fn open_share(
 
 /// A plain `GET` by a download tool: the claim, unless the share is encrypted end to end.
 async fn download(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
-    let encrypted = match ShareId::parse(id) {
+    let current = match ShareId::parse(id) {
         Ok(id) => app.service.peek(&id).await.ok(),
         Err(_) => None,
-    }
-    .is_some_and(|share| {
+    };
+    let encrypted = current.as_ref().is_some_and(|share| {
         share.encryption.is_some() && share.claim_refusal(once_domain::now()).is_none()
     });
     if encrypted {
         return encrypted_link(app, id, origin, headers);
     }
-    claim_share(app, id, origin, headers).await
+    // The share just read goes with the claim, which then need not read it again.
+    claim_share(app, id, current, origin, headers).await
 }
 
 /// `406 encrypted_link`: JSON for clients that ask for it, otherwise the short text a person
@@ -248,7 +249,14 @@ fn encrypted_link(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap
     response
 }
 
-async fn claim_share(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
+/// The claim; `current` is the share as the caller just read it, if it did.
+async fn claim_share(
+    app: &AppState,
+    id: &str,
+    current: Option<once_domain::Share>,
+    origin: &Origin,
+    headers: &HeaderMap,
+) -> Response {
     let accept = header_text(headers, header::ACCEPT).unwrap_or_default();
     let html = wants_html(accept);
     let as_data = !html && accept.contains("application/json");
@@ -261,6 +269,7 @@ async fn claim_share(app: &AppState, id: &str, origin: &Origin, headers: &Header
         .service
         .claim(
             &id,
+            current,
             proof,
             &app.base_url(origin),
             once_domain::now(),

@@ -447,14 +447,19 @@ impl Service {
     pub async fn claim(
         &self,
         id: &ShareId,
+        current: Option<Share>,
         proof: Option<&str>,
         base: &str,
         now: Instant,
         source: &AuditSource,
     ) -> ServiceResult<Claim> {
-        // The encryption of a share never changes once it is made, so this read decides
-        // nothing that the claim's conditional write below must decide.
-        let current = self.peek(id).await?;
+        // The encryption of a share never changes once it is made, so this read (or the
+        // caller's, as `current`) decides nothing that the claim's conditional write below
+        // must decide.
+        let current = match current {
+            Some(share) if share.id == *id => share,
+            _ => self.peek(id).await?,
+        };
         if let Some(encryption) = &current.encryption
             && current.claim_refusal(now).is_none()
             && let Err(refusal) = encryption.verify_proof(&self.challenges, id.as_str(), proof, now)
