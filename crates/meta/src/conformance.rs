@@ -58,6 +58,7 @@ pub const CHECKS: &[&str] = &[
     "key_usage_counts_recent_shares_and_the_bytes_still_held",
     "audit_events_are_filtered_by_owner_share_request_and_time",
     "old_audit_events_are_purged",
+    "audit_events_written_in_batches_keep_their_order",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -111,6 +112,7 @@ macro_rules! conformance_tests {
             key_usage_counts_recent_shares_and_the_bytes_still_held,
             audit_events_are_filtered_by_owner_share_request_and_time,
             old_audit_events_are_purged,
+            audit_events_written_in_batches_keep_their_order,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -221,6 +223,9 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
             audit_events_are_filtered_by_owner_share_request_and_time(store).await
         }
         "old_audit_events_are_purged" => old_audit_events_are_purged(store).await,
+        "audit_events_written_in_batches_keep_their_order" => {
+            audit_events_written_in_batches_keep_their_order(store).await
+        }
         other => panic!("unknown conformance check {other}"),
     }
 }
@@ -1905,4 +1910,49 @@ async fn old_audit_events_are_purged(store: &dyn MetaStore) {
     let left = store.audit_events(&every_event()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event.at, add(t0(), secs(20)));
+}
+
+async fn audit_events_written_in_batches_keep_their_order(store: &dyn MetaStore) {
+    use once_domain::{AuditEvent, AuditKind};
+    store.record_audits(&[]).await.unwrap();
+    assert!(store.audit_events(&every_event()).await.unwrap().is_empty());
+    let key = once_domain::KeyId::generate();
+    let batch: Vec<_> = (0..5)
+        .map(|offset| {
+            AuditEvent::new(
+                AuditKind::KeyCreated,
+                add(t0(), secs(offset)),
+                &audit_source(),
+            )
+            .of_key(&key)
+            .with_detail(format!("n={offset}"))
+        })
+        .collect();
+    store.record_audits(&batch).await.unwrap();
+    let read: Vec<_> = store
+        .audit_events(&every_event())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.event)
+        .collect();
+    assert_eq!(read, batch, "the whole batch, in the order given");
+
+    // A second batch goes after the first, however its events' times compare.
+    let more: Vec<_> = (0..2)
+        .map(|offset| {
+            AuditEvent::new(
+                AuditKind::KeyRevoked,
+                add(t0(), secs(offset)),
+                &audit_source(),
+            )
+            .of_key(&key)
+        })
+        .collect();
+    store.record_audits(&more).await.unwrap();
+    let all = store.audit_events(&every_event()).await.unwrap();
+    assert_eq!(all.len(), 7);
+    assert!(all.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+    assert_eq!(all[5].event, more[0]);
+    assert_eq!(all[6].event, more[1]);
 }

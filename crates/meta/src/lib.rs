@@ -268,6 +268,9 @@ pub trait MetaStore: Outbox + RefusedUploads + Send + Sync + 'static {
 
     /// Appends one event to the audit log.
     async fn record_audit(&self, event: &AuditEvent) -> MetaResult<()>;
+    /// Appends `events` in the order given, in as few statements as it can (one commit for
+    /// many events is what lets the server's audit writer keep up under load).
+    async fn record_audits(&self, events: &[AuditEvent]) -> MetaResult<()>;
     /// Events matching `filter`, in the order they were written, at most `filter.limit`.
     async fn audit_events(&self, filter: &AuditFilter) -> MetaResult<Vec<AuditRecord>>;
     /// Deletes audit events from before `before`; returns how many.

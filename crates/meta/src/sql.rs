@@ -162,6 +162,12 @@ pub(crate) const PURGE_REQUESTS: &str = "DELETE FROM upload_requests WHERE expir
      AND (share_id IS NULL \
           OR NOT EXISTS (SELECT 1 FROM shares WHERE shares.id = upload_requests.share_id))";
 
+/// The head of a many-row [`INSERT_AUDIT`], for a query builder to add the rows to.
+pub(crate) const INSERT_AUDIT_ROWS: &str = "INSERT INTO audit_events \
+     (at, kind, owner_key, share_id, request_id, key_id, client, user_agent, detail) ";
+/// Rows of one many-row audit insert: 9 parameters each stays far below both databases'
+/// limits on parameters per statement.
+pub(crate) const AUDIT_ROWS_PER_INSERT: usize = 256;
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
      (at, kind, owner_key, share_id, request_id, key_id, client, user_agent, detail) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -697,6 +703,31 @@ macro_rules! impl_meta_store {
                 event: &once_domain::AuditEvent,
             ) -> $crate::MetaResult<()> {
                 Self::insert_audit_with(&self.pool, event).await
+            }
+
+            async fn record_audits(
+                &self,
+                events: &[once_domain::AuditEvent],
+            ) -> $crate::MetaResult<()> {
+                // One statement per batch, not a transaction of many: it commits or fails
+                // whole on its own, and leaves no transaction open on a connection when the
+                // disk is full.
+                for batch in events.chunks($crate::sql::AUDIT_ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new($crate::sql::INSERT_AUDIT_ROWS);
+                    insert.push_values(batch, |mut row, event| {
+                        row.push_bind($crate::rows::secs(event.at))
+                            .push_bind(event.kind.as_str())
+                            .push_bind(event.owner.as_ref().map(|key| key.as_str().to_owned()))
+                            .push_bind(event.share.as_ref().map(|id| id.as_str().to_owned()))
+                            .push_bind(event.request.as_ref().map(|id| id.as_str().to_owned()))
+                            .push_bind(event.key.as_ref().map(|key| key.as_str().to_owned()))
+                            .push_bind(event.client.clone())
+                            .push_bind(event.user_agent.clone())
+                            .push_bind(event.detail.clone());
+                    });
+                    insert.build().execute(&self.pool).await?;
+                }
+                Ok(())
             }
 
             async fn audit_events(

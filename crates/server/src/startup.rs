@@ -533,7 +533,11 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         "info,tower_http=warn,sqlx=warn",
         traces.as_ref(),
     );
-    let service = Arc::new(build_service(&config, Role::Serve).await?);
+    let service = Arc::new(
+        build_service(&config, Role::Serve)
+            .await?
+            .with_audit_writer(),
+    );
     if let Some(token) = &config.bootstrap_key {
         let token = ApiToken::parse(token)
             .map_err(|_| anyhow::anyhow!("ONCE_BOOTSTRAP_KEY must be KEYID.SECRET"))?;
@@ -686,6 +690,8 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(reaper) = reaper {
         reaper.abort();
     }
+    // The audit events of the last answers are written before the process goes.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), service.flush_audit()).await;
     if let Some(deliveries) = deliveries {
         // A delivery under way ends within its timeout; its lease keeps the event safe if
         // the process is gone before it can mark it.

@@ -152,6 +152,8 @@ pub struct Service {
     notifier: Option<Arc<crate::webhooks::Notifier>>,
     /// What is kept of refused uploads; None keeps nothing and records nothing.
     evidence: Option<evidence::EvidencePolicy>,
+    /// Writes audit events off the request path; None writes each one as it comes.
+    audit: Option<audit::AuditWriter>,
 }
 
 impl Service {
@@ -178,7 +180,15 @@ impl Service {
             quotas: settings.quotas,
             notifier: None,
             evidence: settings.evidence,
+            audit: None,
         }
+    }
+
+    /// Audit events of this service are written in batches by a task of their own (on the
+    /// current runtime), for a server; see [`Self::flush_audit`] before it exits.
+    pub fn with_audit_writer(mut self) -> Self {
+        self.audit = Some(audit::AuditWriter::start(self.meta.clone()));
+        self
     }
 
     /// Events of this service go to `notifier` (which delivers them from the outbox).
