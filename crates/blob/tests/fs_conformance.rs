@@ -114,8 +114,18 @@ async fn temp_file_reaches(temp: &std::path::Path, size: u64) {
     }
 }
 
-#[tokio::test]
-async fn upload_paused_past_the_grace_survives_a_stale_upload_sweep_and_completes() {
+/// Bytes after the first 11 of a paused upload: enough that the whole is larger than what
+/// the store gathers in memory (64 KiB), so it streams into a temporary file.
+fn second_half(len: usize) -> Vec<u8> {
+    let mut bytes = b" second half".to_vec();
+    bytes.resize(len, b'.');
+    bytes
+}
+
+async fn paused_upload_survives_a_stale_upload_sweep(
+    second: Vec<u8>,
+    temp_files_while_paused: usize,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         FsBlobStore::open(dir.path(), FsLimits::default())
@@ -125,39 +135,55 @@ async fn upload_paused_past_the_grace_survives_a_stale_upload_sweep_and_complete
     let key = BlobKey::generate();
     let (sender, body) = controlled_body();
     sender.send(Ok(Bytes::from_static(b"first half,"))).unwrap();
+    let size = 11 + second.len() as u64;
     let upload = tokio::spawn({
         let store = store.clone();
         let key = key.clone();
         async move {
             let limits = PutLimits {
-                expected_size: Some(23),
-                max_size: 23,
+                expected_size: Some(size),
+                max_size: size,
                 sha256: None,
             };
             store.put(&key, body, limits).await
         }
     });
     let temp = dir.path().join("tmp");
-    temp_file_reaches(&temp, 11).await;
+    if temp_files_while_paused == 1 {
+        temp_file_reaches(&temp, 11).await;
+    } else {
+        // A small upload gathers its bytes in memory: there is nothing on disk to sweep.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // A cutoff after the last write is what a pause longer than the grace looks like.
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     assert_eq!(store.remove_stale_uploads(later).await.unwrap(), 0);
-    assert_eq!(count_files(&temp), 1);
+    assert_eq!(count_files(&temp), temp_files_while_paused);
 
-    sender
-        .send(Ok(Bytes::from_static(b" second half")))
-        .unwrap();
+    sender.send(Ok(Bytes::from(second.clone()))).unwrap();
     drop(sender);
     let info = upload.await.unwrap().unwrap();
-    assert_eq!(info.size, 23);
+    assert_eq!(info.size, size);
     let mut read = store.open(&key, None, None).await.unwrap().body;
     let mut stored = Vec::new();
     while let Some(chunk) = read.next().await {
         stored.extend_from_slice(&chunk.unwrap());
     }
-    assert_eq!(stored, b"first half, second half");
+    let mut expected = b"first half,".to_vec();
+    expected.extend_from_slice(&second);
+    assert!(stored == expected, "the stored bytes differ");
     assert_eq!(count_files(&temp), 0);
+}
+
+#[tokio::test]
+async fn upload_paused_past_the_grace_survives_a_stale_upload_sweep_and_completes() {
+    paused_upload_survives_a_stale_upload_sweep(second_half(64 * 1024), 1).await;
+}
+
+#[tokio::test]
+async fn small_upload_paused_past_the_grace_leaves_nothing_to_sweep_and_completes() {
+    paused_upload_survives_a_stale_upload_sweep(second_half(12), 0).await;
 }
 
 fn undeclared() -> PutLimits {

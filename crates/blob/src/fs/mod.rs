@@ -53,6 +53,11 @@ impl Default for FsLimits {
 /// concurrent uploads and other programs use the same disk.
 const FREE_SPACE_CHECK_INTERVAL: u64 = 1 << 20;
 
+/// Blobs of a declared size up to this are gathered in memory and then written, synced and
+/// renamed into place by one blocking task, and read back by one: for a small file, each
+/// hand-off between the runtime and a blocking thread costs more than the I/O it carries.
+const SMALL_BLOB: u64 = 64 * 1024;
+
 pub struct FsBlobStore {
     blobs: PathBuf,
     temp: PathBuf,
@@ -113,13 +118,10 @@ impl FsBlobStore {
         if self.min_free_bytes == 0 {
             return Ok(());
         }
-        let temp = self.temp.clone();
-        let available = tokio::task::spawn_blocking(move || {
-            let stats = rustix::fs::statvfs(&temp).map_err(std::io::Error::from)?;
-            Ok::<_, std::io::Error>(stats.f_bavail.saturating_mul(stats.f_frsize))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+        // Called right on the runtime's thread: statvfs answers from counters the kernel
+        // keeps in memory, far quicker than handing it to a blocking thread and back.
+        let stats = rustix::fs::statvfs(&self.temp).map_err(std::io::Error::from)?;
+        let available = stats.f_bavail.saturating_mul(stats.f_frsize);
         if available < self.min_free_bytes.saturating_add(upcoming) {
             return Err(BlobError::StorageFull);
         }
@@ -174,6 +176,77 @@ impl FsBlobStore {
         file.flush().await?;
         file.sync_all().await?;
         Ok(info)
+    }
+}
+
+impl FsBlobStore {
+    /// [`BlobStore::put`] of a small blob of declared size: the same checks and the same
+    /// durable steps (write, fsync, rename, fsync the directory), with the bytes gathered
+    /// first and the file work done in one blocking task.
+    async fn put_small(
+        &self,
+        key: &BlobKey,
+        mut body: ByteStream,
+        limits: PutLimits,
+    ) -> BlobResult<BlobInfo> {
+        let mut verifier = Verifier::new(limits);
+        let limit = verifier.limit;
+        let reservation = self.pending.reserve(limit)?;
+        self.ensure_free(limit).await?;
+        let mut bytes = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BlobError::Interrupted)?;
+            verifier.take(&chunk)?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let info = verifier.finish()?;
+        let temp = self.temp_path(key);
+        let target = self.path_of(key);
+        let blobs = self.blobs.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut guard = TempFileGuard {
+                path: Some(temp.clone()),
+            };
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)?;
+            // As for streamed uploads: the sweep leaves a locked temporary file alone.
+            file.lock()?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temp, &target)?;
+            guard.disarm();
+            drop(file);
+            std::fs::File::open(&blobs)?.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        drop(reservation);
+        written?;
+        Ok(info)
+    }
+
+    /// The whole of a small blob, opened, measured and read in one blocking task; `None`
+    /// when it is larger than [`SMALL_BLOB`] (then it is streamed).
+    async fn read_small(&self, key: &BlobKey) -> BlobResult<Option<bytes::Bytes>> {
+        let path = self.path_of(key);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(path)?;
+            if file.metadata()?.len() > SMALL_BLOB {
+                return Ok(None);
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes)?;
+            Ok::<_, std::io::Error>(Some(bytes::Bytes::from(bytes)))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        match read {
+            Ok(bytes) => Ok(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
@@ -261,6 +334,9 @@ impl BlobStore for FsBlobStore {
         body: ByteStream,
         limits: PutLimits,
     ) -> BlobResult<BlobInfo> {
+        if limits.expected_size.is_some_and(|size| size <= SMALL_BLOB) {
+            return self.put_small(key, body, limits).await;
+        }
         let temp = self.temp_path(key);
         let mut file = create_locked(&temp).await?;
         let mut guard = TempFileGuard {
@@ -284,6 +360,18 @@ impl BlobStore for FsBlobStore {
         _version: Option<&str>,
         range: Option<RangeInclusive<u64>>,
     ) -> BlobResult<BlobRead> {
+        if range.is_none()
+            && let Some(bytes) = self.read_small(key).await?
+        {
+            let total_size = bytes.len() as u64;
+            return Ok(BlobRead {
+                total_size,
+                range: None,
+                body: Box::pin(futures::stream::iter(
+                    (!bytes.is_empty()).then_some(Ok(bytes)),
+                )),
+            });
+        }
         let mut file = match tokio::fs::File::open(self.path_of(key)).await {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
