@@ -484,17 +484,15 @@ async fn serve_plain_http(
     limits: ConnectionLimits,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<connections::Ended>> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| {
-            let hint = if address.port() < 1024 {
-                ": a port below 1024 needs root or CAP_NET_BIND_SERVICE (AmbientCapabilities= \
-                 in a systemd unit); or set http_bind to a port that port 80 is forwarded to"
-            } else {
-                ""
-            };
-            format!("cannot listen on {address} (http_bind){hint}")
-        })?;
+    let listener = listen(address).with_context(|| {
+        let hint = if address.port() < 1024 {
+            ": a port below 1024 needs root or CAP_NET_BIND_SERVICE (AmbientCapabilities= \
+                in a systemd unit); or set http_bind to a port that port 80 is forwarded to"
+        } else {
+            ""
+        };
+        format!("cannot listen on {address} (http_bind){hint}")
+    })?;
     let target = match config.public_url.as_ref() {
         Some(url) if url.scheme() == "https" => {
             http::plain::HttpsTarget::Origin(url.origin().ascii_serialization())
@@ -553,9 +551,7 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             );
             listener
         }
-        None => tokio::net::TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?,
+        None => listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?,
     };
     let local = listener.local_addr()?;
     let limits = ConnectionLimits {
@@ -703,6 +699,24 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections the kernel may hold for us before we accept them (it caps this at
+/// `net.core.somaxconn`, 4096 on current kernels). Tokio's default of 1,024 overflows when a
+/// link is posted somewhere busy and a thousand clients connect at once: the SYNs past the
+/// queue are dropped and those clients wait a whole second to try again.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `address`, as `TcpListener::bind` makes it (address reuse, so a
+/// restart need not wait for old connections) but with [`LISTEN_BACKLOG`].
+fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// `once reap`: one reaper pass, then exit.
