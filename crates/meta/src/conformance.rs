@@ -59,6 +59,7 @@ pub const CHECKS: &[&str] = &[
     "audit_events_are_filtered_by_owner_share_request_and_time",
     "old_audit_events_are_purged",
     "audit_events_written_in_batches_keep_their_order",
+    "a_plain_claim_takes_only_plain_shares",
 ];
 
 /// One test per check for a backend, so that the first failing check does not hide the rest:
@@ -113,6 +114,7 @@ macro_rules! conformance_tests {
             audit_events_are_filtered_by_owner_share_request_and_time,
             old_audit_events_are_purged,
             audit_events_written_in_batches_keep_their_order,
+            a_plain_claim_takes_only_plain_shares,
         );
     };
     (@tests $open:path; $($check:ident),* $(,)?) => {
@@ -225,6 +227,9 @@ pub async fn run(check: &str, shared: Arc<dyn MetaStore>) {
         "old_audit_events_are_purged" => old_audit_events_are_purged(store).await,
         "audit_events_written_in_batches_keep_their_order" => {
             audit_events_written_in_batches_keep_their_order(store).await
+        }
+        "a_plain_claim_takes_only_plain_shares" => {
+            a_plain_claim_takes_only_plain_shares(store).await
         }
         other => panic!("unknown conformance check {other}"),
     }
@@ -1955,4 +1960,61 @@ async fn audit_events_written_in_batches_keep_their_order(store: &dyn MetaStore)
     assert!(all.windows(2).all(|pair| pair[0].seq < pair[1].seq));
     assert_eq!(all[5].event, more[0]);
     assert_eq!(all[6].event, more[1]);
+}
+
+async fn a_plain_claim_takes_only_plain_shares(store: &dyn MetaStore) {
+    let lease = add(t0(), secs(60));
+    let (owner, _) = stored_key("owner");
+    let spec = ShareSpec {
+        size: Some(5),
+        encryption: Some(sample_encryption(false)),
+        ..ShareSpec::default()
+    };
+    let encrypted = SharePolicy::default()
+        .new_share(&spec, Some(owner.id.clone()), t0())
+        .unwrap();
+    store.insert_share(&encrypted).await.unwrap();
+    let encrypted = publish_stored(store, &encrypted.id).await;
+    assert_eq!(
+        store
+            .claim_plain_share(&encrypted.id, t0(), lease)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_share(&encrypted.id).await.unwrap(),
+        Some(encrypted.clone()),
+        "a refused plain claim changes nothing"
+    );
+
+    let plain = ready_share(store, 2).await;
+    let claimed = store
+        .claim_plain_share(&plain.id, t0(), lease)
+        .await
+        .unwrap()
+        .expect("a plain share is claimed");
+    assert_eq!(claimed.downloads_left, 1);
+    assert_eq!(claimed.lease_until, Some(lease));
+    // The same rules as any claim: none past the last download or the expiry.
+    store
+        .claim_plain_share(&plain.id, t0(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_plain_share(&plain.id, t0(), lease)
+            .await
+            .unwrap(),
+        None
+    );
+    let other = ready_share(store, 1).await;
+    assert_eq!(
+        store
+            .claim_plain_share(&other.id, other.expires_at, lease)
+            .await
+            .unwrap(),
+        None
+    );
 }

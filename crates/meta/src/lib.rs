@@ -197,6 +197,15 @@ pub trait MetaStore: Outbox + RefusedUploads + Send + Sync + 'static {
         now: Instant,
         lease_until: Instant,
     ) -> MetaResult<Option<Share>>;
+    /// [`Self::claim_share`] of a share that is not encrypted end to end; an encrypted one
+    /// is left as it was (None). Lets a download tool's claim be one write instead of a read
+    /// (is it encrypted?) and then a write.
+    async fn claim_plain_share(
+        &self,
+        id: &ShareId,
+        now: Instant,
+        lease_until: Instant,
+    ) -> MetaResult<Option<Share>>;
     /// Revokes a pending or ready share owned by `owner`. False if there was nothing to revoke.
     async fn revoke_share(&self, id: &ShareId, owner: &KeyId) -> MetaResult<bool>;
 

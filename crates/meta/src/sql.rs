@@ -74,11 +74,19 @@ pub(crate) const PUBLISH_SESSION_SHARE: &str =
 /// The claim. The lease only grows: `CASE` rather than SQLite's `MAX` or PostgreSQL's
 /// `GREATEST`, which the other engine lacks. Under READ COMMITTED a claim that waits for a
 /// concurrent one re-checks `downloads_left > 0` on the committed row.
-pub(crate) const CLAIM_SHARE: &str = concat!(
-    "UPDATE shares SET downloads_left = downloads_left - 1, \
-     lease_until = CASE WHEN COALESCE(lease_until, 0) > $1 THEN lease_until ELSE $1 END \
-     WHERE id = $2 AND state = 'ready' AND downloads_left > 0 AND expires_at > $3 \
-     RETURNING ",
+/// The claim's conditional write, before what it returns.
+macro_rules! claim_share_update {
+    () => {
+        "UPDATE shares SET downloads_left = downloads_left - 1, \
+         lease_until = CASE WHEN COALESCE(lease_until, 0) > $1 THEN lease_until ELSE $1 END \
+         WHERE id = $2 AND state = 'ready' AND downloads_left > 0 AND expires_at > $3"
+    };
+}
+pub(crate) const CLAIM_SHARE: &str =
+    concat!(claim_share_update!(), " RETURNING ", share_columns!());
+pub(crate) const CLAIM_PLAIN_SHARE: &str = concat!(
+    claim_share_update!(),
+    " AND encryption IS NULL RETURNING ",
     share_columns!()
 );
 pub(crate) const REVOKE_SHARE: &str = "UPDATE shares SET state = 'revoked' \
@@ -257,6 +265,29 @@ macro_rules! impl_meta_store {
                     .execute(executor)
                     .await?;
                 Ok(())
+            }
+
+            /// `statement` ([`CLAIM_SHARE`](crate::sql::CLAIM_SHARE) or
+            /// [`CLAIM_PLAIN_SHARE`](crate::sql::CLAIM_PLAIN_SHARE)): the share after the
+            /// claim, or None if it claimed nothing.
+            async fn claim_with(
+                statement: &'static str,
+                pool: &sqlx::Pool<$db>,
+                id: &once_domain::ShareId,
+                now: once_domain::Instant,
+                lease_until: once_domain::Instant,
+            ) -> $crate::MetaResult<Option<once_domain::Share>> {
+                use $crate::rows::{secs, share_from_row, written_row};
+                let claimed = sqlx::query(statement)
+                    .bind(secs(lease_until))
+                    .bind(id.as_str())
+                    .bind(secs(now))
+                    .fetch_all(pool)
+                    .await?;
+                written_row(claimed)?
+                    .as_ref()
+                    .map(share_from_row)
+                    .transpose()
             }
 
             async fn insert_audit_with<'e, E>(
@@ -455,17 +486,23 @@ macro_rules! impl_meta_store {
                 now: once_domain::Instant,
                 lease_until: once_domain::Instant,
             ) -> $crate::MetaResult<Option<once_domain::Share>> {
-                use $crate::rows::{secs, share_from_row, written_row};
-                let claimed = sqlx::query($crate::sql::CLAIM_SHARE)
-                    .bind(secs(lease_until))
-                    .bind(id.as_str())
-                    .bind(secs(now))
-                    .fetch_all(&self.pool)
-                    .await?;
-                written_row(claimed)?
-                    .as_ref()
-                    .map(share_from_row)
-                    .transpose()
+                Self::claim_with($crate::sql::CLAIM_SHARE, &self.pool, id, now, lease_until).await
+            }
+
+            async fn claim_plain_share(
+                &self,
+                id: &once_domain::ShareId,
+                now: once_domain::Instant,
+                lease_until: once_domain::Instant,
+            ) -> $crate::MetaResult<Option<once_domain::Share>> {
+                Self::claim_with(
+                    $crate::sql::CLAIM_PLAIN_SHARE,
+                    &self.pool,
+                    id,
+                    now,
+                    lease_until,
+                )
+                .await
             }
 
             async fn revoke_share(

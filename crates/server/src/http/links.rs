@@ -142,7 +142,7 @@ pub async fn claim(
     origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    claim_share(&app, &id, None, &origin, &headers).await
+    claim_share(&app, &id, ClaimBy::Page, &origin, &headers).await
 }
 
 /// The claim at a share link with a file name after it: the same as without it.
@@ -163,7 +163,7 @@ pub async fn claim_named(
     origin: Origin,
     headers: HeaderMap,
 ) -> Response {
-    claim_share(&app, &id, None, &origin, &headers).await
+    claim_share(&app, &id, ClaimBy::Page, &origin, &headers).await
 }
 
 async fn open_share(
@@ -209,18 +209,16 @@ async fn open_share(
 
 /// A plain `GET` by a download tool: the claim, unless the share is encrypted end to end.
 async fn download(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap) -> Response {
-    let current = match ShareId::parse(id) {
-        Ok(id) => app.service.peek(&id).await.ok(),
-        Err(_) => None,
-    };
-    let encrypted = current.as_ref().is_some_and(|share| {
-        share.encryption.is_some() && share.claim_refusal(once_domain::now()).is_none()
-    });
-    if encrypted {
-        return encrypted_link(app, id, origin, headers);
-    }
-    // The share just read goes with the claim, which then need not read it again.
-    claim_share(app, id, current, origin, headers).await
+    claim_share(app, id, ClaimBy::DownloadTool, origin, headers).await
+}
+
+/// Who claims: page script or the CLI (which can prove an encrypted share's key), or a
+/// download tool (which cannot: an encrypted share is answered `406 encrypted_link` and left
+/// claimable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClaimBy {
+    Page,
+    DownloadTool,
 }
 
 /// `406 encrypted_link`: JSON for clients that ask for it, otherwise the short text a person
@@ -249,11 +247,10 @@ fn encrypted_link(app: &AppState, id: &str, origin: &Origin, headers: &HeaderMap
     response
 }
 
-/// The claim; `current` is the share as the caller just read it, if it did.
 async fn claim_share(
     app: &AppState,
     id: &str,
-    current: Option<once_domain::Share>,
+    by: ClaimBy,
     origin: &Origin,
     headers: &HeaderMap,
 ) -> Response {
@@ -265,18 +262,12 @@ async fn claim_share(
     };
     let proof = header_text(headers, once_api::headers::PROOF);
     let source = super::audit::source(origin, headers, None);
-    match app
-        .service
-        .claim(
-            &id,
-            current,
-            proof,
-            &app.base_url(origin),
-            once_domain::now(),
-            &source,
-        )
-        .await
-    {
+    let (base, now) = (app.base_url(origin), once_domain::now());
+    let claimed = match by {
+        ClaimBy::Page => app.service.claim(&id, proof, &base, now, &source).await,
+        ClaimBy::DownloadTool => app.service.claim_plain(&id, &base, now, &source).await,
+    };
+    match claimed {
         Ok(claim) => {
             tracing::info!(share = %claim.share.id.log_label(), downloads_left = claim.share.downloads_left, "share claimed");
             if as_data {
@@ -307,6 +298,9 @@ async fn claim_share(
                 headers.insert(once_api::headers::SHA256, value);
             }
             response
+        }
+        Err(crate::service::ServiceError::Rejected(DomainError::EncryptedLink)) => {
+            encrypted_link(app, id.as_str(), origin, headers)
         }
         Err(error) => refusal(app, headers, error.into(), html),
     }

@@ -447,19 +447,14 @@ impl Service {
     pub async fn claim(
         &self,
         id: &ShareId,
-        current: Option<Share>,
         proof: Option<&str>,
         base: &str,
         now: Instant,
         source: &AuditSource,
     ) -> ServiceResult<Claim> {
-        // The encryption of a share never changes once it is made, so this read (or the
-        // caller's, as `current`) decides nothing that the claim's conditional write below
-        // must decide.
-        let current = match current {
-            Some(share) if share.id == *id => share,
-            _ => self.peek(id).await?,
-        };
+        // The encryption of a share never changes once it is made, so this read decides
+        // nothing that the claim's conditional write below must decide.
+        let current = self.peek(id).await?;
         if let Some(encryption) = &current.encryption
             && current.claim_refusal(now).is_none()
             && let Err(refusal) = encryption.verify_proof(&self.challenges, id.as_str(), proof, now)
@@ -470,9 +465,57 @@ impl Service {
             return Err(refusal.into());
         }
         let lease_until = add(now, self.claim_lease);
-        let Some(share) = self.meta.claim_share(id, now, lease_until).await? else {
-            metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);
+        let claimed = self.meta.claim_share(id, now, lease_until).await?;
+        self.claim_outcome(id, claimed, None, base, lease_until, now, source)
+            .await
+    }
+
+    /// The claim of a download tool (curl, wget), which cannot prove an encrypted share's
+    /// key: one write that claims only a plain share. An encrypted share that could be
+    /// claimed is refused with `encrypted_link` and left as it was, unrecorded (nobody has
+    /// tried to claim it with a key yet).
+    #[tracing::instrument(name = "claim", skip_all)]
+    pub async fn claim_plain(
+        &self,
+        id: &ShareId,
+        base: &str,
+        now: Instant,
+        source: &AuditSource,
+    ) -> ServiceResult<Claim> {
+        let lease_until = add(now, self.claim_lease);
+        let claimed = self.meta.claim_plain_share(id, now, lease_until).await?;
+        let mut refused = None;
+        if claimed.is_none() {
             let share = self.peek(id).await?;
+            if share.encryption.is_some() && share.claim_refusal(now).is_none() {
+                return Err(DomainError::EncryptedLink.into());
+            }
+            refused = Some(share);
+        }
+        self.claim_outcome(id, claimed, refused, base, lease_until, now, source)
+            .await
+    }
+
+    /// What a claim's write decided: the download URL of the `claimed` share, with its
+    /// events, or the refusal of a share that could not be claimed (`refused`, if the
+    /// caller has just read it).
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_outcome(
+        &self,
+        id: &ShareId,
+        claimed: Option<Share>,
+        refused: Option<Share>,
+        base: &str,
+        lease_until: Instant,
+        now: Instant,
+        source: &AuditSource,
+    ) -> ServiceResult<Claim> {
+        let Some(share) = claimed else {
+            metrics::counter!("once_claims_total", "outcome" => "refused").increment(1);
+            let share = match refused {
+                Some(share) => share,
+                None => self.peek(id).await?,
+            };
             let refusal = share
                 .claim_refusal(now)
                 .unwrap_or(DomainError::ShareConsumed);
