@@ -132,7 +132,7 @@ macro_rules! impl_refused_uploads {
                     .bind(upload.sha256.as_deref())
                     .bind(i64::from(upload.truncated))
                     .bind(upload.blob_key.as_ref().map(once_domain::BlobKey::as_str))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(())
             }
@@ -175,7 +175,7 @@ macro_rules! impl_refused_uploads {
             ) -> $crate::MetaResult<u64> {
                 Ok(sqlx::query($crate::evidence::PURGE)
                     .bind($crate::rows::secs(before))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?
                     .rows_affected())
             }

@@ -116,7 +116,7 @@ macro_rules! impl_outbox {
                     .bind(&event.kind)
                     .bind(&event.payload)
                     .bind($crate::rows::secs(event.created_at))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(())
             }
@@ -133,7 +133,7 @@ macro_rules! impl_outbox {
                         .bind(secs(lease_until))
                         .bind(secs(now))
                         .bind(i64::from(limit))
-                        .fetch_all(self.writer())
+                        .fetch_all(&self.pool)
                         .await?;
                 let mut events = rows
                     .into_iter()
@@ -161,7 +161,7 @@ macro_rules! impl_outbox {
                 let result = sqlx::query($crate::outbox::DELIVERED_STATEMENT)
                     .bind(id)
                     .bind($crate::rows::secs(now))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -181,7 +181,7 @@ macro_rules! impl_outbox {
                     .bind(id)
                     .bind($crate::rows::secs(at))
                     .bind(error)
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(())
             }
@@ -202,7 +202,7 @@ macro_rules! impl_outbox {
             async fn purge_events(&self, before: once_domain::Instant) -> $crate::MetaResult<u64> {
                 Ok(sqlx::query($crate::outbox::PURGE_STATEMENT)
                     .bind($crate::rows::secs(before))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?
                     .rows_affected())
             }

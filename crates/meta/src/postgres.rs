@@ -30,12 +30,6 @@ pub struct PostgresMetaStore {
 }
 
 impl PostgresMetaStore {
-    /// Where writes go: the one pool (PostgreSQL takes concurrent writers; its row locks
-    /// decide between them).
-    fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Connects to a `postgres://` or `postgresql://` URL and applies pending migrations.
     pub async fn open(url: &str) -> MetaResult<Self> {
         let pool = connect(url).await?;

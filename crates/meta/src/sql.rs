@@ -348,7 +348,7 @@ macro_rules! impl_meta_store {
                     .bind(&key.sealed_secret)
                     .bind(secs(key.record.created_at))
                     .bind(key.record.revoked_at.map(secs))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 if result.rows_affected() == 0 {
                     return Err($crate::MetaError::KeyExists);
@@ -386,7 +386,7 @@ macro_rules! impl_meta_store {
                 let result = sqlx::query($crate::sql::REVOKE_KEY)
                     .bind($crate::rows::secs(now))
                     .bind(id.as_str())
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -401,13 +401,13 @@ macro_rules! impl_meta_store {
                     .bind(key.as_str())
                     .bind(signature)
                     .bind($crate::rows::secs(keep_until))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
             }
 
             async fn insert_share(&self, share: &once_domain::Share) -> $crate::MetaResult<()> {
-                Self::insert_share_with(self.writer(), share).await
+                Self::insert_share_with(&self.pool, share).await
             }
 
             async fn get_share(
@@ -442,7 +442,7 @@ macro_rules! impl_meta_store {
             ) -> $crate::MetaResult<()> {
                 sqlx::query($crate::sql::COUNT_UPLOAD_ATTEMPT)
                     .bind(id.as_str())
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(())
             }
@@ -450,7 +450,7 @@ macro_rules! impl_meta_store {
             async fn count_preview(&self, id: &once_domain::ShareId) -> $crate::MetaResult<()> {
                 sqlx::query($crate::sql::COUNT_PREVIEW)
                     .bind(id.as_str())
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(())
             }
@@ -463,7 +463,7 @@ macro_rules! impl_meta_store {
             ) -> $crate::MetaResult<$crate::PublishOutcome> {
                 use $crate::rows::{share_from_row, written_row};
                 let published = Self::publish_query($crate::sql::PUBLISH_SHARE, id, upload, now)
-                    .fetch_all(self.writer())
+                    .fetch_all(&self.pool)
                     .await?;
                 if let Some(row) = written_row(published)? {
                     return Ok($crate::PublishOutcome::Published(Box::new(share_from_row(
@@ -486,14 +486,7 @@ macro_rules! impl_meta_store {
                 now: once_domain::Instant,
                 lease_until: once_domain::Instant,
             ) -> $crate::MetaResult<Option<once_domain::Share>> {
-                Self::claim_with(
-                    $crate::sql::CLAIM_SHARE,
-                    self.writer(),
-                    id,
-                    now,
-                    lease_until,
-                )
-                .await
+                Self::claim_with($crate::sql::CLAIM_SHARE, &self.pool, id, now, lease_until).await
             }
 
             async fn claim_plain_share(
@@ -504,7 +497,7 @@ macro_rules! impl_meta_store {
             ) -> $crate::MetaResult<Option<once_domain::Share>> {
                 Self::claim_with(
                     $crate::sql::CLAIM_PLAIN_SHARE,
-                    self.writer(),
+                    &self.pool,
                     id,
                     now,
                     lease_until,
@@ -520,7 +513,7 @@ macro_rules! impl_meta_store {
                 let result = sqlx::query($crate::sql::REVOKE_SHARE)
                     .bind(id.as_str())
                     .bind(owner.as_str())
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -549,7 +542,7 @@ macro_rules! impl_meta_store {
                             .map(once_domain::RequesterName::as_str),
                     )
                     .bind(i64::from(request.encrypted))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(())
             }
@@ -611,7 +604,7 @@ macro_rules! impl_meta_store {
                 started_at: once_domain::Instant,
             ) -> $crate::MetaResult<$crate::FulfilOutcome> {
                 use $crate::rows::secs;
-                let mut transaction = self.writer().begin().await?;
+                let mut transaction = self.pool.begin().await?;
                 let claimed = sqlx::query($crate::sql::FULFIL_REQUEST)
                     .bind(share.id.as_str())
                     .bind(share.published_at.map(secs))
@@ -641,7 +634,7 @@ macro_rules! impl_meta_store {
                 now: once_domain::Instant,
             ) -> $crate::MetaResult<$crate::FulfilOutcome> {
                 use $crate::rows::{secs, share_from_row, written_row};
-                let mut transaction = self.writer().begin().await?;
+                let mut transaction = self.pool.begin().await?;
                 let claimed = sqlx::query($crate::sql::FULFIL_REQUEST)
                     .bind(share.as_str())
                     .bind(secs(now))
@@ -722,7 +715,7 @@ macro_rules! impl_meta_store {
             ) -> $crate::MetaResult<u32> {
                 let counted: Vec<i64> = sqlx::query_scalar($crate::sql::COUNT_REFUSED_UPLOAD)
                     .bind(request.as_str())
-                    .fetch_all(self.writer())
+                    .fetch_all(&self.pool)
                     .await?;
                 $crate::rows::written_row(counted)?.map_or(Ok(0), |count| {
                     $crate::rows::to_u32(count, "refused_uploads")
@@ -746,7 +739,7 @@ macro_rules! impl_meta_store {
                 &self,
                 event: &once_domain::AuditEvent,
             ) -> $crate::MetaResult<()> {
-                Self::insert_audit_with(self.writer(), event).await
+                Self::insert_audit_with(&self.pool, event).await
             }
 
             async fn record_audits(
@@ -769,7 +762,7 @@ macro_rules! impl_meta_store {
                             .push_bind(event.user_agent.clone())
                             .push_bind(event.detail.clone());
                     });
-                    insert.build().execute(self.writer()).await?;
+                    insert.build().execute(&self.pool).await?;
                 }
                 Ok(())
             }
@@ -795,7 +788,7 @@ macro_rules! impl_meta_store {
             async fn purge_audit(&self, before: once_domain::Instant) -> $crate::MetaResult<u64> {
                 Ok(sqlx::query($crate::sql::PURGE_AUDIT)
                     .bind($crate::rows::secs(before))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?
                     .rows_affected())
             }
@@ -813,7 +806,7 @@ macro_rules! impl_meta_store {
                     .bind(secs(now))
                     .bind(i64::from(limit))
                     .bind(secs(abandoned_before))
-                    .fetch_all(self.writer())
+                    .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
                     .map($crate::rows::reap_candidate_from_row)
@@ -828,7 +821,7 @@ macro_rules! impl_meta_store {
                 let result = sqlx::query($crate::sql::MARK_GONE)
                     .bind(id.as_str())
                     .bind(blob_key.map(once_domain::BlobKey::as_str))
-                    .execute(self.writer())
+                    .execute(&self.pool)
                     .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -858,7 +851,7 @@ macro_rules! impl_meta_store {
                 ] {
                     removed += sqlx::query(statement)
                         .bind(secs(until))
-                        .execute(self.writer())
+                        .execute(&self.pool)
                         .await?
                         .rows_affected();
                 }

@@ -25,13 +25,7 @@ const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct SqliteMetaStore {
-    /// Reads, on up to 8 connections (WAL readers never wait for the writer).
     pool: SqlitePool,
-    /// Writes, on one connection: SQLite takes one writer at a time, and a second connection
-    /// that tries meanwhile gets SQLITE_BUSY and sleeps in SQLite's busy handler (1, 2, 5,
-    /// 10 … ms), which under a few concurrent claims was most of their latency. Waiting for
-    /// this pool's one connection is a queue instead, served in order, with nothing slept.
-    writer: SqlitePool,
     /// One connection of its own for the readiness probe, with a short busy timeout, so the
     /// probe neither waits behind the store's long one nor takes a connection from its work.
     probe: SqlitePool,
@@ -147,11 +141,6 @@ impl SqliteMetaStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone().create_if_missing(false))
-            .await?;
         let opened = FileIdentity::of(options.get_filename());
         let probe = SqlitePoolOptions::new()
             .max_connections(1)
@@ -170,7 +159,6 @@ impl SqliteMetaStore {
         let checkpoints = tokio::spawn(checkpoint_regularly(checkpointer));
         Ok(Self {
             pool,
-            writer,
             probe,
             opened,
             checkpoints,
@@ -198,11 +186,6 @@ async fn checkpoint_regularly(connection: SqlitePool) {
 }
 
 impl SqliteMetaStore {
-    /// Where writes go (see the field).
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-
     /// The readiness probe (see [`MetaStore::ping`]): the file is still the one opened, and
     /// the probe's write commits on the probe's own connection.
     async fn ready(&self) -> MetaResult<()> {
