@@ -5,7 +5,7 @@
 //! (docs/security.md#the-audit-log says why a claim and its events are not one transaction).
 //!
 //! A serving instance hands its events to an [`AuditWriter`], which writes whatever has
-//! queued up in one transaction, off the request path: under load one commit carries many
+//! queued up in one statement, off the request path: under load one commit carries many
 //! events instead of each answer waiting for its own. Reading the log first waits for the
 //! events queued so far, so a key always sees what it just did. Commands that run once
 //! (`once reap`, key administration) have no writer and write each event before going on.
@@ -25,7 +25,7 @@ const AUDIT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// Events waiting for the writer; past this, recording waits (up to the timeout above).
 const AUDIT_QUEUE: usize = 4096;
 
-/// Most events in one transaction.
+/// Most events in one write.
 const AUDIT_BATCH: usize = 256;
 
 enum Queued {
