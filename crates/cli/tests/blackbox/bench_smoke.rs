@@ -42,7 +42,10 @@ async fn bench_smoke_once_cycles_in_both_connection_modes() {
             "{connection:?}: {report:?}"
         );
         assert_eq!(report.statuses.get("303"), Some(&20), "{report:?}");
-        assert_eq!(report.statuses.get("200"), Some(&20), "{report:?}");
+        // Every download is a 200 (checked byte for byte, or it would be an error); on S3 the
+        // bucket's answer to the upload and the completion are 200s too.
+        let ok = report.statuses.get("200").copied().unwrap_or(0);
+        assert!(ok == 20 || ok == 60, "{report:?}");
         match connection {
             // Four requests a cycle on the server alone (S3 adds the bucket and the complete).
             ConnectionMode::New => assert!(report.connections >= 80, "{report:?}"),
