@@ -19,11 +19,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// statements wait up to 30 s).
 const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How often the store's own task copies the write-ahead log into the database file.
-/// SQLite would otherwise do it itself every 1,000 pages, inside whichever commit crossed
-/// the mark, and that commit (a claim, say) would wait for the copy and its fsync.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
-
 pub struct SqliteMetaStore {
     pool: SqlitePool,
     /// One connection of its own for the readiness probe, with a short busy timeout, so the
@@ -32,14 +27,6 @@ pub struct SqliteMetaStore {
     /// The database file as opened; the probe fails once the path names another file (or
     /// none): the running process would keep writing into a file nobody will open again.
     opened: Option<FileIdentity>,
-    /// The task that checkpoints the write-ahead log; it stops with the store.
-    checkpoints: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SqliteMetaStore {
-    fn drop(&mut self) {
-        self.checkpoints.abort();
-    }
 }
 
 /// A file's device and inode, which change when the file is deleted or replaced.
@@ -90,16 +77,13 @@ fn file_options(path: &Path) -> SqliteConnectOptions {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
-        // Checkpoints are the store's own task's (see CHECKPOINT_INTERVAL).
-        .pragma("wal_autocheckpoint", "0")
 }
 
 fn url_options(url: &str) -> MetaResult<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
-        .pragma("wal_autocheckpoint", "0"))
+        .busy_timeout(Duration::from_secs(30)))
 }
 
 impl SqliteMetaStore {
@@ -148,40 +132,14 @@ impl SqliteMetaStore {
             // A deleted database must not come back empty through the probe's connection.
             .connect_lazy_with(
                 options
-                    .clone()
                     .create_if_missing(false)
                     .busy_timeout(PROBE_BUSY_TIMEOUT),
             );
-        // A connection of its own, so a checkpoint never waits for one of the store's.
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(options.create_if_missing(false));
-        let checkpoints = tokio::spawn(checkpoint_regularly(checkpointer));
         Ok(Self {
             pool,
             probe,
             opened,
-            checkpoints,
         })
-    }
-}
-
-/// Copies committed pages from the write-ahead log into the database file every
-/// [`CHECKPOINT_INTERVAL`], off the path of every request. PASSIVE: it copies what no reader
-/// still needs and never waits for a lock, so it cannot hold up a commit; the log is reused
-/// from its start once a checkpoint caught up with it. A failed checkpoint (a full disk) is
-/// tried again next time; commits still land in the log meanwhile.
-async fn checkpoint_regularly(connection: SqlitePool) {
-    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&connection)
-            .await
-        {
-            tracing::debug!(%error, "write-ahead log checkpoint failed; trying again later");
-        }
     }
 }
 
